@@ -1,0 +1,69 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "flotilla",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "flotilla", targets: ["flotilla"]),
+        .library(name: "VSphere", targets: ["VSphere"]),
+        .library(name: "RemoteShell", targets: ["RemoteShell"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/vapor/vapor.git", from: "4.122.3"),
+        .package(url: "https://github.com/vapor/fluent.git", from: "4.13.0"),
+        .package(url: "https://github.com/vapor/fluent-sqlite-driver.git", from: "4.9.0"),
+        .package(url: "https://github.com/vapor/fluent-postgres-driver.git", from: "2.14.0"),
+        .package(url: "https://github.com/vapor/leaf.git", from: "4.5.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssh.git", from: "0.15.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        // vSphere SOAP client: no web framework inside.
+        .target(
+            name: "VSphere",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // SSH client for in-guest work: no web framework inside.
+        .target(
+            name: "RemoteShell",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSH", package: "swift-nio-ssh"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The web application: composes the libraries behind Vapor, Fluent and Leaf.
+        .target(
+            name: "App",
+            dependencies: [
+                "VSphere",
+                "RemoteShell",
+                .product(name: "Vapor", package: "vapor"),
+                .product(name: "Fluent", package: "fluent"),
+                .product(name: "FluentSQLiteDriver", package: "fluent-sqlite-driver"),
+                .product(name: "FluentPostgresDriver", package: "fluent-postgres-driver"),
+                .product(name: "Leaf", package: "leaf"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .executableTarget(name: "flotilla", dependencies: ["App"]),
+        .testTarget(
+            name: "AppTests",
+            dependencies: ["App", .product(name: "XCTVapor", package: "vapor")]
+        ),
+        .testTarget(name: "VSphereTests", dependencies: ["VSphere"]),
+        .testTarget(name: "RemoteShellTests", dependencies: ["RemoteShell"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

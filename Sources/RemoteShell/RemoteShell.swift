@@ -1,0 +1,2 @@
+/// An SSH client for work inside guests.
+public enum RemoteShell {}

@@ -1,0 +1,2 @@
+/// A client for the VMware vSphere SOAP API.
+public enum VSphere {}
