@@ -43,12 +43,25 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Simulated guests for vcsim VMs: network/PID/UTS namespaces with sshd, driven by vSphere state.
+        .target(
+            name: "Lab",
+            dependencies: [
+                "VSphere",
+                "RemoteShell",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // The web application: composes the libraries behind Vapor, Fluent and Leaf.
         .target(
             name: "App",
             dependencies: [
                 "VSphere",
                 "RemoteShell",
+                "Lab",
                 .product(name: "Vapor", package: "vapor"),
                 .product(name: "Fluent", package: "fluent"),
                 .product(name: "FluentSQLiteDriver", package: "fluent-sqlite-driver"),
@@ -58,12 +71,16 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "flotilla", dependencies: ["App"]),
+        // Release-build benchmarks of the libraries (see scripts/bench-*).
+        .executableTarget(name: "vsphere-bench", dependencies: ["VSphere"], path: "Sources/VSphereBench"),
+        .executableTarget(name: "remoteshell-bench", dependencies: ["RemoteShell"], path: "Sources/RemoteShellBench"),
         .testTarget(
             name: "AppTests",
             dependencies: ["App", .product(name: "XCTVapor", package: "vapor")]
         ),
         .testTarget(name: "VSphereTests", dependencies: ["VSphere"]),
         .testTarget(name: "RemoteShellTests", dependencies: ["RemoteShell"]),
+        .testTarget(name: "LabTests", dependencies: ["Lab", "VSphere", "RemoteShell"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,2 @@
+/// Simulated guests for the VMs of a vSphere simulator.
+public enum Lab {}

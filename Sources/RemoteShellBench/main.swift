@@ -1,0 +1,1 @@
+print("remoteshell-bench: not yet written")

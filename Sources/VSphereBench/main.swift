@@ -1,0 +1,1 @@
+print("vsphere-bench: not yet written")
