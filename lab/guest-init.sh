@@ -1,0 +1,186 @@
+#!/bin/sh
+# The "init" of one lab guest.
+#
+# Stage "boot" runs as PID 1 of a fresh PID namespace, inside the guest's network, UTS and
+# mount namespaces (lab-host.sh starts it through `ip netns exec ... unshare`). It builds the
+# guest's root — an overlay whose lower layer is the machine's / and whose upper layer is the
+# guest's own directory — with a private /proc, /sys, /dev, /run and /tmp, pivots into it,
+# drops the capabilities that would let root reach the machine (mount, modules, devices),
+# and continues as stage "run" inside the guest: network through ifupdown, sshd, the role's
+# services, /etc/rc.local, then reaps orphans until it is killed (power off).
+#
+# Usage: guest-init.sh boot STATE_DIR
+#   STATE_DIR holds upper/ and work/ (the overlay), root/ (the mount point) and seed/
+#   (hostname, interfaces, resolv.conf, role, and optionally root.hash, authorized_keys),
+#   written by the lab supervisor and copied into the guest on its first boot.
+set -eu
+
+lab_lib=/usr/local/lib/flotilla-lab
+
+log() { printf '%s guest-init: %s\n' "$(date -u +%H:%M:%S.%N | cut -c1-12)" "$*"; }
+
+# Device nodes a Linux userland expects; nothing that reaches the machine's disks.
+make_dev() {
+  dev=$1
+  mount -t tmpfs -o mode=0755,nosuid,size=64k tmpfs "$dev"
+  mknod -m 666 "$dev/null" c 1 3
+  mknod -m 666 "$dev/zero" c 1 5
+  mknod -m 666 "$dev/full" c 1 7
+  mknod -m 666 "$dev/random" c 1 8
+  mknod -m 666 "$dev/urandom" c 1 9
+  mknod -m 666 "$dev/tty" c 5 0
+  mkdir -m 755 "$dev/pts" "$dev/shm"
+  mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts "$dev/pts"
+  ln -s pts/ptmx "$dev/ptmx"
+  mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$dev/shm"
+  ln -s /proc/self/fd "$dev/fd"
+  ln -s /proc/self/fd/0 "$dev/stdin"
+  ln -s /proc/self/fd/1 "$dev/stdout"
+  ln -s /proc/self/fd/2 "$dev/stderr"
+}
+
+# Sets root's password hash in the guest's own /etc/shadow (the copy in the upper layer).
+set_root_hash() {
+  shadow=$1 hash=$2
+  awk -F: -v OFS=: -v hash="$hash" '$1 == "root" { $2 = hash } { print }' "$shadow" > "$shadow.new"
+  chmod 640 "$shadow.new"
+  chown root:shadow "$shadow.new" 2>/dev/null || true
+  mv "$shadow.new" "$shadow"
+}
+
+# First boot of this guest: what cloud-init would do from the VMware guestinfo metadata.
+first_boot() {
+  root=$1 seed=$2
+  mkdir -p "$root/etc/flotilla-lab" "$root/etc/network" "$root/root/.ssh"
+  cp "$seed/hostname" "$root/etc/hostname"
+  cp "$seed/interfaces" "$root/etc/network/interfaces"
+  rm -f "$root/etc/resolv.conf"
+  cp "$seed/resolv.conf" "$root/etc/resolv.conf"
+  cp "$seed/role" "$root/etc/flotilla-lab/role"
+  name=$(cat "$seed/hostname")
+  printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n' "$name" > "$root/etc/hosts"
+  if [ -s "$seed/root.hash" ]; then
+    set_root_hash "$root/etc/shadow" "$(cat "$seed/root.hash")"
+  fi
+  if [ -s "$seed/authorized_keys" ]; then
+    cp "$seed/authorized_keys" "$root/root/.ssh/authorized_keys"
+  else
+    rm -f "$root/root/.ssh/authorized_keys"
+  fi
+  chmod 700 "$root/root/.ssh"
+  # The machine's host keys are not the guest's: remove them (a whiteout in the upper layer)
+  # and give the guest its own ed25519 key.
+  rm -f "$root"/etc/ssh/ssh_host_*
+  ssh-keygen -q -t ed25519 -N '' -C "root@$name" -f "$root/etc/ssh/ssh_host_ed25519_key"
+  cat > "$root/etc/ssh/sshd_config" <<'EOF'
+# Written by the Flotilla lab on first boot.
+Port 22
+ListenAddress 0.0.0.0
+HostKey /etc/ssh/ssh_host_ed25519_key
+PermitRootLogin yes
+PasswordAuthentication yes
+PubkeyAuthentication yes
+KbdInteractiveAuthentication no
+UsePAM no
+PrintMotd no
+UseDNS no
+PidFile /run/sshd.pid
+MaxStartups 100:30:200
+MaxSessions 64
+Subsystem sftp /usr/lib/openssh/sftp-server
+AcceptEnv LANG LC_*
+EOF
+  # The machine's own startup hooks are not the guest's.
+  rm -f "$root/etc/rc.local"
+  touch "$root/etc/flotilla-lab/first-boot-done"
+}
+
+stage_boot() {
+  state=$1
+  root=$state/root
+  [ "$$" = 1 ] || { log "must run as PID 1 of a new PID namespace"; exit 1; }
+  mount --make-rprivate /
+  mkdir -p "$state/upper" "$state/work" "$root"
+  mount -t overlay overlay -o "lowerdir=/,upperdir=$state/upper,workdir=$state/work" "$root"
+  # Fresh kernel views for this guest: its own processes, its own network devices.
+  mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
+  mount --bind "$root/proc/sys" "$root/proc/sys"
+  mount --bind "$root/proc/sys/net" "$root/proc/sys/net"
+  mount -o remount,bind,ro "$root/proc/sys"
+  mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$root/sys"
+  make_dev "$root/dev"
+  mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs "$root/run"
+  mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/tmp"
+  # The lab's own state (every guest's upper layer) must stay invisible from inside guests.
+  lab_state=$(dirname "$(dirname "$state")")
+  if [ -d "$root$lab_state" ]; then
+    mount -t tmpfs -o mode=0755,size=4k tmpfs "$root$lab_state"
+  fi
+  if [ ! -e "$root/etc/flotilla-lab/first-boot-done" ]; then
+    first_boot "$root" "$state/seed"
+  fi
+  mkdir -p "$root$lab_lib"
+  cp "$(dirname "$0")/guest-init.sh" "$(dirname "$0")/stand-in.py" "$root$lab_lib/"
+  hostname "$(cat "$root/etc/hostname")"
+  mkdir "$root/run/oldroot"
+  cd "$root"
+  pivot_root . run/oldroot
+  cd /
+  umount -l /run/oldroot
+  rmdir /run/oldroot
+  # From here on root inside the guest cannot mount, load modules, create device nodes or
+  # touch raw I/O: its writes can only land in the upper layer.
+  exec setpriv --bounding-set -sys_admin,-sys_module,-mknod,-sys_rawio,-sys_boot,-sys_time,-mac_admin,-mac_override,-syslog,-audit_control,-sys_pacct,-sys_resource,-lease,-block_suspend,-wake_alarm,-perfmon,-bpf,-checkpoint_restore \
+    /bin/sh "$lab_lib/guest-init.sh" run
+}
+
+start_stand_in() {
+  name=$1; shift
+  python3 "$lab_lib/stand-in.py" "$name" "$@" >> "/var/log/flotilla-lab-$name.log" 2>&1 &
+}
+
+start_role_services() {
+  case $1 in
+    redis)
+      mkdir -p /run/redis /var/log/redis
+      chown redis:redis /run/redis /var/log/redis
+      runuser -u redis -- redis-server /etc/redis/redis.conf --bind 0.0.0.0 --protected-mode no \
+        --daemonize yes --supervised no
+      ;;
+    mysql) start_stand_in mysqld 3306 ;;
+    mongo) start_stand_in mongod 27017 ;;
+    rabbitmq) start_stand_in rabbitmq-server 5672 ;;
+    nfs)
+      start_stand_in rpcbind 111
+      start_stand_in nfsd 2049
+      ;;
+  esac
+}
+
+stage_run() {
+  export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+  log "booting $(hostname)"
+  trap 'exit 0' TERM INT
+  mkdir -p /run/network /run/sshd /var/log
+  # A reboot keeps the network namespace: start from an unconfigured eth0, as a VM would.
+  ip addr flush dev eth0 2>/dev/null || true
+  ip link set lo up
+  ifup -a || log "ifup failed"
+  /usr/sbin/sshd -D -e 2>> /var/log/sshd.log &
+  start_role_services "$(cat /etc/flotilla-lab/role)" || log "role services failed"
+  if [ -x /etc/rc.local ]; then
+    /etc/rc.local || log "rc.local failed"
+  fi
+  log "up"
+  # PID 1 reaps every orphan: `wait` on a child blocks in wait3(), which collects any child.
+  while :; do
+    sleep 3600 &
+    wait $! || true
+  done
+}
+
+case ${1:-} in
+  boot) stage_boot "$2" ;;
+  run) stage_run ;;
+  *) echo "usage: $0 boot STATE_DIR" >&2; exit 2 ;;
+esac
