@@ -1,0 +1,117 @@
+import NIOCore
+import NIOSSH
+
+/// Runs one command on a session channel: sends the exec request and the standard input
+/// (then end-of-file), collects standard output, standard error and the exit status, and
+/// completes `result` when the channel closes.
+final class ExecHandler: ChannelInboundHandler {
+    typealias InboundIn = SSHChannelData
+    typealias OutboundOut = SSHChannelData
+
+    private let command: Command
+    private let standardInput: [UInt8]
+    private let timeout: Duration?
+    private let hostKeyName: String
+    private let result: EventLoopPromise<CommandResult>
+
+    private var started = false
+    private var standardOutput: [UInt8] = []
+    private var standardError: [UInt8] = []
+    private var exitStatus: Int?
+    private var signal: String?
+    private var failure: RemoteShellError?
+    private var timeoutTask: Scheduled<Void>?
+
+    init(command: Command, standardInput: [UInt8], timeout: Duration?, hostKeyName: String, result: EventLoopPromise<CommandResult>) {
+        self.command = command
+        self.standardInput = standardInput
+        self.timeout = timeout
+        self.hostKeyName = hostKeyName
+        self.result = result
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive {
+            start(context: context)
+        }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        start(context: context)
+        context.fireChannelActive()
+    }
+
+    private func start(context: ChannelHandlerContext) {
+        guard !started else { return }
+        started = true
+        if let timeout {
+            timeoutTask = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) {
+                self.abandon(
+                    RemoteShellError(.timeout, host: self.hostKeyName, message: "command did not finish within \(timeout.secondsDescription): \(self.command)"),
+                    context: context
+                )
+            }
+        }
+        context.triggerUserOutboundEvent(SSHChannelRequestEvent.ExecRequest(command: command.commandLine, wantReply: true), promise: nil)
+        if !standardInput.isEmpty {
+            let buffer = context.channel.allocator.buffer(bytes: standardInput)
+            context.write(wrapOutboundOut(SSHChannelData(type: .channel, data: .byteBuffer(buffer))), promise: nil)
+        }
+        // End-of-file on standard input, so that commands reading it (cat) finish.
+        context.close(mode: .output, promise: nil)
+        context.flush()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let message = unwrapInboundIn(data)
+        guard case .byteBuffer(let buffer) = message.data else { return }
+        if message.type == .channel {
+            standardOutput.append(contentsOf: buffer.readableBytesView)
+        } else if message.type == .stdErr {
+            standardError.append(contentsOf: buffer.readableBytesView)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case let status as SSHChannelRequestEvent.ExitStatus:
+            exitStatus = status.exitStatus
+        case let exitSignal as SSHChannelRequestEvent.ExitSignal:
+            signal = exitSignal.signalName
+        case is ChannelFailureEvent:
+            abandon(RemoteShellError(.channel, host: hostKeyName, message: "server refused to execute the command: \(command)"), context: context)
+        default:
+            // Includes ChannelEvent.inputClosed: the server's end-of-file precedes the exit status.
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        abandon(RemoteShellError(.channel, host: hostKeyName, message: "session channel failed: \(error)"), context: context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timeoutTask?.cancel()
+        if let failure {
+            result.fail(failure)
+        } else if let signal {
+            result.succeed(CommandResult(exitStatus: 255, signal: signal, standardOutput: standardOutput, standardError: standardError))
+        } else if let exitStatus {
+            result.succeed(CommandResult(exitStatus: exitStatus, standardOutput: standardOutput, standardError: standardError))
+        } else {
+            result.fail(
+                RemoteShellError(.connectionClosed, host: hostKeyName, message: "channel closed before the command reported an exit status: \(command)")
+            )
+        }
+        context.fireChannelInactive()
+    }
+
+    /// Gives up on the command: asks the server to kill it (OpenSSH ≥ 7.9 honours this) and closes the channel.
+    private func abandon(_ error: RemoteShellError, context: ChannelHandlerContext) {
+        guard failure == nil else { return }
+        failure = error
+        timeoutTask?.cancel()
+        context.triggerUserOutboundEvent(SSHChannelRequestEvent.SignalRequest(signal: "KILL"), promise: nil)
+        context.close(promise: nil)
+    }
+}

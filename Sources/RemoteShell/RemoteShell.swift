@@ -1,2 +1,0 @@
-/// An SSH client for work inside guests.
-public enum RemoteShell {}
