@@ -1,1 +1,95 @@
-print("vsphere-bench: not yet written")
+// Times the VSphere library's listing and QueryPerf against a vCenter or vcsim, the same calls
+// scripts/bench_vsphere_pyvmomi.py makes through pyvmomi (see scripts/bench-vsphere).
+//
+//   vsphere-bench --url https://127.0.0.1:PORT/sdk --username U --password P [--thumbprint SHA256] [--iterations 5]
+//
+// Prints `name=value` lines: best-of-N seconds per operation, counts, and peak RSS in MiB.
+import Foundation
+import VSphere
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Arguments {
+    var url: URL
+    var username: String
+    var password: String
+    var thumbprint: String?
+    var iterations = 5
+
+    init() throws {
+        var values: [String: String] = [:]
+        var iterator = CommandLine.arguments.dropFirst().makeIterator()
+        while let flag = iterator.next() {
+            guard flag.hasPrefix("--"), let value = iterator.next() else {
+                throw BenchError("usage: vsphere-bench --url URL --username U --password P [--thumbprint T] [--iterations N]")
+            }
+            values[String(flag.dropFirst(2))] = value
+        }
+        guard let urlText = values["url"], let url = URL(string: urlText), let username = values["username"], let password = values["password"] else {
+            throw BenchError("--url, --username and --password are required")
+        }
+        self.url = url
+        self.username = username
+        self.password = password
+        self.thumbprint = values["thumbprint"]
+        if let iterations = values["iterations"].flatMap(Int.init) { self.iterations = max(1, iterations) }
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Best (minimum) wall time of `iterations` runs; the first run is a warm-up when iterations > 1.
+func measure<T>(_ iterations: Int, _ body: () async throws -> T) async rethrows -> (seconds: Double, result: T) {
+    let clock = ContinuousClock()
+    var best = Double.infinity
+    var last: T?
+    for _ in 0..<(iterations > 1 ? iterations + 1 : 1) {
+        let start = clock.now
+        let result = try await body()
+        let elapsed = clock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        best = min(best, seconds)
+        last = result
+    }
+    // `last` is always set: the loop runs at least once.
+    return (best, last!)
+}
+
+func peakResidentMiB() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF, &usage)
+    return Double(usage.ru_maxrss) / 1024  // Linux reports KiB
+}
+
+do {
+    let arguments = try Arguments()
+    let client = try await VSphereClient.connect(
+        url: arguments.url,
+        username: arguments.username,
+        password: arguments.password,
+        trust: arguments.thumbprint.map { .pinnedSHA256($0) } ?? .system,
+        timeout: .seconds(300)
+    )
+    let listing = try await measure(arguments.iterations) { try await client.listVirtualMachines() }
+    let vms = listing.result.filter { !$0.isTemplate }.map(\.reference)
+    _ = try await client.performanceCounters()
+    let performance = try await measure(arguments.iterations) {
+        try await client.queryPerformance(for: vms, counters: ["cpu.usage.average", "mem.usage.average"], maxSamples: 15)
+    }
+    let samples = performance.result.values.reduce(0) { $0 + $1.values.reduce(0) { $0 + $1.samples.count } }
+    print("vms=\(listing.result.count)")
+    print(String(format: "listing_seconds=%.4f", listing.seconds))
+    print("perf_entities=\(performance.result.count)")
+    print("perf_samples=\(samples)")
+    print(String(format: "queryperf_seconds=%.4f", performance.seconds))
+    print(String(format: "peak_rss_mib=%.1f", peakResidentMiB()))
+    try await client.close()
+} catch {
+    FileHandle.standardError.write(Data("vsphere-bench: \(error)\n".utf8))
+    exit(1)
+}

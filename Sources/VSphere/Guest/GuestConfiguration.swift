@@ -1,0 +1,200 @@
+import Foundation
+
+/// Network identity and password for a new guest, handed over through `guestinfo.*`
+/// extraConfig to cloud-init's VMware datasource (SPEC ARCH-3): no network path to the guest
+/// is needed, and the password travels only as a SHA-512 crypt hash.
+public struct GuestConfiguration: Sendable, Equatable {
+    public struct IPv4: Sendable, Equatable {
+        public var address: String
+        public var prefixLength: Int
+        public var gateway: String?
+        /// Primary, then secondary DNS server.
+        public var dns: [String]
+
+        public init(address: String, prefixLength: Int, gateway: String? = nil, dns: [String] = []) {
+            self.address = address
+            self.prefixLength = prefixLength
+            self.gateway = gateway
+            self.dns = dns
+        }
+
+        /// `255.255.255.0` → 24; nil for a non-contiguous or malformed mask.
+        public static func prefixLength(netmask: String) -> Int? {
+            let octets = netmask.split(separator: ".").compactMap { UInt8($0) }
+            guard octets.count == 4 else { return nil }
+            let mask = octets.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            let length = mask.nonzeroBitCount
+            let expected: UInt32 = length == 0 ? 0 : ~UInt32(0) << (32 - length)
+            return mask == expected ? length : nil
+        }
+    }
+
+    public var hostName: String
+    /// nil: DHCP.
+    public var ipv4: IPv4?
+    /// A `$6$` crypt hash (see `CryptSHA512`), set for `user`.
+    public var passwordHash: String?
+    public var user: String
+
+    public init(hostName: String, ipv4: IPv4? = nil, passwordHash: String? = nil, user: String = "root") {
+        self.hostName = hostName
+        self.ipv4 = ipv4
+        self.passwordHash = passwordHash
+        self.user = user
+    }
+
+    public static let metadataKey = "guestinfo.metadata"
+    public static let userdataKey = "guestinfo.userdata"
+
+    public enum DecodingError: Error, Equatable {
+        case missingKey(String)
+        case unsupportedEncoding(String)
+        case malformed(String)
+    }
+
+    /// The four extraConfig keys cloud-init reads: metadata and userdata, each base64 with its `.encoding`.
+    public func extraConfig() throws -> [ExtraConfigEntry] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let metadata = try encoder.encode(Metadata(self))
+        // JSON is YAML, so the cloud-config body can be JSON after its header line.
+        let userdata = Data("#cloud-config\n".utf8) + (try encoder.encode(UserData(self)))
+        return [
+            ExtraConfigEntry(key: Self.metadataKey, value: metadata.base64EncodedString()),
+            ExtraConfigEntry(key: Self.metadataKey + ".encoding", value: "base64"),
+            ExtraConfigEntry(key: Self.userdataKey, value: userdata.base64EncodedString()),
+            ExtraConfigEntry(key: Self.userdataKey + ".encoding", value: "base64"),
+        ]
+    }
+
+    /// Reads the configuration back from extraConfig pairs; when a key repeats (vcsim appends
+    /// on every reconfigure), the last occurrence wins.
+    public init(extraConfig: [ExtraConfigEntry]) throws {
+        var values: [String: String] = [:]
+        for entry in extraConfig { values[entry.key] = entry.value }
+        try self.init(guestInfo: values)
+    }
+
+    /// Reads the configuration from already de-duplicated keys (e.g. `VMSummary.guestInfo`).
+    public init(guestInfo values: [String: String]) throws {
+        let metadataBytes = try Self.decodedValue(values, key: Self.metadataKey)
+        let metadata: Metadata
+        do {
+            metadata = try JSONDecoder().decode(Metadata.self, from: metadataBytes)
+        } catch {
+            throw DecodingError.malformed("\(Self.metadataKey): \(error)")
+        }
+        var passwordHash: String?
+        var user = "root"
+        if values[Self.userdataKey] != nil {
+            let userdataBytes = try Self.decodedValue(values, key: Self.userdataKey)
+            let header = Data("#cloud-config\n".utf8)
+            guard userdataBytes.starts(with: header) else { throw DecodingError.malformed("userdata is not #cloud-config") }
+            do {
+                let userdata = try JSONDecoder().decode(UserData.self, from: userdataBytes.dropFirst(header.count))
+                passwordHash = userdata.users.first?.hashedPassword
+                user = userdata.users.first?.name ?? user
+            } catch {
+                throw DecodingError.malformed("\(Self.userdataKey): \(error)")
+            }
+        }
+        var ipv4: IPv4?
+        if let ethernet = metadata.network?.ethernets.values.first, let cidr = ethernet.addresses?.first {
+            let parts = cidr.split(separator: "/")
+            guard parts.count == 2, let prefix = Int(parts[1]) else { throw DecodingError.malformed("address \(cidr)") }
+            ipv4 = IPv4(address: String(parts[0]), prefixLength: prefix, gateway: ethernet.gateway4, dns: ethernet.nameservers?.addresses ?? [])
+        }
+        self.init(hostName: metadata.localHostname, ipv4: ipv4, passwordHash: passwordHash, user: user)
+    }
+
+    private static func decodedValue(_ values: [String: String], key: String) throws -> Data {
+        guard let value = values[key] else { throw DecodingError.missingKey(key) }
+        switch values[key + ".encoding"] ?? "" {
+        case "base64", "b64":
+            guard let data = Data(base64Encoded: value) else { throw DecodingError.malformed("\(key) is not base64") }
+            return data
+        case "":
+            return Data(value.utf8)
+        case let other:
+            throw DecodingError.unsupportedEncoding(other)
+        }
+    }
+
+    /// cloud-init metadata: instance identity and a netplan-v2 network.
+    private struct Metadata: Codable {
+        struct Network: Codable {
+            var version = 2
+            var ethernets: [String: Ethernet]
+        }
+        struct Ethernet: Codable {
+            struct Match: Codable { var name: String }
+            struct Nameservers: Codable { var addresses: [String] }
+            var match: Match?
+            var dhcp4: Bool
+            var addresses: [String]?
+            var gateway4: String?
+            var nameservers: Nameservers?
+        }
+
+        var instanceID: String
+        var localHostname: String
+        var network: Network?
+
+        enum CodingKeys: String, CodingKey {
+            case instanceID = "instance-id"
+            case localHostname = "local-hostname"
+            case network
+        }
+
+        init(_ configuration: GuestConfiguration) {
+            instanceID = "flotilla-\(configuration.hostName)"
+            localHostname = configuration.hostName
+            let ethernet: Ethernet
+            if let ipv4 = configuration.ipv4 {
+                ethernet = Ethernet(
+                    match: Ethernet.Match(name: "e*"),
+                    dhcp4: false,
+                    addresses: ["\(ipv4.address)/\(ipv4.prefixLength)"],
+                    gateway4: ipv4.gateway,
+                    nameservers: ipv4.dns.isEmpty ? nil : Ethernet.Nameservers(addresses: ipv4.dns)
+                )
+            } else {
+                ethernet = Ethernet(match: Ethernet.Match(name: "e*"), dhcp4: true)
+            }
+            network = Network(ethernets: ["primary": ethernet])
+        }
+    }
+
+    /// cloud-config: host name and the user's password hash.
+    private struct UserData: Codable {
+        struct User: Codable {
+            var name: String
+            var lockPassword: Bool
+            var hashedPassword: String?
+
+            enum CodingKeys: String, CodingKey {
+                case name
+                case lockPassword = "lock_passwd"
+                case hashedPassword = "hashed_passwd"
+            }
+        }
+
+        var hostname: String
+        var preserveHostname = false
+        var sshPasswordAuthentication: Bool
+        var users: [User]
+
+        enum CodingKeys: String, CodingKey {
+            case hostname
+            case preserveHostname = "preserve_hostname"
+            case sshPasswordAuthentication = "ssh_pwauth"
+            case users
+        }
+
+        init(_ configuration: GuestConfiguration) {
+            hostname = configuration.hostName
+            sshPasswordAuthentication = configuration.passwordHash != nil
+            users = configuration.passwordHash.map { [User(name: configuration.user, lockPassword: false, hashedPassword: $0)] } ?? []
+        }
+    }
+}

@@ -1,0 +1,118 @@
+/// What a VM list shows: identity, state, guest facts, size and the `guestinfo.*` handoff keys.
+public struct VMSummary: Sendable, Equatable {
+    public var reference: ManagedObjectReference
+    public var name: String
+    public var powerState: PowerState
+    public var isTemplate: Bool
+    public var guestIPAddress: String?
+    public var guestHostName: String?
+    /// The guest OS as configured (e.g. "Ubuntu Linux (64-bit)").
+    public var guestOS: String?
+    public var cpuCount: Int?
+    public var memoryMB: Int?
+    /// Sum of the virtual disks' capacities, in GiB.
+    public var diskGB: Double?
+    /// `guestinfo.*` extraConfig keys; when a key repeats, the last occurrence wins.
+    public var guestInfo: [String: String]
+    public var parentFolder: ManagedObjectReference?
+    public var resourcePool: ManagedObjectReference?
+
+    public var virtualMachine: ManagedObjectReference { reference }
+}
+
+public enum PowerState: String, Sendable {
+    case poweredOn, poweredOff, suspended
+}
+
+extension VMSummary {
+    /// The property paths one listing reads, in one RetrievePropertiesEx.
+    static let propertyPaths = [
+        "name", "runtime.powerState", "config.template", "guest.ipAddress", "guest.hostName",
+        "config.guestFullName", "config.hardware.numCPU", "config.hardware.memoryMB",
+        "config.hardware.device",
+        "config.extraConfig", "parent", "resourcePool",
+    ]
+
+    init?(_ content: ObjectContent) {
+        guard let name = content["name"]?.text else { return nil }
+        reference = content.object
+        self.name = name
+        powerState = content["runtime.powerState"].flatMap { PowerState(rawValue: $0.text) } ?? .poweredOff
+        isTemplate = content["config.template"]?.boolValue ?? false
+        guestIPAddress = content["guest.ipAddress"]?.text.nonEmpty
+        guestHostName = content["guest.hostName"]?.text.nonEmpty
+        guestOS = content["config.guestFullName"]?.text.nonEmpty
+        cpuCount = content["config.hardware.numCPU"]?.intValue
+        memoryMB = content["config.hardware.memoryMB"]?.intValue
+        diskGB = content["config.hardware.device"].map(Self.diskCapacityGB)
+        guestInfo = content["config.extraConfig"].map { OptionValues.guestInfo(in: $0) } ?? [:]
+        parentFolder = ManagedObjectReference(content["parent"])
+        resourcePool = ManagedObjectReference(content["resourcePool"])
+    }
+
+    /// Sums `capacityInKB` of the VirtualDisk devices in an ArrayOfVirtualDevice.
+    static func diskCapacityGB(_ devices: XMLElement) -> Double {
+        var kilobytes = 0
+        for device in devices.children where device.schemaType?.name == "VirtualDisk" {
+            let bytes = device.child("capacityInBytes")?.intValue
+            kilobytes += bytes.map { $0 / 1024 } ?? device.child("capacityInKB")?.intValue ?? 0
+        }
+        return Double(kilobytes) / (1024 * 1024)
+    }
+}
+
+/// Reading OptionValue arrays (extraConfig).
+enum OptionValues {
+    /// All key/value pairs in order (keys may repeat: vcsim appends instead of replacing).
+    static func pairs(in array: XMLElement) -> [(key: String, value: String)] {
+        array.children.compactMap { option in
+            guard let key = option.child("key")?.text else { return nil }
+            return (key, option.child("value")?.text ?? "")
+        }
+    }
+
+    static func guestInfo(in array: XMLElement) -> [String: String] {
+        var values: [String: String] = [:]
+        for (key, value) in pairs(in: array) where key.hasPrefix("guestinfo.") {
+            values[key] = value
+        }
+        return values
+    }
+}
+
+extension String {
+    var nonEmpty: String? { isEmpty ? nil : self }
+}
+
+extension VSphereClient {
+    /// Every VM and template with the fields of `VMSummary`, in one RetrievePropertiesEx over a
+    /// ContainerView (following continuation tokens on large inventories).
+    public func listVirtualMachines(under root: ManagedObjectReference? = nil, pageSize: Int? = nil) async throws -> [VMSummary] {
+        try await retrieveFromContainer(root: root, types: ["VirtualMachine"], paths: VMSummary.propertyPaths, pageSize: pageSize)
+            .compactMap(VMSummary.init)
+    }
+
+    /// One VM's summary.
+    public func summary(of vm: ManagedObjectReference) async throws -> VMSummary {
+        guard let content = try await retrieveProperties(of: [vm], type: "VirtualMachine", paths: VMSummary.propertyPaths).first,
+            let summary = VMSummary(content)
+        else {
+            throw VSphereError.notFound("virtual machine \(vm.value)")
+        }
+        return summary
+    }
+
+    /// The VM or template with that name (or inventory path).
+    public func findVirtualMachine(named name: String) async throws -> VirtualMachine {
+        VirtualMachine(client: self, reference: try await find(.virtualMachine, named: name).reference)
+    }
+
+    /// A template by name; fails with `notFound` if the VM of that name is not a template.
+    public func findTemplate(named name: String) async throws -> VirtualMachine {
+        let vm = try await findVirtualMachine(named: name)
+        guard try await property("config.template", of: vm.reference)?.boolValue == true else {
+            throw VSphereError.notFound("template \(name) (a VM of that name exists but is not a template)")
+        }
+        return vm
+    }
+}

@@ -1,0 +1,139 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// How the server's TLS certificate is checked. There is no "accept anything".
+public enum TrustPolicy: Sendable, Equatable {
+    /// The system's trust store and host name verification.
+    case system
+    /// Exactly one certificate, identified by its SHA-256 thumbprint (hex, colons optional),
+    /// as shown by vCenter/ESXi for their self-signed certificates.
+    case pinnedSHA256(String)
+}
+
+/// SOAP over AsyncHTTPClient: one pooled, keep-alive client per vSphere endpoint.
+public final class HTTPTransport: SOAPTransport {
+    private let client: HTTPClient
+    private let url: String
+    private let logger: Logger
+    private let maximumResponseBytes = 512 * 1024 * 1024
+
+    /// Connects lazily; for a pinned certificate, first checks the server's certificate once
+    /// (so a mismatch fails here, with a clear error) and then trusts only that certificate.
+    public static func make(url: URL, trust: TrustPolicy, connectTimeout: Duration, logger: Logger) async throws -> HTTPTransport {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if case .pinnedSHA256(let thumbprint) = trust, url.scheme?.lowercased() == "https" {
+            let expected = try CertificatePin(thumbprint)
+            let certificate = try await CertificatePin.fetchCertificate(url: url, timeout: connectTimeout)
+            let actual = try CertificatePin.thumbprint(of: certificate)
+            guard actual == expected.bytes else {
+                throw VSphereError.transport(TransportFailure(
+                    kind: .certificateMismatch,
+                    message: "certificate SHA-256 \(CertificatePin.format(actual)) is not the pinned \(CertificatePin.format(expected.bytes))"
+                ))
+            }
+            // Self-signed certificates name whatever host they were made on, so the name is
+            // not checked; the certificate itself is the only trust anchor.
+            tls.trustRoots = .certificates([certificate])
+            tls.certificateVerification = .noHostnameVerification
+        }
+        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
+        configuration.timeout.connect = .nanoseconds(Int64(connectTimeout.nanoseconds))
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 16
+        configuration.decompression = .disabled
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        return HTTPTransport(client: client, url: url.absoluteString, logger: logger)
+    }
+
+    private init(client: HTTPClient, url: String, logger: Logger) {
+        self.client = client
+        self.url = url
+        self.logger = logger
+    }
+
+    public func send(_ request: SOAPHTTPRequest) async throws -> SOAPHTTPResponse {
+        var http = HTTPClientRequest(url: url)
+        http.method = .POST
+        http.headers.add(name: "Content-Type", value: "text/xml; charset=utf-8")
+        http.headers.add(name: "SOAPAction", value: "\"\(request.soapAction)\"")
+        if let cookie = request.sessionCookie {
+            http.headers.add(name: "Cookie", value: "vmware_soap_session=\(cookie)")
+        }
+        http.body = .bytes(ByteBuffer(string: request.body))
+        let timeout = TimeAmount.nanoseconds(Int64(request.timeout.nanoseconds))
+        do {
+            let response = try await client.execute(http, timeout: timeout, logger: logger)
+            var body = try await response.body.collect(upTo: maximumResponseBytes)
+            let bytes = body.readBytes(length: body.readableBytes) ?? []
+            return SOAPHTTPResponse(
+                status: Int(response.status.code),
+                body: bytes,
+                sessionCookie: Self.sessionCookie(in: response.headers)
+            )
+        } catch let error as VSphereError {
+            throw error
+        } catch {
+            throw VSphereError.transport(Self.classify(error))
+        }
+    }
+
+    public func shutdown() async throws {
+        try await client.shutdown()
+    }
+
+    static func sessionCookie(in headers: HTTPHeaders) -> String? {
+        for header in headers[canonicalForm: "set-cookie"] {
+            let pair = header.split(separator: ";", maxSplits: 1).first ?? header
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            if parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == "vmware_soap_session" {
+                return String(parts[1])
+            }
+        }
+        return nil
+    }
+
+    /// Maps the HTTP stack's errors onto the few cases callers act on.
+    static func classify(_ error: any Error) -> TransportFailure {
+        let text = String(describing: error)
+        if let client = error as? HTTPClientError {
+            switch client {
+            case .deadlineExceeded, .readTimeout, .connectTimeout, .writeTimeout:
+                return TransportFailure(kind: .timedOut, message: text)
+            case .remoteConnectionClosed, .cancelled:
+                return TransportFailure(kind: .connectionClosed, message: text)
+            default:
+                break
+            }
+        }
+        if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
+            return TransportFailure(kind: .tls, message: text)
+        }
+        if let io = error as? IOError {
+            switch io.errnoCode {
+            case ECONNREFUSED: return TransportFailure(kind: .connectionRefused, message: text)
+            case ECONNRESET, EPIPE: return TransportFailure(kind: .connectionClosed, message: text)
+            case ETIMEDOUT: return TransportFailure(kind: .timedOut, message: text)
+            default: break
+            }
+        }
+        if error is ChannelError {
+            return TransportFailure(kind: .connectionClosed, message: text)
+        }
+        let lowered = text.lowercased()
+        if lowered.contains("refused") { return TransportFailure(kind: .connectionRefused, message: text) }
+        if lowered.contains("timeout") || lowered.contains("timed out") { return TransportFailure(kind: .timedOut, message: text) }
+        if lowered.contains("certificate") || lowered.contains("ssl") { return TransportFailure(kind: .tls, message: text) }
+        return TransportFailure(kind: .other, message: text)
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

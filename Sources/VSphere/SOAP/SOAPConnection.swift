@@ -1,0 +1,118 @@
+import Logging
+import NIOConcurrencyHelpers
+
+/// The generic call path every typed wrapper goes through: encode the operation, send it with
+/// the session cookie, decode the response or the fault. When the server says
+/// `NotAuthenticated` (session expired or dropped), it logs in again once and retries.
+public final class SOAPConnection: Sendable {
+    public let transport: any SOAPTransport
+    /// `urn:vim25/<apiVersion>`, the SOAPAction of every call.
+    public let soapAction: String
+    public let timeout: Duration
+    let logger: Logger
+
+    private struct State {
+        var cookie: String?
+        var relogin: (@Sendable (SOAPConnection) async throws -> Void)?
+    }
+    private let state = NIOLockedValueBox(State())
+
+    public init(transport: any SOAPTransport, apiVersion: String, timeout: Duration, logger: Logger = Logger(label: "vsphere")) {
+        self.transport = transport
+        self.soapAction = "urn:vim25/\(apiVersion)"
+        self.timeout = timeout
+        self.logger = logger
+    }
+
+    /// The current session cookie (nil before login).
+    public var sessionCookie: String? { state.withLockedValue { $0.cookie } }
+
+    /// Sets how to log in again after `NotAuthenticated`; nil disables re-login.
+    func setRelogin(_ relogin: (@Sendable (SOAPConnection) async throws -> Void)?) {
+        state.withLockedValue { $0.relogin = relogin }
+    }
+
+    func clearSession() {
+        state.withLockedValue { $0.cookie = nil }
+    }
+
+    /// Invokes an operation and returns its `<MethodResponse>` element.
+    public func invoke(_ operation: SOAPOperation) async throws -> XMLElement {
+        do {
+            return try await invokeOnce(operation)
+        } catch VSphereError.fault(let fault) where fault.name == .notAuthenticated {
+            guard let relogin = state.withLockedValue({ $0.relogin }) else { throw VSphereError.fault(fault) }
+            logger.info("vSphere session no longer valid; logging in again", metadata: ["method": "\(operation.method)"])
+            state.withLockedValue { $0.cookie = nil }
+            try await relogin(self)
+            return try await invokeOnce(operation)
+        }
+    }
+
+    /// Invokes an operation and returns the `returnval` children of its response.
+    public func invokeReturning(_ operation: SOAPOperation) async throws -> [XMLElement] {
+        try await invoke(operation).children("returnval")
+    }
+
+    /// One attempt, without re-login.
+    func invokeOnce(_ operation: SOAPOperation) async throws -> XMLElement {
+        let request = SOAPHTTPRequest(
+            body: operation.envelope(),
+            soapAction: soapAction,
+            sessionCookie: sessionCookie,
+            timeout: timeout
+        )
+        let response = try await transport.send(request)
+        if let cookie = response.sessionCookie {
+            state.withLockedValue { $0.cookie = cookie }
+        }
+        return try Self.decode(response, method: operation.method)
+    }
+
+    /// Finds the method's response, or turns a SOAP fault into `VSphereError.fault`.
+    static func decode(_ response: SOAPHTTPResponse, method: String) throws -> XMLElement {
+        let envelope: XMLElement
+        do {
+            envelope = try XMLDocumentParser.parse(response.body)
+        } catch {
+            let preview = String(decoding: response.body.prefix(200), as: UTF8.self)
+            throw VSphereError.invalidResponse("HTTP \(response.status) for \(method), not XML (\(error)): \(preview)")
+        }
+        guard envelope.name == QualifiedName(namespace: XMLNamespace.soapEnvelope, name: "Envelope"),
+            let body = envelope.children.first(where: { $0.name == QualifiedName(namespace: XMLNamespace.soapEnvelope, name: "Body") })
+        else {
+            throw VSphereError.invalidResponse("HTTP \(response.status) for \(method): not a SOAP envelope")
+        }
+        if let fault = body.children.first(where: { $0.name == QualifiedName(namespace: XMLNamespace.soapEnvelope, name: "Fault") }) {
+            throw VSphereError.fault(decodeFault(fault))
+        }
+        guard response.status == 200 else {
+            throw VSphereError.invalidResponse("HTTP \(response.status) for \(method) without a SOAP fault")
+        }
+        guard let result = body.children.first(where: { $0.localName == method + "Response" }) else {
+            throw VSphereError.invalidResponse("no \(method)Response in the answer")
+        }
+        return result
+    }
+
+    /// `soapenv:Fault` → name from `detail/*` (its xsi:type, else its element name without the
+    /// `Fault` suffix vim25 adds), message from `faultstring`.
+    static func decodeFault(_ fault: XMLElement) -> Fault {
+        let message = fault.child("faultstring")?.text ?? ""
+        guard let detail = fault.child("detail")?.children.first else {
+            let code = fault.child("faultcode")?.text ?? "SOAPFault"
+            return Fault(name: FaultName(rawValue: code), message: message)
+        }
+        let name = detail.schemaType?.name ?? String(detail.localName.hasSuffix("Fault") ? detail.localName.dropLast(5) : Substring(detail.localName))
+        return Fault(name: FaultName(rawValue: name), message: message, detail: detail)
+    }
+
+    /// A task's `info.error` (LocalizedMethodFault) → fault.
+    static func decodeLocalizedFault(_ error: XMLElement) -> Fault {
+        let message = error.child("localizedMessage")?.text ?? ""
+        guard let fault = error.child("fault") else { return Fault(name: "UnknownFault", message: message) }
+        let name = fault.schemaType?.name ?? "UnknownFault"
+        let faultMessage = fault.descendant("faultMessage", "message")?.text
+        return Fault(name: FaultName(rawValue: name), message: message.isEmpty ? (faultMessage ?? "") : message, detail: fault)
+    }
+}

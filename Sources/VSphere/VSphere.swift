@@ -1,2 +1,0 @@
-/// A client for the VMware vSphere SOAP API.
-public enum VSphere {}
