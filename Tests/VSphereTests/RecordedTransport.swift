@@ -1,13 +1,13 @@
-import NIOConcurrencyHelpers
+import Foundation
 import VSphere
 
 /// A transport that answers from recorded XML by method name, and keeps what was sent.
 final class RecordedTransport: SOAPTransport {
-    private let answers: NIOLockedValueBox<[String: [SOAPHTTPResponse]]>
-    let sent = NIOLockedValueBox<[SOAPHTTPRequest]>([])
+    private let answers: Locked<[String: [SOAPHTTPResponse]]>
+    let sent = Locked<[SOAPHTTPRequest]>([])
 
     init(_ answers: [String: [(status: Int, body: String)]]) {
-        self.answers = NIOLockedValueBox(answers.mapValues { list in
+        self.answers = Locked(answers.mapValues { list in
             list.map { SOAPHTTPResponse(status: $0.status, body: Array($0.body.utf8), sessionCookie: "\"recorded-session\"") }
         })
     }
@@ -86,4 +86,18 @@ enum Recorded {
     static let taskError = envelope("""
         <RetrievePropertiesExResponse xmlns="urn:vim25"><returnval><objects><obj type="Task">task-7</obj><propSet><name>info</name><val xsi:type="TaskInfo"><key>task-7</key><task type="Task">task-7</task><name>PowerOnVM_Task</name><state>error</state><error><fault xmlns:XMLSchema-instance="http://www.w3.org/2001/XMLSchema-instance" XMLSchema-instance:type="InvalidPowerState"><requestedState>poweredOn</requestedState><existingState>poweredOn</existingState></fault><localizedMessage>The attempted operation cannot be performed in the current state (Powered on).</localizedMessage></error></val></propSet></objects></returnval></RetrievePropertiesExResponse>
         """)
+}
+
+/// A value behind a lock, for test doubles shared across tasks.
+final class Locked<Value>: @unchecked Sendable {
+    private var value: Value
+    private let lock = NSLock()
+
+    init(_ value: Value) { self.value = value }
+
+    func withLockedValue<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
 }

@@ -1,0 +1,93 @@
+import Foundation
+import XCTest
+
+@testable import VSphere
+
+final class GuestConfigurationTests: XCTestCase {
+    func testCryptMatchesOpenSSL() throws {
+        for (password, salt) in [("s3cret!", "saltsalt"), ("", "abc"), ("a much longer password with spaces and ümlauts", "0123456789abcdefXYZ")] {
+            let expected = try run("/usr/bin/openssl", ["passwd", "-6", "-salt", salt, password])
+            XCTAssertEqual(CryptSHA512.hash(password: password, salt: salt), expected)
+        }
+    }
+
+    func testCryptSpecificationVectors() {
+        // From Ulrich Drepper's SHA-crypt specification.
+        XCTAssertEqual(
+            CryptSHA512.hash(password: "Hello world!", salt: "saltstring"),
+            "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1"
+        )
+        XCTAssertEqual(
+            CryptSHA512.hash(password: "Hello world!", salt: "saltstringsaltstring", rounds: 10000),
+            "$6$rounds=10000$saltstringsaltst$OW1/O6BYHV6BcXZu8QVeXbDWra3Oeqh0sbHbbMCVNSnCM/UrjmM0Dp8vOuZeHBy/YTBmSK6H9qs/y3RnOaw5v."
+        )
+    }
+
+    func testRandomSaltVerifies() {
+        let hash = CryptSHA512.hash(password: "pa55")
+        XCTAssertTrue(hash.hasPrefix("$6$"))
+        XCTAssertTrue(CryptSHA512.verify(password: "pa55", hash: hash))
+        XCTAssertFalse(CryptSHA512.verify(password: "pa56", hash: hash))
+        XCTAssertNotEqual(hash, CryptSHA512.hash(password: "pa55"), "salts are random")
+    }
+
+    func testRoundTripAndNoClearPassword() throws {
+        let configuration = GuestConfiguration(
+            hostName: "web-01",
+            ipv4: .init(address: "10.20.0.11", prefixLength: 24, gateway: "10.20.0.1", dns: ["10.20.0.2", "8.8.8.8"]),
+            passwordHash: CryptSHA512.hash(password: "TopSecret-123", salt: "abcdefgh")
+        )
+        let entries = try configuration.extraConfig()
+        XCTAssertEqual(entries.map(\.key), ["guestinfo.metadata", "guestinfo.metadata.encoding", "guestinfo.userdata", "guestinfo.userdata.encoding"])
+        XCTAssertEqual(entries[1].value, "base64")
+        let everything = entries.map(\.value).joined() + entries.compactMap { Data(base64Encoded: $0.value).map { String(decoding: $0, as: UTF8.self) } }.joined()
+        XCTAssertFalse(everything.contains("TopSecret-123"))
+        let userdata = String(decoding: try XCTUnwrap(Data(base64Encoded: entries[2].value)), as: UTF8.self)
+        XCTAssertTrue(userdata.hasPrefix("#cloud-config\n"))
+        XCTAssertTrue(userdata.contains("\"hashed_passwd\":\"$6$abcdefgh$"))
+        let metadata = String(decoding: try XCTUnwrap(Data(base64Encoded: entries[0].value)), as: UTF8.self)
+        XCTAssertTrue(metadata.contains("\"local-hostname\":\"web-01\""))
+        XCTAssertTrue(metadata.contains("\"addresses\":[\"10.20.0.11\\/24\"]") || metadata.contains("\"addresses\":[\"10.20.0.11/24\"]"))
+
+        XCTAssertEqual(try GuestConfiguration(extraConfig: entries), configuration)
+    }
+
+    func testLastOccurrenceWins() throws {
+        let old = try GuestConfiguration(hostName: "old", ipv4: .init(address: "10.0.0.1", prefixLength: 8)).extraConfig()
+        let new = try GuestConfiguration(hostName: "new").extraConfig()
+        let parsed = try GuestConfiguration(extraConfig: old + [ExtraConfigEntry(key: "unrelated", value: "x")] + new)
+        XCTAssertEqual(parsed.hostName, "new")
+        XCTAssertNil(parsed.ipv4, "the newer configuration is DHCP")
+    }
+
+    func testMissingAndBadValues() {
+        XCTAssertThrowsError(try GuestConfiguration(extraConfig: [])) { error in
+            XCTAssertEqual(error as? GuestConfiguration.DecodingError, .missingKey("guestinfo.metadata"))
+        }
+        XCTAssertThrowsError(try GuestConfiguration(extraConfig: [
+            ExtraConfigEntry(key: "guestinfo.metadata", value: "x"), ExtraConfigEntry(key: "guestinfo.metadata.encoding", value: "gzip+base64"),
+        ])) { error in
+            XCTAssertEqual(error as? GuestConfiguration.DecodingError, .unsupportedEncoding("gzip+base64"))
+        }
+    }
+
+    func testNetmaskToPrefix() {
+        XCTAssertEqual(GuestConfiguration.IPv4.prefixLength(netmask: "255.255.255.0"), 24)
+        XCTAssertEqual(GuestConfiguration.IPv4.prefixLength(netmask: "255.255.240.0"), 20)
+        XCTAssertEqual(GuestConfiguration.IPv4.prefixLength(netmask: "0.0.0.0"), 0)
+        XCTAssertNil(GuestConfiguration.IPv4.prefixLength(netmask: "255.0.255.0"))
+        XCTAssertNil(GuestConfiguration.IPv4.prefixLength(netmask: "255.255.255"))
+    }
+
+    private func run(_ executable: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
