@@ -64,9 +64,6 @@ let package = Package(
         .target(
             name: "App",
             dependencies: [
-                "VSphere",
-                "RemoteShell",
-                "Lab",
                 .product(name: "Vapor", package: "vapor"),
                 .product(name: "Fluent", package: "fluent"),
                 .product(name: "FluentSQLiteDriver", package: "fluent-sqlite-driver"),

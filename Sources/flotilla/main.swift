@@ -1,1 +1,27 @@
 import App
+import Logging
+import Vapor
+
+/// The `flotilla` executable: read the configuration, build the app, run the command
+/// (`serve` by default).
+var environment = try Environment.detect()
+try LoggingSystem.bootstrap(from: &environment)
+
+let config: FlotillaConfig
+do {
+    config = try FlotillaConfig.load()
+} catch let error as ConfigError {
+    FileHandle.standardError.write(Data("flotilla: \(error)\n".utf8))
+    exit(2)
+}
+
+let app = try await Application.make(environment)
+do {
+    try await configure(app, config: config)
+    try await app.execute()
+} catch {
+    app.logger.report(error: error)
+    try? await app.asyncShutdown()
+    exit(1)
+}
+try await app.asyncShutdown()

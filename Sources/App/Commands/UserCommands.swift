@@ -1,0 +1,119 @@
+import ConsoleKit
+import Fluent
+import Vapor
+
+/// `flotilla user add|passwd|list`: account administration from the shell, through the same
+/// rules as the web pages and the API.
+struct UserCommands: AsyncCommandGroup {
+    let help = "Manage Flotilla users"
+    var commands: [String: any AnyAsyncCommand] {
+        ["add": AddUser(), "passwd": SetPassword(), "list": ListUsers()]
+    }
+
+    static func administration(_ app: Application) -> UserAdministration {
+        UserAdministration(database: app.db, passwords: app.password.async,
+                           minimumPasswordLength: app.flotilla.config.passwordMinimumLength)
+    }
+
+    /// Reads a new password twice without echo, or once from standard input with `--password-stdin`.
+    static func readPassword(_ context: CommandContext, fromStandardInput: Bool) -> (String, String) {
+        if fromStandardInput {
+            let password = readLine(strippingNewline: true) ?? ""
+            return (password, password)
+        }
+        let password = context.console.ask("Password:", isSecure: true)
+        let confirmation = context.console.ask("Confirm password:", isSecure: true)
+        return (password, confirmation)
+    }
+
+    static let actor = AuditLog.Actor(name: "cli", ip: "local")
+
+    struct AddUser: AsyncCommand {
+        struct Signature: CommandSignature {
+            @Argument(name: "username") var username: String
+            @Option(name: "role", help: "system or ordinary (default ordinary)") var role: String?
+            @ConsoleKitCommands.Flag(name: "password-stdin", help: "read the password from standard input") var passwordStdin: Bool
+        }
+
+        let help = "Add a user"
+
+        func run(using context: CommandContext, signature: Signature) async throws {
+            let app = context.application
+            let role = try UsersController.parseRole(signature.role ?? "ordinary")
+            let (password, confirmation) = UserCommands.readPassword(context, fromStandardInput: signature.passwordStdin)
+            let user = try await UserCommands.administration(app).create(
+                username: signature.username, password: password, confirmation: confirmation, role: role)
+            await AuditLog.record(.operation, action: "user.add", result: .success,
+                                  details: "added user '\(user.username)' as \(role.title.lowercased()) from the command line",
+                                  by: UserCommands.actor, on: app.db, logger: app.logger)
+            context.console.print("Added \(user.username) (\(role.title.lowercased())).")
+        }
+    }
+
+    struct SetPassword: AsyncCommand {
+        struct Signature: CommandSignature {
+            @Argument(name: "username") var username: String
+            @ConsoleKitCommands.Flag(name: "password-stdin", help: "read the password from standard input") var passwordStdin: Bool
+        }
+
+        let help = "Set a user's password"
+
+        func run(using context: CommandContext, signature: Signature) async throws {
+            let app = context.application
+            let administration = UserCommands.administration(app)
+            guard let user = try await administration.find(username: signature.username) else {
+                throw FlotillaError.notFound("no user named '\(signature.username)'")
+            }
+            let (password, confirmation) = UserCommands.readPassword(context, fromStandardInput: signature.passwordStdin)
+            guard !password.isEmpty else { throw FlotillaError.validation("password is required") }
+            try await administration.update(user, password: password, confirmation: confirmation, role: nil)
+            await AuditLog.record(.operation, action: "user.edit", result: .success,
+                                  details: "edited user '\(user.username)': password changed from the command line",
+                                  by: UserCommands.actor, on: app.db, logger: app.logger)
+            context.console.print("Password of \(user.username) changed.")
+        }
+    }
+
+    struct ListUsers: AsyncCommand {
+        struct Signature: CommandSignature {}
+        let help = "List users"
+
+        func run(using context: CommandContext, signature: Signature) async throws {
+            let users = try await User.query(on: context.application.db).sort(\.$username).all()
+            for user in users {
+                context.console.print("\(user.username)\t\(user.role.rawValue)")
+            }
+        }
+    }
+}
+
+/// `flotilla logs backup [--kind K]… [--from T] [--to T] [--role R]… [--ip IP]`.
+struct LogCommands: AsyncCommandGroup {
+    let help = "Work with the audit log"
+    var commands: [String: any AnyAsyncCommand] { ["backup": Backup()] }
+
+    struct Backup: AsyncCommand {
+        struct Signature: CommandSignature {
+            @Option(name: "query", help: "a search as in the URL, e.g. 'kind=login&kind=error&from=2026-01-01T00:00'") var query: String?
+        }
+
+        let help = "Write the audit log (or a search of it) to a text file in the backup directory"
+
+        func run(using context: CommandContext, signature: Signature) async throws {
+            let app = context.application
+            let config = app.flotilla.config
+            let search = try LogSearch(query: QueryParameters(signature.query), timeZone: config.displayTimeZone)
+            let backup = LogBackup(directory: config.backupDirectory, displayTime: DisplayTime(timeZone: config.displayTimeZone))
+            let (file, count) = try await backup.write(search, by: UserCommands.actor, on: app.db)
+            await AuditLog.record(.operation, action: "logs.backup", result: .success,
+                                  details: "backed up \(count) entries (\(search.summary)) to \(file.name)",
+                                  by: UserCommands.actor, on: app.db, logger: app.logger)
+            context.console.print("Wrote \(count) entries to \((config.backupDirectory as NSString).appendingPathComponent(file.name))")
+        }
+    }
+}
+
+func registerCommands(_ app: Application) {
+    app.asyncCommands.use(UserCommands(), as: "user")
+    app.asyncCommands.use(LogCommands(), as: "logs")
+}

@@ -1,0 +1,209 @@
+import Foundation
+
+/// The one validated configuration Flotilla reads at start.
+///
+/// Values come from an optional config file (`KEY=value` lines, the same names as the
+/// environment variables) overlaid by the process environment. A bad value stops the
+/// server with a message naming the setting.
+public struct FlotillaConfig: Sendable {
+    public enum Database: Sendable, Equatable {
+        case sqlite(path: String)
+        case postgres(url: String)
+    }
+
+    public enum SMTPSecurity: String, Sendable {
+        case none, starttls, tls
+    }
+
+    public struct SMTP: Sendable {
+        public var host: String
+        public var port: Int
+        public var username: String?
+        public var password: String?
+        public var from: String
+        public var security: SMTPSecurity
+    }
+
+    public var listenHost: String
+    public var listenPort: Int
+    public var dataDirectory: String
+    public var database: Database
+    public var backupDirectory: String
+    public var displayTimeZone: TimeZone
+    /// `nil` lets the server decide per request: Secure when the request arrived over HTTPS.
+    public var secureCookies: Bool?
+    public var sessionLifetimeHours: Int
+    public var trustedProxies: [CIDR]
+    public var smtp: SMTP?
+    public var initialAdminPassword: String?
+    public var passwordMinimumLength: Int
+    public var loginFailureLimit: Int
+    public var loginLockoutSeconds: Int
+    /// bcrypt work factor. Not a setting: only tests lower it, to keep the suite fast.
+    public var passwordHashCost = 12
+
+    /// Every setting the configuration understands, with its meaning (used for errors and docs).
+    public static let settings: [(name: String, meaning: String)] = [
+        ("FLOTILLA_CONFIG", "path of an optional config file of KEY=value lines"),
+        ("FLOTILLA_HOST", "listen address (default 127.0.0.1)"),
+        ("FLOTILLA_PORT", "listen port (default 8080)"),
+        ("FLOTILLA_DATA_DIR", "data directory (default ./data, created if missing)"),
+        ("FLOTILLA_DATABASE_URL", "postgres://user:pass@host:port/db, or sqlite:///path (default <data>/flotilla.sqlite)"),
+        ("FLOTILLA_BACKUP_DIR", "where log backups are written (default <data>/backups)"),
+        ("FLOTILLA_TIMEZONE", "time zone for display, e.g. Asia/Shanghai (default UTC); times are stored in UTC"),
+        ("FLOTILLA_COOKIE_SECURE", "true, false or auto (default auto: Secure when the request came over HTTPS)"),
+        ("FLOTILLA_SESSION_HOURS", "session lifetime in hours (default 12)"),
+        ("FLOTILLA_TRUSTED_PROXIES", "comma-separated CIDRs whose X-Forwarded-For is honoured (default none)"),
+        ("FLOTILLA_SMTP_HOST", "SMTP server for notifications (optional)"),
+        ("FLOTILLA_SMTP_PORT", "SMTP port (default 587, or 465 with tls)"),
+        ("FLOTILLA_SMTP_USER", "SMTP user name (optional)"),
+        ("FLOTILLA_SMTP_PASSWORD", "SMTP password (optional)"),
+        ("FLOTILLA_SMTP_FROM", "sender address (default flotilla@<host>)"),
+        ("FLOTILLA_SMTP_SECURITY", "none, starttls or tls (default starttls)"),
+        ("FLOTILLA_ADMIN_PASSWORD", "password of the first system administrator `admin` (default: generated and printed once)"),
+        ("FLOTILLA_PASSWORD_MIN_LENGTH", "minimum password length (default 8)"),
+        ("FLOTILLA_LOGIN_MAX_FAILURES", "failed sign-ins per user name or IP before a lockout (default 5)"),
+        ("FLOTILLA_LOGIN_LOCKOUT_SECONDS", "lockout length in seconds (default 60)"),
+    ]
+
+    /// Reads the configuration from the environment and the optional config file it names.
+    public static func load(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> FlotillaConfig {
+        var values: [String: String] = [:]
+        if let file = environment["FLOTILLA_CONFIG"], !file.isEmpty {
+            values = try readConfigFile(at: file)
+        }
+        for (key, value) in environment where key.hasPrefix("FLOTILLA_") {
+            values[key] = value
+        }
+        return try FlotillaConfig(values: values)
+    }
+
+    /// Builds a configuration from already collected `FLOTILLA_*` values.
+    public init(values: [String: String]) throws {
+        let known = Set(Self.settings.map(\.name))
+        if let unknown = values.keys.sorted().first(where: { !known.contains($0) }) {
+            throw ConfigError(setting: unknown, problem: "is not a known setting")
+        }
+        var reader = SettingReader(values: values)
+        listenHost = try reader.string("FLOTILLA_HOST", default: "127.0.0.1")
+        listenPort = try reader.integer("FLOTILLA_PORT", default: 8080, range: 1...65535)
+        dataDirectory = try reader.string("FLOTILLA_DATA_DIR", default: "./data")
+        database = try Self.parseDatabase(reader.optional("FLOTILLA_DATABASE_URL"), dataDirectory: dataDirectory)
+        backupDirectory = try reader.string("FLOTILLA_BACKUP_DIR", default: dataDirectory + "/backups")
+        let zoneName = try reader.string("FLOTILLA_TIMEZONE", default: "UTC")
+        guard let zone = TimeZone(identifier: zoneName) else {
+            throw ConfigError(setting: "FLOTILLA_TIMEZONE", problem: "'\(zoneName)' is not a known time zone")
+        }
+        displayTimeZone = zone
+        switch try reader.string("FLOTILLA_COOKIE_SECURE", default: "auto").lowercased() {
+        case "auto": secureCookies = nil
+        case "true", "yes", "1": secureCookies = true
+        case "false", "no", "0": secureCookies = false
+        case let other: throw ConfigError(setting: "FLOTILLA_COOKIE_SECURE", problem: "'\(other)' is not true, false or auto")
+        }
+        sessionLifetimeHours = try reader.integer("FLOTILLA_SESSION_HOURS", default: 12, range: 1...24 * 90)
+        trustedProxies = try reader.optional("FLOTILLA_TRUSTED_PROXIES").map { list in
+            try list.split(separator: ",").map { item in
+                let text = item.trimmingCharacters(in: .whitespaces)
+                guard let cidr = CIDR(text) else {
+                    throw ConfigError(setting: "FLOTILLA_TRUSTED_PROXIES", problem: "'\(text)' is not an IPv4 or IPv6 CIDR")
+                }
+                return cidr
+            }
+        } ?? []
+        smtp = try Self.parseSMTP(&reader)
+        initialAdminPassword = try reader.optional("FLOTILLA_ADMIN_PASSWORD")
+        passwordMinimumLength = try reader.integer("FLOTILLA_PASSWORD_MIN_LENGTH", default: 8, range: 4...128)
+        loginFailureLimit = try reader.integer("FLOTILLA_LOGIN_MAX_FAILURES", default: 5, range: 1...1000)
+        loginLockoutSeconds = try reader.integer("FLOTILLA_LOGIN_LOCKOUT_SECONDS", default: 60, range: 1...86400)
+        if let password = initialAdminPassword, password.count < passwordMinimumLength {
+            throw ConfigError(setting: "FLOTILLA_ADMIN_PASSWORD",
+                              problem: "is shorter than FLOTILLA_PASSWORD_MIN_LENGTH (\(passwordMinimumLength))")
+        }
+    }
+
+    private static func parseDatabase(_ url: String?, dataDirectory: String) throws -> Database {
+        guard let url, !url.isEmpty else {
+            return .sqlite(path: dataDirectory + "/flotilla.sqlite")
+        }
+        if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
+            guard let parsed = URL(string: url), parsed.host != nil, !parsed.path.isEmpty, parsed.path != "/" else {
+                throw ConfigError(setting: "FLOTILLA_DATABASE_URL", problem: "must look like postgres://user:password@host:port/database")
+            }
+            return .postgres(url: url)
+        }
+        if url.hasPrefix("sqlite://") {
+            let path = String(url.dropFirst("sqlite://".count))
+            guard !path.isEmpty else {
+                throw ConfigError(setting: "FLOTILLA_DATABASE_URL", problem: "sqlite:// needs a file path, e.g. sqlite:///var/lib/flotilla/db.sqlite")
+            }
+            return .sqlite(path: path)
+        }
+        throw ConfigError(setting: "FLOTILLA_DATABASE_URL", problem: "must start with postgres:// or sqlite://")
+    }
+
+    private static func parseSMTP(_ reader: inout SettingReader) throws -> SMTP? {
+        guard let host = try reader.optional("FLOTILLA_SMTP_HOST") else { return nil }
+        let securityText = try reader.string("FLOTILLA_SMTP_SECURITY", default: "starttls").lowercased()
+        guard let security = SMTPSecurity(rawValue: securityText) else {
+            throw ConfigError(setting: "FLOTILLA_SMTP_SECURITY", problem: "'\(securityText)' is not none, starttls or tls")
+        }
+        let port = try reader.integer("FLOTILLA_SMTP_PORT", default: security == .tls ? 465 : 587, range: 1...65535)
+        let from = try reader.string("FLOTILLA_SMTP_FROM", default: "flotilla@\(host)")
+        guard from.contains("@") else {
+            throw ConfigError(setting: "FLOTILLA_SMTP_FROM", problem: "'\(from)' is not an email address")
+        }
+        return SMTP(host: host, port: port, username: try reader.optional("FLOTILLA_SMTP_USER"),
+                    password: try reader.optional("FLOTILLA_SMTP_PASSWORD"), from: from, security: security)
+    }
+
+    private static func readConfigFile(at path: String) throws -> [String: String] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ConfigError(setting: "FLOTILLA_CONFIG", problem: "cannot read '\(path)'")
+        }
+        var values: [String: String] = [:]
+        for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            guard let equals = line.firstIndex(of: "=") else {
+                throw ConfigError(setting: "FLOTILLA_CONFIG", problem: "line \(number + 1) of '\(path)' is not KEY=value")
+            }
+            let key = line[..<equals].trimmingCharacters(in: .whitespaces)
+            var value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+            if value.count >= 2, let first = value.first, first == value.last, first == "\"" || first == "'" {
+                value = String(value.dropFirst().dropLast())
+            }
+            values[key] = value
+        }
+        return values
+    }
+}
+
+/// A configuration value that cannot be used; the message names the setting.
+public struct ConfigError: Error, CustomStringConvertible {
+    public var setting: String
+    public var problem: String
+    public var description: String { "configuration error: \(setting) \(problem)" }
+}
+
+/// Reads typed values out of the raw settings, naming the setting on every error.
+private struct SettingReader {
+    var values: [String: String]
+
+    func optional(_ name: String) throws -> String? {
+        guard let value = values[name]?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
+        return value
+    }
+
+    func string(_ name: String, default defaultValue: String) throws -> String {
+        try optional(name) ?? defaultValue
+    }
+
+    func integer(_ name: String, default defaultValue: Int, range: ClosedRange<Int>) throws -> Int {
+        guard let text = try optional(name) else { return defaultValue }
+        guard let value = Int(text), range.contains(value) else {
+            throw ConfigError(setting: name, problem: "'\(text)' is not a whole number in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return value
+    }
+}

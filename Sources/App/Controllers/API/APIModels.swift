@@ -1,0 +1,107 @@
+import Vapor
+
+/// JSON shapes of the REST API (`/api/v1`), described in `OpenAPIDocument`.
+enum API {
+    struct Credentials: Content {
+        var username: String
+        var password: String
+    }
+
+    struct UserBody: Content {
+        var id: UUID
+        var username: String
+        var role: UserRole
+        var createdAt: Date?
+
+        init(_ user: User) throws {
+            id = try user.requireID()
+            username = user.username
+            role = user.role
+            createdAt = user.createdAt
+        }
+    }
+
+    struct NewUser: Content {
+        var username: String
+        var password: String
+        var passwordConfirmation: String
+        var role: String
+    }
+
+    struct UserChanges: Content {
+        var password: String?
+        var passwordConfirmation: String?
+        var role: String?
+    }
+
+    struct PasswordChange: Content {
+        var currentPassword: String
+        var password: String
+        var passwordConfirmation: String
+    }
+
+    struct LogEntryBody: Content {
+        var id: Int
+        var kind: String
+        var time: Date
+        var vmName: String?
+        var vmRole: String?
+        var `operator`: String?
+        var operatorIP: String?
+        var action: String
+        var result: String
+        var details: String
+
+        init(_ entry: LogEntry) {
+            id = entry.id ?? 0
+            kind = entry.kind
+            time = entry.time
+            vmName = entry.vmName
+            vmRole = entry.vmRole
+            self.operator = entry.operatorName
+            operatorIP = entry.operatorIP
+            action = entry.action
+            result = entry.result
+            details = entry.details
+        }
+    }
+
+    struct DeletedLogs: Content {
+        var deleted: Int
+    }
+
+    struct BackupBody: Content {
+        var name: String
+        var entries: Int
+        var size: Int
+    }
+
+    struct NewToken: Content {
+        var name: String
+    }
+
+    struct TokenReference: Content {
+        var id: UUID
+    }
+
+    struct TokenBody: Content {
+        var id: UUID
+        var name: String
+        var createdAt: Date?
+        var lastUsedAt: Date?
+        /// Present only in the answer that creates the token.
+        var token: String?
+
+        init(_ token: APIToken, secret: String? = nil) throws {
+            id = try token.requireID()
+            name = token.name
+            createdAt = token.createdAt
+            lastUsedAt = token.lastUsedAt
+            self.token = secret
+        }
+    }
+
+    struct Done: Content {
+        var ok = true
+    }
+}

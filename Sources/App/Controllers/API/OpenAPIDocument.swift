@@ -1,0 +1,141 @@
+import Vapor
+
+/// `GET /api/v1/openapi.json`: the API described for people and generators.
+/// A test checks it against the registered routes, so it cannot drift.
+enum OpenAPIDocument {
+    struct Operation {
+        var method: HTTPMethod
+        var path: String
+        var summary: String
+        var action: Action
+        var request: String? = nil
+        var response: String? = nil
+        var status: Int = 200
+        var query: [String] = []
+        var list = false
+    }
+
+    static let operations: [Operation] = [
+        .init(method: .POST, path: "/api/v1/login", summary: "Sign in; sets the session cookie", action: .signIn, request: "Credentials", response: "User"),
+        .init(method: .POST, path: "/api/v1/logout", summary: "Sign out", action: .signOut, response: "Done"),
+        .init(method: .GET, path: "/api/v1/users", summary: "List users", action: .viewUsers, response: "User", query: ["page", "per"], list: true),
+        .init(method: .POST, path: "/api/v1/users", summary: "Add a user", action: .addUser, request: "NewUser", response: "User", status: 201),
+        .init(method: .POST, path: "/api/v1/users/me/password", summary: "Change your own password", action: .changeOwnPassword, request: "PasswordChange", response: "Done"),
+        .init(method: .GET, path: "/api/v1/users/{id}", summary: "Show a user", action: .viewUsers, response: "User"),
+        .init(method: .PATCH, path: "/api/v1/users/{id}", summary: "Change a user's password or role", action: .editUser, request: "UserChanges", response: "User"),
+        .init(method: .DELETE, path: "/api/v1/users/{id}", summary: "Delete a user", action: .deleteUser, status: 204),
+        .init(method: .GET, path: "/api/v1/logs", summary: "Search the audit log (fields combine by intersection)", action: .viewLogs,
+              response: "LogEntry", query: ["from", "to", "kind", "role", "ip", "page", "per"], list: true),
+        .init(method: .DELETE, path: "/api/v1/logs", summary: "Delete all log entries", action: .deleteLogs, response: "DeletedLogs"),
+        .init(method: .POST, path: "/api/v1/logs/backup", summary: "Back up the log (or a search of it) to a file", action: .backupLogs,
+              response: "Backup", status: 201, query: ["from", "to", "kind", "role", "ip"]),
+        .init(method: .GET, path: "/api/v1/tokens", summary: "List your API tokens", action: .manageOwnTokens, response: "TokenList"),
+        .init(method: .POST, path: "/api/v1/tokens", summary: "Create an API token (shown once)", action: .manageOwnTokens, request: "NewToken", response: "Token", status: 201),
+        .init(method: .DELETE, path: "/api/v1/tokens", summary: "Revoke one of your API tokens", action: .manageOwnTokens, request: "TokenReference", status: 204),
+        .init(method: .DELETE, path: "/api/v1/tokens/{id}", summary: "Revoke one of your API tokens", action: .manageOwnTokens, status: 204),
+        .init(method: .GET, path: "/api/v1/openapi.json", summary: "This document", action: .readAPIDocument),
+    ]
+
+    private static var queryParameters: [String: [String: Any]] {
+        [
+        "page": ["schema": ["type": "integer", "minimum": 1], "description": "page number, from 1"],
+        "per": ["schema": ["type": "integer", "enum": PageRequest.sizes], "description": "page size"],
+        "from": ["schema": ["type": "string"], "description": "ISO 8601 time, or YYYY-MM-DDTHH:MM in the display time zone"],
+        "to": ["schema": ["type": "string"], "description": "ISO 8601 time, or YYYY-MM-DDTHH:MM in the display time zone"],
+        "kind": ["schema": ["type": "array", "items": ["type": "string", "enum": LogKind.allCases.map(\.rawValue)]],
+                 "style": "form", "explode": true, "description": "repeatable"],
+        "role": ["schema": ["type": "array", "items": ["type": "string"]], "style": "form", "explode": true, "description": "VM role, repeatable"],
+        "ip": ["schema": ["type": "string"], "description": "operator IP address"],
+    ]
+    }
+
+    private static func string(_ description: String? = nil) -> [String: Any] {
+        var schema: [String: Any] = ["type": "string"]
+        if let description { schema["description"] = description }
+        return schema
+    }
+
+    private static func object(_ properties: [String: [String: Any]], required: [String]) -> [String: Any] {
+        ["type": "object", "properties": properties, "required": required]
+    }
+
+    private static var schemas: [String: Any] {
+        [
+        "Credentials": object(["username": string(), "password": string()], required: ["username", "password"]),
+        "User": object(["id": string("UUID"), "username": string(), "role": ["type": "string", "enum": ["system", "ordinary"]],
+                        "createdAt": string("ISO 8601")], required: ["id", "username", "role"]),
+        "NewUser": object(["username": string(), "password": string(), "passwordConfirmation": string(),
+                           "role": ["type": "string", "enum": ["system", "ordinary"]]],
+                          required: ["username", "password", "passwordConfirmation", "role"]),
+        "UserChanges": object(["password": string("blank or absent keeps the old one"), "passwordConfirmation": string(),
+                               "role": ["type": "string", "enum": ["system", "ordinary"]]], required: []),
+        "PasswordChange": object(["currentPassword": string(), "password": string(), "passwordConfirmation": string()],
+                                 required: ["currentPassword", "password", "passwordConfirmation"]),
+        "LogEntry": object(["id": ["type": "integer"], "kind": ["type": "string", "enum": LogKind.allCases.map(\.rawValue)],
+                            "time": string("ISO 8601, UTC"), "vmName": string(), "vmRole": string(), "operator": string(),
+                            "operatorIP": string(), "action": string(), "result": string(), "details": string()],
+                           required: ["id", "kind", "time", "action", "result", "details"]),
+        "DeletedLogs": object(["deleted": ["type": "integer"]], required: ["deleted"]),
+        "Backup": object(["name": string(), "entries": ["type": "integer"], "size": ["type": "integer"]], required: ["name", "entries", "size"]),
+        "NewToken": object(["name": string()], required: ["name"]),
+        "TokenReference": object(["id": string("UUID")], required: ["id"]),
+        "Token": object(["id": string("UUID"), "name": string(), "createdAt": string(), "lastUsedAt": string(),
+                         "token": string("the secret; only in the answer that creates it")], required: ["id", "name"]),
+        "TokenList": ["type": "array", "items": ["$ref": "#/components/schemas/Token"]],
+        "Done": object(["ok": ["type": "boolean"]], required: ["ok"]),
+        "Error": object(["error": object(["code": string(), "message": string()], required: ["code", "message"])], required: ["error"]),
+    ]
+    }
+
+    static func document() -> [String: Any] {
+        var paths: [String: [String: Any]] = [:]
+        for operation in operations {
+            var entry: [String: Any] = ["summary": operation.summary, "x-flotilla-action": operation.action.rawValue]
+            var parameters: [[String: Any]] = operation.query.compactMap { name in
+                queryParameters[name].map { ["name": name, "in": "query", "required": false].merging($0) { a, _ in a } }
+            }
+            if operation.path.contains("{id}") {
+                parameters.append(["name": "id", "in": "path", "required": true, "schema": ["type": "string", "format": "uuid"]])
+            }
+            if !parameters.isEmpty { entry["parameters"] = parameters }
+            if let request = operation.request {
+                entry["requestBody"] = ["required": true, "content": ["application/json": ["schema": ["$ref": "#/components/schemas/\(request)"]]]]
+            }
+            var success: [String: Any] = ["description": "success"]
+            if let response = operation.response {
+                let reference: [String: Any] = ["$ref": "#/components/schemas/\(response)"]
+                let schema: [String: Any] = operation.list
+                    ? object(["items": ["type": "array", "items": reference], "total": ["type": "integer"],
+                              "page": ["type": "integer"], "per": ["type": "integer"]], required: ["items", "total", "page", "per"])
+                    : reference
+                success["content"] = ["application/json": ["schema": schema]]
+            }
+            let error: [String: Any] = ["description": "error", "content": ["application/json": ["schema": ["$ref": "#/components/schemas/Error"]]]]
+            entry["responses"] = [String(operation.status): success, "400": error, "401": error, "403": error, "404": error, "409": error]
+            if operation.action.rule != .anyone {
+                entry["security"] = [["bearer": [String]()], ["session": [String]()]]
+            }
+            paths[operation.path, default: [:]][operation.method.rawValue.lowercased()] = entry
+        }
+        return [
+            "openapi": "3.0.3",
+            "info": ["title": "Flotilla API", "version": "1",
+                     "description": "Stands up, watches and maintains environments of VMs on VMware vSphere."],
+            "paths": paths,
+            "components": [
+                "schemas": schemas,
+                "securitySchemes": [
+                    "bearer": ["type": "http", "scheme": "bearer", "description": "a personal API token"],
+                    "session": ["type": "apiKey", "in": "cookie", "name": SessionCookie.name],
+                ],
+            ],
+        ]
+    }
+
+    static func register(_ api: any RoutesBuilder) {
+        api.get("openapi.json") { _ async throws -> Response in
+            let data = try JSONSerialization.data(withJSONObject: document(), options: [.sortedKeys, .prettyPrinted])
+            return Response(status: .ok, headers: ["Content-Type": "application/json"], body: .init(data: data))
+        }.requires(.readAPIDocument)
+    }
+}

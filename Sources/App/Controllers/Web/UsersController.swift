@@ -1,0 +1,176 @@
+import Vapor
+
+/// The user pages (SPEC USR-1..5).
+enum UsersController {
+    struct UserRow: Encodable {
+        var id: String
+        var username: String
+        var roleTitle: String
+        var created: String
+        var editURL: String
+        var deleteURL: String
+        var isSelf: Bool
+    }
+
+    struct ListPage: Encodable {
+        var chrome: PageChrome
+        var users: [UserRow]
+        var pagination: PaginationView
+        var canManage: Bool
+        var newURL: String
+    }
+
+    struct RoleOption: Encodable {
+        var value: String
+        var title: String
+        var selected: Bool
+    }
+
+    struct FormPage: Encodable {
+        var chrome: PageChrome
+        var isNew: Bool
+        var action: String
+        var username: String
+        var roles: [RoleOption]
+        var minimumLength: Int
+        var error: String?
+    }
+
+    struct DeletePage: Encodable {
+        var chrome: PageChrome
+        var username: String
+        var action: String
+    }
+
+    struct UserForm: Content {
+        var username: String?
+        var password: String?
+        var passwordConfirmation: String?
+        var role: String?
+    }
+
+    static func register(_ routes: any RoutesBuilder) {
+        routes.get(SiteURL.users.pathComponents, use: list).requires(.viewUsers)
+        routes.get(SiteURL.usersNew.pathComponents, use: new).requires(.addUser)
+        routes.post(SiteURL.users.pathComponents, use: create).requires(.addUser)
+        routes.get(SiteURL.userEdit(id: nil).pathComponents, use: edit).requires(.editUser)
+        routes.post(SiteURL.user(id: nil).pathComponents, use: update).requires(.editUser)
+        routes.get(SiteURL.userDelete(id: nil).pathComponents, use: confirmDelete).requires(.deleteUser)
+        routes.post(SiteURL.userDelete(id: nil).pathComponents, use: delete).requires(.deleteUser)
+    }
+
+    @Sendable static func list(request: Request) async throws -> View {
+        let pageRequest = try PageRequest(page: request.query[String.self, at: "page"], per: request.query[String.self, at: "per"])
+        let page = try await request.users.list(page: pageRequest)
+        let me = try request.user
+        let display = DisplayTime(timeZone: request.application.flotilla.config.displayTimeZone)
+        let rows = try page.items.map { user in
+            let id = try user.requireID()
+            return UserRow(id: id.uuidString, username: user.username, roleTitle: user.role.title,
+                           created: user.createdAt.map(display.string) ?? "", editURL: SiteURL.userEdit(id: id).relative,
+                           deleteURL: SiteURL.userDelete(id: id).relative, isSelf: id == me.id)
+        }
+        return try await request.view.render("users", ListPage(
+            chrome: PageChrome(request, title: "Users"), users: rows,
+            pagination: PaginationView(page, path: SiteURL.users.relative, query: []),
+            canManage: me.isSystemAdministrator, newURL: SiteURL.usersNew.relative))
+    }
+
+    @Sendable static func new(request: Request) async throws -> Response {
+        try await renderForm(request, user: nil, username: "", role: .ordinary, error: nil, status: .ok)
+    }
+
+    @Sendable static func create(request: Request) async throws -> Response {
+        let form = try request.content.decode(UserForm.self)
+        let username = form.username ?? ""
+        do {
+            let role = try parseRole(form.role)
+            let user = try await request.users.create(username: username, password: form.password ?? "",
+                                                      confirmation: form.passwordConfirmation ?? "", role: role)
+            await request.audit(.operation, action: "user.add", result: .success,
+                                details: "added user '\(user.username)' as \(user.role.title.lowercased())")
+            request.notice("User '\(user.username)' was added.")
+            return request.redirect(to: SiteURL.users.relative)
+        } catch let error as FlotillaError {
+            await request.audit(.operation, action: "user.add", result: .failure,
+                                details: "adding user '\(username.prefix(64))' failed: \(error.message)")
+            return try await renderForm(request, user: nil, username: String(username.prefix(64)),
+                                        role: UserRole(rawValue: form.role ?? "") ?? .ordinary, error: error.message, status: error.status)
+        }
+    }
+
+    @Sendable static func edit(request: Request) async throws -> Response {
+        let user = try await request.users.find(try request.parameters.require("id", as: UUID.self))
+        return try await renderForm(request, user: user, username: user.username, role: user.role, error: nil, status: .ok)
+    }
+
+    @Sendable static func update(request: Request) async throws -> Response {
+        let user = try await request.users.find(try request.parameters.require("id", as: UUID.self))
+        let form = try request.content.decode(UserForm.self)
+        do {
+            let role = try parseRole(form.role)
+            let previousRole = user.role
+            try await request.users.update(user, password: form.password, confirmation: form.passwordConfirmation, role: role)
+            await request.audit(.operation, action: "user.edit", result: .success,
+                                details: editDetails(user: user, previousRole: previousRole, passwordChanged: !(form.password ?? "").isEmpty))
+            request.notice("User '\(user.username)' was saved.")
+            return request.redirect(to: SiteURL.users.relative)
+        } catch let error as FlotillaError {
+            await request.audit(.operation, action: "user.edit", result: .failure,
+                                details: "editing user '\(user.username)' failed: \(error.message)")
+            return try await renderForm(request, user: user, username: user.username, role: user.role, error: error.message, status: error.status)
+        }
+    }
+
+    @Sendable static func confirmDelete(request: Request) async throws -> View {
+        let user = try await request.users.find(try request.parameters.require("id", as: UUID.self))
+        return try await request.view.render("user-delete", DeletePage(
+            chrome: PageChrome(request, title: "Delete user"), username: user.username,
+            action: SiteURL.userDelete(id: try user.requireID()).relative))
+    }
+
+    @Sendable static func delete(request: Request) async throws -> Response {
+        let user = try await request.users.find(try request.parameters.require("id", as: UUID.self))
+        do {
+            try await request.users.delete(user)
+        } catch let error as FlotillaError {
+            await request.audit(.operation, action: "user.delete", result: .failure,
+                                details: "deleting user '\(user.username)' failed: \(error.message)")
+            throw error
+        }
+        await request.audit(.operation, action: "user.delete", result: .success, details: "deleted user '\(user.username)'")
+        if user.id == request.auth.get(User.self)?.id {
+            request.endSession()
+            return request.redirect(to: SiteURL.signIn.relative)
+        }
+        request.notice("User '\(user.username)' was deleted.")
+        return request.redirect(to: SiteURL.users.relative)
+    }
+
+    static func parseRole(_ text: String?) throws -> UserRole {
+        guard let text, let role = UserRole(rawValue: text) else {
+            throw FlotillaError.validation("role must be \"system\" or \"ordinary\"")
+        }
+        return role
+    }
+
+    static func editDetails(user: User, previousRole: UserRole, passwordChanged: Bool) -> String {
+        var changes: [String] = []
+        if passwordChanged { changes.append("password changed") }
+        if previousRole != user.role { changes.append("role \(previousRole.rawValue) → \(user.role.rawValue)") }
+        return "edited user '\(user.username)': " + (changes.isEmpty ? "no changes" : changes.joined(separator: ", "))
+    }
+
+    private static func renderForm(_ request: Request, user: User?, username: String, role: UserRole,
+                                   error: String?, status: HTTPResponseStatus) async throws -> Response {
+        let action = try user.map { SiteURL.user(id: try $0.requireID()).relative } ?? SiteURL.users.relative
+        let page = FormPage(
+            chrome: PageChrome(request, title: user == nil ? "Add user" : "Edit user"), isNew: user == nil, action: action,
+            username: username,
+            roles: UserRole.allCases.map { RoleOption(value: $0.rawValue, title: $0.title, selected: $0 == role) },
+            minimumLength: request.application.flotilla.config.passwordMinimumLength, error: error)
+        let response = try await request.view.render("user-form", page).encodeResponse(for: request)
+        response.status = status
+        return response
+    }
+}

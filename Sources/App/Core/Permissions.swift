@@ -1,0 +1,99 @@
+import Vapor
+
+/// The two roles of SPEC USR-6.
+public enum UserRole: String, Codable, CaseIterable, Sendable {
+    /// May do everything.
+    case system
+    /// May view, power, change VM networks, read and back up logs, and change their own password.
+    case ordinary
+
+    public var title: String {
+        switch self {
+        case .system: "System administrator"
+        case .ordinary: "Ordinary administrator"
+        }
+    }
+}
+
+/// Every action a request can perform. Each route names exactly one; a route without
+/// one is refused (see `PermissionGuard`), so nothing is reachable by accident.
+public enum Action: String, CaseIterable, Sendable {
+    case signIn
+    case readAPIDocument
+    case signOut
+    case viewDashboard
+    case viewEnvironments
+    case addEnvironment
+    case editEnvironment
+    case deleteEnvironment
+    case viewVMs
+    case addVM
+    case deleteVM
+    case powerVM
+    case changeVMPassword
+    case changeVMNetwork
+    case viewUpgrades
+    case upgradeVM
+    case viewServiceConfiguration
+    case configureServices
+    case viewJobs
+    case cancelJob
+    case viewLogs
+    case deleteLogs
+    case backupLogs
+    case viewUsers
+    case addUser
+    case editUser
+    case deleteUser
+    case changeOwnPassword
+    case manageOwnTokens
+    case viewSettings
+    case changeSettings
+
+    /// Who may perform an action.
+    public enum Rule: Sendable, Equatable {
+        /// Anyone, signed in or not.
+        case anyone
+        /// Signed-in users with one of these roles.
+        case roles(Set<UserRole>)
+    }
+
+    /// The permission table of SPEC USR-6: the one place that says who may do what.
+    public var rule: Rule {
+        let everyone: Rule = .roles([.system, .ordinary])
+        let systemOnly: Rule = .roles([.system])
+        switch self {
+        case .signIn, .readAPIDocument:
+            return .anyone
+        case .signOut, .viewDashboard, .viewEnvironments, .viewVMs, .powerVM, .changeVMNetwork,
+             .viewJobs, .viewLogs, .backupLogs, .viewUsers, .changeOwnPassword, .manageOwnTokens:
+            return everyone
+        case .addEnvironment, .editEnvironment, .deleteEnvironment, .addVM, .deleteVM, .changeVMPassword,
+             .viewUpgrades, .upgradeVM, .viewServiceConfiguration, .configureServices, .cancelJob,
+             .deleteLogs, .addUser, .editUser, .deleteUser, .viewSettings, .changeSettings:
+            return systemOnly
+        }
+    }
+
+    public func isAllowed(for role: UserRole?) -> Bool {
+        switch rule {
+        case .anyone: true
+        case .roles(let roles): role.map(roles.contains) ?? false
+        }
+    }
+}
+
+private struct RequiredActionKey: Hashable, Sendable {}
+
+extension Route {
+    /// Records the action this route performs; `PermissionGuard` enforces it.
+    @discardableResult
+    public func requires(_ action: Action) -> Route {
+        userInfo[AnySendableHashable(RequiredActionKey())] = action
+        return self
+    }
+
+    public var requiredAction: Action? {
+        userInfo[AnySendableHashable(RequiredActionKey())] as? Action
+    }
+}

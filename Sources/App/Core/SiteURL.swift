@@ -1,0 +1,86 @@
+import Vapor
+
+/// Every page of the web UI: routes are registered from these and links are built from them,
+/// so a path is written once.
+enum SiteURL: Sendable {
+    case dashboard
+    case signIn
+    case signOut
+    case environments
+    case upgrades
+    case serviceConfiguration
+    case jobs
+    case settings
+    case logs
+    case logsDelete
+    case logsBackup
+    case logBackups
+    case logBackup(name: String?)
+    case users
+    case usersNew
+    case user(id: UUID?)
+    case userEdit(id: UUID?)
+    case userDelete(id: UUID?)
+    case account
+    case accountPassword
+    case accountTokens
+    case accountTokenRevoke(id: UUID?)
+    case stylesheet
+    case script
+
+    /// Route path components; parameters appear as `:name`.
+    var pathComponents: [PathComponent] { segments }
+
+    /// The concrete path of a link, with its parameters filled in.
+    var relative: String {
+        "/" + segments.map(\.description).joined(separator: "/")
+    }
+
+    private var segments: [PathComponent] {
+        func value(_ id: UUID?, _ name: String) -> PathComponent {
+            id.map { .constant($0.uuidString) } ?? .parameter(name)
+        }
+        switch self {
+        case .dashboard: return []
+        case .signIn: return ["login"]
+        case .signOut: return ["logout"]
+        case .environments: return ["environments"]
+        case .upgrades: return ["upgrades"]
+        case .serviceConfiguration: return ["configuration"]
+        case .jobs: return ["jobs"]
+        case .settings: return ["settings"]
+        case .logs: return ["logs"]
+        case .logsDelete: return ["logs", "delete"]
+        case .logsBackup: return ["logs", "backup"]
+        case .logBackups: return ["logs", "backups"]
+        case .logBackup(let name): return ["logs", "backups", name.map { .constant($0) } ?? .parameter("name")]
+        case .users: return ["users"]
+        case .usersNew: return ["users", "new"]
+        case .user(let id): return ["users", value(id, "id")]
+        case .userEdit(let id): return ["users", value(id, "id"), "edit"]
+        case .userDelete(let id): return ["users", value(id, "id"), "delete"]
+        case .account: return ["account"]
+        case .accountPassword: return ["account", "password"]
+        case .accountTokens: return ["account", "tokens"]
+        case .accountTokenRevoke(let id): return ["account", "tokens", value(id, "id"), "revoke"]
+        case .stylesheet: return ["css", "flotilla.css"]
+        case .script: return ["js", "flotilla.js"]
+        }
+    }
+}
+
+/// Builders for URLs with query strings.
+enum WebPath {
+    static func signIn(next: String?) -> String {
+        guard let next, next.hasPrefix("/"), !next.hasPrefix("//") else { return SiteURL.signIn.relative }
+        return SiteURL.signIn.relative + "?" + query([("next", next)])
+    }
+
+    static func query(_ items: [(String, String)]) -> String {
+        var allowed = CharacterSet.urlQueryAllowed
+        allowed.remove(charactersIn: "&=+?#")
+        return items.map { key, value in
+            "\(key.addingPercentEncoding(withAllowedCharacters: allowed) ?? key)=\(value.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")"
+        }.joined(separator: "&")
+    }
+}

@@ -1,0 +1,143 @@
+import Fluent
+import Vapor
+
+/// User management rules (SPEC USR-1..5), shared by the web pages, the API and the commands.
+public struct UserAdministration: Sendable {
+    public let database: any Database
+    public let passwords: AsyncPasswordHasher
+    public let minimumPasswordLength: Int
+
+    public init(database: any Database, passwords: AsyncPasswordHasher, minimumPasswordLength: Int) {
+        self.database = database
+        self.passwords = passwords
+        self.minimumPasswordLength = minimumPasswordLength
+    }
+
+    /// bcrypt reads at most 72 bytes; longer passwords would be silently truncated.
+    static let maximumPasswordBytes = 72
+    static let maximumUsernameLength = 64
+
+    public static func validateUsername(_ username: String) throws {
+        guard !username.isEmpty else { throw FlotillaError.validation("user name is required") }
+        guard username.count <= maximumUsernameLength else {
+            throw FlotillaError.validation("user name has at most \(maximumUsernameLength) characters")
+        }
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        guard username.allSatisfy(allowed.contains), username.first.map({ $0.isLetter || $0.isNumber }) == true else {
+            throw FlotillaError.validation("user name may use letters, digits, '.', '_' and '-', and starts with a letter or digit")
+        }
+    }
+
+    public func validatePassword(_ password: String, confirmation: String) throws {
+        guard !password.isEmpty else { throw FlotillaError.validation("password is required") }
+        guard password == confirmation else { throw FlotillaError.validation("password and confirmation do not match") }
+        guard password.count >= minimumPasswordLength else {
+            throw FlotillaError.validation("password needs at least \(minimumPasswordLength) characters")
+        }
+        guard password.utf8.count <= Self.maximumPasswordBytes else {
+            throw FlotillaError.validation("password is longer than \(Self.maximumPasswordBytes) bytes")
+        }
+    }
+
+    public func find(_ id: UUID) async throws -> User {
+        guard let user = try await User.find(id, on: database) else { throw FlotillaError.notFound("no such user") }
+        return user
+    }
+
+    public func find(username: String) async throws -> User? {
+        try await User.query(on: database).filter(\.$username == username).first()
+    }
+
+    public func list(page: PageRequest) async throws -> Page<User> {
+        let total = try await User.query(on: database).count()
+        let items = try await User.query(on: database).sort(\.$username)
+            .range(page.offset..<(page.offset + page.per)).all()
+        return Page(items: items, total: total, request: page)
+    }
+
+    public func create(username: String, password: String, confirmation: String, role: UserRole) async throws -> User {
+        try Self.validateUsername(username)
+        try validatePassword(password, confirmation: confirmation)
+        guard try await find(username: username) == nil else {
+            throw FlotillaError.conflict("a user named '\(username)' already exists")
+        }
+        let user = User(username: username, passwordHash: try await passwords.hash(password).get(), role: role)
+        do {
+            try await user.create(on: database)
+        } catch let error as any DatabaseError where error.isConstraintFailure {
+            throw FlotillaError.conflict("a user named '\(username)' already exists")
+        }
+        return user
+    }
+
+    /// Changes a user's password and/or role. A blank password keeps the old one.
+    public func update(_ user: User, password: String?, confirmation: String?, role: UserRole?) async throws {
+        if let password, !password.isEmpty {
+            try validatePassword(password, confirmation: confirmation ?? "")
+        } else if let confirmation, !confirmation.isEmpty {
+            throw FlotillaError.validation("password and confirmation do not match")
+        }
+        try await database.transaction { transaction in
+            if let role, role != user.role, user.role == .system {
+                try await Self.ensureAnotherSystemAdministrator(than: user, on: transaction, doing: "demote")
+            }
+            if let password, !password.isEmpty {
+                user.passwordHash = try await passwords.hash(password).get()
+            }
+            if let role { user.role = role }
+            try await user.save(on: transaction)
+        }
+    }
+
+    public func changeOwnPassword(_ user: User, current: String, new: String, confirmation: String) async throws {
+        guard try await passwords.verify(current, created: user.passwordHash).get() else {
+            throw FlotillaError.validation("current password is wrong")
+        }
+        try validatePassword(new, confirmation: confirmation)
+        user.passwordHash = try await passwords.hash(new).get()
+        try await user.save(on: database)
+    }
+
+    public func delete(_ user: User) async throws {
+        try await database.transaction { transaction in
+            if user.role == .system {
+                try await Self.ensureAnotherSystemAdministrator(than: user, on: transaction, doing: "delete")
+            }
+            try await user.delete(on: transaction)
+        }
+    }
+
+    /// SPEC USR: the last system administrator can be neither deleted nor demoted.
+    private static func ensureAnotherSystemAdministrator(than user: User, on database: any Database, doing verb: String) async throws {
+        let others = try await User.query(on: database)
+            .filter(\.$role == .system)
+            .filter(\.$id != user.requireID())
+            .count()
+        guard others > 0 else {
+            throw FlotillaError.conflict("cannot \(verb) '\(user.username)': it is the last system administrator")
+        }
+    }
+
+    /// Creates `admin` on the first start (no users yet). Returns the generated password when
+    /// none was configured, so the caller can show it once.
+    public func createInitialAdministrator(password configured: String?) async throws -> String? {
+        guard try await User.query(on: database).count() == 0 else { return nil }
+        let password = configured ?? Self.generatePassword()
+        let user = User(username: "admin", passwordHash: try await passwords.hash(password).get(), role: .system)
+        try await user.create(on: database)
+        return configured == nil ? password : nil
+    }
+
+    static func generatePassword() -> String {
+        let alphabet = Array("abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<20).map { _ in alphabet.randomElement(using: &generator) ?? "x" })
+    }
+}
+
+extension Request {
+    var users: UserAdministration {
+        UserAdministration(database: db, passwords: password.async,
+                           minimumPasswordLength: application.flotilla.config.passwordMinimumLength)
+    }
+}

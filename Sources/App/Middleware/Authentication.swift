@@ -1,0 +1,81 @@
+import Fluent
+import Vapor
+
+/// Signs the request's user in from the session cookie, honouring the session lifetime.
+struct SessionAuthenticator: AsyncMiddleware {
+    static let userKey = "user"
+    static let sinceKey = "since"
+
+    func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
+        if request.hasSession, let idText = request.session.data[Self.userKey], let id = UUID(uuidString: idText) {
+            let lifetime = TimeInterval(request.application.flotilla.config.sessionLifetimeHours * 3600)
+            let since = request.session.data[Self.sinceKey].flatMap(TimeInterval.init).map(Date.init(timeIntervalSince1970:))
+            if let since, Date().timeIntervalSince(since) < lifetime, let user = try await User.find(id, on: request.db) {
+                request.auth.login(user)
+            } else {
+                request.session.destroy()
+            }
+        }
+        return try await next.respond(to: request)
+    }
+}
+
+extension Request {
+    /// Starts a fresh session for the user (a new session ID, so a planted one is useless).
+    func startSession(for user: User) async throws {
+        if let old = session.id {
+            try await application.sessions.driver.deleteSession(old, for: self).get()
+        }
+        session.id = nil
+        session.data = SessionData()
+        session.data[SessionAuthenticator.userKey] = try user.requireID().uuidString
+        session.data[SessionAuthenticator.sinceKey] = String(Int(Date().timeIntervalSince1970))
+        session.data[CSRFGuard.sessionKey] = CSRFGuard.newToken()
+        auth.login(user)
+    }
+
+    func endSession() {
+        auth.logout(User.self)
+        if hasSession { session.destroy() }
+    }
+}
+
+/// Signs the request's user in from `Authorization: Bearer <personal API token>`.
+struct BearerTokenAuthenticator: AsyncMiddleware {
+    func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
+        if let bearer = request.headers.bearerAuthorization {
+            let digest = APIToken.digest(of: bearer.token)
+            guard let token = try await APIToken.query(on: request.db)
+                .filter(\.$tokenDigest == digest).with(\.$user).first() else {
+                throw FlotillaError(.unauthenticated, "the API token is not valid")
+            }
+            token.lastUsedAt = Date()
+            try await token.save(on: request.db)
+            request.auth.login(token.user)
+            request.storage[AuthenticatedByTokenKey.self] = true
+        }
+        return try await next.respond(to: request)
+    }
+}
+
+private struct AuthenticatedByTokenKey: StorageKey {
+    typealias Value = Bool
+}
+
+extension Request {
+    /// Token-authenticated requests carry no cookie, so they need no CSRF token.
+    var isAuthenticatedByToken: Bool { storage[AuthenticatedByTokenKey.self] ?? false }
+
+    /// Whether the request is for the JSON API (errors are JSON, not pages).
+    var isAPIRequest: Bool { url.path.hasPrefix("/api/") }
+
+    /// The signed-in user; the permission guard has already refused anonymous requests.
+    var user: User {
+        get throws {
+            guard let user = auth.get(User.self) else {
+                throw FlotillaError(.unauthenticated, "sign in first")
+            }
+            return user
+        }
+    }
+}

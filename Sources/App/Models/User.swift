@@ -1,0 +1,24 @@
+import Fluent
+import Vapor
+
+/// A person who signs in to Flotilla (SPEC USR).
+public final class User: Model, Authenticatable, @unchecked Sendable {
+    public static let schema = "users"
+
+    @ID(key: .id) public var id: UUID?
+    @Field(key: "username") public var username: String
+    @Field(key: "password_hash") var passwordHash: String
+    @Enum(key: "role") public var role: UserRole
+    @Timestamp(key: "created_at", on: .create) public var createdAt: Date?
+    @Timestamp(key: "updated_at", on: .update) public var updatedAt: Date?
+
+    public init() {}
+
+    init(username: String, passwordHash: String, role: UserRole) {
+        self.username = username
+        self.passwordHash = passwordHash
+        self.role = role
+    }
+
+    public var isSystemAdministrator: Bool { role == .system }
+}

@@ -1,0 +1,93 @@
+import Fluent
+import FluentPostgresDriver
+import FluentSQLiteDriver
+import Leaf
+import Vapor
+
+/// The session cookie's name, shared by the server and its documentation.
+enum SessionCookie {
+    static let name = "flotilla_session"
+}
+
+/// Builds the whole application from a configuration. `main` and the tests both call this,
+/// so tests exercise exactly the application that runs.
+public func configure(_ app: Application, config: FlotillaConfig) async throws {
+    app.flotilla = FlotillaContext(config: config)
+    app.http.server.configuration.hostname = config.listenHost
+    app.http.server.configuration.port = config.listenPort
+    app.routes.defaultMaxBodySize = "1mb"
+
+    try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
+    switch config.database {
+    case .sqlite(let path):
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        app.databases.use(.sqlite(.file(path), sqlLogLevel: .trace), as: .sqlite)
+    case .postgres(let url):
+        app.databases.use(try .postgres(url: url, maxConnectionsPerEventLoop: 4, sqlLogLevel: .trace), as: .psql)
+    }
+    app.migrations.add(SessionRecord.migration)
+    app.migrations.add(CreateFoundationSchema())
+
+    app.passwords.use(.bcrypt(cost: config.passwordHashCost))
+    app.sessions.use(.fluent)
+    app.sessions.configuration = SessionsConfiguration(cookieName: SessionCookie.name) { id in
+        HTTPCookies.Value(string: id.string, maxAge: config.sessionLifetimeHours * 3600, path: "/",
+                          isSecure: config.secureCookies ?? false, isHTTPOnly: true, sameSite: .lax)
+    }
+
+    app.views.use(.leaf)
+
+    // Order matters: errors are rendered for everything inside; sessions and authentication
+    // run before the permission guard, which runs before the CSRF check so that a denial is
+    // reported as a denial.
+    app.middleware = Middlewares()
+    app.middleware.use(ErrorRendering())
+    app.middleware.use(FileMiddleware(publicDirectory: app.directory.publicDirectory))
+    app.middleware.use(SecureCookiePolicy())
+    app.middleware.use(app.sessions.middleware)
+    app.middleware.use(SessionAuthenticator())
+    app.middleware.use(BearerTokenAuthenticator())
+    app.middleware.use(PermissionGuard())
+    app.middleware.use(CSRFGuard())
+
+    registerRoutes(app)
+    registerCommands(app)
+    app.lifecycle.use(StartupTasks())
+}
+
+func registerRoutes(_ app: Application) {
+    SessionController.register(app)
+    SectionsController.register(app)
+    UsersController.register(app)
+    AccountController.register(app)
+    LogsController.register(app)
+
+    let api = app.grouped("api", "v1")
+    SessionAPI.register(api)
+    UsersAPI.register(api)
+    LogsAPI.register(api)
+    TokensAPI.register(api)
+    OpenAPIDocument.register(api)
+}
+
+/// Migrates the database and creates the first administrator before any command runs
+/// (except `migrate` itself, which asks before changing anything).
+struct StartupTasks: LifecycleHandler {
+    func willBootAsync(_ app: Application) async throws {
+        guard app.environment.arguments.dropFirst().first != "migrate" else { return }
+        try await app.autoMigrate()
+        let administration = UserAdministration(database: app.db, passwords: app.password.async,
+                                                minimumPasswordLength: app.flotilla.config.passwordMinimumLength)
+        if let generated = try await administration.createInitialAdministrator(password: app.flotilla.config.initialAdminPassword) {
+            // Printed once on the console on purpose, never written to the log.
+            print("""
+
+            Created the first system administrator.
+              user name: admin
+              password:  \(generated)
+            This password is shown only now; change it after signing in.
+
+            """)
+        }
+    }
+}

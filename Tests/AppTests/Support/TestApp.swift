@@ -1,0 +1,153 @@
+@testable import App
+import Fluent
+import FluentPostgresDriver
+import Foundation
+import SQLKit
+import XCTVapor
+
+/// Builds the real application for a test: SQLite in a fresh temporary data directory, or
+/// the PostgreSQL database named by `FLOTILLA_TEST_DATABASE_URL` (emptied first).
+enum TestApp {
+    static let adminPassword = "admin-password-1"
+
+    static var postgresURL: String? {
+        ProcessInfo.processInfo.environment["FLOTILLA_TEST_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    static func make(_ extra: [String: String] = [:], beforeBoot: (Application) -> Void = { _ in }) async throws -> Application {
+        let dataDirectory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("flotilla-test-\(UUID().uuidString)").path
+        var values = ["FLOTILLA_DATA_DIR": dataDirectory, "FLOTILLA_ADMIN_PASSWORD": adminPassword]
+        if let postgresURL {
+            values["FLOTILLA_DATABASE_URL"] = postgresURL
+            try await resetPostgres(postgresURL)
+        }
+        values.merge(extra) { _, new in new }
+        var config = try FlotillaConfig(values: values)
+        config.passwordHashCost = 4
+        let app = try await Application.make(.testing)
+        try await configure(app, config: config)
+        beforeBoot(app)
+        try await app.asyncBoot()
+        return app
+    }
+
+    /// Runs a test body against a fresh application and always shuts it down.
+    static func run(_ extra: [String: String] = [:], beforeBoot: (Application) -> Void = { _ in },
+                    _ body: (Application) async throws -> Void) async throws {
+        let app = try await make(extra, beforeBoot: beforeBoot)
+        do {
+            try await body(app)
+        } catch {
+            try await app.asyncShutdown()
+            throw error
+        }
+        try await app.asyncShutdown()
+    }
+
+    /// Drops everything in the test database so every test starts from an empty schema.
+    private static func resetPostgres(_ url: String) async throws {
+        let app = try await Application.make(.testing)
+        app.databases.use(try .postgres(url: url), as: .psql)
+        do {
+            let sql = try XCTUnwrap(app.db as? any SQLDatabase)
+            try await sql.raw("DROP SCHEMA public CASCADE").run()
+            try await sql.raw("CREATE SCHEMA public").run()
+        } catch {
+            try await app.asyncShutdown()
+            throw error
+        }
+        try await app.asyncShutdown()
+    }
+}
+
+/// A test client that keeps cookies like a browser and knows the CSRF token of its session.
+final class TestClient: @unchecked Sendable {
+    let app: Application
+    let tester: any XCTApplicationTester
+    private(set) var cookies: [String: String] = [:]
+    var bearer: String?
+    var forwardedFor: String?
+
+    init(_ app: Application, tester: (any XCTApplicationTester)? = nil) throws {
+        self.app = app
+        self.tester = try tester ?? app.testable()
+    }
+
+    @discardableResult
+    func request(_ method: HTTPMethod, _ path: String, json: (any Encodable)? = nil, form: [(String, String)]? = nil,
+                 headers extra: HTTPHeaders = [:]) async throws -> TestingHTTPResponse {
+        var headers = extra
+        if !cookies.isEmpty {
+            headers.replaceOrAdd(name: .cookie, value: cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; "))
+        }
+        if let bearer { headers.bearerAuthorization = .init(token: bearer) }
+        if let forwardedFor { headers.replaceOrAdd(name: .xForwardedFor, value: forwardedFor) }
+        var body = ByteBuffer()
+        if let json {
+            headers.contentType = .json
+            body = ByteBuffer(data: try JSONEncoder().encode(json))
+        } else if let form {
+            headers.contentType = .urlEncodedForm
+            body = ByteBuffer(string: WebPath.query(form))
+        }
+        let response = try await tester.performTest(request: TestingHTTPRequest(
+            method: method, url: URI(string: path), headers: headers, body: body))
+        for cookie in response.headers[.setCookie] {
+            let pair = cookie.split(separator: ";")[0].split(separator: "=", maxSplits: 1).map(String.init)
+            guard pair.count == 2 else { continue }
+            if cookie.contains("Max-Age=0") || cookie.contains("expires=Thu, 01 Jan 1970") || pair[1].isEmpty {
+                cookies[pair[0]] = nil
+            } else {
+                cookies[pair[0]] = pair[1]
+            }
+        }
+        return response
+    }
+
+    /// Posts a web form with the session's CSRF token, as a browser page would.
+    @discardableResult
+    func submit(_ path: String, _ fields: [(String, String)] = []) async throws -> TestingHTTPResponse {
+        try await request(.POST, path, form: fields + [("csrf", try await csrfToken())])
+    }
+
+    /// Reads the CSRF token from a page, the way a browser gets it.
+    func csrfToken() async throws -> String {
+        let page = try await request(.GET, cookies.isEmpty ? "/login" : "/account")
+        let html = page.body.string
+        guard let range = html.range(of: #"name="csrf" value="([^"]+)""#, options: .regularExpression) else {
+            XCTFail("no CSRF token on the page (status \(page.status))")
+            return ""
+        }
+        return String(html[range].split(separator: "\"")[3])
+    }
+
+    /// Signs in through the API (the session cookie is kept).
+    func signIn(_ username: String, _ password: String) async throws {
+        let response = try await request(.POST, "/api/v1/login", json: API.Credentials(username: username, password: password))
+        XCTAssertEqual(response.status, .ok, "sign-in of \(username) failed: \(response.body.string)")
+    }
+
+    func decode<T: Decodable>(_ type: T.Type, _ response: TestingHTTPResponse) throws -> T {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try decoder.decode(T.self, from: Data(buffer: response.body))
+    }
+}
+
+extension TestingHTTPResponse {
+    /// The `code` of an API error answer.
+    var errorCode: String? {
+        struct Body: Decodable { struct Detail: Decodable { var code: String; var message: String }; var error: Detail }
+        return try? JSONDecoder().decode(Body.self, from: Data(buffer: body)).error.code
+    }
+}
+
+extension XCTestCase {
+    /// Creates a user through the API as the signed-in system administrator.
+    func createUser(_ client: TestClient, _ username: String, role: UserRole, password: String = "password-123") async throws {
+        let response = try await client.request(.POST, "/api/v1/users", json: API.NewUser(
+            username: username, password: password, passwordConfirmation: password, role: role.rawValue))
+        XCTAssertEqual(response.status, .created, response.body.string)
+    }
+}
