@@ -11,8 +11,8 @@
 #
 # Usage: guest-init.sh boot STATE_DIR
 #   STATE_DIR holds upper/ and work/ (the overlay), root/ (the mount point) and seed/
-#   (hostname, interfaces, resolv.conf, role, and optionally root.hash, authorized_keys),
-#   written by the lab supervisor and copied into the guest on its first boot.
+#   (hostname, interfaces, resolv.conf, role, user, password.hash), written by the lab
+#   supervisor from the VM's metadata and applied to the guest on its first boot.
 set -eu
 
 lab_lib=/usr/local/lib/flotilla-lab
@@ -39,10 +39,10 @@ make_dev() {
   ln -s /proc/self/fd/2 "$dev/stderr"
 }
 
-# Sets root's password hash in the guest's own /etc/shadow (the copy in the upper layer).
-set_root_hash() {
-  shadow=$1 hash=$2
-  awk -F: -v OFS=: -v hash="$hash" '$1 == "root" { $2 = hash } { print }' "$shadow" > "$shadow.new"
+# Sets a user's password hash in the guest's own /etc/shadow (the copy in the upper layer).
+set_password_hash() {
+  shadow=$1 user=$2 hash=$3
+  awk -F: -v OFS=: -v user="$user" -v hash="$hash" '$1 == user { $2 = hash } { print }' "$shadow" > "$shadow.new"
   chmod 640 "$shadow.new"
   chown root:shadow "$shadow.new" 2>/dev/null || true
   mv "$shadow.new" "$shadow"
@@ -51,7 +51,7 @@ set_root_hash() {
 # First boot of this guest: what cloud-init would do from the VMware guestinfo metadata.
 first_boot() {
   root=$1 seed=$2
-  mkdir -p "$root/etc/flotilla-lab" "$root/etc/network" "$root/root/.ssh"
+  mkdir -p "$root/etc/flotilla-lab" "$root/etc/network"
   cp "$seed/hostname" "$root/etc/hostname"
   cp "$seed/interfaces" "$root/etc/network/interfaces"
   rm -f "$root/etc/resolv.conf"
@@ -59,15 +59,16 @@ first_boot() {
   cp "$seed/role" "$root/etc/flotilla-lab/role"
   name=$(cat "$seed/hostname")
   printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n' "$name" > "$root/etc/hosts"
-  if [ -s "$seed/root.hash" ]; then
-    set_root_hash "$root/etc/shadow" "$(cat "$seed/root.hash")"
+  user=$(cat "$seed/user")
+  if ! chroot "$root" getent passwd "$user" >/dev/null; then
+    chroot "$root" useradd --create-home --shell /bin/bash "$user"
   fi
-  if [ -s "$seed/authorized_keys" ]; then
-    cp "$seed/authorized_keys" "$root/root/.ssh/authorized_keys"
-  else
-    rm -f "$root/root/.ssh/authorized_keys"
+  hash=$(cat "$seed/password.hash")
+  if [ -n "$hash" ]; then
+    set_password_hash "$root/etc/shadow" "$user" "$hash"
   fi
-  chmod 700 "$root/root/.ssh"
+  # Keys are the guest's own business (~/.ssh/authorized_keys); none come from the machine.
+  rm -rf "$root/root/.ssh"
   # The machine's host keys are not the guest's: remove them (a whiteout in the upper layer)
   # and give the guest its own ed25519 key.
   rm -f "$root"/etc/ssh/ssh_host_*

@@ -9,7 +9,7 @@
 #   lab-host.sh start KEY STATE_DIR             boot guest KEY (network namespace flt-KEY)
 #   lab-host.sh stop KEY                        kill the guest's processes, link down
 #   lab-host.sh remove KEY STATE_DIR            stop, delete its namespace, link and state
-#   lab-host.sh running KEY                     exit 0 if the guest has processes
+#   lab-host.sh status                          one line per guest namespace: KEY running|stopped ADDRESS/PREFIX|-
 #   lab-host.sh down STATE_ROOT                 remove every flt-* namespace and link, the bridge and STATE_ROOT
 set -eu
 
@@ -85,6 +85,16 @@ remove() {
   rm -rf "$state"
 }
 
+status() {
+  for ns in $(ip netns list | awk '{print $1}' | grep '^flt-' || true); do
+    key=${ns#flt-}
+    state=stopped
+    [ -z "$(guest_pids "$key")" ] || state=running
+    address=$(ip -n "$ns" -4 -o addr show dev eth0 2>/dev/null | awk '{print $4; exit}')
+    echo "$key $state ${address:--}"
+  done
+}
+
 down() {
   state_root=$1
   for ns in $(ip netns list | awk '{print $1}' | grep '^flt-' || true); do
@@ -104,7 +114,7 @@ case $command in
   start) valid_key "$2"; start "$2" "$3" ;;
   stop) valid_key "$2"; stop "$2" ;;
   remove) valid_key "$2"; remove "$2" "$3" ;;
-  running) valid_key "$2"; [ -n "$(guest_pids "$2")" ] ;;
+  status) status ;;
   down) down "$2" ;;
   *) sed -n '2,14p' "$0" >&2; exit 2 ;;
 esac
