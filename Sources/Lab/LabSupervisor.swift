@@ -48,6 +48,11 @@ public actor LabSupervisor {
     /// launched vcsim keep running afterwards; `Lab.down` removes them.
     public func run() async throws {
         try await start()
+        await follow()
+    }
+
+    /// Reconciles every `pollInterval` until the task is cancelled; a failed pass is logged and retried.
+    public func follow() async {
         while !Task.isCancelled {
             do {
                 try await reconcile()

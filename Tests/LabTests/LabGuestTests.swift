@@ -1,0 +1,220 @@
+import Foundation
+import Lab
+import RemoteShell
+import VSphere
+import XCTest
+
+/// End-to-end: VMs cloned in vcsim become guests that boot, answer and stop like VMs.
+/// Runs as root; takes over the machine's lab (flt-* namespaces and links) while it runs.
+final class LabGuestTests: XCTestCase {
+    private var lab: LabHarness!
+
+    override func setUp() async throws {
+        lab = try await LabHarness.start()
+    }
+
+    override func tearDown() async throws {
+        try await lab?.tearDown()
+        lab = nil
+    }
+
+    func testClonedVMBootsAnswersPingAndSSHAndReportsItsAddress() async throws {
+        let started = ContinuousClock.now
+        let vm = try await lab.createGuest(name: "web-01", role: "web", address: "10.77.1.10")
+        let answered = await eventually(within: .seconds(5)) { await ping("10.77.1.10") }
+        let pingUp = ContinuousClock.now - started
+        XCTAssertTrue(answered, "guest never answered ping")
+        let sshUp = await eventually(within: .seconds(5)) { await lab.canSSH("10.77.1.10") }
+        XCTAssertTrue(sshUp, "guest never accepted SSH with the metadata password")
+        print("time to up after clone + power-on: ping \(pingUp), ssh \(ContinuousClock.now - started)")
+        XCTAssertLessThan(pingUp, .seconds(3), "guest should be up about 2 s after power-on")
+
+        let identity = try await lab.ssh("10.77.1.10", .script("hostname; ip -4 -o addr show dev eth0; cat /etc/network/interfaces"))
+        XCTAssertTrue(identity.output.hasPrefix("web-01\n"), identity.output)
+        XCTAssertTrue(identity.output.contains("inet 10.77.1.10/16"), identity.output)
+        XCTAssertTrue(identity.output.contains("address 10.77.1.10/16"), identity.output)
+
+        // Only the right password opens it.
+        do {
+            _ = try await lab.connect("10.77.1.10", password: "wrong")
+            XCTFail("a wrong password was accepted")
+        } catch let error as RemoteShellError {
+            XCTAssertEqual(error.kind, .authentication)
+        }
+
+        let reported = try await eventually(within: .seconds(3)) {
+            let summary = try await lab.client.summary(of: vm.reference)
+            return summary.guestIPAddress == "10.77.1.10" && summary.guestHostName == "web-01"
+        }
+        XCTAssertTrue(reported, "vcsim never got the guest's address and host name")
+    }
+
+    func testGuestChangesItsOwnAddressWithIfupdown() async throws {
+        let vm = try await lab.createGuest(name: "web-02", role: "web", address: "10.77.1.11")
+        let up = await eventually(within: .seconds(5)) { await lab.canSSH("10.77.1.11") }
+        XCTAssertTrue(up)
+        // What VM-10 does on a VM: edit interfaces, restart the interface. The connection drops with it.
+        let connection = try await lab.connect("10.77.1.11")
+        _ = try? await connection.run(.script("""
+            sed -i 's#10.77.1.11/16#10.77.1.12/16#' /etc/network/interfaces
+            (ifdown eth0; ifup eth0) >/dev/null 2>&1 </dev/null &
+            """), timeout: .seconds(3))
+        await connection.close()
+        let moved = await eventually(within: .seconds(5)) { await lab.canSSH("10.77.1.12") }
+        XCTAssertTrue(moved, "guest not reachable on its new address")
+        let oldGone = await ping("10.77.1.11")
+        XCTAssertFalse(oldGone, "old address still answers")
+        let reported = try await eventually(within: .seconds(5)) {
+            try await lab.client.summary(of: vm.reference).guestIPAddress == "10.77.1.12"
+        }
+        XCTAssertTrue(reported, "the new address was not reported to vcsim")
+    }
+
+    func testGuestsSeeNeitherEachOthersFilesNorProcesses() async throws {
+        _ = try await lab.createGuest(name: "cache-01", role: "redis", address: "10.77.1.21")
+        _ = try await lab.createGuest(name: "db-01", role: "mysql", address: "10.77.1.22")
+        for address in ["10.77.1.21", "10.77.1.22"] {
+            let up = await eventually(within: .seconds(5)) { await lab.canSSH(address) }
+            XCTAssertTrue(up, "\(address) never came up")
+        }
+        let created = try await lab.ssh("10.77.1.21", .script("""
+            echo secret > /root/only-in-a && echo guest > /etc/flotilla-lab-test-marker
+            setsid sleep 4242 >/dev/null 2>&1 </dev/null &
+            pgrep -x sleep >/dev/null
+            """))
+        XCTAssertTrue(created.succeeded, created.errorOutput)
+
+        let other = try await lab.ssh("10.77.1.22", .script("""
+            hostname; test -e /root/only-in-a && echo FILE-VISIBLE; pgrep -f 'sleep 4242' && echo PROCESS-VISIBLE
+            pgrep -x redis-server && echo REDIS-VISIBLE; pgrep -x mysqld >/dev/null && echo own-mysqld; true
+            """))
+        XCTAssertEqual(other.output, "db-01\nown-mysqld\n")
+        // Root in a guest writes only into its own layer, never the machine's files.
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "/etc/flotilla-lab-test-marker"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "/root/only-in-a"))
+        let escape = try await lab.ssh("10.77.1.21", .script("mount -t tmpfs none /mnt 2>&1 || echo refused"))
+        XCTAssertTrue(escape.output.hasSuffix("refused\n"), escape.output)
+        // The processes of guest A are not the machine's either... but the machine sees them all.
+        let own = try await lab.ssh("10.77.1.21", .script("ps -e -o comm= | sort -u | tr '\\n' ' '"))
+        XCTAssertFalse(own.output.contains("vcsim"), own.output)
+
+        // Each role's services answer on their real ports.
+        let redis = try await tcpExchange("10.77.1.21", port: 6379, "PING\r\n")
+        XCTAssertEqual(redis.output, "+PONG\r\n")
+        let mysql = try await tcpExchange("10.77.1.22", port: 3306, "")
+        XCTAssertEqual(mysql.status, 0, "nothing listens on 3306")
+    }
+
+    func testGuestFollowsPowerOffOnResetAndDestroy() async throws {
+        let vm = try await lab.createGuest(name: "web-03", role: "web", address: "10.77.1.30")
+        let up = await eventually(within: .seconds(5)) { await lab.canSSH("10.77.1.30") }
+        XCTAssertTrue(up)
+        let prepared = try await lab.ssh("10.77.1.30", .script("""
+            echo kept > /root/kept && setsid sleep 4343 >/dev/null 2>&1 </dev/null & sleep 0.1; pgrep -f 'sleep 4343' >/dev/null
+            """))
+        XCTAssertTrue(prepared.succeeded)
+
+        try await vm.powerOff()
+        let down = await eventually(within: .seconds(3)) { await !ping("10.77.1.30") }
+        XCTAssertTrue(down, "a powered-off guest still answers ping")
+        let sshAfterOff = await lab.canSSH("10.77.1.30")
+        XCTAssertFalse(sshAfterOff, "a powered-off guest still accepts SSH")
+
+        try await vm.powerOn()
+        let back = await eventually(within: .seconds(5)) { await lab.canSSH("10.77.1.30") }
+        XCTAssertTrue(back, "guest did not come back after power-on")
+        let afterBoot = try await lab.ssh("10.77.1.30", .script("cat /root/kept; pgrep -f 'sleep 4343' || echo no-old-process"))
+        XCTAssertEqual(afterBoot.output, "kept\nno-old-process\n")
+
+        _ = try await lab.ssh("10.77.1.30", .script("setsid sleep 4444 >/dev/null 2>&1 </dev/null &"))
+        try await vm.reset()
+        let restarted = try await eventually(within: .seconds(5)) {
+            guard await lab.canSSH("10.77.1.30") else { return false }
+            return try await lab.ssh("10.77.1.30", .script("pgrep -f 'sleep 4444' || echo gone")).output == "gone\n"
+        }
+        XCTAssertTrue(restarted, "reset did not restart the guest's processes")
+
+        try await vm.suspend()
+        let suspended = await eventually(within: .seconds(3)) { await !ping("10.77.1.30") }
+        XCTAssertTrue(suspended, "a suspended guest still answers ping")
+
+        try await vm.powerOff()
+        try await vm.destroy()
+        let removed = try await eventually(within: .seconds(3)) { try await !lab.namespaceExists(vm) }
+        XCTAssertTrue(removed, "the destroyed VM's guest namespace is still there")
+        let directory = LabHarness.configuration.stateDirectory + "/guests/" + vm.reference.value
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory), "the destroyed guest's files are still there")
+    }
+
+    func testMetadataOutsideTheLabNetworkIsRefused() async throws {
+        let outside = try await lab.createGuest(name: "web-04", role: "web", address: "192.168.77.10", prefixLength: 24)
+        let tooWide = try await lab.createGuest(name: "web-05", role: "web", address: "10.77.1.50", prefixLength: 8)
+        let inside = try await lab.createGuest(name: "web-06", role: "web", address: "10.77.1.51")
+        let up = await eventually(within: .seconds(5)) { await ping("10.77.1.51") }
+        XCTAssertTrue(up)
+        let outsideMade = try await lab.namespaceExists(outside)
+        let tooWideMade = try await lab.namespaceExists(tooWide)
+        XCTAssertFalse(outsideMade, "a guest was made for an address outside the lab network")
+        XCTAssertFalse(tooWideMade, "a guest was made for a prefix wider than the lab network")
+        _ = inside
+        // Nothing leaves the machine: the bridge forwards nothing, and there is no NAT.
+        let forwarding = try String(contentsOfFile: "/proc/sys/net/ipv4/conf/flt-br0/forwarding", encoding: .utf8)
+        XCTAssertEqual(forwarding, "0\n")
+    }
+
+    func testRestartedSupervisorAdoptsRunningGuests() async throws {
+        let vm = try await lab.createGuest(name: "web-07", role: "web", address: "10.77.1.70")
+        let up = await eventually(within: .seconds(5)) { await lab.canSSH("10.77.1.70") }
+        XCTAssertTrue(up)
+        _ = try await lab.ssh("10.77.1.70", .script("setsid sleep 4545 >/dev/null 2>&1 </dev/null &"))
+        // The supervisor goes away; the guest and vcsim do not.
+        await lab.stopFollowing()
+        let stillUp = await lab.canSSH("10.77.1.70")
+        XCTAssertTrue(stillUp)
+
+        let successor = LabSupervisor(configuration: LabHarness.configuration)
+        try await successor.start()
+        let reused = await successor.vcsim?.pid
+        XCTAssertEqual(reused, lab.vcsim.pid, "the restarted supervisor started a second vcsim")
+        let follower = Task { await successor.follow() }
+        defer { follower.cancel() }
+        // Adopted, not rebooted: the guest's processes survive.
+        try await Task.sleep(for: .seconds(1))
+        let survived = try await lab.ssh("10.77.1.70", .script("pgrep -f 'sleep 4545' >/dev/null && echo alive"))
+        XCTAssertEqual(survived.output, "alive\n")
+        try await vm.powerOff()
+        let down = await eventually(within: .seconds(3)) { await !ping("10.77.1.70") }
+        XCTAssertTrue(down, "the restarted supervisor does not follow the adopted guest")
+        follower.cancel()
+        await follower.value
+    }
+
+    func testLabDownLeavesNothingBehind() async throws {
+        _ = try await lab.createGuest(name: "cache-02", role: "redis", address: "10.77.1.80")
+        let up = await eventually(within: .seconds(5)) { await lab.canSSH("10.77.1.80") }
+        XCTAssertTrue(up)
+        await lab.stopFollowing()
+        let vcsimPid = lab.vcsim.pid
+        try await Lab.down(LabHarness.configuration)
+
+        let namespaces = try await runLocal("/usr/sbin/ip", "netns", "list").output
+        XCTAssertFalse(namespaces.contains("flt-"), "namespaces left: \(namespaces)")
+        let links = try await runLocal("/usr/sbin/ip", "-o", "link", "show").output
+        XCTAssertFalse(links.contains("flt-"), "links left: \(links)")
+        let state = LabHarness.configuration.stateDirectory
+        XCTAssertFalse(FileManager.default.fileExists(atPath: state), "state directory left")
+        var leftovers: [String] = []
+        for entry in try FileManager.default.contentsOfDirectory(atPath: "/proc") where Int(entry) != nil {
+            let mountInfo = (try? String(contentsOfFile: "/proc/\(entry)/mountinfo", encoding: .utf8)) ?? ""
+            let commandLine = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(entry)/cmdline"))) ?? Data()
+            let command = String(decoding: commandLine, as: UTF8.self).replacingOccurrences(of: "\0", with: " ")
+            if mountInfo.contains(state) || command.contains("guest-init.sh") || command.contains(state) {
+                leftovers.append("\(entry): \(command)")
+            }
+        }
+        XCTAssertEqual(leftovers, [], "processes or mounts left")
+        XCTAssertNotEqual(kill(vcsimPid, 0), 0, "vcsim still runs")
+        let answers = await ping("10.77.1.80")
+        XCTAssertFalse(answers, "a guest still answers after lab down")
+    }
+}
