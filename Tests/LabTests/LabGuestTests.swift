@@ -53,11 +53,11 @@ final class LabGuestTests: XCTestCase {
         let vm = try await lab.createGuest(name: "web-02", role: "web", address: "10.77.1.11")
         let up = await eventually(within: .seconds(5)) { await lab.canSSH("10.77.1.11") }
         XCTAssertTrue(up)
-        // What VM-10 does on a VM: edit interfaces, restart the interface. The connection drops with it.
+        // What VM-10 does on a VM: ifdown, edit, ifup. The connection drops with the old address.
         let connection = try await lab.connect("10.77.1.11")
         _ = try? await connection.run(.script("""
-            sed -i 's#10.77.1.11/16#10.77.1.12/16#' /etc/network/interfaces
-            (ifdown eth0; ifup eth0) >/dev/null 2>&1 </dev/null &
+            (ifdown eth0 && sed -i 's#10.77.1.11/16#10.77.1.12/16#' /etc/network/interfaces && ifup eth0) \
+              >/dev/null 2>&1 </dev/null &
             """), timeout: .seconds(3))
         await connection.close()
         let moved = await eventually(within: .seconds(5)) { await lab.canSSH("10.77.1.12") }
@@ -85,7 +85,7 @@ final class LabGuestTests: XCTestCase {
         XCTAssertTrue(created.succeeded, created.errorOutput)
 
         let other = try await lab.ssh("10.77.1.22", .script("""
-            hostname; test -e /root/only-in-a && echo FILE-VISIBLE; pgrep -f 'sleep 4242' && echo PROCESS-VISIBLE
+            hostname; test -e /root/only-in-a && echo FILE-VISIBLE; pgrep -f 'slee[p] 4242' && echo PROCESS-VISIBLE
             pgrep -x redis-server && echo REDIS-VISIBLE; pgrep -x mysqld >/dev/null && echo own-mysqld; true
             """))
         XCTAssertEqual(other.output, "db-01\nown-mysqld\n")
@@ -110,7 +110,7 @@ final class LabGuestTests: XCTestCase {
         let up = await eventually(within: .seconds(5)) { await lab.canSSH("10.77.1.30") }
         XCTAssertTrue(up)
         let prepared = try await lab.ssh("10.77.1.30", .script("""
-            echo kept > /root/kept && setsid sleep 4343 >/dev/null 2>&1 </dev/null & sleep 0.1; pgrep -f 'sleep 4343' >/dev/null
+            echo kept > /root/kept && setsid sleep 4343 >/dev/null 2>&1 </dev/null & sleep 0.1; pgrep -f 'slee[p] 4343' >/dev/null
             """))
         XCTAssertTrue(prepared.succeeded)
 
@@ -123,14 +123,14 @@ final class LabGuestTests: XCTestCase {
         try await vm.powerOn()
         let back = await eventually(within: .seconds(5)) { await lab.canSSH("10.77.1.30") }
         XCTAssertTrue(back, "guest did not come back after power-on")
-        let afterBoot = try await lab.ssh("10.77.1.30", .script("cat /root/kept; pgrep -f 'sleep 4343' || echo no-old-process"))
+        let afterBoot = try await lab.ssh("10.77.1.30", .script("cat /root/kept; pgrep -f 'slee[p] 4343' || echo no-old-process"))
         XCTAssertEqual(afterBoot.output, "kept\nno-old-process\n")
 
         _ = try await lab.ssh("10.77.1.30", .script("setsid sleep 4444 >/dev/null 2>&1 </dev/null &"))
         try await vm.reset()
         let restarted = try await eventually(within: .seconds(5)) {
             guard await lab.canSSH("10.77.1.30") else { return false }
-            return try await lab.ssh("10.77.1.30", .script("pgrep -f 'sleep 4444' || echo gone")).output == "gone\n"
+            return try await lab.ssh("10.77.1.30", .script("pgrep -f 'slee[p] 4444' || echo gone")).output == "gone\n"
         }
         XCTAssertTrue(restarted, "reset did not restart the guest's processes")
 
@@ -180,7 +180,7 @@ final class LabGuestTests: XCTestCase {
         defer { follower.cancel() }
         // Adopted, not rebooted: the guest's processes survive.
         try await Task.sleep(for: .seconds(1))
-        let survived = try await lab.ssh("10.77.1.70", .script("pgrep -f 'sleep 4545' >/dev/null && echo alive"))
+        let survived = try await lab.ssh("10.77.1.70", .script("pgrep -f 'slee[p] 4545' >/dev/null && echo alive"))
         XCTAssertEqual(survived.output, "alive\n")
         try await vm.powerOff()
         let down = await eventually(within: .seconds(3)) { await !ping("10.77.1.70") }
