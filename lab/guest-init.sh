@@ -108,6 +108,19 @@ stage_boot() {
   mount --bind "$root/proc/sys" "$root/proc/sys"
   mount --bind "$root/proc/sys/net" "$root/proc/sys/net"
   mount -o remount,bind,ro "$root/proc/sys"
+  # Kernel-wide knobs in /proc are read-only (sysrq-trigger would reboot the machine) and
+  # kernel internals hidden, as container runtimes do.
+  for entry in sysrq-trigger irq bus fs; do
+    if [ -e "$root/proc/$entry" ]; then
+      mount --bind "$root/proc/$entry" "$root/proc/$entry"
+      mount -o remount,bind,ro "$root/proc/$entry"
+    fi
+  done
+  for entry in kcore keys timer_list; do
+    if [ -e "$root/proc/$entry" ]; then
+      mount --bind /dev/null "$root/proc/$entry"
+    fi
+  done
   mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$root/sys"
   make_dev "$root/dev"
   mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs "$root/run"
