@@ -113,7 +113,7 @@ public actor FileHostKeyStore: HostKeyStore {
     }
 
     private func writeAtomically(_ lines: [String]) throws {
-        let temporaryPath = path + ".tmp-\(getpid())"
+        let temporaryPath = path + ".tmp-\(UUID().uuidString)"
         let contents = Array(lines.map { $0 + "\n" }.joined().utf8)
         let descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw storeError("cannot create \(temporaryPath): errno \(errno)") }

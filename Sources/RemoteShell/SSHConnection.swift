@@ -185,5 +185,13 @@ private func connectError(_ error: any Error, target: SSHTarget, timeout: Durati
     if case ChannelError.connectTimeout = error {
         return RemoteShellError(.timeout, host: target.hostKeyName, message: "TCP connect did not complete within \(timeout.secondsDescription)")
     }
-    return RemoteShellError(.connect, host: target.hostKeyName, message: "cannot connect: \(error)")
+    guard let error = error as? NIOConnectionError else {
+        return RemoteShellError(.connect, host: target.hostKeyName, message: "cannot connect: \(error)")
+    }
+    if error.connectionErrors.isEmpty {
+        let resolverError = error.dnsAError ?? error.dnsAAAAError
+        return RemoteShellError(.connect, host: target.hostKeyName, message: "cannot resolve \(target.host): \(resolverError.map { "\($0)" } ?? "no addresses")")
+    }
+    let attempts = error.connectionErrors.map { "\($0.target): \($0.error)" }.joined(separator: "; ")
+    return RemoteShellError(.connect, host: target.hostKeyName, message: "cannot connect: \(attempts)")
 }

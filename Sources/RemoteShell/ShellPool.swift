@@ -22,7 +22,9 @@ public struct HostResult: Sendable {
 ///
 /// Connections open on first use; a closed one is replaced on the next use; connections idle
 /// for `idleTimeout` are closed. Handshakes to the same host are limited so that sshd's
-/// MaxStartups does not drop them under fan-out. Call `shutdown()` when done.
+/// MaxStartups does not drop them under fan-out. A connection is authenticated with the
+/// credential of the target that opened it; later targets with the same ID share it.
+/// Call `shutdown()` when done.
 public actor ShellPool {
     private enum Entry {
         case connecting(Task<SSHConnection, any Error>)

@@ -244,7 +244,7 @@ final class RemoteShellTests: XCTestCase {
         let pool = ShellPool(hostKeyStore: InMemoryHostKeyStore(), options: .init(connectTimeout: .seconds(2)))
         var targets = servers.map { passwordTarget($0) }
         targets.append(SSHTarget(host: "127.0.0.1", port: refusedPort, user: "x", authentication: .password("x")))
-        targets.append(passwordTarget(servers[0], password: "wrong"))
+        targets.append(SSHTarget(host: "127.0.0.1", port: servers[1].port, user: "intruder", authentication: .password("wrong")))
         let results = await pool.fanOut(to: targets, command: Command.script(#"echo "$1"; exit 4"#, arguments: ["hi"]), concurrency: 2)
         XCTAssertEqual(results.count, 5)
         for result in results.prefix(3) {
