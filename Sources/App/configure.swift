@@ -45,6 +45,7 @@ public func configure(_ app: Application, config: FlotillaConfig) async throws {
     app.middleware.use(FileMiddleware(publicDirectory: app.directory.publicDirectory))
     app.middleware.use(SecureCookiePolicy())
     app.middleware.use(app.sessions.middleware)
+    app.middleware.use(SessionsReady())
     app.middleware.use(SessionAuthenticator())
     app.middleware.use(BearerTokenAuthenticator())
     app.middleware.use(PermissionGuard())
@@ -76,9 +77,7 @@ struct StartupTasks: LifecycleHandler {
     func willBootAsync(_ app: Application) async throws {
         guard app.environment.arguments.dropFirst().first != "migrate" else { return }
         try await app.autoMigrate()
-        let administration = UserAdministration(database: app.db, passwords: app.password.async,
-                                                minimumPasswordLength: app.flotilla.config.passwordMinimumLength)
-        if let generated = try await administration.createInitialAdministrator(password: app.flotilla.config.initialAdminPassword) {
+        if let generated = try await app.users(actor: .system).createInitialAdministrator(password: app.flotilla.config.initialAdminPassword) {
             // Printed once on the console on purpose, never written to the log.
             print("""
 

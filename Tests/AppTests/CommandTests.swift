@@ -47,8 +47,9 @@ final class CommandTests: XCTestCase {
             XCTAssertTrue(backup.contains("Wrote 2 entries"), backup)
             let files = try LogBackup(directory: app.flotilla.config.backupDirectory, displayTime: DisplayTime(timeZone: .gmt)).list()
             XCTAssertEqual(files.count, 1)
-            let entries = try await LogEntry.query(on: app.db).filter(\.$operatorName == "cli").all().map(\.action)
-            XCTAssertEqual(entries, ["user.add", "user.edit", "logs.backup"])
+            let entries = try await LogEntry.query(on: app.db).filter(\.$operatorName == "cli").sort(\.$id).all()
+            XCTAssertEqual(entries.map { "\($0.action) \($0.result)" },
+                           ["user.add success", "user.add failure", "user.edit success", "logs.backup success"])
         }
     }
 }

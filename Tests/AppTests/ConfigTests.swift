@@ -8,7 +8,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(config.listenPort, 8080)
         XCTAssertEqual(config.database, .sqlite(path: "./data/flotilla.sqlite"))
         XCTAssertEqual(config.backupDirectory, "./data/backups")
-        XCTAssertEqual(config.displayTimeZone.identifier, "UTC")
+        XCTAssertEqual(config.displayTimeZone.secondsFromGMT(), 0)
         XCTAssertNil(config.secureCookies)
         XCTAssertEqual(config.passwordMinimumLength, 8)
         XCTAssertEqual(config.loginFailureLimit, 5)

@@ -45,7 +45,9 @@ final class PermissionTests: XCTestCase {
                     let who = role?.rawValue ?? "anonymous"
                     if action.isAllowed(for: role) {
                         XCTAssertNotEqual(response.status, .forbidden, "\(who) may \(name) (\(action)): \(response.body.string.prefix(200))")
-                        XCTAssertNotEqual(response.status, .unauthorized, "\(who) may \(name) (\(action))")
+                        // The guard answers "sign in first" (API) or sends to the sign-in page (web).
+                        XCTAssertFalse(response.body.string.contains("sign in first"), "\(who) may \(name) (\(action))")
+                        XCTAssertFalse(response.headers.first(name: .location)?.hasPrefix("/login?next=") ?? false, "\(who) may \(name)")
                         XCTAssertLessThan(response.status.code, 500, "\(who) \(name): \(response.body.string.prefix(300))")
                     } else if role == nil {
                         if path.hasPrefix("/api/") {

@@ -15,7 +15,7 @@ final class SignInTests: XCTestCase {
 
     func testGeneratedAdministratorPasswordWorks() async throws {
         try await TestApp.run { app in
-            let administration = UserAdministration(database: app.db, passwords: app.password.async, minimumPasswordLength: 8)
+            let administration = app.users(actor: .system)
             try await User.query(on: app.db).delete()
             let created = try await administration.createInitialAdministrator(password: nil)
             let generated = try XCTUnwrap(created)

@@ -10,11 +10,6 @@ struct UserCommands: AsyncCommandGroup {
         ["add": AddUser(), "passwd": SetPassword(), "list": ListUsers()]
     }
 
-    static func administration(_ app: Application) -> UserAdministration {
-        UserAdministration(database: app.db, passwords: app.password.async,
-                           minimumPasswordLength: app.flotilla.config.passwordMinimumLength)
-    }
-
     /// Reads a new password twice without echo, or once from standard input with `--password-stdin`.
     static func readPassword(_ context: CommandContext, fromStandardInput: Bool) -> (String, String) {
         if fromStandardInput {
@@ -26,6 +21,7 @@ struct UserCommands: AsyncCommandGroup {
         return (password, confirmation)
     }
 
+    /// How changes made from the shell appear in the audit log.
     static let actor = AuditLog.Actor(name: "cli", ip: "local")
 
     struct AddUser: AsyncCommand {
@@ -41,11 +37,8 @@ struct UserCommands: AsyncCommandGroup {
             let app = context.application
             let role = try UsersController.parseRole(signature.role ?? "ordinary")
             let (password, confirmation) = UserCommands.readPassword(context, fromStandardInput: signature.passwordStdin)
-            let user = try await UserCommands.administration(app).create(
+            let user = try await app.users(actor: UserCommands.actor).create(
                 username: signature.username, password: password, confirmation: confirmation, role: role)
-            await AuditLog.record(.operation, action: "user.add", result: .success,
-                                  details: "added user '\(user.username)' as \(role.title.lowercased()) from the command line",
-                                  by: UserCommands.actor, on: app.db, logger: app.logger)
             context.console.print("Added \(user.username) (\(role.title.lowercased())).")
         }
     }
@@ -60,16 +53,13 @@ struct UserCommands: AsyncCommandGroup {
 
         func run(using context: CommandContext, signature: Signature) async throws {
             let app = context.application
-            let administration = UserCommands.administration(app)
+            let administration = app.users(actor: UserCommands.actor)
             guard let user = try await administration.find(username: signature.username) else {
                 throw FlotillaError.notFound("no user named '\(signature.username)'")
             }
             let (password, confirmation) = UserCommands.readPassword(context, fromStandardInput: signature.passwordStdin)
             guard !password.isEmpty else { throw FlotillaError.validation("password is required") }
             try await administration.update(user, password: password, confirmation: confirmation, role: nil)
-            await AuditLog.record(.operation, action: "user.edit", result: .success,
-                                  details: "edited user '\(user.username)': password changed from the command line",
-                                  by: UserCommands.actor, on: app.db, logger: app.logger)
             context.console.print("Password of \(user.username) changed.")
         }
     }

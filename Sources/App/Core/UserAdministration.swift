@@ -2,15 +2,21 @@ import Fluent
 import Vapor
 
 /// User management rules (SPEC USR-1..5), shared by the web pages, the API and the commands.
+/// Every change, and every refused change, is written to the audit log here.
 public struct UserAdministration: Sendable {
     public let database: any Database
     public let passwords: AsyncPasswordHasher
     public let minimumPasswordLength: Int
+    public let actor: AuditLog.Actor
+    public let logger: Logger
 
-    public init(database: any Database, passwords: AsyncPasswordHasher, minimumPasswordLength: Int) {
+    public init(database: any Database, passwords: AsyncPasswordHasher, minimumPasswordLength: Int,
+                actor: AuditLog.Actor, logger: Logger) {
         self.database = database
         self.passwords = passwords
         self.minimumPasswordLength = minimumPasswordLength
+        self.actor = actor
+        self.logger = logger
     }
 
     /// bcrypt reads at most 72 bytes; longer passwords would be silently truncated.
@@ -56,54 +62,83 @@ public struct UserAdministration: Sendable {
     }
 
     public func create(username: String, password: String, confirmation: String, role: UserRole) async throws -> User {
-        try Self.validateUsername(username)
-        try validatePassword(password, confirmation: confirmation)
-        guard try await find(username: username) == nil else {
-            throw FlotillaError.conflict("a user named '\(username)' already exists")
+        try await audited("user.add", "adding user '\(username.prefix(Self.maximumUsernameLength))'") {
+            try Self.validateUsername(username)
+            try validatePassword(password, confirmation: confirmation)
+            guard try await find(username: username) == nil else {
+                throw FlotillaError.conflict("a user named '\(username)' already exists")
+            }
+            let user = User(username: username, passwordHash: try await passwords.hash(password).get(), role: role)
+            do {
+                try await user.create(on: database)
+            } catch let error as any DatabaseError where error.isConstraintFailure {
+                throw FlotillaError.conflict("a user named '\(username)' already exists")
+            }
+            return (user, "added user '\(user.username)' as \(role.title.lowercased())")
         }
-        let user = User(username: username, passwordHash: try await passwords.hash(password).get(), role: role)
-        do {
-            try await user.create(on: database)
-        } catch let error as any DatabaseError where error.isConstraintFailure {
-            throw FlotillaError.conflict("a user named '\(username)' already exists")
-        }
-        return user
     }
 
     /// Changes a user's password and/or role. A blank password keeps the old one.
     public func update(_ user: User, password: String?, confirmation: String?, role: UserRole?) async throws {
-        if let password, !password.isEmpty {
-            try validatePassword(password, confirmation: confirmation ?? "")
-        } else if let confirmation, !confirmation.isEmpty {
-            throw FlotillaError.validation("password and confirmation do not match")
-        }
-        try await database.transaction { transaction in
-            if let role, role != user.role, user.role == .system {
-                try await Self.ensureAnotherSystemAdministrator(than: user, on: transaction, doing: "demote")
-            }
+        try await audited("user.edit", "editing user '\(user.username)'") {
             if let password, !password.isEmpty {
-                user.passwordHash = try await passwords.hash(password).get()
+                try validatePassword(password, confirmation: confirmation ?? "")
+            } else if let confirmation, !confirmation.isEmpty {
+                throw FlotillaError.validation("password and confirmation do not match")
             }
-            if let role { user.role = role }
-            try await user.save(on: transaction)
+            let previousRole = user.role
+            try await database.transaction { transaction in
+                if let role, role != user.role, user.role == .system {
+                    try await Self.ensureAnotherSystemAdministrator(than: user, on: transaction, doing: "demote")
+                }
+                if let password, !password.isEmpty {
+                    user.passwordHash = try await passwords.hash(password).get()
+                }
+                if let role { user.role = role }
+                try await user.save(on: transaction)
+            }
+            var changes: [String] = []
+            if !(password ?? "").isEmpty { changes.append("password changed") }
+            if previousRole != user.role { changes.append("role \(previousRole.rawValue) → \(user.role.rawValue)") }
+            return ((), "edited user '\(user.username)': " + (changes.isEmpty ? "no changes" : changes.joined(separator: ", ")))
         }
     }
 
     public func changeOwnPassword(_ user: User, current: String, new: String, confirmation: String) async throws {
-        guard try await passwords.verify(current, created: user.passwordHash).get() else {
-            throw FlotillaError.validation("current password is wrong")
+        try await audited("user.password", "changing own password") {
+            guard try await passwords.verify(current, created: user.passwordHash).get() else {
+                throw FlotillaError.validation("current password is wrong")
+            }
+            try validatePassword(new, confirmation: confirmation)
+            user.passwordHash = try await passwords.hash(new).get()
+            try await user.save(on: database)
+            return ((), "changed own password")
         }
-        try validatePassword(new, confirmation: confirmation)
-        user.passwordHash = try await passwords.hash(new).get()
-        try await user.save(on: database)
     }
 
     public func delete(_ user: User) async throws {
-        try await database.transaction { transaction in
-            if user.role == .system {
-                try await Self.ensureAnotherSystemAdministrator(than: user, on: transaction, doing: "delete")
+        try await audited("user.delete", "deleting user '\(user.username)'") {
+            try await database.transaction { transaction in
+                if user.role == .system {
+                    try await Self.ensureAnotherSystemAdministrator(than: user, on: transaction, doing: "delete")
+                }
+                try await user.delete(on: transaction)
             }
-            try await user.delete(on: transaction)
+            return ((), "deleted user '\(user.username)'")
+        }
+    }
+
+    /// Runs a change and logs its outcome: the success details it returns, or why it was refused.
+    private func audited<Value>(_ action: String, _ attempt: String,
+                                _ change: () async throws -> (Value, String)) async throws -> Value {
+        do {
+            let (value, details) = try await change()
+            await AuditLog.record(.operation, action: action, result: .success, details: details, by: actor, on: database, logger: logger)
+            return value
+        } catch let error as FlotillaError {
+            await AuditLog.record(.operation, action: action, result: .failure, details: "\(attempt) failed: \(error.message)",
+                                  by: actor, on: database, logger: logger)
+            throw error
         }
     }
 
@@ -138,6 +173,15 @@ public struct UserAdministration: Sendable {
 extension Request {
     var users: UserAdministration {
         UserAdministration(database: db, passwords: password.async,
-                           minimumPasswordLength: application.flotilla.config.passwordMinimumLength)
+                           minimumPasswordLength: application.flotilla.config.passwordMinimumLength,
+                           actor: auditActor, logger: logger)
+    }
+}
+
+extension Application {
+    /// User administration for work outside a request (commands, start-up).
+    func users(actor: AuditLog.Actor) -> UserAdministration {
+        UserAdministration(database: db, passwords: password.async, minimumPasswordLength: flotilla.config.passwordMinimumLength,
+                           actor: actor, logger: logger)
     }
 }

@@ -1,6 +1,18 @@
 import Fluent
 import Vapor
 
+/// Marks that the sessions middleware has run, so pages may use the session.
+struct SessionsReady: AsyncMiddleware {
+    struct Key: StorageKey {
+        typealias Value = Bool
+    }
+
+    func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
+        request.storage[Key.self] = true
+        return try await next.respond(to: request)
+    }
+}
+
 /// Signs the request's user in from the session cookie, honouring the session lifetime.
 struct SessionAuthenticator: AsyncMiddleware {
     static let userKey = "user"

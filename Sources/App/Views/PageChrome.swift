@@ -45,14 +45,15 @@ struct PageChrome: Encodable {
                 return NavigationItem(title: section.title, url: url, active: active)
             }
         } ?? []
-        if request.hasSession {
-            csrf = request.csrfToken
-            notice = request.session.data[Self.noticeKey]
-            if notice != nil { request.session.data[Self.noticeKey] = nil }
-        } else {
+        // An error raised before the sessions middleware ran is shown without session data.
+        guard request.storage[SessionsReady.Key.self] == true else {
             csrf = ""
             notice = nil
+            return
         }
+        csrf = request.csrfToken
+        notice = request.session.data[Self.noticeKey]
+        if notice != nil { request.session.data[Self.noticeKey] = nil }
     }
 
     static let noticeKey = "notice"

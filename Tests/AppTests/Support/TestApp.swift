@@ -26,6 +26,7 @@ enum TestApp {
         var config = try FlotillaConfig(values: values)
         config.passwordHashCost = 4
         let app = try await Application.make(.testing)
+        app.logger.logLevel = .warning
         try await configure(app, config: config)
         beforeBoot(app)
         try await app.asyncBoot()

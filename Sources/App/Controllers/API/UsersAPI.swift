@@ -24,61 +24,29 @@ enum UsersAPI {
 
     @Sendable static func create(request: Request) async throws -> Response {
         let body = try request.content.decode(API.NewUser.self)
-        do {
-            let user = try await request.users.create(username: body.username, password: body.password,
-                                                      confirmation: body.passwordConfirmation,
-                                                      role: try UsersController.parseRole(body.role))
-            await request.audit(.operation, action: "user.add", result: .success,
-                                details: "added user '\(user.username)' as \(user.role.title.lowercased())")
-            return try await API.UserBody(user).encodeResponse(status: .created, for: request)
-        } catch let error as FlotillaError {
-            await request.audit(.operation, action: "user.add", result: .failure,
-                                details: "adding user '\(body.username.prefix(64))' failed: \(error.message)")
-            throw error
-        }
+        let user = try await request.users.create(username: body.username, password: body.password,
+                                                  confirmation: body.passwordConfirmation,
+                                                  role: try UsersController.parseRole(body.role))
+        return try await API.UserBody(user).encodeResponse(status: .created, for: request)
     }
 
     @Sendable static func update(request: Request) async throws -> API.UserBody {
         let user = try await request.users.find(try userID(request))
         let body = try request.content.decode(API.UserChanges.self)
-        do {
-            let role = try body.role.map { try UsersController.parseRole($0) }
-            let previousRole = user.role
-            try await request.users.update(user, password: body.password, confirmation: body.passwordConfirmation, role: role)
-            await request.audit(.operation, action: "user.edit", result: .success,
-                                details: UsersController.editDetails(user: user, previousRole: previousRole,
-                                                                     passwordChanged: !(body.password ?? "").isEmpty))
-        } catch let error as FlotillaError {
-            await request.audit(.operation, action: "user.edit", result: .failure,
-                                details: "editing user '\(user.username)' failed: \(error.message)")
-            throw error
-        }
+        try await request.users.update(user, password: body.password, confirmation: body.passwordConfirmation,
+                                       role: try body.role.map { try UsersController.parseRole($0) })
         return try API.UserBody(user)
     }
 
     @Sendable static func delete(request: Request) async throws -> HTTPStatus {
-        let user = try await request.users.find(try userID(request))
-        do {
-            try await request.users.delete(user)
-        } catch let error as FlotillaError {
-            await request.audit(.operation, action: "user.delete", result: .failure,
-                                details: "deleting user '\(user.username)' failed: \(error.message)")
-            throw error
-        }
-        await request.audit(.operation, action: "user.delete", result: .success, details: "deleted user '\(user.username)'")
+        try await request.users.delete(try await request.users.find(try userID(request)))
         return .noContent
     }
 
     @Sendable static func changeOwnPassword(request: Request) async throws -> API.Done {
         let body = try request.content.decode(API.PasswordChange.self)
-        do {
-            try await request.users.changeOwnPassword(try request.user, current: body.currentPassword, new: body.password,
-                                                      confirmation: body.passwordConfirmation)
-        } catch let error as FlotillaError {
-            await request.audit(.operation, action: "user.password", result: .failure, details: "changing own password failed: \(error.message)")
-            throw error
-        }
-        await request.audit(.operation, action: "user.password", result: .success, details: "changed own password")
+        try await request.users.changeOwnPassword(try request.user, current: body.currentPassword, new: body.password,
+                                                  confirmation: body.passwordConfirmation)
         return API.Done()
     }
 

@@ -49,10 +49,8 @@ enum AccountController {
             try await request.users.changeOwnPassword(user, current: form.currentPassword ?? "", new: form.password ?? "",
                                                       confirmation: form.passwordConfirmation ?? "")
         } catch let error as FlotillaError {
-            await request.audit(.operation, action: "user.password", result: .failure, details: "changing own password failed: \(error.message)")
             return try await render(request, passwordError: error.message, status: error.status)
         }
-        await request.audit(.operation, action: "user.password", result: .success, details: "changed own password")
         request.notice("Your password was changed.")
         return request.redirect(to: SiteURL.account.relative)
     }

@@ -87,13 +87,9 @@ enum UsersController {
             let role = try parseRole(form.role)
             let user = try await request.users.create(username: username, password: form.password ?? "",
                                                       confirmation: form.passwordConfirmation ?? "", role: role)
-            await request.audit(.operation, action: "user.add", result: .success,
-                                details: "added user '\(user.username)' as \(user.role.title.lowercased())")
             request.notice("User '\(user.username)' was added.")
             return request.redirect(to: SiteURL.users.relative)
         } catch let error as FlotillaError {
-            await request.audit(.operation, action: "user.add", result: .failure,
-                                details: "adding user '\(username.prefix(64))' failed: \(error.message)")
             return try await renderForm(request, user: nil, username: String(username.prefix(64)),
                                         role: UserRole(rawValue: form.role ?? "") ?? .ordinary, error: error.message, status: error.status)
         }
@@ -108,16 +104,11 @@ enum UsersController {
         let user = try await request.users.find(try request.parameters.require("id", as: UUID.self))
         let form = try request.content.decode(UserForm.self)
         do {
-            let role = try parseRole(form.role)
-            let previousRole = user.role
-            try await request.users.update(user, password: form.password, confirmation: form.passwordConfirmation, role: role)
-            await request.audit(.operation, action: "user.edit", result: .success,
-                                details: editDetails(user: user, previousRole: previousRole, passwordChanged: !(form.password ?? "").isEmpty))
+            try await request.users.update(user, password: form.password, confirmation: form.passwordConfirmation,
+                                           role: try parseRole(form.role))
             request.notice("User '\(user.username)' was saved.")
             return request.redirect(to: SiteURL.users.relative)
         } catch let error as FlotillaError {
-            await request.audit(.operation, action: "user.edit", result: .failure,
-                                details: "editing user '\(user.username)' failed: \(error.message)")
             return try await renderForm(request, user: user, username: user.username, role: user.role, error: error.message, status: error.status)
         }
     }
@@ -131,14 +122,7 @@ enum UsersController {
 
     @Sendable static func delete(request: Request) async throws -> Response {
         let user = try await request.users.find(try request.parameters.require("id", as: UUID.self))
-        do {
-            try await request.users.delete(user)
-        } catch let error as FlotillaError {
-            await request.audit(.operation, action: "user.delete", result: .failure,
-                                details: "deleting user '\(user.username)' failed: \(error.message)")
-            throw error
-        }
-        await request.audit(.operation, action: "user.delete", result: .success, details: "deleted user '\(user.username)'")
+        try await request.users.delete(user)
         if user.id == request.auth.get(User.self)?.id {
             request.endSession()
             return request.redirect(to: SiteURL.signIn.relative)
@@ -152,13 +136,6 @@ enum UsersController {
             throw FlotillaError.validation("role must be \"system\" or \"ordinary\"")
         }
         return role
-    }
-
-    static func editDetails(user: User, previousRole: UserRole, passwordChanged: Bool) -> String {
-        var changes: [String] = []
-        if passwordChanged { changes.append("password changed") }
-        if previousRole != user.role { changes.append("role \(previousRole.rawValue) → \(user.role.rawValue)") }
-        return "edited user '\(user.username)': " + (changes.isEmpty ? "no changes" : changes.joined(separator: ", "))
     }
 
     private static func renderForm(_ request: Request, user: User?, username: String, role: UserRole,
