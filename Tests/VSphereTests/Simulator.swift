@@ -79,8 +79,21 @@ final class Simulator: @unchecked Sendable {
 
     var trust: TrustPolicy { thumbprint.map { .pinnedSHA256($0) } ?? .system }
 
+    private let clients = Locked<[VSphereClient]>([])
+
+    /// A client logged in to this simulator; `shutdown()` releases it even if the test failed midway.
     func connect(timeout: Duration = .seconds(20)) async throws -> VSphereClient {
-        try await VSphereClient.connect(url: url, username: Self.username, password: Self.password, trust: trust, timeout: timeout)
+        let client = try await VSphereClient.connect(url: url, username: Self.username, password: Self.password, trust: trust, timeout: timeout)
+        clients.withLockedValue { $0.append(client) }
+        return client
+    }
+
+    /// Closes every client (HTTP clients must be shut down before they are released), then stops vcsim.
+    func shutdown() async {
+        for client in clients.withLockedValue({ $0 }) {
+            try? await client.connection.transport.shutdown()
+        }
+        stop()
     }
 
     /// Hard kill (SIGKILL): the "hypervisor went away" case.

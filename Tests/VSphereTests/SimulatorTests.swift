@@ -7,12 +7,31 @@ import XCTest
 /// independent witness of every change.
 final class SimulatorTests: XCTestCase {
     private let models: [Simulator.Model] = [.vCenter, .esxi]
+    private var simulators: [Simulator] = []
+
+    /// Starts a simulator that `tearDown` cleans up, whatever the test's outcome.
+    private func start(
+        model: Simulator.Model,
+        vms: Int = 3,
+        tls: Bool = true,
+        extraArguments: [String] = []
+    ) throws -> Simulator {
+        let simulator = try Simulator(model: model, vms: vms, tls: tls, extraArguments: extraArguments)
+        simulators.append(simulator)
+        return simulator
+    }
+
+    override func tearDown() async throws {
+        for simulator in simulators { await simulator.shutdown() }
+        simulators.removeAll()
+        try await super.tearDown()
+    }
 
     // MARK: sessions and trust
 
     func testLoginGoodAndBad() async throws {
         for model in models {
-            let simulator = try Simulator(model: model)
+            let simulator = try start(model: model)
             let client = try await simulator.connect()
             XCTAssertEqual(client.about.apiType, model == .vCenter ? .virtualCenter : .hostAgent)
             XCTAssertEqual(client.about.apiVersion, "6.5")
@@ -29,7 +48,7 @@ final class SimulatorTests: XCTestCase {
     }
 
     func testCertificateIsVerified() async throws {
-        let simulator = try Simulator(model: .vCenter)
+        let simulator = try start(model: .vCenter)
         let wrong = String(repeating: "AB:", count: 31) + "AB"
         do {
             _ = try await VSphereClient.connect(url: simulator.url, username: Simulator.username, password: Simulator.password, trust: .pinnedSHA256(wrong))
@@ -49,12 +68,13 @@ final class SimulatorTests: XCTestCase {
     }
 
     func testReloginAfterTheSessionIsDropped() async throws {
-        let simulator = try Simulator(model: .vCenter)
+        let simulator = try start(model: .vCenter)
         let client = try await simulator.connect()
         let before = client.sessionCookie
         // Another session ends ours on the server, as an administrator or a restart would.
         let admin = try await simulator.connect()
-        let key = try XCTUnwrap(try await client.property("currentSession", of: client.serviceContent.sessionManager)?.child("key")?.text)
+        let session = try await client.property("currentSession", of: client.serviceContent.sessionManager)
+        let key = try XCTUnwrap(session?.child("key")?.text)
         _ = try await admin.connection.invoke(SOAPOperation("TerminateSession", on: admin.serviceContent.sessionManager, [("sessionId", [key])]))
         let vms = try await client.listVirtualMachines()
         XCTAssertEqual(vms.count, 5)
@@ -67,7 +87,7 @@ final class SimulatorTests: XCTestCase {
 
     func testInventory() async throws {
         for model in models {
-            let simulator = try Simulator(model: model)
+            let simulator = try start(model: model)
             let client = try await simulator.connect()
             let datacenter = try await client.datacenter()
             XCTAssertEqual(datacenter.name, model == .vCenter ? "DC0" : "ha-datacenter")
@@ -90,8 +110,19 @@ final class SimulatorTests: XCTestCase {
                 XCTFail("a plain VM is not a template")
             } catch VSphereError.notFound {}
 
+            // vcsim reports guest facts that a VM's extraConfig `SET.guest.*` keys set (the lab relies on it).
+            let firstVM = try await client.listVirtualMachines().first { !$0.isTemplate }
+            let guestReporting = client.virtualMachine(try XCTUnwrap(firstVM).reference)
+            try await guestReporting.reconfigure(extraConfig: [
+                ExtraConfigEntry(key: "SET.guest.ipAddress", value: "10.9.0.7"),
+                ExtraConfigEntry(key: "SET.guest.hostName", value: "reported-host"),
+            ])
+
             let vms = try await client.listVirtualMachines()
             XCTAssertEqual(vms.count, 5, "\(model): 3 VMs and 2 templates")
+            let reported = try XCTUnwrap(vms.first { $0.reference == guestReporting.reference })
+            XCTAssertEqual(reported.guestIPAddress, "10.9.0.7")
+            XCTAssertEqual(reported.guestHostName, "reported-host")
             let templates = vms.filter(\.isTemplate)
             XCTAssertEqual(Set(templates.map(\.name)), ["tpl-web", "tpl-mysql"])
             for template in templates {
@@ -99,11 +130,11 @@ final class SimulatorTests: XCTestCase {
                 XCTAssertEqual(template.cpuCount, 2)
                 XCTAssertEqual(template.memoryMB, 2048)
                 XCTAssertEqual(template.diskGB, 16)
-                XCTAssertEqual(template.guestOS, "Ubuntu Linux (64-bit)")
+                XCTAssertEqual(template.guestOS, "ubuntu64Guest", "vcsim reports the guest id as the full name")
             }
             let plain = vms.filter { !$0.isTemplate }
             XCTAssertTrue(plain.allSatisfy { $0.powerState == .poweredOn })
-            XCTAssertTrue(plain.allSatisfy { $0.guestIPAddress != nil && $0.parentFolder == datacenter.vmFolder })
+            XCTAssertTrue(plain.allSatisfy { $0.parentFolder == datacenter.vmFolder && $0.resourcePool != nil && $0.diskGB != nil })
             let witness = try simulator.probe(["list"])["vms"] as? [[String: Any]] ?? []
             XCTAssertEqual(Set(witness.compactMap { $0["moref"] as? String }), Set(vms.map(\.reference.value)))
             try await client.close()
@@ -114,7 +145,7 @@ final class SimulatorTests: XCTestCase {
 
     func testCloneFromTemplateWithGuestConfiguration() async throws {
         for model in models {
-            let simulator = try Simulator(model: model)
+            let simulator = try start(model: model)
             let client = try await simulator.connect()
             let template = try await client.findTemplate(named: "tpl-web")
             let datacenter = try await client.datacenter()
@@ -149,7 +180,7 @@ final class SimulatorTests: XCTestCase {
 
     func testDiskCopyClonePath() async throws {
         for model in models {
-            let simulator = try Simulator(model: model)
+            let simulator = try start(model: model)
             let client = try await simulator.connect()
             let template = try await client.findTemplate(named: "tpl-mysql")
             let guest = GuestConfiguration(hostName: "db-01")
@@ -182,7 +213,7 @@ final class SimulatorTests: XCTestCase {
     }
 
     func testExtraConfigRoundTrip() async throws {
-        let simulator = try Simulator(model: .vCenter)
+        let simulator = try start(model: .vCenter)
         let client = try await simulator.connect()
         let vm = try await client.findVirtualMachine(named: "DC0_C0_RP0_VM0")
         let first = GuestConfiguration(hostName: "a", ipv4: .init(address: "10.0.0.5", prefixLength: 16, gateway: "10.0.0.1", dns: ["1.1.1.1"]))
@@ -192,7 +223,8 @@ final class SimulatorTests: XCTestCase {
         let entries = try await vm.extraConfig()
         XCTAssertGreaterThanOrEqual(entries.filter { $0.key == "guestinfo.metadata" }.count, 1)
         XCTAssertEqual(try GuestConfiguration(extraConfig: entries), second)
-        XCTAssertEqual(try await vm.summary().guestInfo["guestinfo.flotilla.role"], "web")
+        let roleSummary = try await vm.summary()
+        XCTAssertEqual(roleSummary.guestInfo["guestinfo.flotilla.role"], "web")
         let extra = try simulator.probe(["vm", "--name", "DC0_C0_RP0_VM0"])["extraConfig"] as? [String: String] ?? [:]
         XCTAssertEqual(try GuestConfiguration(guestInfo: extra), second)
         XCTAssertEqual(extra["guestinfo.flotilla.role"], "web")
@@ -201,7 +233,7 @@ final class SimulatorTests: XCTestCase {
 
     func testPowerOperationsAndTheirFaults() async throws {
         for model in models {
-            let simulator = try Simulator(model: model)
+            let simulator = try start(model: model)
             let client = try await simulator.connect()
             guard let name = try await client.listVirtualMachines().first(where: { !$0.isTemplate })?.name else {
                 return XCTFail("no VM")
@@ -209,7 +241,8 @@ final class SimulatorTests: XCTestCase {
             let vm = try await client.findVirtualMachine(named: name)
             func witness() throws -> String? { try simulator.probe(["vm", "--name", name])["powerState"] as? String }
 
-            XCTAssertEqual(try await vm.powerState(), .poweredOn)
+            let state = try await vm.powerState()
+            XCTAssertEqual(state, .poweredOn)
             try await assertFault(.invalidPowerState) { try await vm.powerOn() }
             try await vm.suspend()
             XCTAssertEqual(try witness(), "suspended")
@@ -232,7 +265,7 @@ final class SimulatorTests: XCTestCase {
 
     func testDestroy() async throws {
         for model in models {
-            let simulator = try Simulator(model: model)
+            let simulator = try start(model: model)
             let client = try await simulator.connect()
             guard let name = try await client.listVirtualMachines().first(where: { !$0.isTemplate })?.name else {
                 return XCTFail("no VM")
@@ -252,10 +285,11 @@ final class SimulatorTests: XCTestCase {
     }
 
     func testTemplateMarking() async throws {
-        let simulator = try Simulator(model: .vCenter)
+        let simulator = try start(model: .vCenter)
         let client = try await simulator.connect()
         let vm = try await client.findVirtualMachine(named: "DC0_C0_RP0_VM1")
-        let pool = try XCTUnwrap(try await vm.summary().resourcePool)
+        let poolSummary = try await vm.summary()
+        let pool = try XCTUnwrap(poolSummary.resourcePool)
         try await vm.powerOff()
         try await vm.markAsTemplate()
         XCTAssertEqual(try simulator.probe(["vm", "--name", "DC0_C0_RP0_VM1"])["template"] as? Bool, true)
@@ -268,7 +302,7 @@ final class SimulatorTests: XCTestCase {
 
     func testInjectedFaultSurfacesTyped() async throws {
         for model in models {
-            let simulator = try Simulator(model: model, extraArguments: ["-fail-prefix", "doomed-", "-fail-fault", "InsufficientResourcesFault"])
+            let simulator = try start(model: model, extraArguments: ["-fail-prefix", "doomed-", "-fail-fault", "InsufficientResourcesFault"])
             let client = try await simulator.connect()
             let template = try await client.findTemplate(named: "tpl-web")
             for method in [CloneRequest.Method.cloneTask, .createAndCopyDisks] {
@@ -287,7 +321,7 @@ final class SimulatorTests: XCTestCase {
     // MARK: failures of the connection
 
     func testSimulatorKilledMidCallFailsCleanly() async throws {
-        let simulator = try Simulator(model: .vCenter, extraArguments: ["-method-delay", "PowerOffVM_Task=30000"])
+        let simulator = try start(model: .vCenter, extraArguments: ["-method-delay", "PowerOffVM_Task=30000"])
         let client = try await simulator.connect(timeout: .seconds(20))
         let vm = try await client.findVirtualMachine(named: "DC0_C0_RP0_VM0")
         let clock = ContinuousClock()
@@ -302,11 +336,10 @@ final class SimulatorTests: XCTestCase {
             XCTAssertEqual(failure.kind, .connectionClosed, "\(failure)")
         }
         XCTAssertLessThan(clock.now - start, .seconds(5), "no hang until the 20 s timeout")
-        try await client.connection.transport.shutdown()
     }
 
     func testRequestTimeout() async throws {
-        let simulator = try Simulator(model: .vCenter, extraArguments: ["-method-delay", "PowerOffVM_Task=10000"])
+        let simulator = try start(model: .vCenter, extraArguments: ["-method-delay", "PowerOffVM_Task=10000"])
         let client = try await simulator.connect(timeout: .seconds(1))
         let vm = try await client.findVirtualMachine(named: "DC0_C0_RP0_VM0")
         let clock = ContinuousClock()
@@ -318,11 +351,10 @@ final class SimulatorTests: XCTestCase {
             XCTAssertEqual(failure.kind, .timedOut, "\(failure)")
         }
         XCTAssertLessThan(clock.now - start, .seconds(3))
-        try await client.connection.transport.shutdown()
     }
 
     func testConnectionRefused() async throws {
-        let simulator = try Simulator(model: .vCenter, tls: false)
+        let simulator = try start(model: .vCenter, tls: false)
         let url = simulator.url
         simulator.kill()
         let clock = ContinuousClock()
@@ -340,7 +372,7 @@ final class SimulatorTests: XCTestCase {
 
     func testPerformanceQuery() async throws {
         for model in models {
-            let simulator = try Simulator(model: model, vms: 4)
+            let simulator = try start(model: model, vms: 4)
             let client = try await simulator.connect()
             let counters = try await client.performanceCounters()
             XCTAssertNotNil(counters["cpu.usage.average"])
@@ -365,7 +397,7 @@ final class SimulatorTests: XCTestCase {
     }
 
     func testChangeFeed() async throws {
-        let simulator = try Simulator(model: .vCenter)
+        let simulator = try start(model: .vCenter)
         let client = try await simulator.connect()
         let watch = try await client.watch(types: ["VirtualMachine"], paths: ["name", "runtime.powerState"])
         let initial = try await watch.next(maxWaitSeconds: 1)
