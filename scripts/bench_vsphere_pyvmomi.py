@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """pyvmomi side of scripts/bench-vsphere: the same two calls the Swift benchmark times.
 
-1. One RetrievePropertiesEx over a ContainerView of all VMs with VMSummary's property paths
-   (pyvmomi's PropertyCollector, following continuation tokens).
+1. One RetrievePropertiesEx over a ContainerView of all VMs for the given property paths
+   (pyvmomi's PropertyCollector, following continuation tokens): the six-property listing
+   and the full VMSummary listing, with the paths the Swift benchmark printed.
 2. One QueryPerf for all (non-template) VMs: cpu.usage.average and mem.usage.average,
    20 s interval, 15 samples.
 Prints name=value lines (best of N runs, after one warm-up run).
@@ -14,11 +15,6 @@ from urllib.parse import urlparse
 
 from pyVim.connect import SmartConnect
 from pyVmomi import vim, vmodl
-
-# Keep in step with VMSummary.propertyPaths in Sources/VSphere/Inventory/VMSummary.swift.
-PATHS = ["name", "runtime.powerState", "config.template", "guest.ipAddress", "guest.hostName",
-         "config.guestFullName", "config.hardware.numCPU", "config.hardware.memoryMB",
-         "config.hardware.device", "config.extraConfig", "parent", "resourcePool"]
 
 
 def best(iterations, body):
@@ -36,6 +32,8 @@ def main():
     parser.add_argument("--username", required=True)
     parser.add_argument("--password", required=True)
     parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--paths", required=True, help="comma-separated paths of the short listing")
+    parser.add_argument("--full-paths", required=True, help="comma-separated paths of the full listing")
     args = parser.parse_args()
     url = urlparse(args.url)
     si = SmartConnect(protocol=url.scheme, host=url.hostname, port=url.port, user=args.username,
@@ -43,14 +41,14 @@ def main():
     content = si.RetrieveContent()
     collector = content.propertyCollector
 
-    def listing():
+    def listing(paths):
         view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
         spec = vmodl.query.PropertyCollector.FilterSpec(
             objectSet=[vmodl.query.PropertyCollector.ObjectSpec(
                 obj=view, skip=True,
                 selectSet=[vmodl.query.PropertyCollector.TraversalSpec(
                     name="traverseView", type=vim.view.ContainerView, path="view", skip=False)])],
-            propSet=[vmodl.query.PropertyCollector.PropertySpec(type=vim.VirtualMachine, pathSet=PATHS)])
+            propSet=[vmodl.query.PropertyCollector.PropertySpec(type=vim.VirtualMachine, pathSet=paths)])
         objects = []
         result = collector.RetrievePropertiesEx([spec], vmodl.query.PropertyCollector.RetrieveOptions())
         while result:
@@ -60,7 +58,8 @@ def main():
         view.Destroy()
         return objects
 
-    list_seconds, objects = best(args.iterations, listing)
+    list_seconds, objects = best(args.iterations, lambda: listing(args.paths.split(",")))
+    full_seconds, _ = best(args.iterations, lambda: listing(args.full_paths.split(",")))
     vms = [obj for obj, props in objects if not props.get("config.template")]
     counters = {f"{c.groupInfo.key}.{c.nameInfo.key}.{c.rollupType}": c.key for c in content.perfManager.perfCounter}
     metric_ids = [vim.PerformanceManager.MetricId(counterId=counters[name], instance="")
@@ -74,6 +73,7 @@ def main():
     perf_seconds, metrics = best(args.iterations, query)
     print(f"vms={len(objects)}")
     print(f"listing_seconds={list_seconds:.4f}")
+    print(f"full_listing_seconds={full_seconds:.4f}")
     print(f"perf_entities={len(metrics)}")
     print(f"queryperf_seconds={perf_seconds:.4f}")
 

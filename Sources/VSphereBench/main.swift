@@ -1,4 +1,4 @@
-// Times the VSphere library's listing and QueryPerf against a vCenter or vcsim, the same calls
+// Times the VSphere library's listings (six properties, and every VMSummary field) and QueryPerf against a vCenter or vcsim, the same calls
 // scripts/bench_vsphere_pyvmomi.py makes through pyvmomi (see scripts/bench-vsphere).
 //
 //   vsphere-bench --url https://127.0.0.1:PORT/sdk --username U --password P [--thumbprint SHA256] [--iterations 5]
@@ -62,7 +62,7 @@ func measure<T>(_ iterations: Int, _ body: () async throws -> T) async rethrows 
 
 func peakResidentMiB() -> Double {
     var usage = rusage()
-    getrusage(RUSAGE_SELF, &usage)
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
     return Double(usage.ru_maxrss) / 1024  // Linux reports KiB
 }
 
@@ -75,7 +75,8 @@ do {
         trust: arguments.thumbprint.map { .pinnedSHA256($0) } ?? .system,
         timeout: .seconds(300)
     )
-    let listing = try await measure(arguments.iterations) { try await client.listVirtualMachines() }
+    let listing = try await measure(arguments.iterations) { try await client.listVirtualMachines(fields: .overview) }
+    let fullListing = try await measure(arguments.iterations) { try await client.listVirtualMachines(fields: .all) }
     let vms = listing.result.filter { !$0.isTemplate }.map(\.reference)
     _ = try await client.performanceCounters()
     let performance = try await measure(arguments.iterations) {
@@ -83,7 +84,10 @@ do {
     }
     let samples = performance.result.values.reduce(0) { $0 + $1.values.reduce(0) { $0 + $1.samples.count } }
     print("vms=\(listing.result.count)")
+    print("listing_paths=\(VMSummary.Fields.overview.propertyPaths.joined(separator: ","))")
     print(String(format: "listing_seconds=%.4f", listing.seconds))
+    print("full_listing_paths=\(VMSummary.Fields.all.propertyPaths.joined(separator: ","))")
+    print(String(format: "full_listing_seconds=%.4f", fullListing.seconds))
     print("perf_entities=\(performance.result.count)")
     print("perf_samples=\(samples)")
     print(String(format: "queryperf_seconds=%.4f", performance.seconds))

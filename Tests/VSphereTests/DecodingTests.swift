@@ -91,6 +91,25 @@ final class DecodingTests: XCTestCase {
         XCTAssertTrue(sent[4].body.contains("<token>page-2</token>"))
     }
 
+    func testOverviewListingAsksForSixProperties() async throws {
+        XCTAssertEqual(
+            VMSummary.Fields.overview.propertyPaths,
+            ["name", "runtime.powerState", "config.template", "guest.ipAddress", "guest.hostName", "config.guestFullName"]
+        )
+        let transport = RecordedTransport([
+            "RetrieveServiceContent": [(200, Recorded.serviceContent)],
+            "Login": [(200, Recorded.login)],
+            "CreateContainerView": [(200, Recorded.createView)],
+            "RetrievePropertiesEx": [(200, Recorded.secondPage.replacingOccurrences(of: "ContinueRetrievePropertiesExResponse", with: "RetrievePropertiesExResponse"))],
+            "DestroyView": [(200, Recorded.destroyView)],
+        ])
+        let client = try await VSphereClient.connect(transport: transport, username: "u", password: "p")
+        _ = try await client.listVirtualMachines(fields: .overview)
+        let body = try XCTUnwrap(transport.sent.withLockedValue { $0.first { RecordedTransport.method(in: $0.body) == "RetrievePropertiesEx" } }?.body)
+        XCTAssertEqual(body.components(separatedBy: "<pathSet>").count - 1, 6)
+        XCTAssertFalse(body.contains("config.hardware.device"))
+    }
+
     func testReloginOnceAfterNotAuthenticated() async throws {
         let transport = RecordedTransport([
             "RetrieveServiceContent": [(200, Recorded.serviceContent)],

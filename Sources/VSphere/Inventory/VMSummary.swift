@@ -25,13 +25,38 @@ public enum PowerState: String, Sendable {
 }
 
 extension VMSummary {
-    /// The property paths one listing reads, in one RetrievePropertiesEx.
-    static let propertyPaths = [
-        "name", "runtime.powerState", "config.template", "guest.ipAddress", "guest.hostName",
-        "config.guestFullName", "config.hardware.numCPU", "config.hardware.memoryMB",
-        "config.hardware.device",
-        "config.extraConfig", "parent", "resourcePool",
-    ]
+    /// Which groups of fields a listing reads. Name, power state and template flag always come;
+    /// leaving out groups makes large listings cheaper (the device list is most of the bytes).
+    public struct Fields: OptionSet, Sendable, Hashable {
+        public let rawValue: Int
+        public init(rawValue: Int) { self.rawValue = rawValue }
+
+        /// Guest IP address, guest host name, guest OS.
+        public static let guest = Fields(rawValue: 1 << 0)
+        /// CPUs and memory.
+        public static let hardware = Fields(rawValue: 1 << 1)
+        /// Disk capacity (reads the whole device list).
+        public static let disks = Fields(rawValue: 1 << 2)
+        /// `guestinfo.*` extraConfig.
+        public static let guestInfo = Fields(rawValue: 1 << 3)
+        /// Parent folder and resource pool.
+        public static let placement = Fields(rawValue: 1 << 4)
+
+        /// What a dashboard row shows without sizes: six properties.
+        public static let overview: Fields = [.guest]
+        public static let all: Fields = [.guest, .hardware, .disks, .guestInfo, .placement]
+
+        /// The PropertyCollector paths these fields need.
+        public var propertyPaths: [String] {
+            var paths = ["name", "runtime.powerState", "config.template"]
+            if contains(.guest) { paths += ["guest.ipAddress", "guest.hostName", "config.guestFullName"] }
+            if contains(.hardware) { paths += ["config.hardware.numCPU", "config.hardware.memoryMB"] }
+            if contains(.disks) { paths.append("config.hardware.device") }
+            if contains(.guestInfo) { paths.append("config.extraConfig") }
+            if contains(.placement) { paths += ["parent", "resourcePool"] }
+            return paths
+        }
+    }
 
     init?(_ content: ObjectContent) {
         guard let name = content["name"]?.text else { return nil }
@@ -85,16 +110,21 @@ extension String {
 }
 
 extension VSphereClient {
-    /// Every VM and template with the fields of `VMSummary`, in one RetrievePropertiesEx over a
-    /// ContainerView (following continuation tokens on large inventories).
-    public func listVirtualMachines(under root: ManagedObjectReference? = nil, pageSize: Int? = nil) async throws -> [VMSummary] {
-        try await retrieveFromContainer(root: root, types: ["VirtualMachine"], paths: VMSummary.propertyPaths, pageSize: pageSize)
+    /// Every VM and template with the chosen fields of `VMSummary`, in one RetrievePropertiesEx
+    /// over a ContainerView (following continuation tokens on large inventories).
+    /// Fields not asked for stay nil (or empty for `guestInfo`).
+    public func listVirtualMachines(
+        fields: VMSummary.Fields = .all,
+        under root: ManagedObjectReference? = nil,
+        pageSize: Int? = nil
+    ) async throws -> [VMSummary] {
+        try await retrieveFromContainer(root: root, types: ["VirtualMachine"], paths: fields.propertyPaths, pageSize: pageSize)
             .compactMap(VMSummary.init)
     }
 
     /// One VM's summary.
     public func summary(of vm: ManagedObjectReference) async throws -> VMSummary {
-        guard let content = try await retrieveProperties(of: [vm], type: "VirtualMachine", paths: VMSummary.propertyPaths).first,
+        guard let content = try await retrieveProperties(of: [vm], type: "VirtualMachine", paths: VMSummary.Fields.all.propertyPaths).first,
             let summary = VMSummary(content)
         else {
             throw VSphereError.notFound("virtual machine \(vm.value)")

@@ -11,7 +11,11 @@ public enum TrustPolicy: Sendable, Equatable {
     /// The system's trust store and host name verification.
     case system
     /// Exactly one certificate, identified by its SHA-256 thumbprint (hex, colons optional),
-    /// as shown by vCenter/ESXi for their self-signed certificates.
+    /// as vCenter/ESXi show for their self-signed certificates. The thumbprint is checked on a
+    /// first handshake; afterwards that certificate is the only trust anchor of every connection
+    /// (host name not checked). It must therefore be self-signed and usable as an anchor (CA
+    /// basic constraint or no key-usage restriction); a leaf issued by another CA (e.g. VMCA)
+    /// is refused with a TLS error rather than accepted.
     case pinnedSHA256(String)
 }
 
