@@ -18,8 +18,10 @@ from pyVmomi import vim, vmodl
 
 
 def best(iterations, body):
-    times, result = [], None
-    for _ in range(iterations + 1 if iterations > 1 else 1):
+    """Best wall time of `iterations` runs, after one untimed warm-up run."""
+    result = body()
+    times = []
+    for _ in range(iterations):
         start = time.perf_counter()
         result = body()
         times.append(time.perf_counter() - start)

@@ -43,21 +43,17 @@ struct BenchError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Best (minimum) wall time of `iterations` runs; the first run is a warm-up when iterations > 1.
+/// Best (minimum) wall time of `iterations` runs, after one untimed warm-up run.
 func measure<T>(_ iterations: Int, _ body: () async throws -> T) async rethrows -> (seconds: Double, result: T) {
     let clock = ContinuousClock()
-    var best = Double.infinity
-    var last: T?
-    for _ in 0..<(iterations > 1 ? iterations + 1 : 1) {
+    var result = try await body()
+    var best = Duration.seconds(1_000_000)
+    for _ in 0..<iterations {
         let start = clock.now
-        let result = try await body()
-        let elapsed = clock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        best = min(best, seconds)
-        last = result
+        result = try await body()
+        best = min(best, clock.now - start)
     }
-    // `last` is always set: the loop runs at least once.
-    return (best, last!)
+    return (Double(best.components.seconds) + Double(best.components.attoseconds) / 1e18, result)
 }
 
 func peakResidentMiB() -> Double {

@@ -32,8 +32,9 @@ struct CertificatePin {
         bytes.map { String(format: "%02X", $0) }.joined(separator: ":")
     }
 
-    /// Completes a TLS handshake that accepts any certificate only to read it; nothing is sent.
-    static func fetchCertificate(url: URL, timeout: Duration) async throws -> NIOSSLCertificate {
+    /// Completes a TLS handshake that accepts any certificate only to read the presented chain
+    /// (leaf first); nothing is sent.
+    static func fetchCertificateChain(url: URL, timeout: Duration) async throws -> [NIOSSLCertificate] {
         guard let host = url.host else {
             throw VSphereError.invalidResponse("URL without host: \(url)")
         }
@@ -43,15 +44,15 @@ struct CertificatePin {
         let context = try NIOSSLContext(configuration: configuration)
         let group = MultiThreadedEventLoopGroup.singleton
         let eventLoop = group.next()
-        let received = eventLoop.makePromise(of: NIOSSLCertificate.self)
+        let received = eventLoop.makePromise(of: [NIOSSLCertificate].self)
         let serverName = host.first?.isNumber == true || host.contains(":") ? nil : host
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.nanoseconds(Int64(timeout.nanoseconds)))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let handler = try NIOSSLClientHandler(context: context, serverHostname: serverName) { certificates, verdict in
-                        if let leaf = certificates.first {
-                            received.succeed(leaf)
+                        if !certificates.isEmpty {
+                            received.succeed(certificates)
                         }
                         verdict.succeed(.certificateVerified)
                     }

@@ -12,10 +12,10 @@ public enum TrustPolicy: Sendable, Equatable {
     case system
     /// Exactly one certificate, identified by its SHA-256 thumbprint (hex, colons optional),
     /// as vCenter/ESXi show for their self-signed certificates. The thumbprint is checked on a
-    /// first handshake; afterwards that certificate is the only trust anchor of every connection
-    /// (host name not checked). It must therefore be self-signed and usable as an anchor (CA
-    /// basic constraint or no key-usage restriction); a leaf issued by another CA (e.g. VMCA)
-    /// is refused with a TLS error rather than accepted.
+    /// first handshake; afterwards that certificate, with the issuers the server presents, is the
+    /// only trust anchor of every connection (host name not checked). A self-signed certificate
+    /// must be usable as an anchor (CA basic constraint or no key-usage restriction); a leaf whose
+    /// issuer the server does not send (e.g. VMCA-signed) is refused with a TLS error, never accepted.
     case pinnedSHA256(String)
 }
 
@@ -32,8 +32,8 @@ public final class HTTPTransport: SOAPTransport {
         var tls = TLSConfiguration.makeClientConfiguration()
         if case .pinnedSHA256(let thumbprint) = trust, url.scheme?.lowercased() == "https" {
             let expected = try CertificatePin(thumbprint)
-            let certificate = try await CertificatePin.fetchCertificate(url: url, timeout: connectTimeout)
-            let actual = try CertificatePin.thumbprint(of: certificate)
+            let chain = try await CertificatePin.fetchCertificateChain(url: url, timeout: connectTimeout)
+            let actual = try CertificatePin.thumbprint(of: chain[0])
             guard actual == expected.bytes else {
                 throw VSphereError.transport(TransportFailure(
                     kind: .certificateMismatch,
@@ -41,8 +41,9 @@ public final class HTTPTransport: SOAPTransport {
                 ))
             }
             // Self-signed certificates name whatever host they were made on, so the name is
-            // not checked; the certificate itself is the only trust anchor.
-            tls.trustRoots = .certificates([certificate])
+            // not checked; the pinned certificate (with any issuers the server sent along) is
+            // the only trust anchor.
+            tls.trustRoots = .certificates(chain)
             tls.certificateVerification = .noHostnameVerification
         }
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
