@@ -64,6 +64,8 @@ let package = Package(
         .target(
             name: "App",
             dependencies: [
+                "VSphere",
+                "RemoteShell",
                 .product(name: "Vapor", package: "vapor"),
                 .product(name: "Fluent", package: "fluent"),
                 .product(name: "FluentSQLiteDriver", package: "fluent-sqlite-driver"),

@@ -2,6 +2,7 @@ import Fluent
 import FluentPostgresDriver
 import FluentSQLiteDriver
 import Leaf
+import RemoteShell
 import Vapor
 
 /// The session cookie's name, shared by the server and its documentation.
@@ -12,12 +13,22 @@ enum SessionCookie {
 /// Builds the whole application from a configuration. `main` and the tests both call this,
 /// so tests exercise exactly the application that runs.
 public func configure(_ app: Application, config: FlotillaConfig) async throws {
-    app.flotilla = FlotillaContext(config: config)
     app.http.server.configuration.hostname = config.listenHost
     app.http.server.configuration.port = config.listenPort
     app.routes.defaultMaxBodySize = "1mb"
 
     try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
+    let secrets = try SecretBox.load(base64Key: config.secretKey, keyFile: config.secretKeyFile)
+    let hostKeys = FileHostKeyStore(path: config.dataDirectory + "/known_hosts")
+    let shell = ShellPool(hostKeyStore: hostKeys, logger: app.logger)
+    let sessions = VSphereSessions(secrets: secrets, logger: app.logger)
+    app.flotilla = FlotillaContext(
+        config: config, secrets: secrets,
+        jobs: JobEngine(database: app.db, logger: app.logger, concurrency: config.jobConcurrency,
+                        perConnection: config.jobConcurrencyPerConnection),
+        vsphere: sessions, shell: shell, hostKeys: hostKeys,
+        provisioning: Provisioning(database: app.db, sessions: sessions, secrets: secrets, shell: shell, hostKeys: hostKeys,
+                                   guestBootTimeout: .seconds(config.guestBootTimeoutSeconds)))
     switch config.database {
     case .sqlite(let path):
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
@@ -27,6 +38,7 @@ public func configure(_ app: Application, config: FlotillaConfig) async throws {
     }
     app.migrations.add(SessionRecord.migration)
     app.migrations.add(CreateFoundationSchema())
+    app.migrations.add(CreateInventorySchema())
 
     app.passwords.use(.bcrypt(cost: config.passwordHashCost))
     app.sessions.use(.fluent)
@@ -77,6 +89,7 @@ struct StartupTasks: LifecycleHandler {
     func willBootAsync(_ app: Application) async throws {
         guard app.environment.arguments.dropFirst().first != "migrate" else { return }
         try await app.autoMigrate()
+        try await JobEngine.interruptUnfinished(on: app.db)
         if let generated = try await app.users(actor: .system).createInitialAdministrator(password: app.flotilla.config.initialAdminPassword) {
             // Printed once on the console on purpose, never written to the log.
             print("""
@@ -88,5 +101,10 @@ struct StartupTasks: LifecycleHandler {
 
             """)
         }
+    }
+
+    func shutdownAsync(_ app: Application) async {
+        await app.flotilla.vsphere.closeAll()
+        await app.flotilla.shell.shutdown()
     }
 }

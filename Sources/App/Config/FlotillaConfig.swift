@@ -27,6 +27,7 @@ public struct FlotillaConfig: Sendable {
     public var listenHost: String
     public var listenPort: Int
     public var dataDirectory: String
+    public var secretKeyFile: String { dataDirectory + "/secret.key" }
     public var database: Database
     public var backupDirectory: String
     public var displayTimeZone: TimeZone
@@ -39,6 +40,10 @@ public struct FlotillaConfig: Sendable {
     public var passwordMinimumLength: Int
     public var loginFailureLimit: Int
     public var loginLockoutSeconds: Int
+    public var secretKey: String?
+    public var jobConcurrency: Int
+    public var guestBootTimeoutSeconds: Int
+    public var jobConcurrencyPerConnection: Int
     /// bcrypt work factor. Not a setting: only tests lower it, to keep the suite fast.
     public var passwordHashCost = 12
 
@@ -64,6 +69,10 @@ public struct FlotillaConfig: Sendable {
         ("FLOTILLA_PASSWORD_MIN_LENGTH", "minimum password length (default 8)"),
         ("FLOTILLA_LOGIN_MAX_FAILURES", "failed sign-ins per user name or IP before a lockout (default 5)"),
         ("FLOTILLA_LOGIN_LOCKOUT_SECONDS", "lockout length in seconds (default 60)"),
+        ("FLOTILLA_SECRET_KEY", "base64 of 32 bytes sealing stored passwords (default: <data>/secret.key, created 0600)"),
+        ("FLOTILLA_GUEST_BOOT_SECONDS", "how long a new VM's guest may take to report its address (default 300)"),
+        ("FLOTILLA_JOB_CONCURRENCY", "steps of jobs running at once (default 32)"),
+        ("FLOTILLA_JOB_CONCURRENCY_PER_CONNECTION", "steps running at once against one vSphere connection (default 16)"),
     ]
 
     /// Reads the configuration from the environment and the optional config file it names.
@@ -116,6 +125,10 @@ public struct FlotillaConfig: Sendable {
         passwordMinimumLength = try reader.integer("FLOTILLA_PASSWORD_MIN_LENGTH", default: 8, range: 4...128)
         loginFailureLimit = try reader.integer("FLOTILLA_LOGIN_MAX_FAILURES", default: 5, range: 1...1000)
         loginLockoutSeconds = try reader.integer("FLOTILLA_LOGIN_LOCKOUT_SECONDS", default: 60, range: 1...86400)
+        secretKey = try reader.optional("FLOTILLA_SECRET_KEY")
+        guestBootTimeoutSeconds = try reader.integer("FLOTILLA_GUEST_BOOT_SECONDS", default: 300, range: 1...3600)
+        jobConcurrency = try reader.integer("FLOTILLA_JOB_CONCURRENCY", default: 32, range: 1...1000)
+        jobConcurrencyPerConnection = try reader.integer("FLOTILLA_JOB_CONCURRENCY_PER_CONNECTION", default: 16, range: 1...1000)
         if let password = initialAdminPassword, password.count < passwordMinimumLength {
             throw ConfigError(setting: "FLOTILLA_ADMIN_PASSWORD",
                               problem: "is shorter than FLOTILLA_PASSWORD_MIN_LENGTH (\(passwordMinimumLength))")

@@ -1,8 +1,16 @@
 import Vapor
 
-/// What the whole application shares: the validated configuration and derived settings.
+import RemoteShell
+
+/// What the whole application shares: the validated configuration and the long-lived services.
 public struct FlotillaContext: Sendable {
     public let config: FlotillaConfig
+    let secrets: SecretBox
+    let jobs: JobEngine
+    let vsphere: VSphereSessions
+    let shell: ShellPool
+    let hostKeys: FileHostKeyStore
+    let provisioning: Provisioning
 }
 
 extension Application {

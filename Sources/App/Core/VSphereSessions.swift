@@ -1,0 +1,44 @@
+import Fluent
+import Foundation
+import Logging
+import VSphere
+
+/// Keeps one logged-in vSphere client per connection and reuses it for every call
+/// (the client logs in again by itself if the server drops the session).
+actor VSphereSessions {
+    private let secrets: SecretBox
+    private let logger: Logger
+    private var clients: [UUID: (fingerprint: String, client: VSphereClient)] = [:]
+
+    init(secrets: SecretBox, logger: Logger) {
+        self.secrets = secrets
+        self.logger = logger
+    }
+
+    func client(for connection: VSphereConnection) async throws -> VSphereClient {
+        let id = try connection.requireID()
+        let fingerprint = [connection.url, connection.username, connection.passwordSealed, connection.thumbprint ?? ""].joined(separator: "\u{1}")
+        if let cached = clients[id], cached.fingerprint == fingerprint { return cached.client }
+        let client = try await Self.connect(connection, password: try secrets.open(connection.passwordSealed), logger: logger)
+        if let previous = clients[id]?.client { try? await previous.close() }
+        clients[id] = (fingerprint, client)
+        return client
+    }
+
+    /// Drops a cached client, e.g. after the connection was edited or deleted.
+    func forget(_ id: UUID) async {
+        if let previous = clients.removeValue(forKey: id)?.client { try? await previous.close() }
+    }
+
+    func closeAll() async {
+        for (_, entry) in clients { try? await entry.client.close() }
+        clients = [:]
+    }
+
+    static func connect(_ connection: VSphereConnection, password: String, logger: Logger) async throws -> VSphereClient {
+        guard let url = URL(string: connection.url) else { throw FlotillaError.validation("the vSphere URL is not valid") }
+        let trust: TrustPolicy = connection.thumbprint.map { .pinnedSHA256($0) } ?? .system
+        return try await VSphereClient.connect(url: url, username: connection.username, password: password,
+                                               trust: trust, timeout: .seconds(30), logger: logger)
+    }
+}
