@@ -76,9 +76,17 @@ final class SimulatorTests: XCTestCase {
         let session = try await client.property("currentSession", of: client.serviceContent.sessionManager)
         let key = try XCTUnwrap(session?.child("key")?.text)
         _ = try await admin.connection.invoke(SOAPOperation("TerminateSession", on: admin.serviceContent.sessionManager, [("sessionId", [key])]))
-        let vms = try await client.listVirtualMachines()
+        // Several calls notice at once; they share one new login.
+        async let first = client.listVirtualMachines()
+        async let second = client.list(.datastore)
+        async let third = client.list(.host)
+        let (vms, datastores, hosts) = try await (first, second, third)
         XCTAssertEqual(vms.count, 5)
+        XCTAssertFalse(datastores.isEmpty)
+        XCTAssertFalse(hosts.isEmpty)
         XCTAssertNotEqual(client.sessionCookie, before, "a new session was opened")
+        let sessions = try await admin.property("sessionList", of: admin.serviceContent.sessionManager)?.children.count
+        XCTAssertEqual(sessions, 2, "the admin's and one renewed session, not one per call")
         try await admin.close()
         try await client.close()
     }

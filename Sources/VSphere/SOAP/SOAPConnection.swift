@@ -14,6 +14,8 @@ public final class SOAPConnection: Sendable {
     private struct State {
         var cookie: String?
         var relogin: (@Sendable (SOAPConnection) async throws -> Void)?
+        /// The login under way after the session `cookie` expired; concurrent callers share it.
+        var renewal: (expiredCookie: String?, task: Task<Void, any Error>)?
     }
     private let state = NIOLockedValueBox(State())
 
@@ -38,14 +40,36 @@ public final class SOAPConnection: Sendable {
 
     /// Invokes an operation and returns its `<MethodResponse>` element.
     public func invoke(_ operation: SOAPOperation) async throws -> XMLElement {
+        let usedCookie = sessionCookie
         do {
             return try await invokeOnce(operation)
         } catch VSphereError.fault(let fault) where fault.name == .notAuthenticated {
-            guard let relogin = state.withLockedValue({ $0.relogin }) else { throw VSphereError.fault(fault) }
-            logger.info("vSphere session no longer valid; logging in again", metadata: ["method": "\(operation.method)"])
-            state.withLockedValue { $0.cookie = nil }
-            try await relogin(self)
+            try await renewSession(expired: usedCookie, fault: fault, method: operation.method)
             return try await invokeOnce(operation)
+        }
+    }
+
+    /// Logs in again once per expired session, however many calls noticed it at the same time.
+    private func renewSession(expired: String?, fault: Fault, method: String) async throws {
+        let renewal: Task<Void, any Error>? = try state.withLockedValue { state in
+            if let renewal = state.renewal, renewal.expiredCookie == expired { return renewal.task }
+            if state.cookie != expired { return nil }  // already renewed by another call
+            guard let relogin = state.relogin else { throw VSphereError.fault(fault) }
+            state.cookie = nil
+            let task = Task { try await relogin(self) }
+            state.renewal = (expired, task)
+            return task
+        }
+        guard let renewal else { return }
+        logger.info("vSphere session no longer valid; logging in again", metadata: ["method": "\(method)"])
+        do {
+            try await renewal.value
+        } catch {
+            // Let the next call try again rather than repeat this failure forever.
+            state.withLockedValue { state in
+                if state.renewal?.task == renewal { state.renewal = nil }
+            }
+            throw error
         }
     }
 
