@@ -55,13 +55,29 @@ func main() {
 	methodDelay := flag.String("method-delay", "", "comma-separated Method=milliseconds delays, e.g. PowerOnVM_Task=3000")
 	flag.Parse()
 
+	// Flags are checked before the inventory exists, so a typo costs nothing.
+	var fault types.BaseMethodFault
+	if *failPrefix != "" {
+		var err error
+		if fault, err = faultNamed(*failFault); err != nil {
+			log.Fatal(err)
+		}
+	}
+	delays, err := parseDelays(*methodDelay)
+	if err != nil {
+		log.Fatal(err)
+	}
 	model, err := newModel(*modelName, *vms)
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer model.Remove()
 	if err := model.Create(); err != nil {
 		log.Fatalf("creating inventory: %v", err)
+	}
+	// The model keeps datastores in temporary directories: remove them on every way out.
+	fail := func(format string, args ...interface{}) {
+		model.Remove()
+		log.Fatalf(format, args...)
 	}
 
 	model.Service.Listen = &url.URL{Host: *listen, User: url.UserPassword(*username, *password)}
@@ -69,31 +85,22 @@ func main() {
 	if *useTLS {
 		cert, err := selfSignedCertificate()
 		if err != nil {
-			log.Fatalf("generating certificate: %v", err)
+			fail("generating certificate: %v", err)
 		}
 		model.Service.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 		sum := sha256.Sum256(cert.Certificate[0])
 		thumbprint = colonHex(sum[:])
 	}
 	server := model.Service.NewServer()
-	defer server.Close()
 
 	if err := addTemplates(server.URL, splitList(*templates)); err != nil {
-		log.Fatalf("creating templates: %v", err)
+		fail("creating templates: %v", err)
 	}
-	if *failPrefix != "" {
-		fault, err := faultNamed(*failFault)
-		if err != nil {
-			log.Fatal(err)
-		}
+	if fault != nil {
 		injectCreateFault(*failPrefix, fault)
 	}
 	// Delays start only now, so building the inventory above is not slowed down.
-	if *methodDelay != "" {
-		delays, err := parseDelays(*methodDelay)
-		if err != nil {
-			log.Fatal(err)
-		}
+	if len(delays) > 0 {
 		model.DelayConfig.MethodDelay = delays
 	}
 
@@ -108,6 +115,9 @@ func main() {
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	<-signals
+	// Exit at once: closing the server would wait for delayed (-method-delay) calls to finish.
+	model.Remove()
+	os.Exit(0)
 }
 
 func newModel(name string, vms int) (*simulator.Model, error) {
