@@ -265,7 +265,18 @@ final class SimulatorTests: XCTestCase {
             XCTAssertEqual(try witness(), "poweredOff")
             try await assertFault(.invalidPowerState) { try await vm.powerOff() }
             try await vm.powerOn()
-            try await vm.shutdownGuest(guestTimeout: .seconds(5))
+            let hardShutdown = try await vm.shutdownGuest(guestTimeout: .seconds(5))
+            XCTAssertEqual(hardShutdown, .hardFallback(reason: "VMware Tools not running"))
+            XCTAssertEqual(try witness(), "poweredOff")
+
+            // With tools reported running, the guest operations are used (vcsim lacks RebootGuest).
+            try await vm.reconfigure(extraConfig: [ExtraConfigEntry(key: "SET.guest.toolsRunningStatus", value: "guestToolsRunning")])
+            try await vm.powerOn()
+            guard case .hardFallback(let reason) = try await vm.rebootGuest() else { return XCTFail("vcsim has no RebootGuest") }
+            XCTAssertTrue(reason.contains("MethodNotFound"), reason)
+            XCTAssertEqual(try witness(), "poweredOn")
+            let guestShutdown = try await vm.shutdownGuest(guestTimeout: .seconds(5))
+            XCTAssertEqual(guestShutdown, .guest)
             XCTAssertEqual(try witness(), "poweredOff")
             try await client.close()
         }
