@@ -18,6 +18,13 @@ public func configure(_ app: Application, config: FlotillaConfig) async throws {
     app.routes.defaultMaxBodySize = "1mb"
 
     try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
+    switch config.database {
+    case .sqlite(let path):
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        app.databases.use(.sqlite(.file(path), sqlLogLevel: .trace), as: .sqlite)
+    case .postgres(let url):
+        app.databases.use(try .postgres(url: url, maxConnectionsPerEventLoop: 4, sqlLogLevel: .trace), as: .psql)
+    }
     let secrets = try SecretBox.load(base64Key: config.secretKey, keyFile: config.secretKeyFile)
     let hostKeys = FileHostKeyStore(path: config.dataDirectory + "/known_hosts")
     let shell = ShellPool(hostKeyStore: hostKeys, logger: app.logger)
@@ -29,13 +36,6 @@ public func configure(_ app: Application, config: FlotillaConfig) async throws {
         vsphere: sessions, shell: shell, hostKeys: hostKeys,
         provisioning: Provisioning(database: app.db, sessions: sessions, secrets: secrets, shell: shell, hostKeys: hostKeys,
                                    guestBootTimeout: .seconds(config.guestBootTimeoutSeconds)))
-    switch config.database {
-    case .sqlite(let path):
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        app.databases.use(.sqlite(.file(path), sqlLogLevel: .trace), as: .sqlite)
-    case .postgres(let url):
-        app.databases.use(try .postgres(url: url, maxConnectionsPerEventLoop: 4, sqlLogLevel: .trace), as: .psql)
-    }
     app.migrations.add(SessionRecord.migration)
     app.migrations.add(CreateFoundationSchema())
     app.migrations.add(CreateInventorySchema())
@@ -80,6 +80,7 @@ func registerRoutes(_ app: Application) {
     UsersAPI.register(api)
     LogsAPI.register(api)
     TokensAPI.register(api)
+    InventoryAPI.register(api)
     OpenAPIDocument.register(api)
 }
 

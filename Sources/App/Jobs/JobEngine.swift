@@ -3,6 +3,8 @@ import Vapor
 
 /// One step of a job as planned: what it does to which VM, and how.
 struct StepPlan: Sendable {
+    /// The audit log's action name, e.g. `vm.create`.
+    var action: String
     var title: String
     var vmName: String?
     var vmRole: String?
@@ -193,14 +195,14 @@ actor JobEngine {
             do {
                 try await plan.work(context)
                 await finish(stepID, status: .succeeded, line: "done")
-                await AuditLog.record(.operation, action: plan.title, result: .success, details: "\(plan.title): done",
+                await AuditLog.record(.operation, action: plan.action, result: .success, details: "\(plan.title): done",
                                       vmName: plan.vmName, vmRole: plan.vmRole, by: actor, on: database, logger: logger)
                 return .succeeded
             } catch {
                 let reason = Self.describe(error)
                 if Task.isCancelled || error is CancellationError {
                     await finish(stepID, status: .cancelled, line: "cancelled: \(reason)")
-                    await AuditLog.record(.operation, action: plan.title, result: .failure, details: "\(plan.title): cancelled",
+                    await AuditLog.record(.operation, action: plan.action, result: .failure, details: "\(plan.title): cancelled",
                                           vmName: plan.vmName, vmRole: plan.vmRole, by: actor, on: database, logger: logger)
                     return .cancelled
                 }
@@ -210,7 +212,7 @@ actor JobEngine {
                     continue
                 }
                 await finish(stepID, status: .failed, line: "failed: \(reason)")
-                await AuditLog.record(.error, action: plan.title, result: .failure, details: "\(plan.title) failed: \(reason)",
+                await AuditLog.record(.error, action: plan.action, result: .failure, details: "\(plan.title) failed: \(reason)",
                                       vmName: plan.vmName, vmRole: plan.vmRole, by: actor, on: database, logger: logger)
                 return .failed
             }
