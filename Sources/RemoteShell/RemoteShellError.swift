@@ -50,6 +50,6 @@ public struct RemoteShellError: Error, Sendable, Hashable, CustomStringConvertib
     }
 
     public var description: String {
-        host.isEmpty ? "\(kind): \(message)" : "\(kind) [\(host)]: \(message)"
+        host.isEmpty ? "\(kind): \(message)" : "\(kind) (\(host)): \(message)"
     }
 }

@@ -56,6 +56,6 @@ final class CommandAndKeyTests: XCTestCase {
 
     func testErrorDescriptionNamesKindAndHost() {
         let error = RemoteShellError(.authentication, host: "[10.0.0.5]:2222", message: "server refused password authentication for user root")
-        XCTAssertEqual("\(error)", "authentication [10.0.0.5]:2222: server refused password authentication for user root")
+        XCTAssertEqual("\(error)", "authentication ([10.0.0.5]:2222): server refused password authentication for user root")
     }
 }

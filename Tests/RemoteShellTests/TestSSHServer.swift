@@ -21,7 +21,7 @@ final class TestSSHServer {
     let clientECDSAKeyPath: String
     var homeDirectory: String { directory.appendingPathComponent("home").path }
     private(set) var hostKeyPath: String
-    private var process: Process?
+    private var pid: pid_t?
     private var hostKeyGeneration = 0
 
     init(maxSessions: Int = 10) throws {
@@ -61,10 +61,7 @@ final class TestSSHServer {
     }
 
     func start() throws {
-        let log = directory.appendingPathComponent("sshd.log")
-        guard FileManager.default.createFile(atPath: log.path, contents: nil) else {
-            throw TestEnvironmentError("cannot create \(log.path)")
-        }
+        let log = directory.appendingPathComponent("sshd.log").path
         let d = directory.path
         let script = """
             set -e
@@ -75,17 +72,16 @@ final class TestSSHServer {
             mount --bind '\(d)/group' /etc/group
             exec /usr/sbin/sshd -D -e -f '\(d)/sshd_config'
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
-        process.arguments = ["-m", "--propagation", "private", "/bin/sh", "-c", script]
-        process.standardOutput = try FileHandle(forWritingTo: log)
-        process.standardError = try FileHandle(forWritingTo: log)
-        try process.run()
-        self.process = process
+        // posix_spawn rather than Foundation's Process: with a long-running Process child,
+        // swift-corelibs-foundation can block in wait4 on it and never notice other children exit.
+        let pid = try spawnDaemon(["/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c", script], logPath: log)
+        self.pid = pid
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
-            if !process.isRunning {
-                throw TestEnvironmentError("sshd exited with status \(process.terminationStatus): \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                self.pid = nil
+                throw TestEnvironmentError("sshd exited (wait status \(status)): \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
             }
             if canConnect(port: port) { return }
             usleep(20_000)
@@ -94,10 +90,11 @@ final class TestSSHServer {
     }
 
     func stop() {
-        guard let process, process.isRunning else { return }
-        process.terminate()
-        process.waitUntilExit()
-        self.process = nil
+        guard let pid else { return }
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        self.pid = nil
     }
 
     private func rotateHostKey() throws {
@@ -150,6 +147,22 @@ final class TestSSHServer {
 struct TestEnvironmentError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+}
+
+/// Starts a process with standard input from /dev/null and output appended to `logPath`.
+private func spawnDaemon(_ arguments: [String], logPath: String) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    let argv = arguments.map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid = pid_t()
+    let result = posix_spawn(&pid, arguments[0], &actions, nil, argv, environ)
+    guard result == 0 else { throw TestEnvironmentError("cannot start \(arguments[0]): error \(result)") }
+    return pid
 }
 
 /// Runs a tool to completion and returns its standard output; throws on a non-zero exit.
