@@ -69,20 +69,37 @@ public struct PropertyFilterSpec: SOAPEncodable {
 extension VSphereClient {
     /// RetrievePropertiesEx, following `ContinueRetrievePropertiesEx` tokens until the result is complete.
     public func retrieveProperties(_ spec: PropertyFilterSpec, pageSize: Int? = nil) async throws -> [ObjectContent] {
-        let collector = serviceContent.propertyCollector
-        let options = DataObject(nil, [("maxObjects", pageSize)])
-        var returned = try await connection.invokeReturning(
-            SOAPOperation("RetrievePropertiesEx", on: collector, [("specSet", spec), ("options", options)])
-        ).first
         var objects: [ObjectContent] = []
-        while let result = returned {
-            objects.append(contentsOf: result.children("objects").compactMap(ObjectContent.init))
-            guard let token = result.child("token")?.text, !token.isEmpty else { break }
-            returned = try await connection.invokeReturning(
-                SOAPOperation("ContinueRetrievePropertiesEx", on: collector, [("token", token)])
-            ).first
-        }
+        try await retrieveProperties(spec, pageSize: pageSize) { objects.append($0) }
         return objects
+    }
+
+    /// RetrievePropertiesEx handing over each object as soon as it is parsed, so that a large
+    /// inventory is never held as one XML tree; follows continuation tokens.
+    public func retrieveProperties(
+        _ spec: PropertyFilterSpec,
+        pageSize: Int? = nil,
+        forEach body: (ObjectContent) throws -> Void
+    ) async throws {
+        let collector = serviceContent.propertyCollector
+        var operation = SOAPOperation(
+            "RetrievePropertiesEx", on: collector, [("specSet", spec), ("options", DataObject(nil, [("maxObjects", pageSize)]))]
+        )
+        while true {
+            var token: String?
+            _ = try await connection.invoke(operation, streaming: ["returnval"]) { element in
+                switch element.localName {
+                case "objects":
+                    if let content = ObjectContent(element) { try body(content) }
+                case "token":
+                    token = element.text.nonEmpty
+                default:
+                    break
+                }
+            }
+            guard let token else { return }
+            operation = SOAPOperation("ContinueRetrievePropertiesEx", on: collector, [("token", token)])
+        }
     }
 
     /// Reads properties of known objects.
@@ -104,14 +121,27 @@ extension VSphereClient {
         paths: [String],
         pageSize: Int? = nil
     ) async throws -> [ObjectContent] {
+        var objects: [ObjectContent] = []
+        try await retrieveFromContainer(root: root, types: types, paths: paths, pageSize: pageSize) { objects.append($0) }
+        return objects
+    }
+
+    /// As above, handing over each object as soon as it is parsed.
+    public func retrieveFromContainer(
+        root: ManagedObjectReference? = nil,
+        types: [String],
+        paths: [String],
+        pageSize: Int? = nil,
+        forEach body: (ObjectContent) throws -> Void
+    ) async throws {
         let view = try await createContainerView(root: root ?? serviceContent.rootFolder, types: types)
         do {
-            let objects = try await retrieveProperties(
+            try await retrieveProperties(
                 PropertyFilterSpec(propertySpecs: types.map { .init(type: $0, paths: paths) }, objects: [view], traverseContainerView: true),
-                pageSize: pageSize
+                pageSize: pageSize,
+                forEach: body
             )
             try await destroyView(view)
-            return objects
         } catch {
             try? await destroyView(view)
             throw error

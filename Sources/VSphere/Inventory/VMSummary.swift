@@ -118,8 +118,11 @@ extension VSphereClient {
         under root: ManagedObjectReference? = nil,
         pageSize: Int? = nil
     ) async throws -> [VMSummary] {
-        try await retrieveFromContainer(root: root, types: ["VirtualMachine"], paths: fields.propertyPaths, pageSize: pageSize)
-            .compactMap(VMSummary.init)
+        var summaries: [VMSummary] = []
+        try await retrieveFromContainer(root: root, types: ["VirtualMachine"], paths: fields.propertyPaths, pageSize: pageSize) { content in
+            if let summary = VMSummary(content) { summaries.append(summary) }
+        }
+        return summaries
     }
 
     /// One VM's summary.

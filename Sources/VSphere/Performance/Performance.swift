@@ -99,10 +99,15 @@ extension VSphereClient {
                     ])
                 }
                 group.addTask {
-                    let returned = try await self.connection.invokeReturning(
-                        SOAPOperation("QueryPerf", on: manager, [("querySpec", specs)])
-                    )
-                    return Self.decodePerformance(returned, counters: byKey)
+                    var decoded: [ManagedObjectReference: [String: PerformanceSeries]] = [:]
+                    decoded.reserveCapacity(batch.count)
+                    _ = try await self.connection.invoke(
+                        SOAPOperation("QueryPerf", on: manager, [("querySpec", specs)]),
+                        streaming: []
+                    ) { metric in
+                        decoded.merge(Self.decodePerformance([metric], counters: byKey)) { first, _ in first }
+                    }
+                    return decoded
                 }
                 running += 1
             }

@@ -40,12 +40,23 @@ public final class SOAPConnection: Sendable {
 
     /// Invokes an operation and returns its `<MethodResponse>` element.
     public func invoke(_ operation: SOAPOperation) async throws -> XMLElement {
+        try await invoke(operation, streaming: nil) { _ in }
+    }
+
+    /// Invokes an operation; the response's elements at `path` below `<MethodResponse>`
+    /// (e.g. `["returnval"]`) go to `handler` one by one as they are parsed, and are left out
+    /// of the returned element. For answers too large to hold as one tree.
+    public func invoke(
+        _ operation: SOAPOperation,
+        streaming path: [String]?,
+        to handler: (XMLElement) throws -> Void
+    ) async throws -> XMLElement {
         let usedCookie = sessionCookie
         do {
-            return try await invokeOnce(operation)
+            return try await invokeOnce(operation, streaming: path, to: handler)
         } catch VSphereError.fault(let fault) where fault.name == .notAuthenticated {
             try await renewSession(expired: usedCookie, fault: fault, method: operation.method)
-            return try await invokeOnce(operation)
+            return try await invokeOnce(operation, streaming: path, to: handler)
         }
     }
 
@@ -79,7 +90,11 @@ public final class SOAPConnection: Sendable {
     }
 
     /// One attempt, without re-login.
-    func invokeOnce(_ operation: SOAPOperation) async throws -> XMLElement {
+    func invokeOnce(
+        _ operation: SOAPOperation,
+        streaming path: [String]? = nil,
+        to handler: (XMLElement) throws -> Void = { _ in }
+    ) async throws -> XMLElement {
         let request = SOAPHTTPRequest(
             body: operation.envelope(),
             soapAction: soapAction,
@@ -90,14 +105,25 @@ public final class SOAPConnection: Sendable {
         if let cookie = response.sessionCookie {
             state.withLockedValue { $0.cookie = cookie }
         }
-        return try Self.decode(response, method: operation.method)
+        return try Self.decode(response, method: operation.method, streaming: path, to: handler)
     }
 
     /// Finds the method's response, or turns a SOAP fault into `VSphereError.fault`.
-    static func decode(_ response: SOAPHTTPResponse, method: String) throws -> XMLElement {
+    static func decode(
+        _ response: SOAPHTTPResponse,
+        method: String,
+        streaming path: [String]? = nil,
+        to handler: (XMLElement) throws -> Void = { _ in }
+    ) throws -> XMLElement {
         let envelope: XMLElement
         do {
-            envelope = try XMLDocumentParser.parse(response.body)
+            if let path {
+                envelope = try XMLDocumentParser.parse(response.body, streaming: ["Envelope", "Body", method + "Response"] + path, to: handler)
+            } else {
+                envelope = try XMLDocumentParser.parse(response.body)
+            }
+        } catch let error as VSphereError {
+            throw error
         } catch {
             let preview = String(decoding: response.body.prefix(200), as: UTF8.self)
             throw VSphereError.invalidResponse("HTTP \(response.status) for \(method), not XML (\(error)): \(preview)")

@@ -17,7 +17,15 @@ public struct XMLDocumentParser {
     /// Parses a whole document and returns its root element.
     public static func parse(_ bytes: [UInt8]) throws -> XMLElement {
         var parser = XMLDocumentParser(bytes: bytes)
-        return try parser.parseDocument()
+        return try parser.parseDocument(streaming: nil) { _ in }
+    }
+
+    /// Parses a document, handing each element found under `path` (the local names of its
+    /// ancestors from the root) to `handler` as soon as it is complete instead of keeping it in
+    /// the tree: large answers (thousands of VMs) then never exist as a whole tree.
+    public static func parse(_ bytes: [UInt8], streaming path: [String], to handler: (XMLElement) throws -> Void) throws -> XMLElement {
+        var parser = XMLDocumentParser(bytes: bytes)
+        return try parser.parseDocument(streaming: path, to: handler)
     }
 
     public static func parse(_ text: String) throws -> XMLElement {
@@ -37,7 +45,7 @@ public struct XMLDocumentParser {
         var bindingCount: Int
     }
 
-    private mutating func parseDocument() throws -> XMLElement {
+    private mutating func parseDocument(streaming path: [String]?, to handler: (XMLElement) throws -> Void) throws -> XMLElement {
         var stack: [OpenElement] = []
         var root: XMLElement?
         while position < bytes.count {
@@ -77,6 +85,8 @@ public struct XMLDocumentParser {
                 let element = try finish(open)
                 if stack.isEmpty {
                     root = element
+                } else if let path, Self.stack(stack, matches: path) {
+                    try handler(element)
                 } else {
                     stack[stack.count - 1].children.append(element)
                 }
@@ -87,6 +97,8 @@ public struct XMLDocumentParser {
                     let element = try finish(open)
                     if stack.isEmpty {
                         root = element
+                    } else if let path, Self.stack(stack, matches: path) {
+                        try handler(element)
                     } else {
                         stack[stack.count - 1].children.append(element)
                     }
@@ -98,6 +110,11 @@ public struct XMLDocumentParser {
         }
         guard let root else { throw failure("no root element") }
         return root
+    }
+
+    private static func stack(_ stack: [OpenElement], matches path: [String]) -> Bool {
+        guard stack.count == path.count, stack[stack.count - 1].localName == path[path.count - 1] else { return false }
+        return zip(stack, path).allSatisfy { $0.localName == $1 }
     }
 
     /// Reads `name attr="v" ...>` after the `<`, registering namespace declarations.
