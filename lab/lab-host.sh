@@ -57,9 +57,12 @@ start() {
     exit 0
   fi
   mkdir -p "$state"
+  # bash closes every descriptor but stdin/out/err: pipes or sockets our caller leaked would
+  # otherwise stay open for the guest's whole life (and a caller reading our output would wait).
   # setsid: the guest outlives its supervisor (a restarted supervisor adopts it).
   # --kill-child: killing unshare kills the guest's PID 1, and with it the whole PID namespace.
-  setsid ip netns exec "$ns" unshare --pid --kill-child --uts --mount --propagation private \
+  bash -c 'for fd in /proc/self/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done 2>/dev/null; exec "$@"' \
+    flt-guest setsid ip netns exec "$ns" unshare --pid --kill-child --uts --mount --propagation private \
     /bin/sh "$here/guest-init.sh" boot "$state" </dev/null >>"$state/console.log" 2>&1 &
 }
 

@@ -30,6 +30,8 @@ public protocol LabInventory: Sendable {
     func virtualMachines() async throws -> [LabVirtualMachine]
     /// Reports the guest's address and host name the way VMware Tools would.
     func reportGuest(key: String, ipAddress: String, hostName: String) async throws
+    /// Releases the connection; the inventory is unusable afterwards.
+    func close() async
 }
 
 /// An inventory that can also make VMs, for `--vms N`.

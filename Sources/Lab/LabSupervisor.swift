@@ -20,6 +20,8 @@ public actor LabSupervisor {
     private let host: HostPlumbing
     private let logger: Logger
     private var inventory: (any LabInventory)?
+    /// Whether `close()` closes the inventory (only one this supervisor connected itself).
+    private var ownsInventory = false
     private var vcsimProcess: VcsimProcess?
     private var guests: [String: Guest] = [:]
     private var refusedVMs: [String: String] = [:]
@@ -72,11 +74,20 @@ public actor LabSupervisor {
         try await host.bridgeUp()
         if inventory == nil {
             inventory = try await connectInventory()
+            ownsInventory = true
         }
         try await adoptGuests()
         if configuration.preCreatedVMs > 0, let creator = inventory as? any LabVMCreator {
             try await creator.createGuests(count: configuration.preCreatedVMs, roles: configuration.roles, network: configuration.network)
         }
+    }
+
+    /// Closes the vSphere connection the supervisor opened. Guests and vcsim keep running.
+    public func close() async {
+        if ownsInventory, let inventory {
+            await inventory.close()
+        }
+        inventory = nil
     }
 
     /// One pass: brings every guest in line with its VM.

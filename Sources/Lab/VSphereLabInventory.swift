@@ -90,6 +90,10 @@ public struct VSphereLabInventory: LabInventory, LabVMCreator {
         ])
     }
 
+    public func close() async {
+        try? await client.close()
+    }
+
     /// Clones `count` powered-on VMs named `lab-<role>-<n>` from `tpl-<role>`, round-robin over
     /// the roles, each on the next address of `network` that no VM's metadata uses yet.
     public func createGuests(count: Int, roles: [String], network: IPv4Network) async throws {

@@ -24,20 +24,17 @@ public struct VcsimProcess: Sendable {
         }
         let outputPath = stateDirectory + "/vcsim.out"
         let logPath = stateDirectory + "/vcsim.log"
-        guard FileManager.default.createFile(atPath: outputPath, contents: nil),
-              FileManager.default.createFile(atPath: logPath, contents: nil)
-        else { throw LabError.vcsimDidNotStart("cannot write \(outputPath)") }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
-        process.arguments = [
+        // Started in the background of a shell, setsid does not fork, so `$!` is vcsim's own pid.
+        // bash closes every descriptor but stdin/out/err first: vcsim must not hold our pipes.
+        let launcher = #"for fd in /proc/self/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done 2>/dev/null; "#
+            + #"out=$1 log=$2; shift 2; setsid "$@" </dev/null >"$out" 2>"$log" & echo $!"#
+        let arguments = [
+            "-c", launcher, "flt-vcsim", outputPath, logPath,
             launch.executable, "-listen", launch.listen, "-vms", String(launch.plainVMs),
             "-templates", roles.joined(separator: ","), "-username", launch.username, "-password", launch.password,
         ]
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle(forWritingAtPath: outputPath)
-        process.standardError = FileHandle(forWritingAtPath: logPath)
-        try process.run()
-        let pid = process.processIdentifier
+        let printed = try await HostCommand.check("/bin/bash", arguments).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let pid = Int32(printed) else { throw LabError.vcsimDidNotStart("no pid from the launcher: \(printed)") }
         for _ in 0..<1200 {
             let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
             func value(_ name: String) -> String? {
@@ -51,10 +48,10 @@ public struct VcsimProcess: Sendable {
                     .write(to: URL(fileURLWithPath: record))
                 return started
             }
-            guard process.isRunning else { break }
+            guard isRunning(pid) else { break }
             try await Task.sleep(for: .milliseconds(100))
         }
-        if process.isRunning { process.terminate() }
+        kill(pid, SIGTERM)
         let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
         throw LabError.vcsimDidNotStart(String(log.suffix(2000)))
     }
@@ -63,15 +60,23 @@ public struct VcsimProcess: Sendable {
     static func stopRecorded(stateDirectory: String) async {
         guard let recorded = read(stateDirectory + "/vcsim"), isVcsim(recorded.pid), kill(recorded.pid, SIGTERM) == 0
         else { return }
-        for _ in 0..<50 where kill(recorded.pid, 0) == 0 {
+        for _ in 0..<50 where isRunning(recorded.pid) {
             try? await Task.sleep(for: .milliseconds(100))
         }
         kill(recorded.pid, SIGKILL)
     }
 
+    /// True while `pid` exists and has not exited (a zombie waiting for its reaper has).
+    static func isRunning(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let afterName = stat.range(of: ") ", options: .backwards)
+        else { return false }
+        return stat[afterName.upperBound...].first != "Z"
+    }
+
     /// True when `pid` is a running vcsim launcher (not a recycled pid of something else).
     private static func isVcsim(_ pid: Int32) -> Bool {
-        guard kill(pid, 0) == 0, let commandLine = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline")) else {
+        guard isRunning(pid), let commandLine = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline")) else {
             return false
         }
         let program = commandLine.split(separator: 0).first.map { String(decoding: $0, as: UTF8.self) } ?? ""

@@ -28,10 +28,15 @@ final class LabHarness: @unchecked Sendable {
         try await Lab.down(configuration)
         let supervisor = LabSupervisor(configuration: configuration)
         try await supervisor.start()
-        guard let vcsim = await supervisor.vcsim else { throw LabError.vcsimDidNotStart("no vcsim after start") }
-        let harness = try await LabHarness(supervisor: supervisor, vcsim: vcsim)
-        harness.follow()
-        return harness
+        do {
+            guard let vcsim = await supervisor.vcsim else { throw LabError.vcsimDidNotStart("no vcsim after start") }
+            let harness = try await LabHarness(supervisor: supervisor, vcsim: vcsim)
+            harness.follow()
+            return harness
+        } catch {
+            await supervisor.close()
+            throw error
+        }
     }
 
     private init(supervisor: LabSupervisor, vcsim: VcsimProcess) async throws {
@@ -55,6 +60,7 @@ final class LabHarness: @unchecked Sendable {
 
     func tearDown() async throws {
         await stopFollowing()
+        await supervisor.close()
         try? await client.close()
         try await Lab.down(Self.configuration)
     }
