@@ -72,8 +72,17 @@ public final class HTTPTransport: SOAPTransport {
         let timeout = TimeAmount.nanoseconds(Int64(request.timeout.nanoseconds))
         do {
             let response = try await client.execute(http, timeout: timeout, logger: logger)
-            var body = try await response.body.collect(upTo: maximumResponseBytes)
-            let bytes = body.readBytes(length: body.readableBytes) ?? []
+            // Appended chunk by chunk: the body exists once, not also as one collected buffer.
+            var bytes: [UInt8] = []
+            if let length = response.headers.first(name: "content-length").flatMap(Int.init), length <= maximumResponseBytes {
+                bytes.reserveCapacity(length)
+            }
+            for try await chunk in response.body {
+                guard bytes.count + chunk.readableBytes <= maximumResponseBytes else {
+                    throw VSphereError.invalidResponse("response larger than \(maximumResponseBytes) bytes")
+                }
+                bytes.append(contentsOf: chunk.readableBytesView)
+            }
             return SOAPHTTPResponse(
                 status: Int(response.status.code),
                 body: bytes,
