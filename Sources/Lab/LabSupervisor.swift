@@ -58,8 +58,10 @@ public actor LabSupervisor {
         while !Task.isCancelled {
             do {
                 try await reconcile()
-            } catch {
+            } catch where !Task.isCancelled {
                 logger.error("lab pass failed: \(error)")
+            } catch {
+                return
             }
             try? await Task.sleep(for: configuration.pollInterval)
         }
@@ -189,11 +191,13 @@ public actor LabSupervisor {
             logger.info("guest \(key) created: \(spec.hostName) \(spec.address)/\(spec.prefixLength) role \(spec.role)")
             await report(key: key, address: spec.address.description, inventory: inventory)
         case .boot(let bootTime, let hostName):
-            guests[key, default: Guest(running: true)].running = true
-            guests[key]?.bootTime = bootTime
-            guests[key]?.hostName = guests[key]?.hostName ?? hostName
+            var guest = guests[key] ?? Guest(running: true)
+            guest.running = true
+            guest.bootTime = bootTime
+            guest.hostName = guest.hostName ?? hostName
             // The next address scan reports it again, as VMware Tools does after a boot.
-            guests[key]?.reportedAddress = nil
+            guest.reportedAddress = nil
+            guests[key] = guest
             logger.info("guest \(key) booted")
         case .reboot(let bootTime):
             guests[key]?.bootTime = bootTime

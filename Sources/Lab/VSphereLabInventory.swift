@@ -38,7 +38,7 @@ public struct VSphereLabInventory: LabInventory, LabVMCreator {
     public func virtualMachines() async throws -> [LabVirtualMachine] {
         let contents = try await client.retrieveFromContainer(
             types: ["VirtualMachine"],
-            paths: ["name", "runtime.powerState", "runtime.bootTime", "config.template", "config.extraConfig"])
+            paths: ["name", "runtime.powerState", "summary.runtime.bootTime", "config.template", "config.extraConfig"])
         return contents.compactMap { content in
             guard let name = content["name"]?.text, content["config.template"]?.text != "true" else { return nil }
             let key = content.object.value
@@ -48,7 +48,8 @@ public struct VSphereLabInventory: LabInventory, LabVMCreator {
             return LabVirtualMachine(
                 key: key, name: name,
                 powerState: content["runtime.powerState"].flatMap { LabPowerState(rawValue: $0.text) } ?? .poweredOff,
-                bootTime: content["runtime.bootTime"]?.text,
+                // vcsim updates the boot time only under summary.runtime.
+                bootTime: content["summary.runtime.bootTime"]?.text,
                 guest: guest(key: key, name: name, extraConfig: extraConfig))
         }
     }

@@ -140,10 +140,11 @@ final class LabGuestTests: XCTestCase {
 
         try await vm.powerOff()
         try await vm.destroy()
-        let removed = try await eventually(within: .seconds(3)) { try await !lab.namespaceExists(vm) }
-        XCTAssertTrue(removed, "the destroyed VM's guest namespace is still there")
         let directory = LabHarness.configuration.stateDirectory + "/guests/" + vm.reference.value
-        XCTAssertFalse(FileManager.default.fileExists(atPath: directory), "the destroyed guest's files are still there")
+        let removed = try await eventually(within: .seconds(3)) {
+            try await !lab.namespaceExists(vm) && !FileManager.default.fileExists(atPath: directory)
+        }
+        XCTAssertTrue(removed, "the destroyed VM's guest namespace or files are still there")
     }
 
     func testPreCreatedVMsAreSpreadOverTheRoles() async throws {
@@ -213,8 +214,8 @@ final class LabGuestTests: XCTestCase {
         _ = try await lab.createGuest(name: "cache-02", role: "redis", address: "10.77.1.80")
         let up = await eventually(within: .seconds(5)) { await lab.canSSH("10.77.1.80") }
         XCTAssertTrue(up)
-        await lab.stopFollowing()
         let vcsimPid = lab.vcsim.pid
+        await lab.disconnect()
         try await Lab.down(LabHarness.configuration)
 
         let namespaces = try await runLocal("/usr/sbin/ip", "netns", "list").output

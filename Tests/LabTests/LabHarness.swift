@@ -16,6 +16,7 @@ final class LabHarness: @unchecked Sendable {
     let client: VSphereClient
     let vcsim: VcsimProcess
     private var following: Task<Void, Never>?
+    private var clientClosed = false
 
     /// Starts from a clean machine (an earlier lab is taken down first). Fails, naming it,
     /// when a prerequisite is missing.
@@ -58,10 +59,18 @@ final class LabHarness: @unchecked Sendable {
         following = nil
     }
 
-    func tearDown() async throws {
+    /// Stops following and closes both vSphere connections (before vcsim goes away).
+    func disconnect() async {
         await stopFollowing()
         await supervisor.close()
-        try? await client.close()
+        if !clientClosed {
+            clientClosed = true
+            try? await client.close()
+        }
+    }
+
+    func tearDown() async throws {
+        await disconnect()
         try await Lab.down(Self.configuration)
     }
 
