@@ -12,7 +12,6 @@ actor AsyncSemaphore {
         self.limit = max(1, limit)
     }
 
-    var currentLimit: Int { limit }
     var inUseCount: Int { inUse }
 
     /// Waits for a permit; throws `CancellationError` if the task is cancelled while waiting.

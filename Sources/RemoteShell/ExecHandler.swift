@@ -1,6 +1,9 @@
 import NIOCore
 import NIOSSH
 
+/// Sent down a session channel when the task waiting for its command is cancelled.
+struct CancelCommandEvent: Sendable {}
+
 /// Runs one command on a session channel: sends the exec request and the standard input
 /// (then end-of-file), collects standard output, standard error and the exit status, and
 /// completes `result` when the channel closes.
@@ -19,7 +22,7 @@ final class ExecHandler: ChannelInboundHandler {
     private var standardError: [UInt8] = []
     private var exitStatus: Int?
     private var signal: String?
-    private var failure: RemoteShellError?
+    private var failure: (any Error)?
     private var timeoutTask: Scheduled<Void>?
 
     init(command: Command, standardInput: [UInt8], timeout: Duration?, hostKeyName: String, result: EventLoopPromise<CommandResult>) {
@@ -78,6 +81,8 @@ final class ExecHandler: ChannelInboundHandler {
             exitStatus = status.exitStatus
         case let exitSignal as SSHChannelRequestEvent.ExitSignal:
             signal = exitSignal.signalName
+        case is CancelCommandEvent:
+            abandon(CancellationError(), context: context)
         case is ChannelFailureEvent:
             abandon(RemoteShellError(.channel, host: hostKeyName, message: "server refused to execute the command: \(command)"), context: context)
         default:
@@ -107,7 +112,7 @@ final class ExecHandler: ChannelInboundHandler {
     }
 
     /// Gives up on the command: asks the server to kill it (OpenSSH ≥ 7.9 honours this) and closes the channel.
-    private func abandon(_ error: RemoteShellError, context: ChannelHandlerContext) {
+    private func abandon(_ error: any Error, context: ChannelHandlerContext) {
         guard failure == nil else { return }
         failure = error
         timeoutTask?.cancel()

@@ -71,6 +71,8 @@ public final class SSHConnection: Sendable {
     /// result, not an error; errors mean the command could not run or finish (`.channel`,
     /// `.timeout`, `.connectionClosed`).
     ///
+    /// Cancelling the calling task kills the command (where the server allows) and throws `CancellationError`.
+    ///
     /// - Parameters:
     ///   - standardInput: Bytes fed to the command, followed by end-of-file.
     ///   - timeout: After this the command is killed (where the server allows) and `.timeout` thrown.
@@ -164,8 +166,9 @@ public final class SSHConnection: Sendable {
                 opened.fail(error)
             }
         }
+        let session: any Channel
         do {
-            _ = try await opened.futureResult.get()
+            session = try await opened.futureResult.get()
         } catch {
             result.fail(error)
             guard channel.isActive else {
@@ -177,7 +180,11 @@ public final class SSHConnection: Sendable {
             }
             throw refusal
         }
-        return try await result.futureResult.get()
+        return try await withTaskCancellationHandler {
+            try await result.futureResult.get()
+        } onCancel: {
+            session.pipeline.fireUserInboundEventTriggered(CancelCommandEvent())
+        }
     }
 }
 

@@ -66,8 +66,10 @@ public actor ShellPool {
     }
 
     /// Writes a file on `target` over the pooled connection. See `SSHConnection.upload`.
-    public func upload(_ contents: [UInt8], to path: String, on target: SSHTarget, mode: Int? = nil, owner: String? = nil) async throws {
-        try await withConnection(to: target) { try await $0.upload(contents, to: path, mode: mode, owner: owner) }
+    public func upload(
+        _ contents: [UInt8], to path: String, on target: SSHTarget, mode: Int? = nil, owner: String? = nil, timeout: Duration? = nil
+    ) async throws {
+        try await withConnection(to: target) { try await $0.upload(contents, to: path, mode: mode, owner: owner, timeout: timeout) }
     }
 
     /// Runs `command` on every target, at most `concurrency` hosts at a time, and reports each

@@ -30,6 +30,15 @@ final class RemoteShellTests: XCTestCase {
         }
     }
 
+    /// How many `sleep` processes of the test user are alive; killed ones may linger as zombies
+    /// when the container's PID 1 does not reap orphans, so those are not counted.
+    private func runningSleepProcesses(_ connection: SSHConnection) async throws -> Int {
+        let result = try await connection.run(
+            Command.script(#"ps -u "$1" -o stat=,comm= | awk '$1 !~ /^Z/ && $2 == "sleep"' | wc -l"#, arguments: [TestSSHServer.user])
+        )
+        return Int(result.output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+    }
+
     func testPasswordAuthenticationRunsCommand() async throws {
         let server = try TestSSHServer()
         let connection = try await connect(server)
@@ -144,8 +153,34 @@ final class RemoteShellTests: XCTestCase {
         XCTAssertEqual(error?.kind, .timeout)
         XCTAssertTrue(error?.message.contains("sleep 10") ?? false)
         XCTAssertLessThan(elapsed, .seconds(3))
+        try await Task.sleep(for: .milliseconds(300))
+        let sleeping = try await runningSleepProcesses(connection)
+        XCTAssertEqual(sleeping, 0, "the timed-out command should have been killed")
         let afterTimeout = try await connection.run(Command("echo", "still here"))
         XCTAssertEqual(afterTimeout.output, "still here\n")
+        await connection.close()
+    }
+
+    func testCancellingTheCallerKillsTheCommand() async throws {
+        let server = try TestSSHServer()
+        let connection = try await connect(server)
+        let start = ContinuousClock.now
+        let running = Task { try await connection.run(Command("sleep", "10")) }
+        for _ in 0..<50 {
+            if try await runningSleepProcesses(connection) > 0 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        running.cancel()
+        do {
+            _ = try await running.value
+            XCTFail("expected cancellation")
+        } catch {
+            XCTAssertTrue(error is CancellationError, "\(error)")
+        }
+        XCTAssertLessThan(ContinuousClock.now - start, .seconds(3))
+        try await Task.sleep(for: .milliseconds(300))
+        let sleeping = try await runningSleepProcesses(connection)
+        XCTAssertEqual(sleeping, 0, "the cancelled command should have been killed")
         await connection.close()
     }
 
