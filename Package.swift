@@ -80,7 +80,7 @@ let package = Package(
         .executableTarget(name: "remoteshell-bench", dependencies: ["RemoteShell"], path: "Sources/RemoteShellBench"),
         .testTarget(
             name: "AppTests",
-            dependencies: ["App", .product(name: "XCTVapor", package: "vapor")]
+            dependencies: ["App", "Lab", .product(name: "XCTVapor", package: "vapor")]
         ),
         .testTarget(name: "VSphereTests", dependencies: ["VSphere"]),
         .testTarget(name: "RemoteShellTests", dependencies: ["RemoteShell"]),

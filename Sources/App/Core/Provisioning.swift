@@ -15,6 +15,9 @@ struct Provisioning: Sendable {
     let hostKeys: FileHostKeyStore
     let guestBootTimeout: Duration
 
+    /// extraConfig key carrying the VM's role, so the guest (and a later adoption) knows what it is.
+    static let roleKey = "guestinfo.flotilla.role"
+
     /// What a VM's record says about where it lives.
     struct Placement {
         let vm: VM
@@ -47,8 +50,9 @@ struct Provisioning: Sendable {
                 hostName: vm.hostName,
                 ipv4: .init(address: vm.ip, prefixLength: vm.prefixLength, gateway: vm.gateway, dns: [vm.dns1, vm.dns2].compactMap { $0 }),
                 passwordHash: CryptSHA512.hash(password: password), user: placement.role.sshUser)
-            let request = CloneRequest(name: vm.hostName, folder: try await folder(placement), pool: try await pool(placement),
-                                       datastore: try await datastore(placement), extraConfig: try guest.extraConfig(), powerOn: false)
+            let request = CloneRequest(
+                name: vm.hostName, folder: try await folder(placement), pool: try await pool(placement), datastore: try await datastore(placement),
+                extraConfig: try guest.extraConfig() + [ExtraConfigEntry(key: Self.roleKey, value: placement.role.name)], powerOn: false)
             let clone = try await placement.client.clone(template, request)
             created = clone
             vm.vsphereReference = clone.reference.value
@@ -56,13 +60,7 @@ struct Provisioning: Sendable {
             await context.log("cloned as \(clone.reference.value); powering on")
             try await clone.powerOn()
             try await waitForGuest(clone, vm: vm, context: context)
-            let target = SSHTarget(host: vm.ip, user: placement.role.sshUser, authentication: .password(password))
-            try await hostKeys.forget(host: target.hostKeyName)
-            let answer = try await shell.run(Command("hostname"), on: target, timeout: .seconds(20))
-            guard answer.succeeded, answer.output.trimmingCharacters(in: .whitespacesAndNewlines) == vm.hostName else {
-                throw FlotillaError(.unavailable, "the guest at \(vm.ip) answered SSH as '\(answer.output.prefix(64))', not \(vm.hostName)")
-            }
-            await context.log("SSH answers on \(vm.ip) with the new password")
+            try await waitForSSH(vm: vm, user: placement.role.sshUser, password: password, context: context)
             try await refresh(vm, from: clone)
             vm.status = .ready
             vm.statusReason = nil
@@ -152,6 +150,30 @@ struct Provisioning: Sendable {
             try await Task.sleep(for: .milliseconds(500))
         }
         throw FlotillaError(.unavailable, "the guest never came up: no report of \(vm.ip) within \(guestBootTimeout)")
+    }
+
+    /// Tools report the address before the guest's SSH server is up (or before its new
+    /// password is set): keep trying until the boot deadline, then report the last reason.
+    private func waitForSSH(vm: VM, user: String, password: String, context: StepContext) async throws {
+        let target = SSHTarget(host: vm.ip, user: user, authentication: .password(password))
+        try await hostKeys.forget(host: target.hostKeyName)
+        let deadline = ContinuousClock.now + guestBootTimeout
+        var lastFailure = "no answer"
+        while ContinuousClock.now < deadline {
+            do {
+                let answer = try await shell.run(Command("hostname"), on: target, timeout: .seconds(20))
+                let name = answer.output.trimmingCharacters(in: .whitespacesAndNewlines)
+                guard answer.succeeded, name == vm.hostName else {
+                    throw FlotillaError(.unavailable, "the guest at \(vm.ip) answered SSH as '\(name.prefix(64))', not \(vm.hostName)")
+                }
+                await context.log("SSH answers on \(vm.ip) with the new password")
+                return
+            } catch let error as RemoteShellError where error.kind != .hostKeyMismatch {
+                lastFailure = error.description
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
+        throw FlotillaError(.unavailable, "SSH on \(vm.ip) did not answer with the new password within \(guestBootTimeout): \(lastFailure)")
     }
 
     private func refresh(_ vm: VM, from machine: VirtualMachine) async throws {

@@ -8,7 +8,8 @@ import VSphere
 actor VSphereSessions {
     private let secrets: SecretBox
     private let logger: Logger
-    private var clients: [UUID: (fingerprint: String, client: VSphereClient)] = [:]
+    /// One login per connection; concurrent callers share it while it is in flight.
+    private var clients: [UUID: (fingerprint: String, login: Task<VSphereClient, any Error>)] = [:]
 
     init(secrets: SecretBox, logger: Logger) {
         self.secrets = secrets
@@ -18,21 +19,30 @@ actor VSphereSessions {
     func client(for connection: VSphereConnection) async throws -> VSphereClient {
         let id = try connection.requireID()
         let fingerprint = [connection.url, connection.username, connection.passwordSealed, connection.thumbprint ?? ""].joined(separator: "\u{1}")
-        if let cached = clients[id], cached.fingerprint == fingerprint { return cached.client }
-        let client = try await Self.connect(connection, password: try secrets.open(connection.passwordSealed), logger: logger)
-        if let previous = clients[id]?.client { try? await previous.close() }
-        clients[id] = (fingerprint, client)
-        return client
+        if let cached = clients[id], cached.fingerprint == fingerprint {
+            return try await cached.login.value
+        }
+        await forget(id)
+        let password = try secrets.open(connection.passwordSealed)
+        let login = Task { [logger] in try await Self.connect(connection, password: password, logger: logger) }
+        clients[id] = (fingerprint, login)
+        do {
+            return try await login.value
+        } catch {
+            if clients[id]?.fingerprint == fingerprint { clients[id] = nil }
+            throw error
+        }
     }
 
     /// Drops a cached client, e.g. after the connection was edited or deleted.
     func forget(_ id: UUID) async {
-        if let previous = clients.removeValue(forKey: id)?.client { try? await previous.close() }
+        if let previous = clients.removeValue(forKey: id) {
+            try? await previous.login.value.close()
+        }
     }
 
     func closeAll() async {
-        for (_, entry) in clients { try? await entry.client.close() }
-        clients = [:]
+        for id in clients.keys { await forget(id) }
     }
 
     static func connect(_ connection: VSphereConnection, password: String, logger: Logger) async throws -> VSphereClient {

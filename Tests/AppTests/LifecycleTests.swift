@@ -1,0 +1,198 @@
+@testable import App
+import Fluent
+import Lab
+import RemoteShell
+import VSphere
+import XCTVapor
+
+/// The VM lifecycle end to end: Flotilla's API drives vcsim, and the lab turns each VM into a
+/// guest that boots, answers SSH with the chosen password, and powers off and on like a VM.
+final class LifecycleTests: XCTestCase {
+    static let lab = LabConfiguration(stateDirectory: "/var/lib/flotilla-lab-apptest", roles: ["web", "redis"],
+                                      pollInterval: .milliseconds(250))
+
+    private struct Fixture {
+        let app: Application
+        let admin: TestClient
+        let client: VSphereClient
+        let environmentID: UUID
+    }
+
+    /// Starts a lab and an app with a connection to the lab's vcsim, a `web` role and an environment.
+    private func withLab(_ extra: [String: String] = [:], _ body: (Fixture) async throws -> Void) async throws {
+        let missing = Lab.missingPrerequisites(Self.lab)
+        guard missing.isEmpty else {
+            XCTFail("lab prerequisites missing: \(missing.joined(separator: "; "))")
+            return
+        }
+        try await Lab.down(Self.lab)
+        let supervisor = LabSupervisor(configuration: Self.lab)
+        try await supervisor.start()
+        let following = Task { await supervisor.follow() }
+        do {
+            let launched = await supervisor.vcsim
+            let vcsim = try XCTUnwrap(launched)
+            let client = try await VSphereClient.connect(url: try XCTUnwrap(URL(string: vcsim.url)), username: vcsim.username,
+                                                         password: vcsim.password, trust: .pinnedSHA256(try XCTUnwrap(vcsim.thumbprint)))
+            defer { Task { try? await client.close() } }
+            try await TestApp.run(["FLOTILLA_GUEST_BOOT_SECONDS": "20"].merging(extra) { $1 }) { app in
+                let admin = try TestClient(app)
+                try await admin.signIn("admin", TestApp.adminPassword)
+                let connectionInput = Inventory.ConnectionInput(
+                    name: "lab", url: vcsim.url, username: vcsim.username, password: vcsim.password, thumbprint: vcsim.thumbprint)
+                let report = try admin.decode(Inventory.ConnectionReport.self, try await admin.request(.POST, "/api/v1/connections/test", json: connectionInput))
+                XCTAssertTrue(report.templates.contains("tpl-web"), "the test shows the templates: \(report.templates)")
+                let connection = try admin.decode(InventoryAPI.ConnectionBody.self, try await admin.request(.POST, "/api/v1/connections", json: connectionInput))
+                let role = try await admin.request(.POST, "/api/v1/roles", json: Inventory.RoleInput(
+                    name: "web", connectionID: connection.id, template: "tpl-web", sshUser: "root", services: "sshd"))
+                XCTAssertEqual(role.status, .created, role.body.string)
+                let environment = try admin.decode(InventoryAPI.EnvironmentBody.self, try await admin.request(
+                    .POST, "/api/v1/environments", json: InventoryAPI.EnvironmentInput(name: "staging-3", description: "lab")))
+                try await body(Fixture(app: app, admin: admin, client: client, environmentID: environment.id))
+            }
+        } catch {
+            following.cancel()
+            await following.value
+            await supervisor.close()
+            try? await Lab.down(Self.lab)
+            throw error
+        }
+        following.cancel()
+        await following.value
+        await supervisor.close()
+        try await Lab.down(Self.lab)
+    }
+
+    private func waitForJob(_ client: TestClient, _ id: UUID, timeout: Duration = .seconds(90)) async throws -> InventoryAPI.JobBody {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let job = try client.decode(InventoryAPI.JobBody.self, try await client.request(.GET, "/api/v1/jobs/\(id)"))
+            if JobStatus(rawValue: job.status)?.isFinished == true { return job }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        XCTFail("job \(id) did not finish within \(timeout)")
+        throw FlotillaError(.unavailable, "job timeout")
+    }
+
+    private func vmInput(_ name: String, _ ip: String, netmask: String = "16", gateway: String = "10.77.0.1",
+                         password: String = "Guest-pass-1") -> Inventory.VMInput {
+        Inventory.VMInput(hostName: name, ip: ip, netmask: netmask, gateway: gateway, dns1: "10.77.0.1", dns2: nil,
+                          role: "web", password: password, passwordConfirmation: password, notes: "made by a test")
+    }
+
+    private func ssh(_ ip: String, password: String) async throws -> String {
+        let connection = try await SSHConnection.connect(
+            to: SSHTarget(host: ip, user: "root", authentication: .password(password)),
+            hostKeyStore: InMemoryHostKeyStore(), options: SSHConnectionOptions(connectTimeout: .seconds(3), handshakeTimeout: .seconds(5)))
+        defer { Task { await connection.close() } }
+        return try await connection.run(Command("hostname"), timeout: .seconds(10)).output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func testAddPowerAndDeleteAVMThroughTheAPI() async throws {
+        try await withLab { fixture in
+            let admin = fixture.admin
+            let answer = try await admin.request(.POST, "/api/v1/environments/\(fixture.environmentID)/vms", json: vmInput("web-01", "10.77.5.10"))
+            XCTAssertEqual(answer.status, .accepted, answer.body.string)
+            XCTAssertFalse(answer.body.string.contains("Guest-pass-1"), "the password is never answered")
+            let created = try admin.decode(InventoryAPI.NewVMAnswer.self, answer)
+            let job = try await waitForJob(admin, created.jobID)
+            XCTAssertEqual(job.status, "succeeded", job.steps?.map(\.log).joined() ?? "")
+            let log = try XCTUnwrap(job.steps?.first?.log)
+            for phase in ["cloning web-01", "powering on", "guest reports 10.77.5.10", "SSH answers"] {
+                XCTAssertTrue(log.contains(phase), "step log mentions '\(phase)': \(log)")
+            }
+            let vm = try admin.decode(InventoryAPI.VMBody.self, try await admin.request(.GET, "/api/v1/vms/\(created.vm.id)"))
+            XCTAssertEqual(vm.status, "ready")
+            XCTAssertEqual(vm.powerState, "poweredOn")
+            let hostName = try await ssh("10.77.5.10", password: "Guest-pass-1")
+            XCTAssertEqual(hostName, "web-01")
+
+            // An independent look at vSphere: the clone exists with its metadata and role.
+            let machine = try await fixture.client.findVirtualMachine(named: "web-01")
+            let summary = try await machine.summary()
+            XCTAssertEqual(summary.guestInfo["guestinfo.flotilla.role"], "web")
+            let guest = try GuestConfiguration(guestInfo: summary.guestInfo)
+            XCTAssertEqual(guest.ipv4?.address, "10.77.5.10")
+            XCTAssertTrue(CryptSHA512.verify(password: "Guest-pass-1", hash: try XCTUnwrap(guest.passwordHash)))
+            let stored = try await VM.find(created.vm.id, on: fixture.app.db)
+            XCTAssertFalse(stored?.passwordSealed.contains("Guest-pass-1") ?? true, "sealed at rest")
+
+            // Power the environment off: the guest stops answering; restart brings it back.
+            let off = try admin.decode(InventoryAPI.JobReference.self, try await admin.request(
+                .POST, "/api/v1/environments/power", json: InventoryAPI.PowerInput(action: "off", ids: [fixture.environmentID])))
+            let offJob = try await waitForJob(admin, off.jobID)
+            XCTAssertEqual(offJob.status, "succeeded")
+            try await Task.sleep(for: .seconds(1))
+            do {
+                _ = try await ssh("10.77.5.10", password: "Guest-pass-1")
+                XCTFail("a powered-off guest answered SSH")
+            } catch let error as RemoteShellError {
+                XCTAssertTrue([.connect, .timeout].contains(error.kind), "\(error)")
+            }
+            let restart = try admin.decode(InventoryAPI.JobReference.self, try await admin.request(
+                .POST, "/api/v1/environments/power", json: InventoryAPI.PowerInput(action: "restart", ids: [fixture.environmentID])))
+            let restartJob = try await waitForJob(admin, restart.jobID)
+            XCTAssertEqual(restartJob.status, "succeeded")
+            var back = false
+            for _ in 0..<20 where !back {
+                back = (try? await ssh("10.77.5.10", password: "Guest-pass-1")) == "web-01"
+                if !back { try await Task.sleep(for: .milliseconds(500)) }
+            }
+            XCTAssertTrue(back, "the guest answers again after the restart")
+
+            // Delete the environment: the VM is destroyed first, then the records go.
+            let delete = try admin.decode(InventoryAPI.JobReference.self, try await admin.request(.DELETE, "/api/v1/environments/\(fixture.environmentID)"))
+            let deletion = try await waitForJob(admin, delete.jobID)
+            XCTAssertEqual(deletion.status, "succeeded", deletion.steps?.map(\.log).joined() ?? "")
+            let remaining = try await fixture.client.listVirtualMachines().map(\.name)
+            XCTAssertFalse(remaining.contains("web-01"), "vSphere still lists web-01")
+            let gone = try await admin.request(.GET, "/api/v1/environments/\(fixture.environmentID)")
+            XCTAssertEqual(gone.status, .notFound)
+
+            let audit = try await LogEntry.query(on: fixture.app.db).filter(\.$vmName == "web-01").sort(\.$id).all()
+            XCTAssertEqual(audit.map(\.action), ["vm.create", "vm.power.off", "vm.power.restart", "vm.delete"])
+            XCTAssertTrue(audit.allSatisfy { $0.operatorName == "admin" && $0.vmRole == "web" && $0.result == "success" })
+        }
+    }
+
+    func testFailuresAreReportedAndLeaveNothingHalfMade() async throws {
+        try await withLab(["FLOTILLA_GUEST_BOOT_SECONDS": "4"]) { fixture in
+            let admin = fixture.admin
+            let path = "/api/v1/environments/\(fixture.environmentID)/vms"
+            // Bad input: nothing is created.
+            let cases: [(Inventory.VMInput, HTTPStatus, String)] = [
+                (vmInput("web-02", "10.77.5.300"), .badRequest, "not an IPv4 address"),
+                (vmInput("web-02", "10.77.5.20", netmask: "255.0.255.0"), .badRequest, "netmask"),
+                (vmInput("web-02", "10.77.5.20", netmask: "33"), .badRequest, "netmask"),
+                (vmInput("web-02", "10.77.5.20", gateway: "10.78.0.1"), .badRequest, "outside the subnet"),
+                (vmInput("web 02; reboot", "10.77.5.20"), .badRequest, "host name"),
+                (vmInput("web-02", "10.77.5.20", password: "short"), .badRequest, "8 to 128"),
+            ]
+            for (input, status, message) in cases {
+                let response = try await admin.request(.POST, path, json: input)
+                XCTAssertEqual(response.status, status, "\(input): \(response.body.string)")
+                XCTAssertTrue(response.body.string.contains(message), "\(message): \(response.body.string)")
+            }
+            let vmCount = try await VM.query(on: fixture.app.db).count()
+            XCTAssertEqual(vmCount, 0)
+
+            // A guest that never comes up (its address is outside the lab's range, so no guest
+            // boots): the job fails with the reason and the half-made VM is destroyed.
+            let lost = try admin.decode(InventoryAPI.NewVMAnswer.self, try await admin.request(.POST, path, json: vmInput("web-03", "10.99.0.10", gateway: "10.99.0.1")))
+            let job = try await waitForJob(admin, lost.jobID)
+            XCTAssertEqual(job.status, "failed")
+            XCTAssertTrue(job.steps?.first?.log.contains("never came up") ?? false, job.steps?.first?.log ?? "")
+            let vm = try admin.decode(InventoryAPI.VMBody.self, try await admin.request(.GET, "/api/v1/vms/\(lost.vm.id)"))
+            XCTAssertEqual(vm.status, "failed")
+            XCTAssertTrue(vm.statusReason?.contains("half-made VM was destroyed") ?? false, vm.statusReason ?? "")
+            let names = try await fixture.client.listVirtualMachines().map(\.name)
+            XCTAssertFalse(names.contains("web-03"))
+            let errors = try await LogEntry.query(on: fixture.app.db).filter(\.$kind == "error").filter(\.$vmName == "web-03").all()
+            XCTAssertEqual(errors.count, 1)
+
+            // The failed VM still holds its address: a duplicate is refused.
+            let duplicate = try await admin.request(.POST, path, json: vmInput("web-04", "10.99.0.10", gateway: "10.99.0.1"))
+            XCTAssertEqual(duplicate.status, .conflict)
+        }
+    }
+}
