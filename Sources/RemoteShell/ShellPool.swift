@@ -151,6 +151,17 @@ public actor ShellPool {
         }
     }
 
+    /// Closes the pooled connections to `host` (any port and user), for when the machine at that
+    /// address is replaced; the next command there connects afresh.
+    public func closeConnections(toHost host: String) async {
+        for (id, entry) in entries where id.host == host {
+            guard case .ready(let connection) = entry else { continue }
+            entries[id] = nil
+            lastUsed[id] = nil
+            await connection.close()
+        }
+    }
+
     /// Closes every connection and stops the idle timer.
     public func shutdown() async {
         idleReaper?.cancel()

@@ -311,6 +311,11 @@ final class RemoteShellTests: XCTestCase {
         XCTAssertFalse(second.isActive, "idle connection should have been closed")
         let afterIdle = try await pool.run(Command("echo", "after idle"), on: target)
         XCTAssertEqual(afterIdle.output, "after idle\n")
+        let third = try await pool.connection(to: target)
+        await pool.closeConnections(toHost: "127.0.0.1")
+        XCTAssertFalse(third.isActive)
+        let fourth = try await pool.connection(to: target)
+        XCTAssertTrue(fourth.isActive)
         await pool.shutdown()
     }
 }
