@@ -19,7 +19,7 @@ public struct AboutInfo: Sendable, Equatable {
     public var apiVersion: String
     public var instanceUUID: String?
 
-    init(_ element: XMLElement) {
+    init(_ element: SOAPElement) {
         name = element.child("name")?.text ?? ""
         fullName = element.child("fullName")?.text ?? ""
         vendor = element.child("vendor")?.text ?? ""
@@ -43,7 +43,7 @@ public struct ServiceContent: Sendable {
     public var virtualDiskManager: ManagedObjectReference?
     public var fileManager: ManagedObjectReference?
 
-    init(_ element: XMLElement) throws {
+    init(_ element: SOAPElement) throws {
         guard let about = element.child("about"),
             let rootFolder = ManagedObjectReference(element.child("rootFolder")),
             let propertyCollector = ManagedObjectReference(element.child("propertyCollector")),

@@ -2,16 +2,16 @@
 public struct ObjectContent: Sendable {
     public var object: ManagedObjectReference
     /// Property path → value element. Each `propSet` is one path, so this is unambiguous.
-    public var properties: [String: XMLElement]
+    public var properties: [String: SOAPElement]
     /// Paths the server could not read (vcsim reports unknown paths here, not as a fault).
     public var missing: [String]
 
-    public subscript(path: String) -> XMLElement? { properties[path] }
+    public subscript(path: String) -> SOAPElement? { properties[path] }
 
-    init?(_ element: XMLElement) {
+    init?(_ element: SOAPElement) {
         guard let object = ManagedObjectReference(element.child("obj")) else { return nil }
         self.object = object
-        var properties: [String: XMLElement] = [:]
+        var properties: [String: SOAPElement] = [:]
         var missing: [String] = []
         for child in element.children {
             switch child.localName {
@@ -109,7 +109,7 @@ extension VSphereClient {
     }
 
     /// Reads one property of one object (nil when unset).
-    public func property(_ path: String, of object: ManagedObjectReference) async throws -> XMLElement? {
+    public func property(_ path: String, of object: ManagedObjectReference) async throws -> SOAPElement? {
         try await retrieveProperties(of: [object], type: object.type, paths: [path]).first?[path]
     }
 

@@ -9,7 +9,7 @@ public struct PropertyChange: Sendable {
     public var path: String
     public var operation: Operation
     /// The new value (nil for removals).
-    public var value: XMLElement?
+    public var value: SOAPElement?
 }
 
 /// What happened to one object since the previous version.

@@ -16,8 +16,6 @@ public struct VMSummary: Sendable, Equatable {
     public var guestInfo: [String: String]
     public var parentFolder: ManagedObjectReference?
     public var resourcePool: ManagedObjectReference?
-
-    public var virtualMachine: ManagedObjectReference { reference }
 }
 
 public enum PowerState: String, Sendable {
@@ -76,7 +74,7 @@ extension VMSummary {
     }
 
     /// Sums `capacityInKB` of the VirtualDisk devices in an ArrayOfVirtualDevice.
-    static func diskCapacityGB(_ devices: XMLElement) -> Double {
+    static func diskCapacityGB(_ devices: SOAPElement) -> Double {
         var kilobytes = 0
         for device in devices.children where device.schemaType?.name == "VirtualDisk" {
             let bytes = device.child("capacityInBytes")?.intValue
@@ -89,14 +87,14 @@ extension VMSummary {
 /// Reading OptionValue arrays (extraConfig).
 enum OptionValues {
     /// All key/value pairs in order (keys may repeat: vcsim appends instead of replacing).
-    static func pairs(in array: XMLElement) -> [(key: String, value: String)] {
+    static func pairs(in array: SOAPElement) -> [(key: String, value: String)] {
         array.children.compactMap { option in
             guard let key = option.child("key")?.text else { return nil }
             return (key, option.child("value")?.text ?? "")
         }
     }
 
-    static func guestInfo(in array: XMLElement) -> [String: String] {
+    static func guestInfo(in array: SOAPElement) -> [String: String] {
         var values: [String: String] = [:]
         for (key, value) in pairs(in: array) where key.hasPrefix("guestinfo.") {
             values[key] = value

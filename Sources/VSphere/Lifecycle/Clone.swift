@@ -142,7 +142,7 @@ extension VSphereClient {
             ("extraConfig", request.extraConfig.map(\.optionValue)),
         ])
         let created = try await runTask(
-            SOAPOperation("CreateVM_Task", on: folder, [("config", create), ("pool", pool), ("host", source.hostForCreate)]),
+            SOAPOperation("CreateVM_Task", on: folder, [("config", create), ("pool", pool), ("host", source.host)]),
             timeout: timeout
         )
         guard let reference = ManagedObjectReference(created) else {
@@ -225,6 +225,8 @@ struct CloneSource {
     var name: String
     var folder: ManagedObjectReference
     var pool: ManagedObjectReference?
+    /// Also the host for CreateVM_Task: on a cluster any host could be picked, and the source's
+    /// host is known to reach the source's datastore.
     var host: ManagedObjectReference?
     var datastore: ManagedObjectReference?
     var hardwareVersion: String?
@@ -232,18 +234,14 @@ struct CloneSource {
     var cpuCount: Int?
     var coresPerSocket: Int?
     var memoryMB: Int?
-    var controllers: [XMLElement]
-    var networkCards: [XMLElement]
+    var controllers: [SOAPElement]
+    var networkCards: [SOAPElement]
     var disks: [Disk]
-    var isTemplate: Bool
-
-    /// CreateVM_Task on a cluster may pick any host; keep the source's host so its datastore is reachable.
-    var hostForCreate: ManagedObjectReference? { host }
 
     static func read(_ vm: VirtualMachine, client: VSphereClient) async throws -> CloneSource {
         let paths = ["name", "parent", "resourcePool", "runtime.host", "datastore", "config.version", "config.guestId",
                      "config.hardware.numCPU", "config.hardware.numCoresPerSocket", "config.hardware.memoryMB",
-                     "config.hardware.device", "config.template"]
+                     "config.hardware.device"]
         guard let content = try await client.retrieveProperties(of: [vm.reference], type: "VirtualMachine", paths: paths).first,
             let name = content["name"]?.text,
             let folder = ManagedObjectReference(content["parent"])
@@ -278,13 +276,12 @@ struct CloneSource {
             memoryMB: content["config.hardware.memoryMB"]?.intValue,
             controllers: devices.filter(ElementCopy.isStorageController),
             networkCards: devices.filter(ElementCopy.isNetworkCard),
-            disks: disks,
-            isTemplate: content["config.template"]?.boolValue ?? false
+            disks: disks
         )
     }
 
     /// The new VM's controller of the same type and bus as the disk's controller on the source.
-    func matchingControllerKey(for disk: Disk, in newDevices: [XMLElement]) -> Int? {
+    func matchingControllerKey(for disk: Disk, in newDevices: [SOAPElement]) -> Int? {
         guard let sourceController = controllers.first(where: { $0.child("key")?.intValue == disk.controllerKey }) else { return nil }
         let bus = sourceController.child("busNumber")?.text
         return newDevices.first { device in

@@ -1,24 +1,24 @@
 /// Re-sends a device read from one VM as a new device for another: the element is written back
 /// as received (same xsi:type, same field order), minus the fields that identify the old device.
 struct ElementCopy: SOAPEncodable {
-    var element: XMLElement
+    var element: SOAPElement
     /// Top-level fields to leave out.
     var dropping: Set<String>
     /// Top-level fields whose value is replaced in place (schema order matters to vSphere).
     var replacing: [String: any SOAPEncodable]
 
-    static func isStorageController(_ device: XMLElement) -> Bool {
+    static func isStorageController(_ device: SOAPElement) -> Bool {
         guard let type = device.schemaType?.name else { return false }
         return ["ParaVirtualSCSIController", "VirtualLsiLogicController", "VirtualLsiLogicSASController",
                 "VirtualBusLogicController", "VirtualAHCIController", "VirtualNVMEController"].contains(type)
     }
 
-    static func isNetworkCard(_ device: XMLElement) -> Bool {
+    static func isNetworkCard(_ device: SOAPElement) -> Bool {
         device.child("addressType") != nil && device.child("backing") != nil
     }
 
     /// A controller without its attached devices and placement, under a new temporary key.
-    static func controller(_ device: XMLElement, key: Int) -> ElementCopy {
+    static func controller(_ device: SOAPElement, key: Int) -> ElementCopy {
         ElementCopy(
             element: device,
             dropping: ["deviceInfo", "slotInfo", "device", "controllerKey", "unitNumber", "scsiCtlrUnitNumber"],
@@ -27,7 +27,7 @@ struct ElementCopy: SOAPEncodable {
     }
 
     /// A network card with the same network backing and a newly generated MAC address.
-    static func networkCard(_ device: XMLElement, key: Int) -> ElementCopy {
+    static func networkCard(_ device: SOAPElement, key: Int) -> ElementCopy {
         ElementCopy(
             element: device,
             dropping: ["deviceInfo", "slotInfo", "controllerKey", "unitNumber", "macAddress", "externalId", "uptCompatibilityEnabled"],
@@ -48,10 +48,10 @@ struct ElementCopy: SOAPEncodable {
 
     /// Writes an element and its subtree; `override` may handle a direct child itself.
     static func write(
-        _ element: XMLElement,
+        _ element: SOAPElement,
         into writer: inout XMLWriter,
         as name: String,
-        override: (XMLElement, inout XMLWriter) -> Bool = { _, _ in false }
+        override: (SOAPElement, inout XMLWriter) -> Bool = { _, _ in false }
     ) {
         var attributes: [(String, String)] = element.attributes.compactMap { attribute in
             attribute.name.namespace == nil ? (attribute.name.name, attribute.value) : nil

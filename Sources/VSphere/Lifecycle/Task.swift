@@ -15,7 +15,7 @@ public struct VSphereTask: Sendable, Hashable {
         public var state: State
         /// 0...100 while running, when the server reports it.
         public var progress: Int?
-        public var result: XMLElement?
+        public var result: SOAPElement?
         public var error: Fault?
     }
 
@@ -43,7 +43,7 @@ public struct VSphereTask: Sendable, Hashable {
     public func wait(
         timeout: Duration = .seconds(600),
         progress: (@Sendable (Int) -> Void)? = nil
-    ) async throws -> XMLElement? {
+    ) async throws -> SOAPElement? {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: timeout)
         var delay = Duration.milliseconds(50)
@@ -85,7 +85,7 @@ extension VSphereClient {
         _ operation: SOAPOperation,
         timeout: Duration = .seconds(600),
         progress: (@Sendable (Int) -> Void)? = nil
-    ) async throws -> XMLElement? {
+    ) async throws -> SOAPElement? {
         try await startTask(operation).wait(timeout: timeout, progress: progress)
     }
 }

@@ -118,7 +118,7 @@ extension VSphereClient {
 
     /// PerfEntityMetric elements → series. vSphere reports percent in hundredths.
     static func decodePerformance(
-        _ metrics: [XMLElement],
+        _ metrics: [SOAPElement],
         counters: [Int: PerformanceCounter]
     ) -> [ManagedObjectReference: [String: PerformanceSeries]] {
         var results: [ManagedObjectReference: [String: PerformanceSeries]] = [:]

@@ -39,7 +39,7 @@ public final class SOAPConnection: Sendable {
     }
 
     /// Invokes an operation and returns its `<MethodResponse>` element.
-    public func invoke(_ operation: SOAPOperation) async throws -> XMLElement {
+    public func invoke(_ operation: SOAPOperation) async throws -> SOAPElement {
         try await invoke(operation, streaming: nil) { _ in }
     }
 
@@ -49,8 +49,8 @@ public final class SOAPConnection: Sendable {
     public func invoke(
         _ operation: SOAPOperation,
         streaming path: [String]?,
-        to handler: (XMLElement) throws -> Void
-    ) async throws -> XMLElement {
+        to handler: (SOAPElement) throws -> Void
+    ) async throws -> SOAPElement {
         let usedCookie = sessionCookie
         do {
             return try await invokeOnce(operation, streaming: path, to: handler)
@@ -85,7 +85,7 @@ public final class SOAPConnection: Sendable {
     }
 
     /// Invokes an operation and returns the `returnval` children of its response.
-    public func invokeReturning(_ operation: SOAPOperation) async throws -> [XMLElement] {
+    public func invokeReturning(_ operation: SOAPOperation) async throws -> [SOAPElement] {
         try await invoke(operation).children("returnval")
     }
 
@@ -93,8 +93,8 @@ public final class SOAPConnection: Sendable {
     func invokeOnce(
         _ operation: SOAPOperation,
         streaming path: [String]? = nil,
-        to handler: (XMLElement) throws -> Void = { _ in }
-    ) async throws -> XMLElement {
+        to handler: (SOAPElement) throws -> Void = { _ in }
+    ) async throws -> SOAPElement {
         let request = SOAPHTTPRequest(
             body: operation.envelope(),
             soapAction: soapAction,
@@ -113,9 +113,9 @@ public final class SOAPConnection: Sendable {
         _ response: SOAPHTTPResponse,
         method: String,
         streaming path: [String]? = nil,
-        to handler: (XMLElement) throws -> Void = { _ in }
-    ) throws -> XMLElement {
-        let envelope: XMLElement
+        to handler: (SOAPElement) throws -> Void = { _ in }
+    ) throws -> SOAPElement {
+        let envelope: SOAPElement
         do {
             if let path {
                 envelope = try XMLDocumentParser.parse(response.body, streaming: ["Envelope", "Body", method + "Response"] + path, to: handler)
@@ -147,7 +147,7 @@ public final class SOAPConnection: Sendable {
 
     /// `soapenv:Fault` → name from `detail/*` (its xsi:type, else its element name without the
     /// `Fault` suffix vim25 adds), message from `faultstring`.
-    static func decodeFault(_ fault: XMLElement) -> Fault {
+    static func decodeFault(_ fault: SOAPElement) -> Fault {
         let message = fault.child("faultstring")?.text ?? ""
         guard let detail = fault.child("detail")?.children.first else {
             let code = fault.child("faultcode")?.text ?? "SOAPFault"
@@ -158,7 +158,7 @@ public final class SOAPConnection: Sendable {
     }
 
     /// A task's `info.error` (LocalizedMethodFault) → fault.
-    static func decodeLocalizedFault(_ error: XMLElement) -> Fault {
+    static func decodeLocalizedFault(_ error: SOAPElement) -> Fault {
         let message = error.child("localizedMessage")?.text ?? ""
         guard let fault = error.child("fault") else { return Fault(name: "UnknownFault", message: message) }
         let name = fault.schemaType?.name ?? "UnknownFault"

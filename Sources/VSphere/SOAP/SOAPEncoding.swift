@@ -14,7 +14,7 @@ public struct ManagedObjectReference: Hashable, Sendable, CustomStringConvertibl
     }
 
     /// Reads `<x type="T">value</x>`.
-    public init?(_ element: XMLElement?) {
+    public init?(_ element: SOAPElement?) {
         guard let element, let type = element.attribute("type"), !element.text.isEmpty else { return nil }
         self.init(type: type, value: element.text)
     }

@@ -35,9 +35,9 @@ public struct Fault: Error, Sendable, CustomStringConvertible {
     public var name: FaultName
     public var message: String
     /// The fault's detail element, for callers that need its fields (e.g. `InvalidPowerState.existingState`).
-    public var detail: XMLElement?
+    public var detail: SOAPElement?
 
-    public init(name: FaultName, message: String, detail: XMLElement? = nil) {
+    public init(name: FaultName, message: String, detail: SOAPElement? = nil) {
         self.name = name
         self.message = message
         self.detail = detail

@@ -1,5 +1,5 @@
 /// A streaming, namespace-aware XML parser for SOAP responses, reading UTF-8 bytes straight
-/// into a light `XMLElement` tree. Written for speed (a 1,000-VM listing is ~1 MB) and for
+/// into a light `SOAPElement` tree. Written for speed (a 1,000-VM listing is ~1 MB) and for
 /// exact namespace handling: every prefix is resolved to its URI while parsing.
 /// DTDs are refused (SOAP forbids them), which also rules out entity-expansion attacks.
 public struct XMLDocumentParser {
@@ -15,7 +15,7 @@ public struct XMLDocumentParser {
     private var bindings: [(prefix: String, uri: String)] = [("xml", "http://www.w3.org/XML/1998/namespace")]
 
     /// Parses a whole document and returns its root element.
-    public static func parse(_ bytes: [UInt8]) throws -> XMLElement {
+    public static func parse(_ bytes: [UInt8]) throws -> SOAPElement {
         var parser = XMLDocumentParser(bytes: bytes)
         return try parser.parseDocument(streaming: nil) { _ in }
     }
@@ -23,12 +23,12 @@ public struct XMLDocumentParser {
     /// Parses a document, handing each element found under `path` (the local names of its
     /// ancestors from the root) to `handler` as soon as it is complete instead of keeping it in
     /// the tree: large answers (thousands of VMs) then never exist as a whole tree.
-    public static func parse(_ bytes: [UInt8], streaming path: [String], to handler: (XMLElement) throws -> Void) throws -> XMLElement {
+    public static func parse(_ bytes: [UInt8], streaming path: [String], to handler: (SOAPElement) throws -> Void) throws -> SOAPElement {
         var parser = XMLDocumentParser(bytes: bytes)
         return try parser.parseDocument(streaming: path, to: handler)
     }
 
-    public static func parse(_ text: String) throws -> XMLElement {
+    public static func parse(_ text: String) throws -> SOAPElement {
         try parse(Array(text.utf8))
     }
 
@@ -40,14 +40,14 @@ public struct XMLDocumentParser {
         var prefix: String
         var localName: String
         var rawAttributes: [(name: String, value: String)]
-        var children: [XMLElement] = []
+        var children: [SOAPElement] = []
         var text: String = ""
         var bindingCount: Int
     }
 
-    private mutating func parseDocument(streaming path: [String]?, to handler: (XMLElement) throws -> Void) throws -> XMLElement {
+    private mutating func parseDocument(streaming path: [String]?, to handler: (SOAPElement) throws -> Void) throws -> SOAPElement {
         var stack: [OpenElement] = []
-        var root: XMLElement?
+        var root: SOAPElement?
         while position < bytes.count {
             if bytes[position] != UInt8(ascii: "<") {
                 let text = try readText()
@@ -155,10 +155,10 @@ public struct XMLDocumentParser {
     }
 
     /// Resolves the element's and attributes' prefixes, then drops its namespace scope.
-    private mutating func finish(_ open: OpenElement) throws -> XMLElement {
+    private mutating func finish(_ open: OpenElement) throws -> SOAPElement {
         defer { bindings.removeSubrange(open.bindingCount...) }
         let namespace = try resolve(prefix: open.prefix)
-        var attributes: [XMLElement.Attribute] = []
+        var attributes: [SOAPElement.Attribute] = []
         attributes.reserveCapacity(open.rawAttributes.count)
         var schemaType: QualifiedName?
         for (rawName, value) in open.rawAttributes {
@@ -169,9 +169,9 @@ public struct XMLDocumentParser {
                 let (typePrefix, typeLocal) = split(value)
                 schemaType = QualifiedName(namespace: try resolve(prefix: typePrefix), name: typeLocal)
             }
-            attributes.append(XMLElement.Attribute(name: name, value: value))
+            attributes.append(SOAPElement.Attribute(name: name, value: value))
         }
-        return XMLElement(
+        return SOAPElement(
             name: QualifiedName(namespace: namespace, name: open.localName),
             attributes: attributes,
             schemaType: schemaType,

@@ -20,8 +20,9 @@ public struct QualifiedName: Hashable, Sendable, CustomStringConvertible {
     public var description: String { namespace.map { "{\($0)}\(name)" } ?? name }
 }
 
-/// One element of a parsed document: a deliberately small tree, enough for SOAP responses.
-public struct XMLElement: Sendable, CustomStringConvertible {
+/// One element of a parsed SOAP message: a deliberately small tree. (Not named XMLElement, which
+/// Foundation already defines on Apple platforms.)
+public struct SOAPElement: Sendable, CustomStringConvertible {
     public struct Attribute: Sendable {
         public var name: QualifiedName
         public var value: String
@@ -31,7 +32,7 @@ public struct XMLElement: Sendable, CustomStringConvertible {
     public var attributes: [Attribute]
     /// The `xsi:type` attribute resolved against the namespaces in scope.
     public var schemaType: QualifiedName?
-    public var children: [XMLElement]
+    public var children: [SOAPElement]
     /// Character data directly inside this element (concatenated).
     public var text: String
 
@@ -39,7 +40,7 @@ public struct XMLElement: Sendable, CustomStringConvertible {
         name: QualifiedName,
         attributes: [Attribute] = [],
         schemaType: QualifiedName? = nil,
-        children: [XMLElement] = [],
+        children: [SOAPElement] = [],
         text: String = ""
     ) {
         self.name = name
@@ -53,18 +54,18 @@ public struct XMLElement: Sendable, CustomStringConvertible {
     public var localName: String { name.name }
 
     /// The first child with this local name.
-    public func child(_ localName: String) -> XMLElement? {
+    public func child(_ localName: String) -> SOAPElement? {
         children.first { $0.name.name == localName }
     }
 
     /// All children with this local name, in document order.
-    public func children(_ localName: String) -> [XMLElement] {
+    public func children(_ localName: String) -> [SOAPElement] {
         children.filter { $0.name.name == localName }
     }
 
     /// Follows a chain of child names, e.g. `element.descendant("info", "state")`.
-    public func descendant(_ path: String...) -> XMLElement? {
-        var current: XMLElement? = self
+    public func descendant(_ path: String...) -> SOAPElement? {
+        var current: SOAPElement? = self
         for step in path { current = current?.child(step) }
         return current
     }
@@ -87,7 +88,7 @@ public struct XMLElement: Sendable, CustomStringConvertible {
     }
 }
 
-extension XMLElement {
+extension SOAPElement {
     var boolValue: Bool? {
         switch text {
         case "true", "1": return true
