@@ -407,6 +407,12 @@ final class SimulatorTests: XCTestCase {
                 XCTAssertTrue(cpu.samples.allSatisfy { (0...100).contains($0.value) }, "percent, not hundredths")
                 XCTAssertNotNil(series["mem.usage.average"])
             }
+            let since = Date().addingTimeInterval(-60)
+            let recent = try await client.queryPerformance(for: [vms[0]], counters: ["cpu.usage.average"], since: since)
+            let recentSamples = try XCTUnwrap(recent[vms[0]]?["cpu.usage.average"]?.samples)
+            XCTAssertFalse(recentSamples.isEmpty)
+            XCTAssertLessThanOrEqual(recentSamples.count, 4, "one 20 s sample per interval in the last minute")
+            XCTAssertTrue(recentSamples.allSatisfy { $0.timestamp >= since.addingTimeInterval(-1) })
             do {
                 _ = try await client.queryPerformance(for: vms, counters: ["no.such.counter"])
                 XCTFail("unknown counter")

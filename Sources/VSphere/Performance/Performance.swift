@@ -58,14 +58,16 @@ extension VSphereClient {
     /// One batched QueryPerf for many entities (VMs or hosts) at the real-time interval.
     /// - Parameters:
     ///   - counters: counter names; unknown names fail with `notFound`.
-    ///   - maxSamples: samples per series (20 s each: 180 is one hour).
+    ///   - maxSamples: the newest samples per series (20 s each: 180 is one hour); nil for every
+    ///     sample since `since` (vcsim needs a limit). The real-time 20 s interval covers about an
+    ///     hour; longer windows use historical intervals (300, 1800, 7200 s).
     ///   - since: only samples after this time.
     ///   - batchSize: entities per QueryPerf; batches run concurrently (at most 4 at a time).
     /// - Returns: per entity, per counter name, the aggregate series oldest-first.
     public func queryPerformance(
         for entities: [ManagedObjectReference],
         counters names: [String] = ["cpu.usage.average", "mem.usage.average"],
-        maxSamples: Int = 15,
+        maxSamples: Int? = 15,
         intervalSeconds: Int = 20,
         since: Date? = nil,
         batchSize: Int = 1000
