@@ -95,6 +95,18 @@ final class ConnectionStageHandler: ChannelInboundHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive {
+            startHandshakeTimer(context: context)
+        }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        startHandshakeTimer(context: context)
+        context.fireChannelActive()
+    }
+
+    private func startHandshakeTimer(context: ChannelHandlerContext) {
+        guard timeoutTask == nil, !isAuthenticated else { return }
         timeoutTask = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(handshakeTimeout)) {
             self.fail(
                 RemoteShellError(.timeout, host: self.hostKeyName, message: "SSH handshake did not complete within \(self.handshakeTimeout.secondsDescription)"),
