@@ -19,3 +19,64 @@ document.addEventListener("DOMContentLoaded", () => {
     confirmation.addEventListener("input", check);
   });
 });
+
+// Live parts of pages. Each fetch is independent, so a slow host delays only its own row.
+document.addEventListener("DOMContentLoaded", () => {
+  // Buttons that need a confirmation of their own (e.g. "Delete" in a batch form).
+  document.querySelectorAll("[data-confirm-click]").forEach((button) => {
+    button.addEventListener("click", (event) => {
+      if (!window.confirm(button.dataset.confirmClick)) event.preventDefault();
+    });
+  });
+
+  // Environments: power state from vSphere and services from the guests, after the list shows.
+  const fillLive = (container) => {
+    if (container.dataset.loaded) return;
+    container.dataset.loaded = "yes";
+    fetch(container.dataset.live, { credentials: "same-origin" })
+      .then((response) => (response.ok ? response.json() : []))
+      .then((vms) => {
+        vms.forEach((vm) => {
+          const row = container.querySelector(`tr[data-vm="${vm.id}"]`);
+          if (!row) return;
+          if (vm.powerState) row.querySelector(".power").textContent = vm.powerState;
+          const services = row.querySelector(".services");
+          if (vm.services) {
+            services.textContent = vm.services.map((s) => `${s.name} ${s.running ? "✓" : "✗"}`).join(", ") || "—";
+          } else {
+            services.textContent = vm.servicesError ? `unreachable: ${vm.servicesError}` : "—";
+          }
+        });
+      })
+      .catch(() => {});
+  };
+  document.querySelectorAll("details[data-live]").forEach((details) => {
+    details.addEventListener("toggle", () => details.open && fillLive(details));
+  });
+  document.querySelectorAll("table[data-live]").forEach(fillLive);
+
+  // A running job's page follows its progress every second.
+  const steps = document.getElementById("job-steps");
+  if (steps && steps.dataset.finished !== "true") {
+    const poll = () => {
+      fetch(steps.dataset.job, { credentials: "same-origin" })
+        .then((response) => response.json())
+        .then((job) => {
+          document.getElementById("job-status").textContent = job.status;
+          document.getElementById("job-summary").textContent = job.summary;
+          const sections = steps.querySelectorAll("section.step");
+          (job.steps || []).forEach((step, index) => {
+            const section = sections[index];
+            if (!section) return;
+            section.className = `step status-${step.status}`;
+            section.querySelector(".step-status").textContent = step.status;
+            section.querySelector("pre.log").textContent = step.log;
+          });
+          if (["queued", "running"].includes(job.status)) setTimeout(poll, 1000);
+          else window.location.reload();
+        })
+        .catch(() => setTimeout(poll, 2000));
+    };
+    setTimeout(poll, 1000);
+  }
+});

@@ -74,6 +74,9 @@ func registerRoutes(_ app: Application) {
     UsersController.register(app)
     AccountController.register(app)
     LogsController.register(app)
+    EnvironmentsController.register(app)
+    JobsController.register(app)
+    SettingsController.register(app)
 
     let api = app.grouped("api", "v1")
     SessionAPI.register(api)

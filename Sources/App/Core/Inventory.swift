@@ -1,5 +1,6 @@
 import Fluent
 import Vapor
+import RemoteShell
 import VSphere
 
 /// Environments, VMs, vSphere connections and roles: the rules shared by the web pages and
@@ -373,5 +374,65 @@ extension String {
 extension Request {
     var inventory: Inventory {
         Inventory(database: db, context: application.flotilla, actor: auditActor, logger: logger)
+    }
+}
+
+extension Inventory {
+    /// A VM as it is now: power state from vSphere, services from the guest (SPEC VM-5).
+    struct LiveVM: Content {
+        struct Service: Content {
+            var name: String
+            var running: Bool
+        }
+
+        var id: UUID
+        var powerState: String?
+        var services: [Service]?
+        /// Why the services could not be read (unreachable guest, refused login…).
+        var servicesError: String?
+    }
+
+    /// Reads the environment's VMs live; the page shows the list first and fills these in,
+    /// so a slow host delays only its own row.
+    func liveStatus(of environmentID: UUID) async throws -> [LiveVM] {
+        let vms = try await VM.query(on: database).filter(\.$environment.$id == environmentID).with(\.$role).all()
+        var powerStates: [String: String] = [:]
+        for connectionID in Set(vms.map { $0.role.$connection.id }) {
+            guard let connection = try await VSphereConnection.find(connectionID, on: database),
+                  let client = try? await context.vsphere.client(for: connection),
+                  let machines = try? await client.listVirtualMachines() else { continue }
+            for machine in machines { powerStates[machine.reference.value] = machine.powerState.rawValue }
+        }
+        let shell = context.shell
+        let secrets = context.secrets
+        return try await withThrowingTaskGroup(of: LiveVM.self) { group in
+            for vm in vms {
+                let id = try vm.requireID()
+                let state = vm.vsphereReference.flatMap { powerStates[$0] }
+                let names = vm.role.services.split(separator: ",").map(String.init)
+                let target = SSHTarget(host: vm.ip, user: vm.role.sshUser, authentication: .password(try secrets.open(vm.passwordSealed)))
+                group.addTask {
+                    guard state == "poweredOn", !names.isEmpty else {
+                        return LiveVM(id: id, powerState: state, services: nil, servicesError: nil)
+                    }
+                    do {
+                        let result = try await shell.run(Command.script(
+                            "for s in \"$@\"; do if pgrep -x \"$s\" >/dev/null; then echo \"up $s\"; else echo \"down $s\"; fi; done",
+                            arguments: names), on: target, timeout: .seconds(5))
+                        let services = result.output.split(separator: "\n").compactMap { line -> LiveVM.Service? in
+                            let parts = line.split(separator: " ", maxSplits: 1)
+                            guard parts.count == 2 else { return nil }
+                            return LiveVM.Service(name: String(parts[1]), running: parts[0] == "up")
+                        }
+                        return LiveVM(id: id, powerState: state, services: services, servicesError: nil)
+                    } catch {
+                        return LiveVM(id: id, powerState: state, services: nil, servicesError: JobEngine.describe(error))
+                    }
+                }
+            }
+            var answers: [LiveVM] = []
+            for try await answer in group { answers.append(answer) }
+            return answers
+        }
     }
 }

@@ -7,6 +7,18 @@ enum SiteURL: Sendable {
     case signIn
     case signOut
     case environments
+    case environmentsNew
+    case environmentsBatch
+    case environment(id: UUID?)
+    case environmentVMs(id: UUID?)
+    case vmPower(id: UUID?)
+    case vmDelete(id: UUID?)
+    case job(id: UUID?)
+    case jobCancel(id: UUID?)
+    case settingsConnections
+    case settingsConnectionTest
+    case settingsConnectionDelete(id: UUID?)
+    case settingsRoles
     case upgrades
     case serviceConfiguration
     case jobs
@@ -45,6 +57,18 @@ enum SiteURL: Sendable {
         case .signIn: return ["login"]
         case .signOut: return ["logout"]
         case .environments: return ["environments"]
+        case .environmentsNew: return ["environments", "new"]
+        case .environmentsBatch: return ["environments", "batch"]
+        case .environment(let id): return ["environments", value(id, "id")]
+        case .environmentVMs(let id): return ["environments", value(id, "id"), "vms"]
+        case .vmPower(let id): return ["vms", value(id, "id"), "power"]
+        case .vmDelete(let id): return ["vms", value(id, "id"), "delete"]
+        case .job(let id): return ["jobs", value(id, "id")]
+        case .jobCancel(let id): return ["jobs", value(id, "id"), "cancel"]
+        case .settingsConnections: return ["settings", "connections"]
+        case .settingsConnectionTest: return ["settings", "connections", "test"]
+        case .settingsConnectionDelete(let id): return ["settings", "connections", value(id, "id"), "delete"]
+        case .settingsRoles: return ["settings", "roles"]
         case .upgrades: return ["upgrades"]
         case .serviceConfiguration: return ["configuration"]
         case .jobs: return ["jobs"]

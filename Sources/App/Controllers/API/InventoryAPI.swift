@@ -187,6 +187,7 @@ enum InventoryAPI {
         api.post("environments", "power", use: powerEnvironments).requires(.powerVM)
         api.post("environments", "delete", use: deleteEnvironments).requires(.deleteEnvironment)
         api.get("environments", ":id", use: showEnvironment).requires(.viewEnvironments)
+        api.get("environments", ":id", "live", use: liveStatus).requires(.viewEnvironments)
         api.patch("environments", ":id", use: editEnvironment).requires(.editEnvironment)
         api.delete("environments", ":id", use: deleteEnvironment).requires(.deleteEnvironment)
         api.post("environments", ":id", "vms", use: addVM).requires(.addVM)
@@ -273,6 +274,10 @@ enum InventoryAPI {
         let vms = try await environment.$vms.query(on: request.db).with(\.$role).sort(\.$hostName).all()
         return EnvironmentBody(id: try environment.requireID(), name: environment.name, description: environment.description,
                                vms: try vms.map(VMBody.init))
+    }
+
+    @Sendable static func liveStatus(request: Request) async throws -> [Inventory.LiveVM] {
+        try await request.inventory.liveStatus(of: try id(request, "environment"))
     }
 
     @Sendable static func editEnvironment(request: Request) async throws -> EnvironmentBody {

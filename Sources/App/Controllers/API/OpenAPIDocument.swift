@@ -46,6 +46,7 @@ enum OpenAPIDocument {
         .init(method: .POST, path: "/api/v1/environments/power", summary: "Power environments on, off or restart them (a job)", action: .powerVM, request: "PowerInput", response: "JobReference", status: 202),
         .init(method: .POST, path: "/api/v1/environments/delete", summary: "Delete environments, destroying their VMs first (a job)", action: .deleteEnvironment, request: "IDs", response: "JobReference", status: 202),
         .init(method: .GET, path: "/api/v1/environments/{id}", summary: "Show an environment and its VMs", action: .viewEnvironments, response: "Environment"),
+        .init(method: .GET, path: "/api/v1/environments/{id}/live", summary: "Power states from vSphere and running services from the guests", action: .viewEnvironments, response: "LiveList"),
         .init(method: .PATCH, path: "/api/v1/environments/{id}", summary: "Change an environment's description", action: .editEnvironment, request: "DescriptionInput", response: "Environment"),
         .init(method: .DELETE, path: "/api/v1/environments/{id}", summary: "Delete an environment, destroying its VMs first (a job)", action: .deleteEnvironment, response: "JobReference", status: 202),
         .init(method: .POST, path: "/api/v1/environments/{id}/vms", summary: "Add a VM: clone, configure the guest, wait until it answers (a job)", action: .addVM, request: "VMInput", response: "NewVM", status: 202),
@@ -110,6 +111,10 @@ enum OpenAPIDocument {
         "TokenList": ["type": "array", "items": ["$ref": "#/components/schemas/Token"]],
         "Done": object(["ok": ["type": "boolean"]], required: ["ok"]),
         "StringList": ["type": "array", "items": string()],
+        "LiveList": ["type": "array", "items": object([
+            "id": string("VM UUID"), "powerState": string(), "servicesError": string(),
+            "services": ["type": "array", "items": object(["name": string(), "running": ["type": "boolean"]], required: ["name", "running"])],
+        ], required: ["id"])],
         "ConnectionInput": object(["name": string(), "url": string("https://host/sdk"), "username": string(), "password": string(),
                                    "thumbprint": string("SHA-256 of the server certificate, to pin a self-signed one"),
                                    "datacenter": string(), "vmFolder": string(), "resourcePool": string(), "datastore": string(), "network": string()],

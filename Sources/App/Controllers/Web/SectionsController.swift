@@ -14,21 +14,12 @@ enum SectionsController {
         (.dashboard, .viewDashboard, "Dashboard",
          "Reachability of every VM by role, refreshed live, and the list of VMs with their resources.",
          "No VMs are managed yet. Once a vSphere connection and environments exist, their VMs appear here."),
-        (.environments, .viewEnvironments, "Environments",
-         "Groups of VMs that together run one service: add, power, clone and delete them as a whole.",
-         "No environments yet."),
-        (.jobs, .viewJobs, "Jobs",
-         "Long operations (deploy, power, upgrade, configure) with their per-VM steps and live progress.",
-         "No jobs have run yet."),
         (.upgrades, .viewUpgrades, "Upgrades",
          "Every VM with its current and previous code revision; upgrade or roll back one or many.",
          "No VMs to upgrade yet."),
         (.serviceConfiguration, .viewServiceConfiguration, "Service configuration",
          "Profiles that check an environment's dependency hosts and rewrite its services' configuration.",
          "No profiles are defined yet."),
-        (.settings, .viewSettings, "Settings",
-         "vSphere connections and VM roles with their templates.",
-         "No vSphere connection is configured yet."),
     ]
 
     static func register(_ routes: any RoutesBuilder) {

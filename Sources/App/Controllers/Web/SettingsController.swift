@@ -1,0 +1,139 @@
+import Fluent
+import Vapor
+
+/// Settings (system administrators): vSphere connections and VM roles.
+enum SettingsController {
+    struct ConnectionRow: Encodable {
+        var id: String
+        var name: String
+        var url: String
+        var username: String
+        var pinned: Bool
+        var templates: [String]
+        var templatesError: String?
+        var deleteURL: String
+    }
+
+    struct RoleRow: Encodable {
+        var name: String
+        var connection: String
+        var template: String
+        var sshUser: String
+        var services: String
+    }
+
+    struct Page: Encodable {
+        var chrome: PageChrome
+        var connections: [ConnectionRow]
+        var roles: [RoleRow]
+        var report: Inventory.ConnectionReport?
+        var error: String?
+        var form: [String: String]
+    }
+
+    static func register(_ routes: any RoutesBuilder) {
+        routes.get(SiteURL.settings.pathComponents, use: show).requires(.viewSettings)
+        routes.post(SiteURL.settingsConnections.pathComponents, use: addConnection).requires(.changeSettings)
+        routes.post(SiteURL.settingsConnectionTest.pathComponents, use: testConnection).requires(.changeSettings)
+        routes.post(SiteURL.settingsConnectionDelete(id: nil).pathComponents, use: deleteConnection).requires(.changeSettings)
+        routes.post(SiteURL.settingsRoles.pathComponents, use: addRole).requires(.changeSettings)
+    }
+
+    @Sendable static func show(request: Request) async throws -> Response {
+        try await render(request)
+    }
+
+    private static func render(_ request: Request, report: Inventory.ConnectionReport? = nil, error: String? = nil,
+                               form: [String: String] = [:], status: HTTPResponseStatus = .ok) async throws -> Response {
+        let connections = try await VSphereConnection.query(on: request.db).sort(\.$name).all()
+        var rows: [ConnectionRow] = []
+        for connection in connections {
+            let id = try connection.requireID()
+            var templates: [String] = []
+            var templatesError: String?
+            do {
+                templates = try await request.inventory.templates(of: id)
+            } catch {
+                templatesError = JobEngine.describe(error)
+            }
+            rows.append(ConnectionRow(id: id.uuidString, name: connection.name, url: connection.url, username: connection.username,
+                                      pinned: connection.thumbprint != nil, templates: templates, templatesError: templatesError,
+                                      deleteURL: SiteURL.settingsConnectionDelete(id: id).relative))
+        }
+        let names = Dictionary(uniqueKeysWithValues: try connections.map { (try $0.requireID(), $0.name) })
+        let roles = try await Role.query(on: request.db).sort(\.$name).all().map {
+            RoleRow(name: $0.name, connection: names[$0.$connection.id] ?? "", template: $0.template, sshUser: $0.sshUser,
+                    services: $0.services.replacingOccurrences(of: ",", with: ", "))
+        }
+        let page = Page(chrome: PageChrome(request, title: "Settings"), connections: rows, roles: roles, report: report,
+                        error: error, form: form)
+        let response = try await request.view.render("settings", page).encodeResponse(for: request)
+        response.status = status
+        return response
+    }
+
+    private static func connectionInput(_ query: QueryParameters) -> Inventory.ConnectionInput {
+        Inventory.ConnectionInput(
+            name: query.first("name") ?? "", url: query.first("url") ?? "", username: query.first("username") ?? "",
+            password: query.first("password") ?? "", thumbprint: query.first("thumbprint"), datacenter: query.first("datacenter"),
+            vmFolder: query.first("vmFolder"), resourcePool: query.first("resourcePool"), datastore: query.first("datastore"),
+            network: query.first("network"))
+    }
+
+    /// The form as typed, minus the password, to show it again.
+    private static func kept(_ query: QueryParameters) -> [String: String] {
+        let fields = ["name", "url", "username", "thumbprint", "datacenter", "vmFolder", "resourcePool", "datastore", "network",
+                      "roleName", "connectionID", "template", "sshUser", "services"]
+        return Dictionary(uniqueKeysWithValues: fields.map { ($0, String((query.first($0) ?? "").prefix(256))) })
+    }
+
+    @Sendable static func testConnection(request: Request) async throws -> Response {
+        let query = QueryParameters(request.body.string)
+        do {
+            let report = try await request.inventory.test(connectionInput(query))
+            return try await render(request, report: report, form: kept(query))
+        } catch let error as FlotillaError {
+            return try await render(request, error: error.message, form: kept(query), status: error.status)
+        }
+    }
+
+    @Sendable static func addConnection(request: Request) async throws -> Response {
+        let query = QueryParameters(request.body.string)
+        do {
+            let connection = try await request.inventory.addConnection(connectionInput(query))
+            request.notice("Connection '\(connection.name)' was added.")
+            return request.redirect(to: SiteURL.settings.relative)
+        } catch let error as FlotillaError {
+            return try await render(request, error: error.message, form: kept(query), status: error.status)
+        }
+    }
+
+    @Sendable static func deleteConnection(request: Request) async throws -> Response {
+        guard let id = request.parameters.get("id", as: UUID.self) else { throw FlotillaError.notFound("no such connection") }
+        do {
+            try await request.inventory.deleteConnection(id)
+        } catch let error as FlotillaError {
+            return try await render(request, error: error.message, status: error.status)
+        }
+        request.notice("Connection deleted.")
+        return request.redirect(to: SiteURL.settings.relative)
+    }
+
+    @Sendable static func addRole(request: Request) async throws -> Response {
+        let query = QueryParameters(request.body.string)
+        do {
+            guard let connectionID = query.first("connectionID").flatMap(UUID.init(uuidString:)) else {
+                throw FlotillaError.validation("choose a vSphere connection")
+            }
+            let input = Inventory.RoleInput(
+                name: query.first("roleName") ?? "", connectionID: connectionID, template: query.first("template") ?? "",
+                cpus: query.first("cpus").flatMap(Int.init), memoryMB: query.first("memoryMB").flatMap(Int.init),
+                sshUser: query.first("sshUser"), services: query.first("services"))
+            let role = try await request.inventory.saveRole(input)
+            request.notice("Role '\(role.name)' was saved.")
+            return request.redirect(to: SiteURL.settings.relative)
+        } catch let error as FlotillaError {
+            return try await render(request, error: error.message, form: kept(query), status: error.status)
+        }
+    }
+}
