@@ -14,6 +14,8 @@ public actor LabSupervisor {
         var bootTime: String?
         var hostName: String?
         var reportedAddress: String?
+        /// When the lab last started it; a guest found dead well after that has crashed.
+        var startedAt = ContinuousClock.now
     }
 
     public let configuration: LabConfiguration
@@ -117,10 +119,10 @@ public actor LabSupervisor {
             }
         }
         passes += 1
-        // Every few seconds, read the guests' real addresses: a guest may change its own
-        // address (ifdown; edit; ifup), and VMware Tools would report the new one.
+        // Every few passes, look at the guests themselves: a guest may change its own address
+        // (ifdown; edit; ifup), which VMware Tools would report, or its init may have died.
         if passes % 4 == 0 {
-            try await reportChangedAddresses(inventory)
+            try await inspectGuests(inventory)
         }
     }
 
@@ -193,6 +195,7 @@ public actor LabSupervisor {
         case .boot(let bootTime, let hostName):
             var guest = guests[key] ?? Guest(running: true)
             guest.running = true
+            guest.startedAt = .now
             guest.bootTime = bootTime
             guest.hostName = guest.hostName ?? hostName
             // The next address scan reports it again, as VMware Tools does after a boot.
@@ -201,6 +204,7 @@ public actor LabSupervisor {
             logger.info("guest \(key) booted")
         case .reboot(let bootTime):
             guests[key]?.bootTime = bootTime
+            guests[key]?.startedAt = .now
             logger.info("guest \(key) reset")
         case .stop:
             guests[key]?.running = false
@@ -221,12 +225,18 @@ public actor LabSupervisor {
         }
     }
 
-    private func reportChangedAddresses(_ inventory: any LabInventory) async throws {
-        for status in try await host.status() where status.running {
-            guard let address = status.address, let guest = guests[status.key], guest.running,
-                  guest.reportedAddress != address
-            else { continue }
-            await report(key: status.key, address: address, inventory: inventory)
+    private func inspectGuests(_ inventory: any LabInventory) async throws {
+        for status in try await host.status() {
+            guard let guest = guests[status.key], guest.running else { continue }
+            if !status.running {
+                // Powered on but dead: the next pass boots it again, as a VM would be restarted.
+                if ContinuousClock.now - guest.startedAt > .seconds(5) {
+                    logger.warning("guest \(status.key) died; booting it again")
+                    guests[status.key]?.running = false
+                }
+            } else if let address = status.address, guest.reportedAddress != address {
+                await report(key: status.key, address: address, inventory: inventory)
+            }
         }
     }
 

@@ -160,6 +160,18 @@ final class LabGuestTests: XCTestCase {
         XCTAssertEqual(redis.output, "+PONG\r\n")
     }
 
+    func testGuestWhoseProcessesDieWhilePoweredOnBootsAgain() async throws {
+        let vm = try await lab.createGuest(name: "web-08", role: "web", address: "10.77.1.90")
+        let up = await eventually(within: .seconds(5)) { await lab.canSSH("10.77.1.90") }
+        XCTAssertTrue(up)
+        let pids = try await runLocal("/usr/sbin/ip", "netns", "pids", "flt-\(vm.reference.value)").output
+            .split(separator: "\n").compactMap { Int32($0) }
+        XCTAssertFalse(pids.isEmpty)
+        for pid in pids { kill(pid, SIGKILL) }
+        let back = await eventually(within: .seconds(12)) { await lab.canSSH("10.77.1.90") }
+        XCTAssertTrue(back, "a guest that died while its VM is on was not booted again")
+    }
+
     func testMetadataOutsideTheLabNetworkIsRefused() async throws {
         let outside = try await lab.createGuest(name: "web-04", role: "web", address: "192.168.77.10", prefixLength: 24)
         let tooWide = try await lab.createGuest(name: "web-05", role: "web", address: "10.77.1.50", prefixLength: 8)
