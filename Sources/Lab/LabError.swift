@@ -1,13 +1,11 @@
 /// Why the lab could not do what it was asked.
 public enum LabError: Error, CustomStringConvertible, Sendable {
-    case notRoot
     case missingPrerequisite(String)
     case vcsimDidNotStart(String)
     case invalidGuest(vm: String, reason: String)
 
     public var description: String {
         switch self {
-        case .notRoot: "the lab must run as root (it creates namespaces, links and mounts)"
         case .missingPrerequisite(let what): "missing prerequisite: \(what)"
         case .vcsimDidNotStart(let output): "vcsim exited before printing its URL: \(output)"
         case .invalidGuest(let vm, let reason): "VM \(vm) cannot become a lab guest: \(reason)"
