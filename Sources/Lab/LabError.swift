@@ -7,7 +7,7 @@ public enum LabError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         switch self {
         case .missingPrerequisite(let what): "missing prerequisite: \(what)"
-        case .vcsimDidNotStart(let output): "vcsim exited before printing its URL: \(output)"
+        case .vcsimDidNotStart(let detail): "vcsim did not start or cannot be reached: \(detail)"
         case .invalidGuest(let vm, let reason): "VM \(vm) cannot become a lab guest: \(reason)"
         }
     }
