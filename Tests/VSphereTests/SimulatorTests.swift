@@ -65,6 +65,13 @@ final class SimulatorTests: XCTestCase {
         let pinned = try await simulator.connect()
         XCTAssertEqual(pinned.about.apiType, .virtualCenter)
         try await pinned.close()
+
+        // A leaf issued by a CA the server never sends (as ESXi's installer CA): only the pin can trust it.
+        let issued = try start(model: .esxi, extraArguments: ["-cert", "ca-issued"])
+        let client = try await issued.connect()
+        let vms = try await client.listVirtualMachines(fields: .overview)
+        XCTAssertEqual(vms.count, 5, "every call goes through the pinned connection")
+        try await client.close()
     }
 
     func testReloginAfterTheSessionIsDropped() async throws {

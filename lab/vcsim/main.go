@@ -49,7 +49,8 @@ func main() {
 	password := flag.String("password", "pass", "login password")
 	vms := flag.Int("vms", 2, "number of plain VMs")
 	templates := flag.String("templates", "", "comma-separated roles; each gets a template named tpl-<role>")
-	useTLS := flag.Bool("tls", true, "serve HTTPS with a freshly generated self-signed certificate")
+	useTLS := flag.Bool("tls", true, "serve HTTPS with a freshly generated certificate")
+	certKind := flag.String("cert", "self-signed", "self-signed, or ca-issued: a leaf issued by a throwaway CA that is not sent (like ESXi's installer CA)")
 	failPrefix := flag.String("fail-prefix", "", "creating or cloning a VM whose name starts with this prefix fails")
 	failFault := flag.String("fail-fault", "InsufficientResourcesFault", "fault used with -fail-prefix")
 	methodDelay := flag.String("method-delay", "", "comma-separated Method=milliseconds delays, e.g. PowerOnVM_Task=3000")
@@ -83,7 +84,7 @@ func main() {
 	model.Service.Listen = &url.URL{Host: *listen, User: url.UserPassword(*username, *password)}
 	var thumbprint string
 	if *useTLS {
-		cert, err := selfSignedCertificate()
+		cert, err := generateCertificate(*certKind)
 		if err != nil {
 			fail("generating certificate: %v", err)
 		}
@@ -266,9 +267,49 @@ func parseDelays(list string) (map[string]int, error) {
 	return delays, nil
 }
 
-// selfSignedCertificate makes a self-signed certificate that is its own trust anchor (basic
-// constraints CA, key usage cert-sign), as ESXi's generated certificates are.
-func selfSignedCertificate() (tls.Certificate, error) {
+// generateCertificate makes the server certificate: self-signed and its own trust anchor (CA
+// basic constraint, cert-sign usage), or a plain leaf issued by a throwaway CA that clients
+// never see, so only a pin on the leaf itself can trust it.
+func generateCertificate(kind string) (tls.Certificate, error) {
+	leafTemplate := x509.Certificate{
+		Subject:     pkix.Name{CommonName: "vcsim.localdomain", Organization: []string{"Flotilla vcsim"}},
+		NotBefore:   time.Now().Add(-time.Hour),
+		NotAfter:    time.Now().Add(365 * 24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:    []string{"vcsim.localdomain", "localhost"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
+	}
+	switch kind {
+	case "self-signed":
+		leafTemplate.KeyUsage |= x509.KeyUsageCertSign
+		leafTemplate.BasicConstraintsValid = true
+		leafTemplate.IsCA = true
+		return signCertificate(&leafTemplate, nil, nil)
+	case "ca-issued":
+		caTemplate := x509.Certificate{
+			Subject:               pkix.Name{CommonName: "Throwaway installer CA", Organization: []string{"Flotilla vcsim"}},
+			NotBefore:             time.Now().Add(-time.Hour),
+			NotAfter:              time.Now().Add(365 * 24 * time.Hour),
+			KeyUsage:              x509.KeyUsageCertSign,
+			BasicConstraintsValid: true,
+			IsCA:                  true,
+		}
+		ca, err := signCertificate(&caTemplate, nil, nil)
+		if err != nil {
+			return tls.Certificate{}, err
+		}
+		caCert, err := x509.ParseCertificate(ca.Certificate[0])
+		if err != nil {
+			return tls.Certificate{}, err
+		}
+		return signCertificate(&leafTemplate, caCert, ca.PrivateKey.(*ecdsa.PrivateKey))
+	}
+	return tls.Certificate{}, fmt.Errorf("unknown certificate kind %q (self-signed or ca-issued)", kind)
+}
+
+// signCertificate creates a key and a certificate for it, signed by the issuer (itself when nil).
+func signCertificate(template, issuer *x509.Certificate, issuerKey *ecdsa.PrivateKey) (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, err
@@ -277,19 +318,11 @@ func selfSignedCertificate() (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	template := x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "vcsim.localdomain", Organization: []string{"Flotilla vcsim"}},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:              []string{"vcsim.localdomain", "localhost"},
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
+	template.SerialNumber = serial
+	if issuer == nil {
+		issuer, issuerKey = template, key
 	}
-	der, err := x509.CreateCertificate(rand.Reader, &template, &template, &key.PublicKey, key)
+	der, err := x509.CreateCertificate(rand.Reader, template, issuer, &key.PublicKey, issuerKey)
 	if err != nil {
 		return tls.Certificate{}, err
 	}

@@ -10,12 +10,9 @@ import NIOSSL
 public enum TrustPolicy: Sendable, Equatable {
     /// The system's trust store and host name verification.
     case system
-    /// Exactly one certificate, identified by its SHA-256 thumbprint (hex, colons optional),
-    /// as vCenter/ESXi show for their self-signed certificates. The thumbprint is checked on a
-    /// first handshake; afterwards that certificate, with the issuers the server presents, is the
-    /// only trust anchor of every connection (host name not checked). A self-signed certificate
-    /// must be usable as an anchor (CA basic constraint or no key-usage restriction); a leaf whose
-    /// issuer the server does not send (e.g. VMCA-signed) is refused with a TLS error, never accepted.
+    /// Exactly one certificate, identified by its SHA-256 thumbprint (hex, colons optional), as
+    /// vCenter and ESXi show for their self-signed or installer-signed certificates. Checked on
+    /// every TLS connection; host name and issuer are not (the pin is the identity).
     case pinnedSHA256(String)
 }
 
@@ -23,46 +20,59 @@ public enum TrustPolicy: Sendable, Equatable {
 public final class HTTPTransport: SOAPTransport {
     private let client: HTTPClient
     private let url: String
+    /// The endpoint's own host name, sent when requests travel through the bridge's socket.
+    private let hostHeader: String?
+    private let bridge: PinnedTLSBridge?
     private let logger: Logger
     private let maximumResponseBytes = 512 * 1024 * 1024
 
     /// Connects lazily; for a pinned certificate, first checks the server's certificate once
-    /// (so a mismatch fails here, with a clear error) and then trusts only that certificate.
+    /// (so a mismatch fails here, with a clear error), then routes every connection through a
+    /// `PinnedTLSBridge` that checks the pin again on each handshake.
     public static func make(url: URL, trust: TrustPolicy, connectTimeout: Duration, logger: Logger) async throws -> HTTPTransport {
-        var tls = TLSConfiguration.makeClientConfiguration()
-        if case .pinnedSHA256(let thumbprint) = trust, url.scheme?.lowercased() == "https" {
-            let expected = try CertificatePin(thumbprint)
-            let chain = try await CertificatePin.fetchCertificateChain(url: url, timeout: connectTimeout)
-            let actual = try CertificatePin.thumbprint(of: chain[0])
-            guard actual == expected.bytes else {
-                throw VSphereError.transport(TransportFailure(
-                    kind: .certificateMismatch,
-                    message: "certificate SHA-256 \(CertificatePin.format(actual)) is not the pinned \(CertificatePin.format(expected.bytes))"
-                ))
-            }
-            // Self-signed certificates name whatever host they were made on, so the name is
-            // not checked; the pinned certificate (with any issuers the server sent along) is
-            // the only trust anchor.
-            tls.trustRoots = .certificates(chain)
-            tls.certificateVerification = .noHostnameVerification
-        }
-        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
-        configuration.timeout.connect = .nanoseconds(Int64(connectTimeout.nanoseconds))
+        var configuration = HTTPClient.Configuration(tlsConfiguration: TLSConfiguration.makeClientConfiguration())
+        configuration.timeout.connect = .nanoseconds(connectTimeout.nanoseconds)
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 16
         configuration.decompression = .disabled
+        guard case .pinnedSHA256(let thumbprint) = trust, url.scheme?.lowercased() == "https" else {
+            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            return HTTPTransport(client: client, url: url.absoluteString, hostHeader: nil, bridge: nil, logger: logger)
+        }
+        guard let host = url.host else { throw VSphereError.invalidResponse("URL without host: \(url)") }
+        let port = url.port ?? 443
+        let expected = try CertificatePin(thumbprint)
+        let chain = try await CertificatePin.fetchCertificateChain(url: url, timeout: connectTimeout)
+        let actual = try CertificatePin.thumbprint(of: chain[0])
+        guard actual == expected.bytes else {
+            throw VSphereError.transport(TransportFailure(
+                kind: .certificateMismatch,
+                message: "certificate SHA-256 \(CertificatePin.format(actual)) is not the pinned \(CertificatePin.format(expected.bytes))"
+            ))
+        }
+        let bridge = try await PinnedTLSBridge.start(host: host, port: port, pin: expected.bytes, connectTimeout: connectTimeout)
+        guard let bridged = URL(httpURLWithSocketPath: bridge.socketPath, uri: url.path.isEmpty ? "/sdk" : url.path) else {
+            try? await bridge.close()
+            throw VSphereError.invalidResponse("cannot route \(url) through \(bridge.socketPath)")
+        }
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        return HTTPTransport(client: client, url: url.absoluteString, logger: logger)
+        let hostHeader = url.port.map { "\(host):\($0)" } ?? host
+        return HTTPTransport(client: client, url: bridged.absoluteString, hostHeader: hostHeader, bridge: bridge, logger: logger)
     }
 
-    private init(client: HTTPClient, url: String, logger: Logger) {
+    private init(client: HTTPClient, url: String, hostHeader: String?, bridge: PinnedTLSBridge?, logger: Logger) {
         self.client = client
         self.url = url
+        self.hostHeader = hostHeader
+        self.bridge = bridge
         self.logger = logger
     }
 
     public func send(_ request: SOAPHTTPRequest) async throws -> SOAPHTTPResponse {
         var http = HTTPClientRequest(url: url)
         http.method = .POST
+        if let hostHeader {
+            http.headers.add(name: "Host", value: hostHeader)
+        }
         http.headers.add(name: "Content-Type", value: "text/xml; charset=utf-8")
         http.headers.add(name: "SOAPAction", value: "\"\(request.soapAction)\"")
         if let cookie = request.sessionCookie {
@@ -97,6 +107,7 @@ public final class HTTPTransport: SOAPTransport {
 
     public func shutdown() async throws {
         try await client.shutdown()
+        try await bridge?.close()
     }
 
     static func sessionCookie(in headers: HTTPHeaders) -> String? {
