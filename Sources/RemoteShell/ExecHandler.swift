@@ -18,8 +18,8 @@ final class ExecHandler: ChannelInboundHandler {
     private let result: EventLoopPromise<CommandResult>
 
     private var started = false
-    private var standardOutput: [UInt8] = []
-    private var standardError: [UInt8] = []
+    private var standardOutput: ByteBuffer
+    private var standardError: ByteBuffer
     private var exitStatus: Int?
     private var signal: String?
     private var failure: (any Error)?
@@ -31,6 +31,8 @@ final class ExecHandler: ChannelInboundHandler {
         self.timeout = timeout
         self.hostKeyName = hostKeyName
         self.result = result
+        self.standardOutput = ByteBuffer()
+        self.standardError = ByteBuffer()
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -69,9 +71,9 @@ final class ExecHandler: ChannelInboundHandler {
         let message = unwrapInboundIn(data)
         guard case .byteBuffer(let buffer) = message.data else { return }
         if message.type == .channel {
-            standardOutput.append(contentsOf: buffer.readableBytesView)
+            standardOutput.writeImmutableBuffer(buffer)
         } else if message.type == .stdErr {
-            standardError.append(contentsOf: buffer.readableBytesView)
+            standardError.writeImmutableBuffer(buffer)
         }
     }
 
@@ -99,10 +101,15 @@ final class ExecHandler: ChannelInboundHandler {
         timeoutTask?.cancel()
         if let failure {
             result.fail(failure)
-        } else if let signal {
-            result.succeed(CommandResult(exitStatus: 255, signal: signal, standardOutput: standardOutput, standardError: standardError))
-        } else if let exitStatus {
-            result.succeed(CommandResult(exitStatus: exitStatus, standardOutput: standardOutput, standardError: standardError))
+        } else if signal != nil || exitStatus != nil {
+            result.succeed(
+                CommandResult(
+                    exitStatus: signal == nil ? exitStatus ?? 255 : 255,
+                    signal: signal,
+                    standardOutput: Array(standardOutput.readableBytesView),
+                    standardError: Array(standardError.readableBytesView)
+                )
+            )
         } else {
             result.fail(
                 RemoteShellError(.connectionClosed, host: hostKeyName, message: "channel closed before the command reported an exit status: \(command)")

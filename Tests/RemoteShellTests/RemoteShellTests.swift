@@ -230,6 +230,16 @@ final class RemoteShellTests: XCTestCase {
         let restat = try await connection.run(Command("stat", "-c", "%a", path))
         XCTAssertEqual(restat.output, "600\n")
 
+        // Larger than the SSH channel window, so flow control is exercised both ways.
+        let block = (0..<65_536).map { _ in UInt8.random(in: 0...255) }
+        var large: [UInt8] = []
+        for _ in 0..<192 { large += block }
+        let largePath = server.homeDirectory + "/large.bin"
+        try await connection.upload(large, to: largePath)
+        let echoed = try await connection.run(Command("cat", largePath))
+        XCTAssertEqual(echoed.standardOutput.count, large.count)
+        XCTAssertTrue(echoed.standardOutput == large, "12 MiB round trip differs")
+
         let (error, _) = await expectError { try await connection.upload([1], to: "/nonexistent-dir/file") }
         XCTAssertEqual(error?.kind, .remoteCommand)
         let (modeError, _) = await expectError { try await connection.upload([1], to: path, mode: 0o10000) }
