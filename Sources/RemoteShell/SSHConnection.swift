@@ -101,7 +101,9 @@ public final class SSHConnection: Sendable {
     }
 
     /// Writes `contents` to `path` on the host, replacing any existing file atomically (written
-    /// beside it, then renamed), without SFTP. Parent directories must exist.
+    /// beside it, then renamed), without SFTP. Parent directories must exist. With a `mode`, the
+    /// file is private to the connecting user until that mode is applied, so secrets never sit
+    /// readable under a looser umask.
     ///
     /// - Parameters:
     ///   - mode: Permission bits such as `0o644`; without it the remote umask decides for a new file.
@@ -114,11 +116,12 @@ public final class SSHConnection: Sendable {
             #"""
             set -e
             temporary="$1.upload.$$"
-            trap 'rm -f "$temporary"' EXIT
+            if [ -n "$2" ]; then umask 077; fi
+            trap 'rm -f -- "$temporary"' EXIT
             cat > "$temporary"
-            if [ -n "$2" ]; then chmod "$2" "$temporary"; fi
             if [ -n "$3" ]; then chown -- "$3" "$temporary"; fi
-            mv -f "$temporary" "$1"
+            if [ -n "$2" ]; then chmod -- "$2" "$temporary"; fi
+            mv -f -- "$temporary" "$1"
             trap - EXIT
             """#,
             arguments: [path, mode.map { String($0, radix: 8) } ?? "", owner ?? ""]

@@ -218,7 +218,7 @@ final class RemoteShellTests: XCTestCase {
     func testUploadWritesContentModeAndOwner() async throws {
         let server = try TestSSHServer()
         let connection = try await connect(server)
-        let path = server.homeDirectory + "/it's a \"file\" $(x).txt"
+        let path = server.homeDirectory + "/-it's a \"file\" $(x).txt"
         let contents = Array("line one\nsecond 'line' with $HOME and `backticks`\n".utf8) + [0, 255, 10]
         try await connection.upload(contents, to: path, mode: 0o640, owner: TestSSHServer.user)
         XCTAssertEqual(try Array(Data(contentsOf: URL(fileURLWithPath: path))), contents)
@@ -229,6 +229,10 @@ final class RemoteShellTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "replaced")
         let restat = try await connection.run(Command("stat", "-c", "%a", path))
         XCTAssertEqual(restat.output, "600\n")
+
+        // A relative path (from the remote home directory) that looks like an option.
+        try await connection.upload(Array("dash".utf8), to: "-leading dash.txt", mode: 0o644)
+        XCTAssertEqual(try String(contentsOfFile: server.homeDirectory + "/-leading dash.txt", encoding: .utf8), "dash")
 
         // Larger than the SSH channel window, so flow control is exercised both ways.
         let block = (0..<65_536).map { _ in UInt8.random(in: 0...255) }
