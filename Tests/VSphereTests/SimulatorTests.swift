@@ -94,6 +94,15 @@ final class SimulatorTests: XCTestCase {
         XCTAssertNotEqual(client.sessionCookie, before, "a new session was opened")
         let sessions = try await admin.property("sessionList", of: admin.serviceContent.sessionManager)?.children.count
         XCTAssertEqual(sessions, 2, "the admin's and one renewed session, not one per call")
+
+        // After an explicit logout the next call logs in again, every time.
+        for _ in 0..<2 {
+            try await client.logout()
+            XCTAssertNil(client.sessionCookie)
+            let datastores = try await client.list(.datastore)
+            XCTAssertFalse(datastores.isEmpty)
+            XCTAssertNotNil(client.sessionCookie)
+        }
         try await admin.close()
         try await client.close()
     }

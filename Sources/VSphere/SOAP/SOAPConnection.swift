@@ -73,15 +73,14 @@ public final class SOAPConnection: Sendable {
         }
         guard let renewal else { return }
         logger.info("vSphere session no longer valid; logging in again", metadata: ["method": "\(method)"])
-        do {
-            try await renewal.value
-        } catch {
-            // Let the next call try again rather than repeat this failure forever.
+        // Once finished, later expiries start a new login; callers still holding the old cookie
+        // then see the new one and just retry.
+        defer {
             state.withLockedValue { state in
                 if state.renewal?.task == renewal { state.renewal = nil }
             }
-            throw error
         }
+        try await renewal.value
     }
 
     /// Invokes an operation and returns the `returnval` children of its response.
