@@ -144,7 +144,7 @@ stage_boot() {
   rmdir /run/oldroot
   # From here on root inside the guest cannot mount, load modules, create device nodes or
   # touch raw I/O: its writes can only land in the upper layer.
-  exec setpriv --bounding-set -sys_admin,-sys_module,-mknod,-sys_rawio,-sys_boot,-sys_time,-mac_admin,-mac_override,-syslog,-audit_control,-sys_pacct,-sys_resource,-lease,-block_suspend,-wake_alarm,-perfmon,-bpf,-checkpoint_restore \
+  exec setpriv --bounding-set -sys_admin,-dac_read_search,-sys_tty_config,-sys_module,-mknod,-sys_rawio,-sys_boot,-sys_time,-mac_admin,-mac_override,-syslog,-audit_control,-sys_pacct,-sys_resource,-lease,-block_suspend,-wake_alarm,-perfmon,-bpf,-checkpoint_restore \
     /bin/sh "$lab_lib/guest-init.sh" run
 }
 

@@ -47,10 +47,13 @@ start() {
   if ! ip netns list | grep -qx "$ns\( .*\)\?"; then
     ip netns add "$ns"
   fi
-  if ! ip link show "$host_link" >/dev/null 2>&1; then
+  # The pair is whole only if the guest has its eth0: a host-side link without it is left over
+  # from a namespace being torn down (the kernel does that asynchronously) and goes at once.
+  if ! ip -n "$ns" link show eth0 >/dev/null 2>&1; then
+    ip link del "$host_link" 2>/dev/null || true
     ip link add "$host_link" type veth peer name eth0 netns "$ns"
-    ip link set "$host_link" master "$bridge"
   fi
+  ip link set "$host_link" master "$bridge"
   ip link set "$host_link" up
   if [ -n "$(guest_pids "$key")" ]; then
     echo "guest $key is already running" >&2
@@ -83,8 +86,10 @@ stop() {
 remove() {
   key=$1 state=$2
   stop "$key"
-  ip netns del "flt-$key" 2>/dev/null || true
+  # The link first: deleting it takes the guest's eth0 at once, while a deleted namespace
+  # lets the kernel remove its devices later.
   ip link del "flt-$key" 2>/dev/null || true
+  ip netns del "flt-$key" 2>/dev/null || true
   rm -rf "$state"
 }
 
@@ -103,6 +108,7 @@ down() {
   for ns in $(ip netns list | awk '{print $1}' | grep '^flt-' || true); do
     key=${ns#flt-}
     stop "$key"
+    ip link del "$ns" 2>/dev/null || true
     ip netns del "$ns"
   done
   for link in $(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^flt-' || true); do

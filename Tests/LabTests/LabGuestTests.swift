@@ -121,14 +121,15 @@ final class LabGuestTests: XCTestCase {
         XCTAssertFalse(sshAfterOff, "a powered-off guest still accepts SSH")
 
         try await vm.powerOn()
-        let back = await eventually(within: .seconds(5)) { await lab.canSSH("10.77.1.30") }
+        let back = await eventually(within: .seconds(10)) { await lab.canSSH("10.77.1.30") }
         XCTAssertTrue(back, "guest did not come back after power-on")
         let afterBoot = try await lab.ssh("10.77.1.30", .script("cat /root/kept; pgrep -f 'slee[p] 4343' || echo no-old-process"))
         XCTAssertEqual(afterBoot.output, "kept\nno-old-process\n")
 
         _ = try await lab.ssh("10.77.1.30", .script("setsid sleep 4444 >/dev/null 2>&1 </dev/null &"))
         try await vm.reset()
-        let restarted = try await eventually(within: .seconds(5)) {
+        // An attempt that meets the old guest while it is killed can take a handshake timeout (5 s).
+        let restarted = try await eventually(within: .seconds(15)) {
             guard await lab.canSSH("10.77.1.30") else { return false }
             return try await lab.ssh("10.77.1.30", .script("pgrep -f 'slee[p] 4444' || echo gone")).output == "gone\n"
         }
