@@ -31,10 +31,24 @@ final class RemoteShellTests: XCTestCase {
     }
 
     /// How many `sleep` processes of the test user are alive; killed ones may linger as zombies
-    /// when the container's PID 1 does not reap orphans, so those are not counted.
+    /// when the container's PID 1 does not reap orphans, so those are not counted. Reads /proc
+    /// directly, so that minimal images without procps work too.
     private func runningSleepProcesses(_ connection: SSHConnection) async throws -> Int {
         let result = try await connection.run(
-            Command.script(#"ps -u "$1" -o stat=,comm= | awk '$1 !~ /^Z/ && $2 == "sleep"' | wc -l"#, arguments: [TestSSHServer.user])
+            Command.script(
+                #"""
+                count=0
+                for status in /proc/[0-9]*/status; do
+                    fields=$(cat "$status" 2>/dev/null) || continue
+                    printf '%s\n' "$fields" | grep -q '^Name:[[:space:]]*sleep$' || continue
+                    printf '%s\n' "$fields" | grep -q "^Uid:[[:space:]]*$1[[:space:]]" || continue
+                    printf '%s\n' "$fields" | grep -q '^State:[[:space:]]*Z' && continue
+                    count=$((count + 1))
+                done
+                echo "$count"
+                """#,
+                arguments: [String(TestSSHServer.userID)]
+            )
         )
         return Int(result.output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
     }
@@ -166,10 +180,12 @@ final class RemoteShellTests: XCTestCase {
         let connection = try await connect(server)
         let start = ContinuousClock.now
         let running = Task { try await connection.run(Command("sleep", "10")) }
-        for _ in 0..<50 {
-            if try await runningSleepProcesses(connection) > 0 { break }
-            try await Task.sleep(for: .milliseconds(100))
+        var sleepStarted = false
+        for _ in 0..<50 where !sleepStarted {
+            sleepStarted = try await runningSleepProcesses(connection) > 0
+            if !sleepStarted { try await Task.sleep(for: .milliseconds(100)) }
         }
+        XCTAssertTrue(sleepStarted, "the command should be running before it is cancelled")
         running.cancel()
         do {
             _ = try await running.value

@@ -9,8 +9,10 @@ import XCTest
 /// Requires Debian's `openssh-server` package; without it `init` throws (tests fail, not skip).
 final class TestSSHServer {
     static let user = "flotilla-test"
+    static let userID = 48213
     static let password = "correct horse battery staple"
-    private static let userID = 48213
+    /// `openssl passwd -6 -salt RemoteShellTest` of `password`, precomputed so the tests need no openssl binary.
+    private static let passwordHash = "$6$RemoteShellTest$OyitijzQi8HMCaoicCXv8NzZ2pbsR3SI.WFo1dJt5qmfmO8HO5VbFVrIwNK88GOUImT/qmEXcwUNAt70M4mDk/"
 
     let directory: URL
     let port: Int
@@ -126,10 +128,9 @@ final class TestSSHServer {
         let home = homeDirectory
         try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
         try runTool("/bin/chown", "\(Self.userID):\(Self.userID)", home)
-        let hash = try runTool("/usr/bin/openssl", "passwd", "-6", Self.password).trimmingCharacters(in: .whitespacesAndNewlines)
         let id = Self.userID
         try appendLine(to: "/etc/passwd", copy: "passwd", line: "\(Self.user):x:\(id):\(id):RemoteShell test:\(home):/bin/sh")
-        try appendLine(to: "/etc/shadow", copy: "shadow", line: "\(Self.user):\(hash):19000:0:99999:7:::")
+        try appendLine(to: "/etc/shadow", copy: "shadow", line: "\(Self.user):\(Self.passwordHash):19000:0:99999:7:::")
         try appendLine(to: "/etc/group", copy: "group", line: "\(Self.user):x:\(id):")
         let authorized = try [clientKeyPath, clientECDSAKeyPath].map { try String(contentsOfFile: $0 + ".pub", encoding: .utf8) }.joined()
         try authorized.write(to: directory.appendingPathComponent("authorized_keys"), atomically: true, encoding: .utf8)
