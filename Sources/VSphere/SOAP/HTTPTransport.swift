@@ -82,17 +82,21 @@ public final class HTTPTransport: SOAPTransport {
         let timeout = TimeAmount.nanoseconds(Int64(request.timeout.nanoseconds))
         do {
             let response = try await client.execute(http, timeout: timeout, logger: logger)
-            // Appended chunk by chunk: the body exists once, not also as one collected buffer.
-            var bytes: [UInt8] = []
-            if let length = response.headers.first(name: "content-length").flatMap(Int.init), length <= maximumResponseBytes {
-                bytes.reserveCapacity(length)
-            }
+            // Chunks are kept as received and joined once into an exactly sized array: growing
+            // one buffer by doubling would hold up to three times a large listing at its peak.
+            var chunks: [ByteBuffer] = []
+            var total = 0
             for try await chunk in response.body {
-                guard bytes.count + chunk.readableBytes <= maximumResponseBytes else {
+                total += chunk.readableBytes
+                guard total <= maximumResponseBytes else {
                     throw VSphereError.invalidResponse("response larger than \(maximumResponseBytes) bytes")
                 }
-                bytes.append(contentsOf: chunk.readableBytesView)
+                chunks.append(chunk)
             }
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(total)
+            for chunk in chunks { bytes.append(contentsOf: chunk.readableBytesView) }
+            chunks.removeAll()
             return SOAPHTTPResponse(
                 status: Int(response.status.code),
                 body: bytes,
