@@ -39,10 +39,14 @@ make_dev() {
   ln -s /proc/self/fd/2 "$dev/stderr"
 }
 
-# Sets a user's password hash in the guest's own /etc/shadow (the copy in the upper layer).
-set_password_hash() {
+# Writes the guest's own /etc/shadow (a copy in the upper layer): the metadata's hash for its
+# user, and every other password the machine's shadow holds locked, so none of them logs in.
+set_password_hashes() {
   shadow=$1 user=$2 hash=$3
-  awk -F: -v OFS=: -v user="$user" -v hash="$hash" '$1 == user { $2 = hash } { print }' "$shadow" > "$shadow.new"
+  awk -F: -v OFS=: -v user="$user" -v hash="$hash" '
+    $1 == user && hash != "" { $2 = hash }
+    $1 != user && $2 !~ /^[*!]/ { $2 = "*" }
+    { print }' "$shadow" > "$shadow.new"
   chmod 640 "$shadow.new"
   chown root:shadow "$shadow.new" 2>/dev/null || true
   mv "$shadow.new" "$shadow"
@@ -63,10 +67,7 @@ first_boot() {
   if ! chroot "$root" getent passwd "$user" >/dev/null; then
     chroot "$root" useradd --create-home --shell /bin/bash "$user"
   fi
-  hash=$(cat "$seed/password.hash")
-  if [ -n "$hash" ]; then
-    set_password_hash "$root/etc/shadow" "$user" "$hash"
-  fi
+  set_password_hashes "$root/etc/shadow" "$user" "$(cat "$seed/password.hash")"
   # Keys are the guest's own business (~/.ssh/authorized_keys); none come from the machine.
   rm -rf "$root/root/.ssh"
   # The machine's host keys are not the guest's: remove them (a whiteout in the upper layer)
