@@ -26,6 +26,34 @@ final class DecodingTests: XCTestCase {
         XCTAssertEqual(root.text, "x <AB> <raw>")
     }
 
+    func testChunkedInputParsesLikeWholeInput() throws {
+        let document = Array(Recorded.secondPage.utf8)
+        let whole = try XMLDocumentParser.parse(document).description
+        for chunkSize in [1, 2, 3, 5, 8, 13, 64, 1000] {
+            var parser = XMLDocumentParser(streaming: nil)
+            for start in stride(from: 0, to: document.count, by: chunkSize) {
+                try parser.feed(Array(document[start..<min(start + chunkSize, document.count)])) { _ in }
+            }
+            XCTAssertEqual(try parser.finish { _ in }.description, whole, "chunks of \(chunkSize)")
+        }
+    }
+
+    func testStreamedElementsLeaveTheTree() throws {
+        var parser = XMLDocumentParser(streaming: ["r", "list"])
+        var handed: [String] = []
+        try parser.feed(Array("<r><list><i>1</i><i>2</i></list><other><i>3</i></other></r>".utf8)) { handed.append($0.text) }
+        let root = try parser.finish { handed.append($0.text) }
+        XCTAssertEqual(handed, ["1", "2"])
+        XCTAssertEqual(root.child("list")?.children.count, 0)
+        XCTAssertEqual(root.child("other")?.children.count, 1)
+    }
+
+    func testTruncatedDocumentFails() {
+        var parser = XMLDocumentParser(streaming: nil)
+        XCTAssertNoThrow(try parser.feed(Array("<a><b>text".utf8)) { _ in })
+        XCTAssertThrowsError(try parser.finish { _ in })
+    }
+
     func testMalformedXMLAndDTDAreRejected() {
         XCTAssertThrowsError(try XMLDocumentParser.parse("<a><b></a>"))
         XCTAssertThrowsError(try XMLDocumentParser.parse("<!DOCTYPE a [<!ENTITY x \"y\">]><a>&x;</a>"))
@@ -47,17 +75,16 @@ final class DecodingTests: XCTestCase {
     }
 
     func testFaultsCarryTheirVSphereName() throws {
-        let response = SOAPHTTPResponse(status: 500, body: Array(Recorded.invalidLogin.utf8))
-        XCTAssertThrowsError(try SOAPConnection.decode(response, method: "Login")) { error in
+        XCTAssertThrowsError(try SOAPConnection.decode(status: 500, body: Array(Recorded.invalidLogin.utf8), method: "Login")) { error in
             guard case VSphereError.fault(let fault) = error else { return XCTFail("\(error)") }
             XCTAssertEqual(fault.name, .invalidLogin)
             XCTAssertEqual(fault.message, "Login failure")
         }
         let unknown = Recorded.envelope("<soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>x</faultstring><detail><VmWareBrandNewFault xsi:type=\"VmWareBrandNew\"/></detail></soapenv:Fault>")
-        XCTAssertThrowsError(try SOAPConnection.decode(SOAPHTTPResponse(status: 500, body: Array(unknown.utf8)), method: "X")) { error in
+        XCTAssertThrowsError(try SOAPConnection.decode(status: 500, body: Array(unknown.utf8), method: "X")) { error in
             XCTAssertEqual((error as? VSphereError)?.faultName?.rawValue, "VmWareBrandNew")
         }
-        XCTAssertThrowsError(try SOAPConnection.decode(SOAPHTTPResponse(status: 502, body: Array("<html>bad gateway".utf8)), method: "X")) { error in
+        XCTAssertThrowsError(try SOAPConnection.decode(status: 502, body: Array("<html>bad gateway".utf8), method: "X")) { error in
             guard case VSphereError.invalidResponse = error else { return XCTFail("\(error)") }
         }
     }

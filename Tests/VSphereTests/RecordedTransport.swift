@@ -1,21 +1,22 @@
 import Foundation
 import VSphere
 
-/// A transport that answers from recorded XML by method name, and keeps what was sent.
+/// A transport that answers from recorded XML by method name, and keeps what was sent. Bodies
+/// are delivered in small odd-sized chunks, as a network would, to exercise incremental parsing.
 final class RecordedTransport: SOAPTransport {
-    private let answers: Locked<[String: [SOAPHTTPResponse]]>
+    private let answers: Locked<[String: [(status: Int, body: [UInt8])]]>
     let sent = Locked<[SOAPHTTPRequest]>([])
+    let chunkSize: Int
 
-    init(_ answers: [String: [(status: Int, body: String)]]) {
-        self.answers = Locked(answers.mapValues { list in
-            list.map { SOAPHTTPResponse(status: $0.status, body: Array($0.body.utf8), sessionCookie: "\"recorded-session\"") }
-        })
+    init(_ answers: [String: [(status: Int, body: String)]], chunkSize: Int = 97) {
+        self.answers = Locked(answers.mapValues { list in list.map { ($0.status, Array($0.body.utf8)) } })
+        self.chunkSize = chunkSize
     }
 
-    func send(_ request: SOAPHTTPRequest) async throws -> SOAPHTTPResponse {
+    func send(_ request: SOAPHTTPRequest, receiving body: ([UInt8]) throws -> Void) async throws -> SOAPHTTPResponse {
         sent.withLockedValue { $0.append(request) }
         let method = Self.method(in: request.body)
-        return try answers.withLockedValue { answers in
+        let answer = try answers.withLockedValue { answers in
             guard var queue = answers[method], !queue.isEmpty else {
                 throw VSphereError.invalidResponse("no recorded answer for \(method)")
             }
@@ -24,6 +25,10 @@ final class RecordedTransport: SOAPTransport {
             answers[method] = queue
             return answer
         }
+        for start in stride(from: 0, to: answer.body.count, by: chunkSize) {
+            try body(Array(answer.body[start..<min(start + chunkSize, answer.body.count)]))
+        }
+        return SOAPHTTPResponse(status: answer.status, sessionCookie: "\"recorded-session\"")
     }
 
     func shutdown() async throws {}

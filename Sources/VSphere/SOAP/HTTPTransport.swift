@@ -67,7 +67,7 @@ public final class HTTPTransport: SOAPTransport {
         self.logger = logger
     }
 
-    public func send(_ request: SOAPHTTPRequest) async throws -> SOAPHTTPResponse {
+    public func send(_ request: SOAPHTTPRequest, receiving body: ([UInt8]) throws -> Void) async throws -> SOAPHTTPResponse {
         var http = HTTPClientRequest(url: url)
         http.method = .POST
         if let hostHeader {
@@ -79,30 +79,21 @@ public final class HTTPTransport: SOAPTransport {
             http.headers.add(name: "Cookie", value: "vmware_soap_session=\(cookie)")
         }
         http.body = .bytes(ByteBuffer(string: request.body))
-        let timeout = TimeAmount.nanoseconds(Int64(request.timeout.nanoseconds))
+        let timeout = TimeAmount.nanoseconds(request.timeout.nanoseconds)
         do {
             let response = try await client.execute(http, timeout: timeout, logger: logger)
-            // Chunks are kept as received and joined once into an exactly sized array: growing
-            // one buffer by doubling would hold up to three times a large listing at its peak.
-            var chunks: [ByteBuffer] = []
             var total = 0
             for try await chunk in response.body {
                 total += chunk.readableBytes
                 guard total <= maximumResponseBytes else {
                     throw VSphereError.invalidResponse("response larger than \(maximumResponseBytes) bytes")
                 }
-                chunks.append(chunk)
+                try body(Array(chunk.readableBytesView))
             }
-            var bytes: [UInt8] = []
-            bytes.reserveCapacity(total)
-            for chunk in chunks { bytes.append(contentsOf: chunk.readableBytesView) }
-            chunks.removeAll()
-            return SOAPHTTPResponse(
-                status: Int(response.status.code),
-                body: bytes,
-                sessionCookie: Self.sessionCookie(in: response.headers)
-            )
+            return SOAPHTTPResponse(status: Int(response.status.code), sessionCookie: Self.sessionCookie(in: response.headers))
         } catch let error as VSphereError {
+            throw error
+        } catch let error as XMLDocumentParser.Failure {
             throw error
         } catch {
             throw VSphereError.transport(Self.classify(error))

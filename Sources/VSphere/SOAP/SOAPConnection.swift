@@ -100,48 +100,76 @@ public final class SOAPConnection: Sendable {
             sessionCookie: sessionCookie,
             timeout: timeout
         )
-        let response = try await transport.send(request)
+        var parser = ResponseParser(method: operation.method, streaming: path)
+        let response: SOAPHTTPResponse
+        do {
+            response = try await transport.send(request) { chunk in try parser.feed(chunk, to: handler) }
+        } catch let failure as XMLDocumentParser.Failure {
+            throw parser.notXML(failure, status: nil)
+        }
         if let cookie = response.sessionCookie {
             state.withLockedValue { $0.cookie = cookie }
         }
-        return try Self.decode(response, method: operation.method, streaming: path, to: handler)
+        return try parser.finish(status: response.status, to: handler)
     }
 
-    /// Finds the method's response, or turns a SOAP fault into `VSphereError.fault`.
-    static func decode(
-        _ response: SOAPHTTPResponse,
-        method: String,
-        streaming path: [String]? = nil,
-        to handler: (SOAPElement) throws -> Void = { _ in }
-    ) throws -> SOAPElement {
-        let envelope: SOAPElement
+    /// Decodes a complete recorded response (tests, diagnostics).
+    static func decode(status: Int, body: [UInt8], method: String) throws -> SOAPElement {
+        var parser = ResponseParser(method: method, streaming: nil)
         do {
-            if let path {
-                envelope = try XMLDocumentParser.parse(response.body, streaming: ["Envelope", "Body", method + "Response"] + path, to: handler)
-            } else {
-                envelope = try XMLDocumentParser.parse(response.body)
+            try parser.feed(body) { _ in }
+        } catch let failure as XMLDocumentParser.Failure {
+            throw parser.notXML(failure, status: status)
+        }
+        return try parser.finish(status: status) { _ in }
+    }
+
+    /// Parses a response as it arrives, then finds the method's response in it or turns a SOAP
+    /// fault into `VSphereError.fault`.
+    struct ResponseParser {
+        let method: String
+        private var parser: XMLDocumentParser
+        /// The first bytes, to show what came back when it is not SOAP (e.g. a proxy's HTML page).
+        private var preview: [UInt8] = []
+
+        init(method: String, streaming path: [String]?) {
+            self.method = method
+            parser = XMLDocumentParser(streaming: path.map { ["Envelope", "Body", method + "Response"] + $0 })
+        }
+
+        mutating func feed(_ chunk: [UInt8], to handler: (SOAPElement) throws -> Void) throws {
+            if preview.count < 200 { preview += chunk.prefix(200 - preview.count) }
+            try parser.feed(chunk, to: handler)
+        }
+
+        func notXML(_ failure: XMLDocumentParser.Failure, status: Int?) -> VSphereError {
+            let text = String(decoding: preview, as: UTF8.self)
+            return .invalidResponse("\(status.map { "HTTP \($0) " } ?? "")answer to \(method) is not XML (\(failure)): \(text)")
+        }
+
+        mutating func finish(status: Int, to handler: (SOAPElement) throws -> Void) throws -> SOAPElement {
+            let envelope: SOAPElement
+            do {
+                envelope = try parser.finish(to: handler)
+            } catch let failure as XMLDocumentParser.Failure {
+                throw notXML(failure, status: status)
             }
-        } catch let error as VSphereError {
-            throw error
-        } catch {
-            let preview = String(decoding: response.body.prefix(200), as: UTF8.self)
-            throw VSphereError.invalidResponse("HTTP \(response.status) for \(method), not XML (\(error)): \(preview)")
+            guard envelope.name == QualifiedName(namespace: XMLNamespace.soapEnvelope, name: "Envelope"),
+                let body = envelope.children.first(where: { $0.name == QualifiedName(namespace: XMLNamespace.soapEnvelope, name: "Body") })
+            else {
+                throw VSphereError.invalidResponse("HTTP \(status) for \(method): not a SOAP envelope")
+            }
+            if let fault = body.children.first(where: { $0.name == QualifiedName(namespace: XMLNamespace.soapEnvelope, name: "Fault") }) {
+                throw VSphereError.fault(SOAPConnection.decodeFault(fault))
+            }
+            guard status == 200 else {
+                throw VSphereError.invalidResponse("HTTP \(status) for \(method) without a SOAP fault")
+            }
+            guard let result = body.children.first(where: { $0.localName == method + "Response" }) else {
+                throw VSphereError.invalidResponse("no \(method)Response in the answer")
+            }
+            return result
         }
-        guard envelope.name == QualifiedName(namespace: XMLNamespace.soapEnvelope, name: "Envelope"),
-            let body = envelope.children.first(where: { $0.name == QualifiedName(namespace: XMLNamespace.soapEnvelope, name: "Body") })
-        else {
-            throw VSphereError.invalidResponse("HTTP \(response.status) for \(method): not a SOAP envelope")
-        }
-        if let fault = body.children.first(where: { $0.name == QualifiedName(namespace: XMLNamespace.soapEnvelope, name: "Fault") }) {
-            throw VSphereError.fault(decodeFault(fault))
-        }
-        guard response.status == 200 else {
-            throw VSphereError.invalidResponse("HTTP \(response.status) for \(method) without a SOAP fault")
-        }
-        guard let result = body.children.first(where: { $0.localName == method + "Response" }) else {
-            throw VSphereError.invalidResponse("no \(method)Response in the answer")
-        }
-        return result
     }
 
     /// `soapenv:Fault` → name from `detail/*` (its xsi:type, else its element name without the

@@ -1,7 +1,9 @@
 /// One HTTP exchange of a SOAP call. Kept abstract so that decoding can be tested on recorded
 /// responses and so the session logic does not depend on the HTTP stack.
 public protocol SOAPTransport: Sendable {
-    func send(_ request: SOAPHTTPRequest) async throws -> SOAPHTTPResponse
+    /// Sends the request and hands the response body to `body` chunk by chunk as it arrives, so
+    /// that large answers are parsed while they download instead of being held whole.
+    func send(_ request: SOAPHTTPRequest, receiving body: ([UInt8]) throws -> Void) async throws -> SOAPHTTPResponse
     /// Releases connections; the transport is unusable afterwards.
     func shutdown() async throws
 }
@@ -15,15 +17,14 @@ public struct SOAPHTTPRequest: Sendable {
     public var timeout: Duration
 }
 
+/// What is left of a response once its body has been handed over.
 public struct SOAPHTTPResponse: Sendable {
     public var status: Int
-    public var body: [UInt8]
     /// The `vmware_soap_session` value from Set-Cookie, if the server sent one.
     public var sessionCookie: String?
 
-    public init(status: Int, body: [UInt8], sessionCookie: String? = nil) {
+    public init(status: Int, sessionCookie: String? = nil) {
         self.status = status
-        self.body = body
         self.sessionCookie = sessionCookie
     }
 }

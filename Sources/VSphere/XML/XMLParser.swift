@@ -1,6 +1,8 @@
 /// A streaming, namespace-aware XML parser for SOAP responses, reading UTF-8 bytes straight
 /// into a light `SOAPElement` tree. Written for speed (a 1,000-VM listing is ~1 MB) and for
 /// exact namespace handling: every prefix is resolved to its URI while parsing.
+/// It can be fed a response chunk by chunk as it downloads, and can hand over elements at a
+/// given path as soon as they are complete, so a large answer never exists as a whole.
 /// DTDs are refused (SOAP forbids them), which also rules out entity-expansion attacks.
 public struct XMLDocumentParser {
     public struct Failure: Error, CustomStringConvertible {
@@ -9,31 +11,49 @@ public struct XMLDocumentParser {
         public var description: String { "XML error at byte \(offset): \(message)" }
     }
 
-    private let bytes: [UInt8]
+    /// The input ended inside a token: wait for more bytes (or fail, at the real end).
+    private struct Incomplete: Error {}
+
+    /// Unconsumed input; consumed bytes are dropped after each `feed`.
+    private var bytes: [UInt8] = []
     private var position = 0
-    /// Namespace bindings in scope, innermost last; `scopeStarts` marks each element's first binding.
+    /// Bytes dropped so far, for error offsets.
+    private var consumed = 0
+    private var stack: [OpenElement] = []
+    private var root: SOAPElement?
+    /// Namespace bindings in scope, innermost last; each open element remembers where its own start.
     private var bindings: [(prefix: String, uri: String)] = [("xml", "http://www.w3.org/XML/1998/namespace")]
+    /// Ancestors' local names of the elements handed over instead of kept (nil: keep everything).
+    private let streamPath: [String]?
 
     /// Parses a whole document and returns its root element.
     public static func parse(_ bytes: [UInt8]) throws -> SOAPElement {
-        var parser = XMLDocumentParser(bytes: bytes)
-        return try parser.parseDocument(streaming: nil) { _ in }
-    }
-
-    /// Parses a document, handing each element found under `path` (the local names of its
-    /// ancestors from the root) to `handler` as soon as it is complete instead of keeping it in
-    /// the tree: large answers (thousands of VMs) then never exist as a whole tree.
-    public static func parse(_ bytes: [UInt8], streaming path: [String], to handler: (SOAPElement) throws -> Void) throws -> SOAPElement {
-        var parser = XMLDocumentParser(bytes: bytes)
-        return try parser.parseDocument(streaming: path, to: handler)
+        var parser = XMLDocumentParser(streaming: nil)
+        parser.bytes = bytes
+        return try parser.finish { _ in }
     }
 
     public static func parse(_ text: String) throws -> SOAPElement {
         try parse(Array(text.utf8))
     }
 
-    private init(bytes: [UInt8]) {
-        self.bytes = bytes
+    /// - Parameter path: elements whose ancestors have these local names, from the root, go to
+    ///   the handler of `feed`/`finish` instead of into the tree (nil: keep everything).
+    public init(streaming path: [String]?) {
+        streamPath = path
+    }
+
+    /// Parses as much of the input as is complete; the rest waits for the next chunk.
+    public mutating func feed(_ chunk: [UInt8], to handler: (SOAPElement) throws -> Void) throws {
+        bytes.append(contentsOf: chunk)
+        try run(final: false, handler)
+    }
+
+    /// Parses what is left at the end of the input and returns the root element.
+    public mutating func finish(to handler: (SOAPElement) throws -> Void) throws -> SOAPElement {
+        try run(final: true, handler)
+        guard let root else { throw failure("no root element") }
+        return root
     }
 
     private struct OpenElement {
@@ -45,71 +65,83 @@ public struct XMLDocumentParser {
         var bindingCount: Int
     }
 
-    private mutating func parseDocument(streaming path: [String]?, to handler: (SOAPElement) throws -> Void) throws -> SOAPElement {
-        var stack: [OpenElement] = []
-        var root: SOAPElement?
-        while position < bytes.count {
-            if bytes[position] != UInt8(ascii: "<") {
-                let text = try readText()
-                if !stack.isEmpty {
-                    stack[stack.count - 1].text += text
-                } else if text.contains(where: { !$0.isWhitespace }) {
-                    throw failure("text outside the root element")
-                }
-                continue
+    private mutating func run(final: Bool, _ handler: (SOAPElement) throws -> Void) throws {
+        while position < bytes.count, root == nil {
+            let tokenStart = position
+            let bindingCount = bindings.count
+            do {
+                try parseToken(final: final, handler)
+            } catch is Incomplete {
+                if final { throw failure("unexpected end of the document") }
+                position = tokenStart
+                bindings.removeSubrange(bindingCount...)
+                break
             }
-            guard position + 1 < bytes.count else { throw failure("unexpected end") }
-            switch bytes[position + 1] {
-            case UInt8(ascii: "?"):
-                try skip(past: "?>")
-            case UInt8(ascii: "!"):
-                if matches("<!--") {
-                    try skip(past: "-->")
-                } else if matches("<![CDATA[") {
-                    position += 9
-                    let start = position
-                    try skip(past: "]]>")
-                    guard !stack.isEmpty else { throw failure("CDATA outside the root element") }
-                    stack[stack.count - 1].text += String(decoding: bytes[start..<(position - 3)], as: UTF8.self)
-                } else {
-                    throw failure("DTDs are not accepted")
-                }
-            case UInt8(ascii: "/"):
-                position += 2
-                let closing = readName()
-                skipWhitespace()
-                try expect(UInt8(ascii: ">"))
-                guard let open = stack.popLast() else { throw failure("unbalanced </\(closing)>") }
-                let qualifiedOpen = open.prefix.isEmpty ? open.localName : open.prefix + ":" + open.localName
-                guard qualifiedOpen == closing else { throw failure("</\(closing)> closes <\(qualifiedOpen)>") }
-                let element = try finish(open)
-                if stack.isEmpty {
-                    root = element
-                } else if let path, Self.stack(stack, matches: path) {
-                    try handler(element)
-                } else {
-                    stack[stack.count - 1].children.append(element)
-                }
-            default:
-                position += 1
-                let (open, selfClosing) = try readStartTag()
-                if selfClosing {
-                    let element = try finish(open)
-                    if stack.isEmpty {
-                        root = element
-                    } else if let path, Self.stack(stack, matches: path) {
-                        try handler(element)
-                    } else {
-                        stack[stack.count - 1].children.append(element)
-                    }
-                } else {
-                    stack.append(open)
-                }
-            }
-            if root != nil { break }
         }
-        guard let root else { throw failure("no root element") }
-        return root
+        if position > 0 {
+            bytes.removeSubrange(0..<position)
+            consumed += position
+            position = 0
+        }
+    }
+
+    /// One token: text, a start or end tag, a comment, CDATA or a processing instruction.
+    private mutating func parseToken(final: Bool, _ handler: (SOAPElement) throws -> Void) throws {
+        if bytes[position] != UInt8(ascii: "<") {
+            let text = try readText(final: final)
+            if !stack.isEmpty {
+                stack[stack.count - 1].text += text
+            } else if text.contains(where: { !$0.isWhitespace }) {
+                throw failure("text outside the root element")
+            }
+            return
+        }
+        guard position + 1 < bytes.count else { throw Incomplete() }
+        switch bytes[position + 1] {
+        case UInt8(ascii: "?"):
+            try skip(past: "?>")
+        case UInt8(ascii: "!"):
+            guard final || position + 9 <= bytes.count else { throw Incomplete() }
+            if matches("<!--") {
+                try skip(past: "-->")
+            } else if matches("<![CDATA[") {
+                let start = position + 9
+                position = start
+                try skip(past: "]]>")
+                guard !stack.isEmpty else { throw failure("CDATA outside the root element") }
+                stack[stack.count - 1].text += String(decoding: bytes[start..<(position - 3)], as: UTF8.self)
+            } else {
+                throw failure("DTDs are not accepted")
+            }
+        case UInt8(ascii: "/"):
+            position += 2
+            let closing = try readName()
+            skipWhitespace()
+            try expect(UInt8(ascii: ">"))
+            guard let open = stack.popLast() else { throw failure("unbalanced </\(closing)>") }
+            let qualifiedOpen = open.prefix.isEmpty ? open.localName : open.prefix + ":" + open.localName
+            guard qualifiedOpen == closing else { throw failure("</\(closing)> closes <\(qualifiedOpen)>") }
+            try place(try complete(open), handler)
+        default:
+            position += 1
+            let (open, selfClosing) = try readStartTag()
+            if selfClosing {
+                try place(try complete(open), handler)
+            } else {
+                stack.append(open)
+            }
+        }
+    }
+
+    /// A completed element becomes the root, goes to the handler, or joins its parent.
+    private mutating func place(_ element: SOAPElement, _ handler: (SOAPElement) throws -> Void) throws {
+        if stack.isEmpty {
+            root = element
+        } else if let streamPath, Self.stack(stack, matches: streamPath) {
+            try handler(element)
+        } else {
+            stack[stack.count - 1].children.append(element)
+        }
     }
 
     private static func stack(_ stack: [OpenElement], matches path: [String]) -> Bool {
@@ -119,13 +151,13 @@ public struct XMLDocumentParser {
 
     /// Reads `name attr="v" ...>` after the `<`, registering namespace declarations.
     private mutating func readStartTag() throws -> (OpenElement, Bool) {
-        let qualified = readName()
+        let qualified = try readName()
         guard !qualified.isEmpty else { throw failure("missing element name") }
         let bindingCount = bindings.count
         var attributes: [(name: String, value: String)] = []
         while true {
             skipWhitespace()
-            guard position < bytes.count else { throw failure("unexpected end in a tag") }
+            guard position < bytes.count else { throw Incomplete() }
             let byte = bytes[position]
             if byte == UInt8(ascii: ">") {
                 position += 1
@@ -138,7 +170,7 @@ public struct XMLDocumentParser {
                 let (prefix, local) = split(qualified)
                 return (OpenElement(prefix: prefix, localName: local, rawAttributes: attributes, bindingCount: bindingCount), true)
             }
-            let name = readName()
+            let name = try readName()
             guard !name.isEmpty else { throw failure("bad attribute in <\(qualified)>") }
             skipWhitespace()
             try expect(UInt8(ascii: "="))
@@ -155,7 +187,7 @@ public struct XMLDocumentParser {
     }
 
     /// Resolves the element's and attributes' prefixes, then drops its namespace scope.
-    private mutating func finish(_ open: OpenElement) throws -> SOAPElement {
+    private mutating func complete(_ open: OpenElement) throws -> SOAPElement {
         defer { bindings.removeSubrange(open.bindingCount...) }
         let namespace = try resolve(prefix: open.prefix)
         var attributes: [SOAPElement.Attribute] = []
@@ -193,7 +225,8 @@ public struct XMLDocumentParser {
         return (String(qualified[..<colon]), String(qualified[qualified.index(after: colon)...]))
     }
 
-    private mutating func readName() -> String {
+    /// Reads up to a delimiter; running into the end of the input means the name may go on.
+    private mutating func readName() throws -> String {
         let start = position
         while position < bytes.count {
             switch bytes[position] {
@@ -204,26 +237,29 @@ public struct XMLDocumentParser {
                 position += 1
             }
         }
-        return String(decoding: bytes[start..<position], as: UTF8.self)
+        throw Incomplete()
     }
 
     private mutating func readQuoted() throws -> String {
-        guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") || bytes[position] == UInt8(ascii: "'") else {
+        guard position < bytes.count else { throw Incomplete() }
+        guard bytes[position] == UInt8(ascii: "\"") || bytes[position] == UInt8(ascii: "'") else {
             throw failure("attribute value must be quoted")
         }
         let quote = bytes[position]
         position += 1
         let start = position
         while position < bytes.count, bytes[position] != quote { position += 1 }
-        guard position < bytes.count else { throw failure("unterminated attribute value") }
+        guard position < bytes.count else { throw Incomplete() }
         let raw = bytes[start..<position]
         position += 1
         return try decodeEntities(raw)
     }
 
-    private mutating func readText() throws -> String {
+    /// Text up to the next tag; at the end of a chunk it may go on in the next one.
+    private mutating func readText(final: Bool) throws -> String {
         let start = position
         while position < bytes.count, bytes[position] != UInt8(ascii: "<") { position += 1 }
+        if position == bytes.count, !final { throw Incomplete() }
         return try decodeEntities(bytes[start..<position])
     }
 
@@ -282,7 +318,7 @@ public struct XMLDocumentParser {
             }
             position += 1
         }
-        throw failure("missing \(terminator)")
+        throw Incomplete()
     }
 
     private mutating func skipWhitespace() {
@@ -295,13 +331,14 @@ public struct XMLDocumentParser {
     }
 
     private mutating func expect(_ byte: UInt8) throws {
-        guard position < bytes.count, bytes[position] == byte else {
+        guard position < bytes.count else { throw Incomplete() }
+        guard bytes[position] == byte else {
             throw failure("expected '\(Character(Unicode.Scalar(byte)))'")
         }
         position += 1
     }
 
     private func failure(_ message: String) -> Failure {
-        Failure(message: message, offset: position)
+        Failure(message: message, offset: consumed + position)
     }
 }
