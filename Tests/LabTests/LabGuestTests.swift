@@ -42,6 +42,26 @@ final class LabGuestTests: XCTestCase {
             XCTAssertEqual(error.kind, .authentication)
         }
 
+        // sshd: raised limits for fan-out, and public keys work as well as the password.
+        let limits = try await lab.ssh("10.77.1.10", .script("sshd -T | grep -E '^(maxstartups|maxsessions) '"))
+        XCTAssertEqual(limits.output, "maxsessions 64\nmaxstartups 100:30:200\n")
+        let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent("lab-test-key-\(UUID().uuidString)").path
+        defer {
+            try? FileManager.default.removeItem(atPath: keyFile)
+            try? FileManager.default.removeItem(atPath: keyFile + ".pub")
+        }
+        let generated = try await runLocal("/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", keyFile)
+        XCTAssertEqual(generated.status, 0)
+        let key = try SSHPrivateKey(contentsOfFile: keyFile)
+        let installed = try await lab.ssh("10.77.1.10", .script(
+            #"mkdir -p /root/.ssh && printf '%s\n' "$1" >> /root/.ssh/authorized_keys"#, arguments: [key.publicKeyLine]))
+        XCTAssertTrue(installed.succeeded, installed.errorOutput)
+        let byKey = try await SSHConnection.connect(
+            to: SSHTarget(host: "10.77.1.10", user: "root", authentication: .privateKey(key)), hostKeyStore: InMemoryHostKeyStore())
+        let whoami = try await byKey.run(RemoteShell.Command("whoami"))
+        await byKey.close()
+        XCTAssertEqual(whoami.output, "root\n")
+
         let reported = try await eventually(within: .seconds(3)) {
             let summary = try await lab.client.summary(of: vm.reference)
             return summary.guestIPAddress == "10.77.1.10" && summary.guestHostName == "web-01"
@@ -97,6 +117,21 @@ final class LabGuestTests: XCTestCase {
         // The processes of guest A are not the machine's either... but the machine sees them all.
         let own = try await lab.ssh("10.77.1.21", .script("ps -e -o comm= | sort -u | tr '\\n' ' '"))
         XCTAssertFalse(own.output.contains("vcsim"), own.output)
+
+        // Each guest has its own ed25519 host key (never the machine's).
+        var hostKeys: [String] = []
+        for address in ["10.77.1.21", "10.77.1.22"] {
+            let store = InMemoryHostKeyStore()
+            let connection = try await SSHConnection.connect(
+                to: SSHTarget(host: address, user: "root", authentication: .password("Lab-pass-1")), hostKeyStore: store)
+            await connection.close()
+            let pinned = await store.pinnedKey(for: address)
+            hostKeys.append(try XCTUnwrap(pinned).openSSHPublicKey)
+        }
+        let machineKey = try String(contentsOfFile: "/etc/ssh/ssh_host_ed25519_key.pub", encoding: .utf8)
+        XCTAssertTrue(hostKeys.allSatisfy { $0.hasPrefix("ssh-ed25519 ") }, "\(hostKeys)")
+        XCTAssertNotEqual(hostKeys[0], hostKeys[1])
+        XCTAssertFalse(hostKeys.contains { machineKey.contains($0.split(separator: " ")[1]) }, "a guest uses the machine's host key")
 
         // Each role's services answer on their real ports.
         let redis = try await tcpExchange("10.77.1.21", port: 6379, "PING\r\n")
