@@ -128,7 +128,7 @@ final class LabGuestTests: XCTestCase {
             let pinned = await store.pinnedKey(for: address)
             hostKeys.append(try XCTUnwrap(pinned).openSSHPublicKey)
         }
-        let machineKey = try String(contentsOfFile: "/etc/ssh/ssh_host_ed25519_key.pub", encoding: .utf8)
+        let machineKey = (try? String(contentsOfFile: "/etc/ssh/ssh_host_ed25519_key.pub", encoding: .utf8)) ?? ""
         XCTAssertTrue(hostKeys.allSatisfy { $0.hasPrefix("ssh-ed25519 ") }, "\(hostKeys)")
         XCTAssertNotEqual(hostKeys[0], hostKeys[1])
         XCTAssertFalse(hostKeys.contains { machineKey.contains($0.split(separator: " ")[1]) }, "a guest uses the machine's host key")
