@@ -59,7 +59,9 @@ final class PinnedTLSBridge: Sendable {
     }
 }
 
-/// Joins two channels on one event loop: what one reads, the other writes; closing one closes both.
+/// Joins two channels on one event loop: what one reads, the other writes; closing one closes
+/// both. A side reads only while the other can take more, so a large answer that the HTTP
+/// client consumes slowly waits in the network rather than piling up here.
 private final class GlueHandler: ChannelDuplexHandler {
     typealias InboundIn = NIOAny
     typealias OutboundIn = NIOAny
@@ -67,6 +69,7 @@ private final class GlueHandler: ChannelDuplexHandler {
 
     private var partner: GlueHandler?
     private var context: ChannelHandlerContext?
+    private var readPending = false
 
     static func matchedPair() -> (GlueHandler, GlueHandler) {
         let first = GlueHandler()
@@ -99,5 +102,25 @@ private final class GlueHandler: ChannelDuplexHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            partner?.resumeReading()
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if partner?.context?.channel.isWritable ?? false {
+            context.read()
+        } else {
+            readPending = true
+        }
+    }
+
+    private func resumeReading() {
+        guard readPending, let context else { return }
+        readPending = false
+        context.read()
     }
 }
