@@ -66,6 +66,7 @@ let package = Package(
             dependencies: [
                 "VSphere",
                 "RemoteShell",
+                "Lab",
                 .product(name: "Vapor", package: "vapor"),
                 .product(name: "Fluent", package: "fluent"),
                 .product(name: "FluentSQLiteDriver", package: "fluent-sqlite-driver"),

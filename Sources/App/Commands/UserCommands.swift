@@ -106,4 +106,5 @@ struct LogCommands: AsyncCommandGroup {
 func registerCommands(_ app: Application) {
     app.asyncCommands.use(UserCommands(), as: "user")
     app.asyncCommands.use(LogCommands(), as: "logs")
+    app.asyncCommands.use(LabCommands(), as: "lab")
 }
