@@ -66,6 +66,19 @@ final class SimulatorTests: XCTestCase {
         XCTAssertEqual(pinned.about.apiType, .virtualCenter)
         try await pinned.close()
 
+        // The pin is checked on every connection, not only when connecting: a bridge holding
+        // another pin (as if the server's certificate had changed since) never gets an answer.
+        let swapped = try await HTTPTransport.pinned(
+            url: simulator.url, pin: Array(repeating: 0xAB, count: 32), connectTimeout: .seconds(5)
+        )
+        do {
+            _ = try await VSphereClient.connect(transport: swapped, username: Simulator.username, password: Simulator.password, timeout: .seconds(5))
+            XCTFail("a connection to a certificate with another thumbprint must fail")
+        } catch VSphereError.transport(let failure) {
+            XCTAssertEqual(failure.kind, .connectionClosed, "\(failure)")
+        }
+        try await swapped.shutdown()
+
         // A leaf issued by a CA the server never sends (as ESXi's installer CA): only the pin can trust it.
         let issued = try start(model: .esxi, extraArguments: ["-cert", "ca-issued"])
         let client = try await issued.connect()

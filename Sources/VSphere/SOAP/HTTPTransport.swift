@@ -30,16 +30,10 @@ public final class HTTPTransport: SOAPTransport {
     /// (so a mismatch fails here, with a clear error), then routes every connection through a
     /// `PinnedTLSBridge` that checks the pin again on each handshake.
     public static func make(url: URL, trust: TrustPolicy, connectTimeout: Duration, logger: Logger) async throws -> HTTPTransport {
-        var configuration = HTTPClient.Configuration(tlsConfiguration: TLSConfiguration.makeClientConfiguration())
-        configuration.timeout.connect = .nanoseconds(connectTimeout.nanoseconds)
-        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 16
-        configuration.decompression = .disabled
         guard case .pinnedSHA256(let thumbprint) = trust, url.scheme?.lowercased() == "https" else {
-            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration(connectTimeout: connectTimeout))
             return HTTPTransport(client: client, url: url.absoluteString, hostHeader: nil, bridge: nil, logger: logger)
         }
-        guard let host = url.host else { throw VSphereError.invalidResponse("URL without host: \(url)") }
-        let port = url.port ?? 443
         let expected = try CertificatePin(thumbprint)
         let chain = try await CertificatePin.fetchCertificateChain(url: url, timeout: connectTimeout)
         let actual = try CertificatePin.thumbprint(of: chain[0])
@@ -49,12 +43,32 @@ public final class HTTPTransport: SOAPTransport {
                 message: "certificate SHA-256 \(CertificatePin.format(actual)) is not the pinned \(CertificatePin.format(expected.bytes))"
             ))
         }
-        let bridge = try await PinnedTLSBridge.start(host: host, port: port, pin: expected.bytes, connectTimeout: connectTimeout)
+        return try await pinned(url: url, pin: expected.bytes, connectTimeout: connectTimeout, logger: logger)
+    }
+
+    /// System trust for direct HTTPS; pooled keep-alive connections.
+    private static func clientConfiguration(connectTimeout: Duration) -> HTTPClient.Configuration {
+        var configuration = HTTPClient.Configuration(tlsConfiguration: TLSConfiguration.makeClientConfiguration())
+        configuration.timeout.connect = .nanoseconds(connectTimeout.nanoseconds)
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 16
+        configuration.decompression = .disabled
+        return configuration
+    }
+
+    /// A transport whose every connection goes through a `PinnedTLSBridge` checking `pin`.
+    static func pinned(
+        url: URL,
+        pin: [UInt8],
+        connectTimeout: Duration,
+        logger: Logger = Logger(label: "vsphere")
+    ) async throws -> HTTPTransport {
+        guard let host = url.host else { throw VSphereError.invalidResponse("URL without host: \(url)") }
+        let bridge = try await PinnedTLSBridge.start(host: host, port: url.port ?? 443, pin: pin, connectTimeout: connectTimeout)
         guard let bridged = URL(httpURLWithSocketPath: bridge.socketPath, uri: url.path.isEmpty ? "/sdk" : url.path) else {
             try? await bridge.close()
             throw VSphereError.invalidResponse("cannot route \(url) through \(bridge.socketPath)")
         }
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration(connectTimeout: connectTimeout))
         let hostHeader = url.port.map { "\(host):\($0)" } ?? host
         return HTTPTransport(client: client, url: bridged.absoluteString, hostHeader: hostHeader, bridge: bridge, logger: logger)
     }
