@@ -63,7 +63,8 @@ public struct ServiceContent: Sendable {
     }
 }
 
-/// A logged-in session with one vCenter or ESXi endpoint. Thread-safe; share one per endpoint.
+/// A logged-in session with one vCenter or ESXi endpoint. Thread-safe; share one per endpoint,
+/// and `close()` it when done (it owns an HTTP client that must be shut down).
 ///
 ///     let client = try await VSphereClient.connect(url: url, username: "u", password: "p",
 ///                                                  trust: .pinnedSHA256(thumbprint))
