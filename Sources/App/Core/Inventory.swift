@@ -333,6 +333,50 @@ struct Inventory {
                                              steps: [try powerStep(vm, action)])
     }
 
+    struct PasswordInput: Content {
+        var password: String
+        var passwordConfirmation: String
+    }
+
+    struct NetworkInput: Content {
+        var ip: String
+        var netmask: String
+        var gateway: String
+        var dns1: String?
+        var dns2: String?
+    }
+
+    func changePassword(_ id: UUID, _ input: PasswordInput) async throws -> UUID {
+        let vm = try await vm(id)
+        try Self.validateGuestPassword(input.password, confirmation: input.passwordConfirmation)
+        guard vm.status == .ready else { throw FlotillaError.conflict("\(vm.hostName) is \(vm.status.rawValue), not ready") }
+        let provisioning = context.provisioning
+        let password = input.password
+        return try await context.jobs.submit(kind: "vm.password", title: "Change the password of \(vm.hostName)", by: actor, steps: [
+            StepPlan(action: "vm.password", title: "change password of \(vm.hostName)", vmName: vm.hostName, vmRole: vm.role.name,
+                     connectionID: vm.role.$connection.id) { context in
+                try await provisioning.changePassword(id, to: password, context: context)
+            },
+        ])
+    }
+
+    func changeNetwork(_ id: UUID, _ input: NetworkInput) async throws -> UUID {
+        let vm = try await vm(id)
+        let spec = try VMSpec(hostName: vm.hostName, ip: input.ip, netmask: input.netmask, gateway: input.gateway,
+                              dns1: input.dns1, dns2: input.dns2)
+        guard vm.status == .ready else { throw FlotillaError.conflict("\(vm.hostName) is \(vm.status.rawValue), not ready") }
+        if spec.ip != vm.ip, try await VM.query(on: database).filter(\.$ip == spec.ip).count() > 0 {
+            throw FlotillaError.conflict("\(spec.ip) is already used by another VM")
+        }
+        let provisioning = context.provisioning
+        return try await context.jobs.submit(kind: "vm.network", title: "Change the network of \(vm.hostName) to \(spec.ip)", by: actor, steps: [
+            StepPlan(action: "vm.network", title: "change network of \(vm.hostName) to \(spec.ip)/\(spec.prefixLength)",
+                     vmName: vm.hostName, vmRole: vm.role.name, connectionID: vm.role.$connection.id) { context in
+                try await provisioning.changeNetwork(id, to: spec, context: context)
+            },
+        ])
+    }
+
     // MARK: Steps
 
     private func createStep(_ vm: VM) throws -> StepPlan {

@@ -105,6 +105,108 @@ struct Provisioning: Sendable {
         try await placement.vm.delete(on: database)
     }
 
+    /// SPEC VM-9: sets the password inside the guest, proves it by logging in with it, then
+    /// stores it and updates the VM's metadata so a rebuild keeps it.
+    func changePassword(_ vmID: UUID, to newPassword: String, context: StepContext) async throws {
+        let placement = try await placement(of: vmID)
+        let vm = placement.vm
+        let user = placement.role.sshUser
+        let current = SSHTarget(host: vm.ip, user: user, authentication: .password(try secrets.open(vm.passwordSealed)))
+        await context.log("setting the password of \(user) on \(vm.hostName)")
+        let result = try await shell.run(Command("chpasswd"), on: current, standardInput: Array("\(user):\(newPassword)\n".utf8),
+                                         timeout: .seconds(30))
+        guard result.succeeded else {
+            throw FlotillaError(.unavailable, "chpasswd failed on \(vm.hostName): \(result.errorOutput.prefix(200))")
+        }
+        await shell.closeConnections(toHost: vm.ip)
+        let proof = try await shell.run(Command("true"), on: SSHTarget(host: vm.ip, user: user, authentication: .password(newPassword)),
+                                        timeout: .seconds(20))
+        guard proof.succeeded else { throw FlotillaError(.unavailable, "the new password does not log in on \(vm.hostName)") }
+        await context.log("the new password logs in")
+        vm.passwordSealed = try secrets.seal(newPassword)
+        try await vm.save(on: database)
+        try await updateMetadata(placement, password: newPassword)
+    }
+
+    /// SPEC VM-10: applies a new address inside the guest through ifupdown, with a guard on the
+    /// guest that restores the old configuration unless Flotilla reaches the new address in
+    /// time; then updates the record and the VM's metadata.
+    func changeNetwork(_ vmID: UUID, to spec: VMSpec, context: StepContext) async throws {
+        let placement = try await placement(of: vmID)
+        let vm = placement.vm
+        let password = try secrets.open(vm.passwordSealed)
+        let user = placement.role.sshUser
+        let old = SSHTarget(host: vm.ip, user: user, authentication: .password(password))
+        let interfaces = """
+        auto lo
+        iface lo inet loopback
+
+        auto eth0
+        iface eth0 inet static
+            address \(spec.ip)/\(spec.prefixLength)
+            gateway \(spec.gateway)
+        \([spec.dns1, spec.dns2].compactMap { $0 }.isEmpty ? "" : "    dns-nameservers " + [spec.dns1, spec.dns2].compactMap { $0 }.joined(separator: " "))
+
+        """
+        try await shell.upload(Array(interfaces.utf8), to: "/etc/network/interfaces.flotilla-new", on: old, mode: 0o644)
+        let resolv = [spec.dns1, spec.dns2].compactMap { $0 }.map { "nameserver \($0)" }.joined(separator: "\n")
+        await context.log("applying \(spec.ip)/\(spec.prefixLength) via \(spec.gateway) inside \(vm.hostName)")
+        // Detached so it survives the SSH session it cuts; reverts unless confirmed within 40 s.
+        let apply = try await shell.run(Command.script("""
+            cp /etc/network/interfaces /etc/network/interfaces.flotilla-old
+            rm -f /run/flotilla-network-confirmed
+            nohup sh -c '
+              sleep 1
+              ifdown eth0
+              mv /etc/network/interfaces.flotilla-new /etc/network/interfaces
+              [ -n "$1" ] && printf "%s\n" "$1" > /etc/resolv.conf
+              ifup eth0
+              sleep 40
+              if [ ! -e /run/flotilla-network-confirmed ]; then
+                ifdown eth0
+                cp /etc/network/interfaces.flotilla-old /etc/network/interfaces
+                ifup eth0
+              fi
+            ' sh "$1" >/dev/null 2>&1 &
+            """, arguments: [resolv]), on: old, timeout: .seconds(20))
+        guard apply.succeeded else { throw FlotillaError(.unavailable, "could not start the change: \(apply.errorOutput.prefix(200))") }
+        await shell.closeConnections(toHost: vm.ip)
+        let new = SSHTarget(host: spec.ip, user: user, authentication: .password(password))
+        try await hostKeys.forget(host: new.hostKeyName)
+        let deadline = ContinuousClock.now + .seconds(30)
+        var reached = false
+        while !reached, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(700))
+            if let confirm = try? await shell.run(Command("touch", "/run/flotilla-network-confirmed"), on: new, timeout: .seconds(5)),
+               confirm.succeeded {
+                reached = true
+            }
+        }
+        guard reached else {
+            throw FlotillaError(.unavailable, "\(vm.hostName) did not answer on \(spec.ip); the guest restores its old address by itself within a minute")
+        }
+        await context.log("\(vm.hostName) answers on \(spec.ip); change confirmed")
+        try? await hostKeys.forget(host: vm.ip)
+        vm.ip = spec.ip
+        vm.prefixLength = spec.prefixLength
+        vm.gateway = spec.gateway
+        vm.dns1 = spec.dns1
+        vm.dns2 = spec.dns2
+        try await vm.save(on: database)
+        try await updateMetadata(placement, password: password)
+    }
+
+    /// Rewrites the guest metadata from the record, so a rebuilt or re-cloned guest comes up as it is now.
+    private func updateMetadata(_ placement: Placement, password: String) async throws {
+        guard let machine = machine(placement) else { return }
+        let vm = placement.vm
+        let guest = GuestConfiguration(
+            hostName: vm.hostName,
+            ipv4: .init(address: vm.ip, prefixLength: vm.prefixLength, gateway: vm.gateway, dns: [vm.dns1, vm.dns2].compactMap { $0 }),
+            passwordHash: CryptSHA512.hash(password: password), user: placement.role.sshUser)
+        try await machine.reconfigure(extraConfig: try guest.extraConfig())
+    }
+
     enum PowerAction: String, Sendable {
         case on, off, restart
     }

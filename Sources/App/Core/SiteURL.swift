@@ -13,6 +13,8 @@ enum SiteURL: Sendable {
     case environmentVMs(id: UUID?)
     case vmPower(id: UUID?)
     case vmDelete(id: UUID?)
+    case vmPassword(id: UUID?)
+    case vmNetwork(id: UUID?)
     case job(id: UUID?)
     case jobCancel(id: UUID?)
     case settingsConnections
@@ -63,6 +65,8 @@ enum SiteURL: Sendable {
         case .environmentVMs(let id): return ["environments", value(id, "id"), "vms"]
         case .vmPower(let id): return ["vms", value(id, "id"), "power"]
         case .vmDelete(let id): return ["vms", value(id, "id"), "delete"]
+        case .vmPassword(let id): return ["vms", value(id, "id"), "password"]
+        case .vmNetwork(let id): return ["vms", value(id, "id"), "network"]
         case .job(let id): return ["jobs", value(id, "id")]
         case .jobCancel(let id): return ["jobs", value(id, "id"), "cancel"]
         case .settingsConnections: return ["settings", "connections"]

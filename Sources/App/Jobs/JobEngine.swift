@@ -117,6 +117,12 @@ actor JobEngine {
         running[jobID]?.cancel()
     }
 
+    /// Stops every running job (at shutdown); their records end as cancelled.
+    func cancelAll() async {
+        for task in running.values { task.cancel() }
+        for task in running.values { await task.value }
+    }
+
     /// Waits for a job started by this engine (tests and commands).
     func waitUntilFinished(_ jobID: UUID) async {
         await running[jobID]?.value

@@ -14,13 +14,15 @@ enum TestApp {
         ProcessInfo.processInfo.environment["FLOTILLA_TEST_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
     }
 
-    static func make(_ extra: [String: String] = [:], beforeBoot: (Application) -> Void = { _ in }) async throws -> Application {
+    /// - Parameter freshDatabase: false keeps what an earlier app left (a server restart).
+    static func make(_ extra: [String: String] = [:], freshDatabase: Bool = true,
+                     beforeBoot: (Application) -> Void = { _ in }) async throws -> Application {
         let dataDirectory = FileManager.default.temporaryDirectory
             .appendingPathComponent("flotilla-test-\(UUID().uuidString)").path
         var values = ["FLOTILLA_DATA_DIR": dataDirectory, "FLOTILLA_ADMIN_PASSWORD": adminPassword]
         if let postgresURL {
             values["FLOTILLA_DATABASE_URL"] = postgresURL
-            try await resetPostgres(postgresURL)
+            if freshDatabase { try await resetPostgres(postgresURL) }
         }
         values.merge(extra) { _, new in new }
         var config = try FlotillaConfig(values: values)

@@ -195,6 +195,8 @@ enum InventoryAPI {
         api.get("vms", ":id", use: showVM).requires(.viewVMs)
         api.delete("vms", ":id", use: deleteVM).requires(.deleteVM)
         api.post("vms", ":id", "power", use: powerVM).requires(.powerVM)
+        api.post("vms", ":id", "password", use: changePassword).requires(.changeVMPassword)
+        api.post("vms", ":id", "network", use: changeNetwork).requires(.changeVMNetwork)
 
         api.get("jobs", use: listJobs).requires(.viewJobs)
         api.get("jobs", ":id", use: showJob).requires(.viewJobs)
@@ -316,6 +318,14 @@ enum InventoryAPI {
     @Sendable static func powerVM(request: Request) async throws -> Response {
         let input = try request.content.decode(PowerInput.self)
         return try await accepted(try await request.inventory.powerVM(try id(request, "VM"), action: try powerAction(input.action)), request)
+    }
+
+    @Sendable static func changePassword(request: Request) async throws -> Response {
+        try await accepted(try await request.inventory.changePassword(try id(request, "VM"), try request.content.decode(Inventory.PasswordInput.self)), request)
+    }
+
+    @Sendable static func changeNetwork(request: Request) async throws -> Response {
+        try await accepted(try await request.inventory.changeNetwork(try id(request, "VM"), try request.content.decode(Inventory.NetworkInput.self)), request)
     }
 
     // MARK: Jobs

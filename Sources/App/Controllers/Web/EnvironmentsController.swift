@@ -16,6 +16,12 @@ enum EnvironmentsController {
         var notes: String
         var powerURL: String
         var deleteURL: String
+        var passwordURL: String
+        var networkURL: String
+        var netmask: String
+        var gateway: String
+        var dns1: String
+        var dns2: String
     }
 
     struct EnvironmentRow: Encodable {
@@ -45,6 +51,8 @@ enum EnvironmentsController {
         var canAddVM: Bool
         var canDeleteVM: Bool
         var canPower: Bool
+        var canChangePassword: Bool
+        var canChangeNetwork: Bool
         var error: String?
         var form: [String: String]
     }
@@ -66,6 +74,8 @@ enum EnvironmentsController {
         routes.post(SiteURL.environmentVMs(id: nil).pathComponents, use: addVM).requires(.addVM)
         routes.post(SiteURL.vmPower(id: nil).pathComponents, use: powerVM).requires(.powerVM)
         routes.post(SiteURL.vmDelete(id: nil).pathComponents, use: deleteVM).requires(.deleteVM)
+        routes.post(SiteURL.vmPassword(id: nil).pathComponents, use: changePassword).requires(.changeVMPassword)
+        routes.post(SiteURL.vmNetwork(id: nil).pathComponents, use: changeNetwork).requires(.changeVMNetwork)
     }
 
     static func row(_ environment: Environment, vms: [VM], count: Int? = nil) throws -> EnvironmentRow {
@@ -80,7 +90,9 @@ enum EnvironmentsController {
                 return VMRow(id: vmID.uuidString, hostName: vm.hostName, ip: vm.ip, role: vm.$role.value?.name ?? "",
                              status: vm.status.rawValue, statusReason: vm.statusReason, powerState: vm.powerState ?? "unknown",
                              resources: resources, notes: vm.notes, powerURL: SiteURL.vmPower(id: vmID).relative,
-                             deleteURL: SiteURL.vmDelete(id: vmID).relative)
+                             deleteURL: SiteURL.vmDelete(id: vmID).relative, passwordURL: SiteURL.vmPassword(id: vmID).relative,
+                             networkURL: SiteURL.vmNetwork(id: vmID).relative, netmask: String(vm.prefixLength), gateway: vm.gateway,
+                             dns1: vm.dns1 ?? "", dns2: vm.dns2 ?? "")
             })
     }
 
@@ -160,7 +172,9 @@ enum EnvironmentsController {
         let page = DetailPage(
             chrome: PageChrome(request, title: environment.name), environment: try row(environment, vms: vms), roles: roles,
             canEdit: Action.editEnvironment.isAllowed(for: role), canAddVM: Action.addVM.isAllowed(for: role),
-            canDeleteVM: Action.deleteVM.isAllowed(for: role), canPower: Action.powerVM.isAllowed(for: role), error: error, form: form)
+            canDeleteVM: Action.deleteVM.isAllowed(for: role), canPower: Action.powerVM.isAllowed(for: role),
+            canChangePassword: Action.changeVMPassword.isAllowed(for: role), canChangeNetwork: Action.changeVMNetwork.isAllowed(for: role),
+            error: error, form: form)
         let response = try await request.view.render("environment", page).encodeResponse(for: request)
         response.status = status
         return response
@@ -200,5 +214,20 @@ enum EnvironmentsController {
     @Sendable static func deleteVM(request: Request) async throws -> Response {
         guard let id = request.parameters.get("id", as: UUID.self) else { throw FlotillaError.notFound("no such VM") }
         return request.redirect(to: SiteURL.job(id: try await request.inventory.deleteVM(id)).relative)
+    }
+
+    @Sendable static func changePassword(request: Request) async throws -> Response {
+        guard let id = request.parameters.get("id", as: UUID.self) else { throw FlotillaError.notFound("no such VM") }
+        let query = QueryParameters(request.body.string)
+        let input = Inventory.PasswordInput(password: query.first("password") ?? "", passwordConfirmation: query.first("passwordConfirmation") ?? "")
+        return request.redirect(to: SiteURL.job(id: try await request.inventory.changePassword(id, input)).relative)
+    }
+
+    @Sendable static func changeNetwork(request: Request) async throws -> Response {
+        guard let id = request.parameters.get("id", as: UUID.self) else { throw FlotillaError.notFound("no such VM") }
+        let query = QueryParameters(request.body.string)
+        let input = Inventory.NetworkInput(ip: query.first("ip") ?? "", netmask: query.first("netmask") ?? "",
+                                           gateway: query.first("gateway") ?? "", dns1: query.first("dns1"), dns2: query.first("dns2"))
+        return request.redirect(to: SiteURL.job(id: try await request.inventory.changeNetwork(id, input)).relative)
     }
 }
