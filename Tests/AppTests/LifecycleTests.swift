@@ -195,4 +195,49 @@ final class LifecycleTests: XCTestCase {
             XCTAssertEqual(duplicate.status, .conflict)
         }
     }
+
+    func testPasswordAndNetworkChangesAreAppliedInsideTheGuest() async throws {
+        try await withLab { fixture in
+            let admin = fixture.admin
+            let created = try admin.decode(InventoryAPI.NewVMAnswer.self, try await admin.request(
+                .POST, "/api/v1/environments/\(fixture.environmentID)/vms", json: vmInput("web-05", "10.77.6.10")))
+            let createJob = try await waitForJob(admin, created.jobID)
+            XCTAssertEqual(createJob.status, "succeeded")
+
+            // VM-9: the new password works inside the guest, the old one no longer does.
+            let password = try admin.decode(InventoryAPI.JobReference.self, try await admin.request(
+                .POST, "/api/v1/vms/\(created.vm.id)/password",
+                json: Inventory.PasswordInput(password: "Changed-pass-2", passwordConfirmation: "Changed-pass-2")))
+            let passwordJob = try await waitForJob(admin, password.jobID)
+            XCTAssertEqual(passwordJob.status, "succeeded", passwordJob.steps?.first?.log ?? "")
+            let hostName = try await ssh("10.77.6.10", password: "Changed-pass-2")
+            XCTAssertEqual(hostName, "web-05")
+            do {
+                _ = try await ssh("10.77.6.10", password: "Guest-pass-1")
+                XCTFail("the old password still logs in")
+            } catch let error as RemoteShellError {
+                XCTAssertEqual(error.kind, .authentication)
+            }
+
+            // VM-10: the guest moves to the new address and answers there; metadata follows.
+            let network = try admin.decode(InventoryAPI.JobReference.self, try await admin.request(
+                .POST, "/api/v1/vms/\(created.vm.id)/network",
+                json: Inventory.NetworkInput(ip: "10.77.6.20", netmask: "255.255.0.0", gateway: "10.77.0.1", dns1: "10.77.0.1", dns2: nil)))
+            let networkJob = try await waitForJob(admin, network.jobID)
+            XCTAssertEqual(networkJob.status, "succeeded", networkJob.steps?.first?.log ?? "")
+            let moved = try await ssh("10.77.6.20", password: "Changed-pass-2")
+            XCTAssertEqual(moved, "web-05")
+            let vm = try admin.decode(InventoryAPI.VMBody.self, try await admin.request(.GET, "/api/v1/vms/\(created.vm.id)"))
+            XCTAssertEqual(vm.ip, "10.77.6.20")
+            let summary = try await fixture.client.findVirtualMachine(named: "web-05").summary()
+            let guest = try GuestConfiguration(guestInfo: summary.guestInfo)
+            XCTAssertEqual(guest.ipv4?.address, "10.77.6.20", "a rebuild keeps the new address")
+            XCTAssertTrue(CryptSHA512.verify(password: "Changed-pass-2", hash: try XCTUnwrap(guest.passwordHash)))
+
+            // An address the guest cannot reach from Flotilla: refused before anything changes.
+            let outside = try await admin.request(.POST, "/api/v1/vms/\(created.vm.id)/network",
+                                                  json: Inventory.NetworkInput(ip: "10.77.6.30", netmask: "24", gateway: "10.77.7.1"))
+            XCTAssertEqual(outside.status, .badRequest)
+        }
+    }
 }
