@@ -77,6 +77,7 @@ func registerRoutes(_ app: Application) {
     EnvironmentsController.register(app)
     JobsController.register(app)
     SettingsController.register(app)
+    BlueprintsController.register(app)
 
     let api = app.grouped("api", "v1")
     SessionAPI.register(api)

@@ -240,4 +240,49 @@ final class LifecycleTests: XCTestCase {
             XCTAssertEqual(outside.status, .badRequest)
         }
     }
+
+    func testDeployABlueprintAndCloneTheEnvironment() async throws {
+        try await withLab { fixture in
+            let admin = fixture.admin
+            let blueprint = """
+                name: bp-1
+                roles: { web: 3 }
+                network: { range: 10.77.40.10-10.77.40.20, netmask: 255.255.0.0, gateway: 10.77.0.1, dns: [10.77.0.1] }
+                password: shared
+                """
+            let unknown = try await admin.request(.POST, "/api/v1/blueprints/check",
+                                                  json: InventoryAPI.BlueprintText(blueprint: blueprint.replacingOccurrences(of: "web", with: "db")))
+            XCTAssertEqual(unknown.status, .badRequest)
+            XCTAssertTrue(unknown.body.string.contains("not a known role"))
+            let planned = try admin.decode([InventoryAPI.PlannedVM].self, try await admin.request(
+                .POST, "/api/v1/blueprints/check", json: InventoryAPI.BlueprintText(blueprint: blueprint)))
+            XCTAssertEqual(planned.map(\.hostName), ["bp-1-web-01", "bp-1-web-02", "bp-1-web-03"])
+
+            let answer = try await admin.request(.POST, "/api/v1/blueprints/deploy", json: Inventory.DeployInput(
+                blueprint: blueprint, password: "Fleet-pass-1", passwordConfirmation: "Fleet-pass-1"))
+            XCTAssertEqual(answer.status, .accepted, answer.body.string)
+            let deployment = try admin.decode(Inventory.Deployment.self, answer)
+            let job = try await waitForJob(admin, deployment.jobID)
+            XCTAssertEqual(job.status, "succeeded", job.steps?.map(\.log).joined() ?? "")
+            XCTAssertEqual(job.steps?.count, 3)
+            for (index, vm) in planned.enumerated() {
+                let name = try await ssh(vm.ip, password: "Fleet-pass-1")
+                XCTAssertEqual(name, "bp-1-web-0\(index + 1)")
+            }
+
+            // Overlapping addresses are caught before anything is created.
+            let overlap = try await admin.request(.POST, "/api/v1/blueprints/deploy", json: Inventory.DeployInput(
+                blueprint: blueprint.replacingOccurrences(of: "bp-1", with: "bp-2"), password: "Fleet-pass-1", passwordConfirmation: "Fleet-pass-1"))
+            XCTAssertEqual(overlap.status, .conflict)
+
+            let clone = try await admin.request(.POST, "/api/v1/environments/\(deployment.environmentID)/clone", json: InventoryAPI.CloneInput(
+                name: "bp-1-copy", range: "10.77.41.10-10.77.41.20", password: "Copy-pass-1", passwordConfirmation: "Copy-pass-1"))
+            XCTAssertEqual(clone.status, .accepted, clone.body.string)
+            let cloned = try admin.decode(Inventory.Deployment.self, clone)
+            let cloneJob = try await waitForJob(admin, cloned.jobID)
+            XCTAssertEqual(cloneJob.status, "succeeded")
+            let copy = try await ssh("10.77.41.10", password: "Copy-pass-1")
+            XCTAssertEqual(copy, "bp-1-copy-web-01")
+        }
+    }
 }

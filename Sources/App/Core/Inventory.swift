@@ -379,7 +379,7 @@ struct Inventory {
 
     // MARK: Steps
 
-    private func createStep(_ vm: VM) throws -> StepPlan {
+    func createStep(_ vm: VM) throws -> StepPlan {
         let id = try vm.requireID()
         let provisioning = context.provisioning
         return StepPlan(action: "vm.create", title: "create \(vm.hostName)", vmName: vm.hostName, vmRole: vm.role.name,

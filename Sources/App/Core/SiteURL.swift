@@ -8,6 +8,9 @@ enum SiteURL: Sendable {
     case signOut
     case environments
     case environmentsNew
+    case blueprints
+    case blueprintsCheck
+    case environmentClone(id: UUID?)
     case environmentsBatch
     case environment(id: UUID?)
     case environmentVMs(id: UUID?)
@@ -60,6 +63,9 @@ enum SiteURL: Sendable {
         case .signOut: return ["logout"]
         case .environments: return ["environments"]
         case .environmentsNew: return ["environments", "new"]
+        case .blueprints: return ["blueprints"]
+        case .blueprintsCheck: return ["blueprints", "check"]
+        case .environmentClone(let id): return ["environments", value(id, "id"), "clone"]
         case .environmentsBatch: return ["environments", "batch"]
         case .environment(let id): return ["environments", value(id, "id")]
         case .environmentVMs(let id): return ["environments", value(id, "id"), "vms"]

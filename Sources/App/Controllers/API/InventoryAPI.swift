@@ -192,6 +192,11 @@ enum InventoryAPI {
         api.delete("environments", ":id", use: deleteEnvironment).requires(.deleteEnvironment)
         api.post("environments", ":id", "vms", use: addVM).requires(.addVM)
 
+        api.post("blueprints", "check", use: checkBlueprint).requires(.addEnvironment)
+        api.post("blueprints", "deploy", use: deployBlueprint).requires(.addEnvironment)
+        api.get("environments", ":id", "blueprint", use: environmentBlueprint).requires(.viewEnvironments)
+        api.post("environments", ":id", "clone", use: cloneEnvironment).requires(.addEnvironment)
+
         api.get("vms", ":id", use: showVM).requires(.viewVMs)
         api.delete("vms", ":id", use: deleteVM).requires(.deleteVM)
         api.post("vms", ":id", "power", use: powerVM).requires(.powerVM)
@@ -326,6 +331,47 @@ enum InventoryAPI {
 
     @Sendable static func changeNetwork(request: Request) async throws -> Response {
         try await accepted(try await request.inventory.changeNetwork(try id(request, "VM"), try request.content.decode(Inventory.NetworkInput.self)), request)
+    }
+
+    // MARK: Blueprints
+
+    struct BlueprintText: Content {
+        var blueprint: String
+    }
+
+    struct PlannedVM: Content {
+        var hostName: String
+        var ip: String
+        var role: String
+    }
+
+    struct CloneInput: Content {
+        var name: String
+        var range: String
+        var password: String?
+        var passwordConfirmation: String?
+    }
+
+    @Sendable static func checkBlueprint(request: Request) async throws -> [PlannedVM] {
+        let blueprint = try Blueprint.parse(try request.content.decode(BlueprintText.self).blueprint)
+        return try await request.inventory.check(blueprint).map { PlannedVM(hostName: $0.spec.hostName, ip: $0.spec.ip, role: $0.role) }
+    }
+
+    @Sendable static func deployBlueprint(request: Request) async throws -> Response {
+        try await request.inventory.deploy(try request.content.decode(Inventory.DeployInput.self)).encodeResponse(status: .accepted, for: request)
+    }
+
+    @Sendable static func environmentBlueprint(request: Request) async throws -> BlueprintText {
+        BlueprintText(blueprint: try await request.inventory.blueprint(of: try id(request, "environment")).yaml())
+    }
+
+    /// "Clone environment": a new environment shaped like this one, under a new name and address range.
+    @Sendable static func cloneEnvironment(request: Request) async throws -> Response {
+        let input = try request.content.decode(CloneInput.self)
+        let blueprint = try await request.inventory.blueprint(of: try id(request, "environment"), name: input.name, range: input.range)
+        let deployment = try await request.inventory.deploy(Inventory.DeployInput(
+            blueprint: try blueprint.yaml(), password: input.password, passwordConfirmation: input.passwordConfirmation))
+        return try await deployment.encodeResponse(status: .accepted, for: request)
     }
 
     // MARK: Jobs

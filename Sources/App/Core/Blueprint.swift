@@ -1,0 +1,207 @@
+import Fluent
+import Vapor
+import Yams
+
+/// An environment described in a document (SPEC BEY-2): roles × counts, an address range,
+/// the network and a name pattern. Deploying it creates the environment and all its VMs in
+/// one job, VMs in parallel.
+///
+/// ```yaml
+/// name: staging-4
+/// description: Staging for the spider team
+/// roles: { web: 3, redis: 1, mysql: 1 }
+/// network:
+///   range: 10.77.20.10-10.77.20.60
+///   netmask: 255.255.0.0
+///   gateway: 10.77.0.1
+///   dns: [10.77.0.1]
+/// names: "{env}-{role}-{n}"
+/// password: shared      # shared: one password given when deploying; generated: one per VM
+/// ```
+public struct Blueprint: Codable, Sendable, Equatable {
+    public struct Network: Codable, Sendable, Equatable {
+        public var range: String
+        public var netmask: String
+        public var gateway: String
+        public var dns: [String]?
+    }
+
+    public enum PasswordPolicy: String, Codable, Sendable {
+        case shared, generated
+    }
+
+    public var name: String
+    public var description: String?
+    public var roles: [String: Int]
+    public var network: Network
+    public var names: String?
+    public var password: PasswordPolicy?
+
+    public static let defaultNamePattern = "{env}-{role}-{n}"
+
+    public static func parse(_ text: String) throws -> Blueprint {
+        guard text.utf8.count <= 64 * 1024 else { throw FlotillaError.validation("a blueprint has at most 64 KB") }
+        do {
+            return try YAMLDecoder().decode(Blueprint.self, from: text)
+        } catch let error as DecodingError {
+            throw FlotillaError.validation("the blueprint is not valid: \(Self.explain(error))")
+        } catch {
+            throw FlotillaError.validation("the blueprint is not valid YAML: \(error)")
+        }
+    }
+
+    public func yaml() throws -> String {
+        try YAMLEncoder().encode(self)
+    }
+
+    /// One VM the blueprint makes.
+    struct PlannedVM: Sendable, Equatable {
+        var role: String
+        var spec: VMSpec
+    }
+
+    /// Expands the blueprint into VMs: roles in name order, addresses taken from the range in order.
+    func plan() throws -> [PlannedVM] {
+        try Inventory.validateEnvironmentName(name)
+        guard !roles.isEmpty else { throw FlotillaError.validation("roles: name at least one role with a count") }
+        let total = roles.values.reduce(0, +)
+        guard roles.values.allSatisfy({ (1...500).contains($0) }), total <= 1000 else {
+            throw FlotillaError.validation("roles: each count is 1 to 500, at most 1000 VMs in all")
+        }
+        let bounds = network.range.split(separator: "-").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard bounds.count == 2, let first = IPv4(bounds[0]), let last = IPv4(bounds[1]), first.value <= last.value else {
+            throw FlotillaError.validation("network.range must be FIRST-LAST, e.g. 10.0.5.10-10.0.5.60")
+        }
+        let pattern = names ?? Self.defaultNamePattern
+        guard pattern.contains("{n}") else { throw FlotillaError.validation("names must contain {n} so every VM gets its own name") }
+        var addresses = (first.value...last.value).lazy.map(IPv4.init(value:)).makeIterator()
+        var planned: [PlannedVM] = []
+        for (role, count) in roles.sorted(by: { $0.key < $1.key }) {
+            for number in 1...count {
+                let hostName = pattern.replacingOccurrences(of: "{env}", with: name)
+                    .replacingOccurrences(of: "{role}", with: role)
+                    .replacingOccurrences(of: "{n}", with: String(format: "%02d", number))
+                    .lowercased()
+                var candidate = addresses.next()
+                // Skip the subnet's own network and broadcast addresses and the gateway.
+                while let address = candidate, let mask = VMSpec.prefixLength(network.netmask),
+                      address == address.network(mask) || address == address.broadcast(mask) || address.description == network.gateway {
+                    candidate = addresses.next()
+                }
+                guard let address = candidate else {
+                    throw FlotillaError.validation("network.range holds fewer addresses than the \(total) VMs")
+                }
+                let dns = network.dns ?? []
+                guard dns.count <= 2 else { throw FlotillaError.validation("network.dns lists at most two servers") }
+                let spec = try VMSpec(hostName: hostName, ip: address.description, netmask: network.netmask, gateway: network.gateway,
+                                      dns1: dns.first, dns2: dns.count > 1 ? dns[1] : nil)
+                planned.append(PlannedVM(role: role, spec: spec))
+            }
+        }
+        return planned
+    }
+
+    private static func explain(_ error: DecodingError) -> String {
+        switch error {
+        case .keyNotFound(let key, let context):
+            return (context.codingPath.map(\.stringValue) + [key.stringValue]).joined(separator: ".") + " is required"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return path.isEmpty ? context.debugDescription : "\(path) has the wrong type or value"
+        @unknown default:
+            return "unreadable"
+        }
+    }
+}
+
+extension Inventory {
+    struct DeployInput: Content {
+        var blueprint: String
+        /// For `password: shared`.
+        var password: String?
+        var passwordConfirmation: String?
+    }
+
+    struct Deployment: Content {
+        var environmentID: UUID
+        var jobID: UUID
+        var vms: Int
+    }
+
+    /// Checks a blueprint against what exists: known roles, free names and addresses.
+    func check(_ blueprint: Blueprint) async throws -> [Blueprint.PlannedVM] {
+        let planned = try blueprint.plan()
+        let known = Set(try await Role.query(on: database).all().map(\.name))
+        if let unknown = blueprint.roles.keys.sorted().first(where: { !known.contains($0) }) {
+            throw FlotillaError.validation("'\(unknown)' is not a known role (known: \(known.sorted().joined(separator: ", ")))")
+        }
+        if try await Environment.query(on: database).filter(\.$name == blueprint.name).count() > 0 {
+            throw FlotillaError.conflict("an environment named '\(blueprint.name)' already exists")
+        }
+        let addresses = planned.map(\.spec.ip)
+        let names = planned.map(\.spec.hostName)
+        if let taken = try await VM.query(on: database).group(.or, { $0.filter(\.$ip ~~ addresses).filter(\.$hostName ~~ names) }).first() {
+            throw FlotillaError.conflict("\(taken.hostName) (\(taken.ip)) already uses a name or address of the blueprint")
+        }
+        return planned
+    }
+
+    /// Creates the environment and its VM records, then one job that makes all VMs in parallel.
+    func deploy(_ input: DeployInput) async throws -> Deployment {
+        let blueprint = try Blueprint.parse(input.blueprint)
+        let planned = try await check(blueprint)
+        let policy = blueprint.password ?? .shared
+        if policy == .shared {
+            try Self.validateGuestPassword(input.password ?? "", confirmation: input.passwordConfirmation ?? "")
+        }
+        let roles = Dictionary(uniqueKeysWithValues: try await Role.query(on: database).all().map { ($0.name, $0) })
+        let secrets = context.secrets
+        let (environment, vms) = try await database.transaction { transaction in
+            let environment = Environment(name: blueprint.name, description: blueprint.description ?? "")
+            try await environment.create(on: transaction)
+            var vms: [VM] = []
+            for item in planned {
+                guard let role = roles[item.role] else { throw FlotillaError.validation("'\(item.role)' is not a known role") }
+                let password = policy == .shared ? (input.password ?? "") : UserAdministration.generatePassword()
+                let vm = VM()
+                vm.$environment.id = try environment.requireID()
+                vm.$role.id = try role.requireID()
+                vm.hostName = item.spec.hostName
+                vm.ip = item.spec.ip
+                vm.prefixLength = item.spec.prefixLength
+                vm.gateway = item.spec.gateway
+                vm.dns1 = item.spec.dns1
+                vm.dns2 = item.spec.dns2
+                vm.passwordSealed = try secrets.seal(password)
+                vm.status = .provisioning
+                vm.notes = "from blueprint \(blueprint.name)"
+                vm.cpus = role.cpus
+                vm.memoryMB = role.memoryMB
+                try await vm.create(on: transaction)
+                vm.$role.value = role
+                vms.append(vm)
+            }
+            return (environment, vms)
+        }
+        await AuditLog.record(.operation, action: "environment.deploy", result: .success,
+                              details: "deploying blueprint '\(blueprint.name)': \(vms.count) VMs", by: actor, on: database, logger: logger)
+        let jobID = try await context.jobs.submit(kind: "environment.deploy", title: "Deploy \(blueprint.name) (\(vms.count) VMs)",
+                                                  by: actor, steps: try vms.map(createStep))
+        return Deployment(environmentID: try environment.requireID(), jobID: jobID, vms: vms.count)
+    }
+
+    /// A blueprint shaped like an existing environment, under a new name and address range.
+    func blueprint(of environmentID: UUID, name: String? = nil, range: String? = nil) async throws -> Blueprint {
+        let environment = try await environment(environmentID)
+        let vms = try await environment.$vms.query(on: database).with(\.$role).sort(\.$ip).all()
+        guard let sample = vms.first else { throw FlotillaError.conflict("\(environment.name) has no VMs to copy") }
+        var counts: [String: Int] = [:]
+        for vm in vms { counts[vm.role.name, default: 0] += 1 }
+        let netmask = IPv4(value: vms.isEmpty ? 0 : UInt32.max << (32 - sample.prefixLength)).description
+        return Blueprint(
+            name: name ?? environment.name, description: environment.description, roles: counts,
+            network: .init(range: range ?? "\(vms.first?.ip ?? "")-\(vms.last?.ip ?? "")", netmask: netmask, gateway: sample.gateway,
+                           dns: [sample.dns1, sample.dns2].compactMap { $0 }),
+            names: Blueprint.defaultNamePattern, password: .shared)
+    }
+}
