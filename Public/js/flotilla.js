@@ -50,8 +50,31 @@ document.addEventListener("DOMContentLoaded", () => {
       })
       .catch(() => {});
   };
-  document.querySelectorAll("details[data-live]").forEach((details) => {
-    details.addEventListener("toggle", () => details.open && fillLive(details));
+  // An environment's expander lists its VMs when first opened, then fills in the live columns.
+  const fillVMs = (details) => {
+    if (details.dataset.listed) return;
+    details.dataset.listed = "yes";
+    fetch(details.dataset.vms, { credentials: "same-origin" })
+      .then((response) => (response.ok ? response.json() : { vms: [] }))
+      .then((environment) => {
+        const body = details.querySelector("tbody");
+        environment.vms.forEach((vm) => {
+          const row = document.createElement("tr");
+          row.dataset.vm = vm.id;
+          for (const [value, name] of [[vm.hostName], [vm.ip], [vm.role], [vm.powerState || "unknown", "power"], ["…", "services"]]) {
+            const cell = document.createElement("td");
+            cell.textContent = value;
+            if (name) cell.className = name;
+            row.appendChild(cell);
+          }
+          body.appendChild(row);
+        });
+        fillLive(details);
+      })
+      .catch(() => {});
+  };
+  document.querySelectorAll("details[data-vms]").forEach((details) => {
+    details.addEventListener("toggle", () => details.open && fillVMs(details));
   });
   document.querySelectorAll("table[data-live]").forEach(fillLive);
 

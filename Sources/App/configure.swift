@@ -88,6 +88,10 @@ func registerRoutes(_ app: Application) {
     OpenAPIDocument.register(api)
 }
 
+private struct SyncTaskKey: StorageKey {
+    typealias Value = Task<Void, Never>
+}
+
 /// Migrates the database and creates the first administrator before any command runs
 /// (except `migrate` itself, which asks before changing anything).
 struct StartupTasks: LifecycleHandler {
@@ -108,7 +112,18 @@ struct StartupTasks: LifecycleHandler {
         }
     }
 
+    func didBootAsync(_ app: Application) async throws {
+        let seconds = app.flotilla.config.inventorySyncSeconds
+        guard seconds > 0 else { return }
+        let sync = InventorySync(database: app.db, sessions: app.flotilla.vsphere, logger: app.logger)
+        app.storage[SyncTaskKey.self] = Task { await sync.run(every: .seconds(seconds)) }
+    }
+
     func shutdownAsync(_ app: Application) async {
+        if let sync = app.storage[SyncTaskKey.self] {
+            sync.cancel()
+            await sync.value
+        }
         await app.flotilla.vsphere.closeAll()
         await app.flotilla.shell.shutdown()
     }

@@ -285,4 +285,51 @@ final class LifecycleTests: XCTestCase {
             XCTAssertEqual(copy, "bp-1-copy-web-01")
         }
     }
+
+    func testSyncNoticesVMsRemovedOutsideAndAdoptImportsExistingOnes() async throws {
+        try await withLab(["FLOTILLA_SYNC_SECONDS": "1"]) { fixture in
+            let admin = fixture.admin
+            // A VM made outside Flotilla, the way another tool would clone it.
+            let outside = GuestConfiguration(hostName: "legacy-web", ipv4: .init(address: "10.77.7.10", prefixLength: 16, gateway: "10.77.0.1", dns: []),
+                                             passwordHash: CryptSHA512.hash(password: "Legacy-pass-1"))
+            let template = try await fixture.client.findTemplate(named: "tpl-web")
+            let legacy = try await fixture.client.clone(template, CloneRequest(
+                name: "legacy-web", extraConfig: try outside.extraConfig() + [ExtraConfigEntry(key: "guestinfo.flotilla.role", value: "web")]))
+            try await legacy.powerOn()
+
+            let connection = try admin.decode([InventoryAPI.ConnectionBody].self, try await admin.request(.GET, "/api/v1/connections"))[0]
+            let adopted = try await admin.request(.POST, "/api/v1/environments/\(fixture.environmentID)/adopt", json: Inventory.AdoptInput(
+                connectionID: connection.id, names: ["legacy-web"], role: "web", password: "Legacy-pass-1"))
+            XCTAssertEqual(adopted.status, .created, adopted.body.string)
+            let vm = try admin.decode([InventoryAPI.VMBody].self, adopted)[0]
+            XCTAssertEqual(vm.ip, "10.77.7.10")
+            XCTAssertEqual(vm.status, "ready")
+            let again = try await admin.request(.POST, "/api/v1/environments/\(fixture.environmentID)/adopt", json: Inventory.AdoptInput(
+                connectionID: connection.id, names: ["legacy-web"], role: "web", password: "Legacy-pass-1"))
+            XCTAssertEqual(again.status, .conflict)
+
+            // Its services are read over SSH with the adopted password.
+            var live: [Inventory.LiveVM] = []
+            for _ in 0..<20 {
+                live = try admin.decode([Inventory.LiveVM].self, try await admin.request(.GET, "/api/v1/environments/\(fixture.environmentID)/live"))
+                if live.first?.services != nil { break }
+                try await Task.sleep(for: .milliseconds(500))
+            }
+            XCTAssertEqual(live.first?.powerState, "poweredOn")
+            XCTAssertEqual(live.first?.services?.map(\.name), ["sshd"], live.first?.servicesError ?? "")
+            XCTAssertEqual(live.first?.services?.first?.running, true)
+
+            // Removed outside Flotilla: marked missing, not dropped, and logged.
+            try await legacy.powerOff()
+            try await legacy.destroy()
+            var status = ""
+            for _ in 0..<20 where status != "missing" {
+                try await Task.sleep(for: .milliseconds(500))
+                status = try admin.decode(InventoryAPI.VMBody.self, try await admin.request(.GET, "/api/v1/vms/\(vm.id)")).status
+            }
+            XCTAssertEqual(status, "missing")
+            let logged = try await LogEntry.query(on: fixture.app.db).filter(\.$action == "vm.missing").filter(\.$vmName == "legacy-web").count()
+            XCTAssertEqual(logged, 1)
+        }
+    }
 }

@@ -43,6 +43,7 @@ public struct FlotillaConfig: Sendable {
     public var secretKey: String?
     public var jobConcurrency: Int
     public var guestBootTimeoutSeconds: Int
+    public var inventorySyncSeconds: Int
     public var jobConcurrencyPerConnection: Int
     /// bcrypt work factor. Not a setting: only tests lower it, to keep the suite fast.
     public var passwordHashCost = 12
@@ -71,6 +72,7 @@ public struct FlotillaConfig: Sendable {
         ("FLOTILLA_LOGIN_LOCKOUT_SECONDS", "lockout length in seconds (default 60)"),
         ("FLOTILLA_SECRET_KEY", "base64 of 32 bytes sealing stored passwords (default: <data>/secret.key, created 0600)"),
         ("FLOTILLA_GUEST_BOOT_SECONDS", "how long a new VM's guest may take to report its address (default 300)"),
+        ("FLOTILLA_SYNC_SECONDS", "how often VMs are compared with vSphere (default 15; 0 turns it off)"),
         ("FLOTILLA_JOB_CONCURRENCY", "steps of jobs running at once (default 32)"),
         ("FLOTILLA_JOB_CONCURRENCY_PER_CONNECTION", "steps running at once against one vSphere connection (default 16)"),
     ]
@@ -126,6 +128,7 @@ public struct FlotillaConfig: Sendable {
         loginFailureLimit = try reader.integer("FLOTILLA_LOGIN_MAX_FAILURES", default: 5, range: 1...1000)
         loginLockoutSeconds = try reader.integer("FLOTILLA_LOGIN_LOCKOUT_SECONDS", default: 60, range: 1...86400)
         secretKey = try reader.optional("FLOTILLA_SECRET_KEY")
+        inventorySyncSeconds = try reader.integer("FLOTILLA_SYNC_SECONDS", default: 15, range: 0...86400)
         guestBootTimeoutSeconds = try reader.integer("FLOTILLA_GUEST_BOOT_SECONDS", default: 300, range: 1...3600)
         jobConcurrency = try reader.integer("FLOTILLA_JOB_CONCURRENCY", default: 32, range: 1...1000)
         jobConcurrencyPerConnection = try reader.integer("FLOTILLA_JOB_CONCURRENCY_PER_CONNECTION", default: 16, range: 1...1000)

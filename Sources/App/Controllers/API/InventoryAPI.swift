@@ -191,6 +191,7 @@ enum InventoryAPI {
         api.patch("environments", ":id", use: editEnvironment).requires(.editEnvironment)
         api.delete("environments", ":id", use: deleteEnvironment).requires(.deleteEnvironment)
         api.post("environments", ":id", "vms", use: addVM).requires(.addVM)
+        api.post("environments", ":id", "adopt", use: adopt).requires(.addVM)
 
         api.post("blueprints", "check", use: checkBlueprint).requires(.addEnvironment)
         api.post("blueprints", "deploy", use: deployBlueprint).requires(.addEnvironment)
@@ -310,6 +311,11 @@ enum InventoryAPI {
         let (vm, jobID) = try await request.inventory.addVM(try request.content.decode(Inventory.VMInput.self),
                                                             to: try id(request, "environment"))
         return try await NewVMAnswer(vm: try VMBody(vm), jobID: jobID).encodeResponse(status: .accepted, for: request)
+    }
+
+    @Sendable static func adopt(request: Request) async throws -> Response {
+        let vms = try await request.inventory.adopt(try request.content.decode(Inventory.AdoptInput.self), into: try id(request, "environment"))
+        return try await vms.map(VMBody.init).encodeResponse(status: .created, for: request)
     }
 
     @Sendable static func showVM(request: Request) async throws -> VMBody {
