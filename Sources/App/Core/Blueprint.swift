@@ -163,22 +163,10 @@ extension Inventory {
             for item in planned {
                 guard let role = roles[item.role] else { throw FlotillaError.validation("'\(item.role)' is not a known role") }
                 let password = policy == .shared ? (input.password ?? "") : UserAdministration.generatePassword()
-                let vm = VM()
-                vm.$environment.id = try environment.requireID()
-                vm.$role.id = try role.requireID()
-                vm.hostName = item.spec.hostName
-                vm.ip = item.spec.ip
-                vm.prefixLength = item.spec.prefixLength
-                vm.gateway = item.spec.gateway
-                vm.dns1 = item.spec.dns1
-                vm.dns2 = item.spec.dns2
-                vm.passwordSealed = try secrets.seal(password)
-                vm.status = .provisioning
-                vm.notes = "from blueprint \(blueprint.name)"
-                vm.cpus = role.cpus
-                vm.memoryMB = role.memoryMB
+                let vm = try VM(environmentID: try environment.requireID(), role: role, spec: item.spec,
+                                passwordSealed: try secrets.seal(password), status: .provisioning,
+                                notes: "from blueprint \(blueprint.name)")
                 try await vm.create(on: transaction)
-                vm.$role.value = role
                 vms.append(vm)
             }
             return (environment, vms)

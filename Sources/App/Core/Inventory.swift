@@ -283,26 +283,14 @@ struct Inventory {
         if try await VM.query(on: database).filter(\.$hostName == spec.hostName).count() > 0 {
             throw FlotillaError.conflict("a VM named \(spec.hostName) already exists")
         }
-        let vm = VM()
-        vm.$environment.id = try environment.requireID()
-        vm.$role.id = try role.requireID()
-        vm.hostName = spec.hostName
-        vm.ip = spec.ip
-        vm.prefixLength = spec.prefixLength
-        vm.gateway = spec.gateway
-        vm.dns1 = spec.dns1
-        vm.dns2 = spec.dns2
-        vm.passwordSealed = try context.secrets.seal(input.password)
-        vm.status = .provisioning
-        vm.notes = String((input.notes ?? "").prefix(2000))
-        vm.cpus = role.cpus
-        vm.memoryMB = role.memoryMB
+        let vm = try VM(environmentID: try environment.requireID(), role: role, spec: spec,
+                        passwordSealed: try context.secrets.seal(input.password), status: .provisioning,
+                        notes: String((input.notes ?? "").prefix(2000)))
         do {
             try await vm.create(on: database)
         } catch let error as any DatabaseError where error.isConstraintFailure {
             throw FlotillaError.conflict("the IP address or host name is already used by another VM")
         }
-        vm.$role.value = role
         let jobID = try await context.jobs.submit(kind: "vm.create", title: "Create \(vm.hostName) in \(environment.name)",
                                                   by: actor, steps: [try createStep(vm)])
         return (vm, jobID)
@@ -529,24 +517,11 @@ extension Inventory {
             if try await VM.query(on: database).group(.or, { $0.filter(\.$ip == spec.ip).filter(\.$hostName == spec.hostName) }).count() > 0 {
                 throw FlotillaError.conflict("\(spec.hostName) (\(spec.ip)) clashes with a VM Flotilla already has")
             }
-            let vm = VM()
-            vm.$environment.id = try environment.requireID()
-            vm.$role.id = try role.requireID()
-            vm.hostName = spec.hostName
-            vm.ip = spec.ip
-            vm.prefixLength = spec.prefixLength
-            vm.gateway = spec.gateway
-            vm.dns1 = spec.dns1
-            vm.dns2 = spec.dns2
-            vm.passwordSealed = try context.secrets.seal(input.password)
+            let vm = try VM(environmentID: try environment.requireID(), role: role, spec: spec,
+                            passwordSealed: try context.secrets.seal(input.password), status: .ready,
+                            notes: "adopted from \(connection.name)")
             vm.vsphereReference = summary.reference.value
-            vm.status = .ready
-            vm.powerState = summary.powerState.rawValue
-            vm.guestOS = summary.guestOS
-            vm.cpus = summary.cpuCount
-            vm.memoryMB = summary.memoryMB
-            vm.diskGB = summary.diskGB
-            vm.notes = "adopted from \(connection.name)"
+            vm.update(from: summary)
             try await vm.create(on: database)
             await AuditLog.record(.operation, action: "vm.adopt", result: .success,
                                   details: "adopted \(name) (\(summary.reference.value)) into \(environment.name)",

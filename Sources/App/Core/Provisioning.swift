@@ -61,7 +61,7 @@ struct Provisioning: Sendable {
             try await clone.powerOn()
             try await waitForGuest(clone, vm: vm, context: context)
             try await waitForSSH(vm: vm, user: placement.role.sshUser, password: password, context: context)
-            try await refresh(vm, from: clone)
+            vm.update(from: try await clone.summary())
             vm.status = .ready
             vm.statusReason = nil
             try await vm.save(on: database)
@@ -276,15 +276,6 @@ struct Provisioning: Sendable {
             }
         }
         throw FlotillaError(.unavailable, "SSH on \(vm.ip) did not answer with the new password within \(guestBootTimeout): \(lastFailure)")
-    }
-
-    private func refresh(_ vm: VM, from machine: VirtualMachine) async throws {
-        let summary = try await machine.summary()
-        vm.powerState = summary.powerState.rawValue
-        vm.guestOS = summary.guestOS
-        vm.cpus = summary.cpuCount
-        vm.memoryMB = summary.memoryMB
-        vm.diskGB = summary.diskGB
     }
 
     private func folder(_ placement: Placement) async throws -> ManagedObjectReference? {

@@ -1,5 +1,6 @@
 import Fluent
 import Vapor
+import VSphere
 
 /// A vCenter or standalone ESXi that VMs are made on, with where new VMs go.
 public final class VSphereConnection: Model, @unchecked Sendable {
@@ -102,4 +103,31 @@ public final class VM: Model, @unchecked Sendable {
     @Timestamp(key: "updated_at", on: .update) public var updatedAt: Date?
 
     public init() {}
+
+    /// A record for a validated spec; the password arrives sealed.
+    init(environmentID: UUID, role: Role, spec: VMSpec, passwordSealed: String, status: VMStatus, notes: String) throws {
+        $environment.id = environmentID
+        $role.id = try role.requireID()
+        $role.value = role
+        hostName = spec.hostName
+        ip = spec.ip
+        prefixLength = spec.prefixLength
+        gateway = spec.gateway
+        dns1 = spec.dns1
+        dns2 = spec.dns2
+        self.passwordSealed = passwordSealed
+        self.status = status
+        self.notes = notes
+        cpus = role.cpus
+        memoryMB = role.memoryMB
+    }
+
+    /// Takes what vSphere reports about the machine.
+    func update(from summary: VMSummary) {
+        powerState = summary.powerState.rawValue
+        guestOS = summary.guestOS
+        cpus = summary.cpuCount
+        memoryMB = summary.memoryMB
+        diskGB = summary.diskGB
+    }
 }
