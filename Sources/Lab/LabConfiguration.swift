@@ -76,18 +76,22 @@ public struct VcsimLaunch: Sendable {
     public var password: String
     /// Plain VMs vcsim creates besides the templates; they carry no guest metadata.
     public var plainVMs: Int
+    /// More launcher flags, e.g. fault injection (`-fail-prefix bad- -fail-fault NoDiskSpace`).
+    public var extraArguments: [String]
 
     public init(
         executable: String = LabConfiguration.repositoryDirectory + "/.tools/vcsim",
         listen: String = "127.0.0.1:0",
         username: String = "lab",
         password: String = "lab",
-        plainVMs: Int = 0
+        plainVMs: Int = 0,
+        extraArguments: [String] = []
     ) {
         self.executable = executable
         self.listen = listen
         self.username = username
         self.password = password
         self.plainVMs = plainVMs
+        self.extraArguments = extraArguments
     }
 }

@@ -32,7 +32,7 @@ public struct VcsimProcess: Sendable {
             "-c", launcher, "flt-vcsim", outputPath, logPath,
             launch.executable, "-listen", launch.listen, "-vms", String(launch.plainVMs),
             "-templates", roles.joined(separator: ","), "-username", launch.username, "-password", launch.password,
-        ]
+        ] + launch.extraArguments
         let printed = try await HostCommand.check("/bin/bash", arguments).trimmingCharacters(in: .whitespacesAndNewlines)
         guard let pid = Int32(printed) else { throw LabError.vcsimDidNotStart("no pid from the launcher: \(printed)") }
         for _ in 0..<1200 {

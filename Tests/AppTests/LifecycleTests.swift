@@ -8,14 +8,18 @@ import XCTVapor
 /// The VM lifecycle end to end: Flotilla's API drives vcsim, and the lab turns each VM into a
 /// guest that boots, answers SSH with the chosen password, and powers off and on like a VM.
 final class LifecycleTests: XCTestCase {
-    static let lab = LabConfiguration(stateDirectory: "/var/lib/flotilla-lab-apptest", roles: ["web", "redis"],
-                                      pollInterval: .milliseconds(250))
+    /// vcsim refuses to create VMs whose name starts with `bad-`, as a full cluster would.
+    static let lab = LabConfiguration(
+        stateDirectory: "/var/lib/flotilla-lab-apptest",
+        vcsim: .launch(VcsimLaunch(extraArguments: ["-fail-prefix", "bad-", "-fail-fault", "InsufficientResourcesFault"])),
+        roles: ["web", "redis"], pollInterval: .milliseconds(250))
 
     private struct Fixture {
         let app: Application
         let admin: TestClient
         let client: VSphereClient
         let environmentID: UUID
+        let vcsimPID: Int32
     }
 
     /// Starts a lab and an app with a connection to the lab's vcsim, a `web` role and an environment.
@@ -48,7 +52,7 @@ final class LifecycleTests: XCTestCase {
                 XCTAssertEqual(role.status, .created, role.body.string)
                 let environment = try admin.decode(InventoryAPI.EnvironmentBody.self, try await admin.request(
                     .POST, "/api/v1/environments", json: InventoryAPI.EnvironmentInput(name: "staging-3", description: "lab")))
-                try await body(Fixture(app: app, admin: admin, client: client, environmentID: environment.id))
+                try await body(Fixture(app: app, admin: admin, client: client, environmentID: environment.id, vcsimPID: vcsim.pid))
             }
         } catch {
             following.cancel()
@@ -103,6 +107,8 @@ final class LifecycleTests: XCTestCase {
             }
             let vm = try admin.decode(InventoryAPI.VMBody.self, try await admin.request(.GET, "/api/v1/vms/\(created.vm.id)"))
             XCTAssertEqual(vm.status, "ready")
+            let listed = try admin.decode(ListResponse<Inventory.EnvironmentRow>.self, try await admin.request(.GET, "/api/v1/environments"))
+            XCTAssertEqual(listed.items.map(\.vmCount), [1])
             XCTAssertEqual(vm.powerState, "poweredOn")
             let hostName = try await ssh("10.77.5.10", password: "Guest-pass-1")
             XCTAssertEqual(hostName, "web-01")
@@ -330,6 +336,43 @@ final class LifecycleTests: XCTestCase {
             XCTAssertEqual(status, "missing")
             let logged = try await LogEntry.query(on: fixture.app.db).filter(\.$action == "vm.missing").filter(\.$vmName == "legacy-web").count()
             XCTAssertEqual(logged, 1)
+        }
+    }
+
+    func testVSphereFaultsAndAVanishingVSphereFailTheJobCleanly() async throws {
+        try await withLab(["FLOTILLA_GUEST_BOOT_SECONDS": "30"]) { fixture in
+            let admin = fixture.admin
+            let path = "/api/v1/environments/\(fixture.environmentID)/vms"
+            // vSphere refuses the clone: the typed fault reaches the job, the log and the VM's record.
+            let refused = try admin.decode(InventoryAPI.NewVMAnswer.self, try await admin.request(.POST, path, json: vmInput("bad-01", "10.77.8.10")))
+            let job = try await waitForJob(admin, refused.jobID)
+            XCTAssertEqual(job.status, "failed")
+            XCTAssertTrue(job.steps?.first?.log.contains("InsufficientResourcesFault") ?? false, job.steps?.first?.log ?? "")
+            let vm = try admin.decode(InventoryAPI.VMBody.self, try await admin.request(.GET, "/api/v1/vms/\(refused.vm.id)"))
+            XCTAssertEqual(vm.status, "failed")
+            XCTAssertNil(vm.vsphereReference, "nothing was made on vSphere")
+            let names = try await fixture.client.listVirtualMachines().map(\.name)
+            XCTAssertFalse(names.contains("bad-01"))
+            let errors = try await LogEntry.query(on: fixture.app.db).filter(\.$kind == "error").filter(\.$vmName == "bad-01").all()
+            XCTAssertEqual(errors.count, 1)
+            XCTAssertTrue(errors.first?.details.contains("InsufficientResourcesFault") ?? false)
+
+            // vCenter goes away while a VM is being made (its guest never reports, so the job is
+            // still waiting): the job ends failed with the reason, within its own deadline.
+            let lost = try admin.decode(InventoryAPI.NewVMAnswer.self, try await admin.request(.POST, path, json: vmInput("lost-01", "10.99.0.20", gateway: "10.99.0.1")))
+            for _ in 0..<40 {
+                let current = try admin.decode(InventoryAPI.JobBody.self, try await admin.request(.GET, "/api/v1/jobs/\(lost.jobID)"))
+                if current.steps?.first?.log.contains("powering on") == true { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            kill(fixture.vcsimPID, SIGKILL)
+            let started = ContinuousClock.now
+            let lostJob = try await waitForJob(admin, lost.jobID, timeout: .seconds(60))
+            XCTAssertLessThan(ContinuousClock.now - started, .seconds(45))
+            XCTAssertEqual(lostJob.status, "failed")
+            let record = try admin.decode(InventoryAPI.VMBody.self, try await admin.request(.GET, "/api/v1/vms/\(lost.vm.id)"))
+            XCTAssertEqual(record.status, "failed")
+            XCTAssertTrue(record.statusReason?.contains("could not be destroyed") ?? false, record.statusReason ?? "")
         }
     }
 }
