@@ -70,6 +70,9 @@ first_boot() {
   set_password_hashes "$root/etc/shadow" "$user" "$(cat "$seed/password.hash")"
   # Keys are the guest's own business (~/.ssh/authorized_keys); none come from the machine.
   rm -rf "$root/root/.ssh"
+  # Nor are the machine's shell start-up files: root gets Debian's defaults, as on a fresh VM
+  # (a machine's .bashrc can start programs on every SSH command, e.g. a version manager).
+  cp /etc/skel/.bashrc /etc/skel/.profile "$root/root/"
   # The machine's host keys are not the guest's: remove them (a whiteout in the upper layer)
   # and give the guest its own ed25519 key.
   rm -f "$root"/etc/ssh/ssh_host_*
