@@ -54,11 +54,7 @@ let package = Package(
             name: "Lab",
             dependencies: [
                 "VSphere",
-                "RemoteShell",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // The web application: composes the libraries behind Vapor, Fluent and Leaf.
