@@ -134,7 +134,8 @@ struct Inventory {
         guard !name.isEmpty, name.count <= 32, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }), name.allSatisfy(\.isASCII) else {
             throw FlotillaError.validation("role name has 1 to 32 letters, digits, '-' or '_'")
         }
-        let sshUser = input.sshUser?.trimmingCharacters(in: .whitespaces).nonEmpty ?? "root"
+        let typedUser = input.sshUser?.trimmingCharacters(in: .whitespaces) ?? ""
+        let sshUser = typedUser.isEmpty ? "root" : typedUser
         guard sshUser.count <= 32, sshUser.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
             throw FlotillaError.validation("SSH user must be a plain Unix user name")
         }
@@ -405,10 +406,6 @@ struct Inventory {
     private func audit(_ action: String, _ details: String) async {
         await AuditLog.record(.operation, action: action, result: .success, details: details, by: actor, on: database, logger: logger)
     }
-}
-
-extension String {
-    var nonEmpty: String? { isEmpty ? nil : self }
 }
 
 extension Request {

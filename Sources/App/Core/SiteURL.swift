@@ -12,6 +12,7 @@ enum SiteURL: Sendable {
     case blueprintsCheck
     case environmentClone(id: UUID?)
     case environmentsBatch
+    case environmentsBatchDelete
     case environment(id: UUID?)
     case environmentVMs(id: UUID?)
     case vmPower(id: UUID?)
@@ -67,6 +68,7 @@ enum SiteURL: Sendable {
         case .blueprintsCheck: return ["blueprints", "check"]
         case .environmentClone(let id): return ["environments", value(id, "id"), "clone"]
         case .environmentsBatch: return ["environments", "batch"]
+        case .environmentsBatchDelete: return ["environments", "batch", "delete"]
         case .environment(let id): return ["environments", value(id, "id")]
         case .environmentVMs(let id): return ["environments", value(id, "id"), "vms"]
         case .vmPower(let id): return ["vms", value(id, "id"), "power"]

@@ -23,10 +23,4 @@ actor AsyncLimiter {
             waiters.removeFirst().resume()
         }
     }
-
-    func withPermit<T: Sendable>(_ work: @Sendable () async throws -> T) async rethrows -> T {
-        await acquire()
-        defer { release() }
-        return try await work()
-    }
 }

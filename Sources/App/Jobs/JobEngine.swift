@@ -27,7 +27,7 @@ struct StepContext: Sendable {
     func log(_ line: String) async {
         do {
             guard let step = try await JobStep.find(stepID, on: database) else { return }
-            step.log += "[\(DisplayTime(timeZone: .gmt).string(Date()))] \(line)\n"
+            step.appendLog(line)
             try await step.save(on: database)
         } catch {
             logger.warning("could not write the log of step \(stepID): \(String(reflecting: error))")
@@ -239,7 +239,7 @@ actor JobEngine {
         await updateStep(stepID) { step in
             step.status = status
             step.finishedAt = Date()
-            step.log += "[\(DisplayTime(timeZone: .gmt).string(Date()))] \(line)\n"
+            step.appendLog(line)
         }
     }
 

@@ -44,4 +44,9 @@ public final class JobStep: Model, @unchecked Sendable {
     @OptionalField(key: "finished_at") public var finishedAt: Date?
 
     public init() {}
+
+    /// Adds one timestamped (UTC) line to the step's log.
+    func appendLog(_ line: String) {
+        log += "[\(DisplayTime(timeZone: .gmt).string(Date()))] \(line)\n"
+    }
 }

@@ -68,7 +68,8 @@ enum EnvironmentsController {
         routes.get(SiteURL.environments.pathComponents, use: list).requires(.viewEnvironments)
         routes.get(SiteURL.environmentsNew.pathComponents, use: new).requires(.addEnvironment)
         routes.post(SiteURL.environments.pathComponents, use: create).requires(.addEnvironment)
-        routes.post(SiteURL.environmentsBatch.pathComponents, use: batch).requires(.powerVM)
+        routes.post(SiteURL.environmentsBatch.pathComponents, use: batchPower).requires(.powerVM)
+        routes.post(SiteURL.environmentsBatchDelete.pathComponents, use: batchDelete).requires(.deleteEnvironment)
         routes.get(SiteURL.environment(id: nil).pathComponents, use: show).requires(.viewEnvironments)
         routes.post(SiteURL.environment(id: nil).pathComponents, use: edit).requires(.editEnvironment)
         routes.post(SiteURL.environmentVMs(id: nil).pathComponents, use: addVM).requires(.addVM)
@@ -137,23 +138,24 @@ enum EnvironmentsController {
         }
     }
 
-    /// The list's batch form: power on / off / restart or delete the checked environments.
-    @Sendable static func batch(request: Request) async throws -> Response {
-        let query = QueryParameters(request.body.string)
+    /// The checked environments of the list's batch form.
+    private static func selection(_ query: QueryParameters) throws -> [UUID] {
         let ids = query.all("id").compactMap(UUID.init(uuidString:))
         guard !ids.isEmpty else { throw FlotillaError.validation("select at least one environment") }
-        let action = query.first("action") ?? ""
-        let jobID: UUID
-        if action == "delete" {
-            guard Action.deleteEnvironment.isAllowed(for: try request.user.role) else {
-                await request.audit(.error, action: Action.deleteEnvironment.rawValue, result: .denied,
-                                    details: "permission denied: deleting environments needs a system administrator")
-                throw FlotillaError(.forbidden, "ordinary administrators may not delete environments")
-            }
-            jobID = try await request.inventory.deleteEnvironments(ids)
-        } else {
-            jobID = try await request.inventory.powerEnvironments(ids, action: try InventoryAPI.powerAction(action))
-        }
+        return ids
+    }
+
+    /// The list's batch form: power on / off / restart the checked environments.
+    @Sendable static func batchPower(request: Request) async throws -> Response {
+        let query = QueryParameters(request.body.string)
+        let action = try InventoryAPI.powerAction(query.first("action") ?? "")
+        let jobID = try await request.inventory.powerEnvironments(try selection(query), action: action)
+        return request.redirect(to: SiteURL.job(id: jobID).relative)
+    }
+
+    /// The batch form's Delete button: a route of its own, so the permission guard decides.
+    @Sendable static func batchDelete(request: Request) async throws -> Response {
+        let jobID = try await request.inventory.deleteEnvironments(try selection(QueryParameters(request.body.string)))
         return request.redirect(to: SiteURL.job(id: jobID).relative)
     }
 
