@@ -36,9 +36,7 @@ public func configure(_ app: Application, config: FlotillaConfig) async throws {
         vsphere: sessions, shell: shell, hostKeys: hostKeys,
         provisioning: Provisioning(database: app.db, sessions: sessions, secrets: secrets, shell: shell, hostKeys: hostKeys,
                                    guestBootTimeout: .seconds(config.guestBootTimeoutSeconds)))
-    app.migrations.add(SessionRecord.migration)
-    app.migrations.add(CreateFoundationSchema())
-    app.migrations.add(CreateInventorySchema())
+    registerMigrations(app)
 
     app.passwords.use(.bcrypt(cost: config.passwordHashCost))
     app.sessions.use(.fluent)
