@@ -13,6 +13,11 @@ enum SessionCookie {
 /// Builds the whole application from a configuration. `main` and the tests both call this,
 /// so tests exercise exactly the application that runs.
 public func configure(_ app: Application, config: FlotillaConfig) async throws {
+    try await configure(app, config: config, outside: .live)
+}
+
+/// `configure(_:config:)` with a choice of the outside systems (tests pass in-memory ones).
+func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSystems) async throws {
     app.http.server.configuration.hostname = config.listenHost
     app.http.server.configuration.port = config.listenPort
     app.routes.defaultMaxBodySize = "1mb"
@@ -27,14 +32,14 @@ public func configure(_ app: Application, config: FlotillaConfig) async throws {
     }
     let secrets = try SecretBox.load(base64Key: config.secretKey, keyFile: config.secretKeyFile)
     let hostKeys = FileHostKeyStore(path: config.dataDirectory + "/known_hosts")
-    let shell = ShellPool(hostKeyStore: hostKeys, logger: app.logger)
-    let sessions = VSphereSessions(secrets: secrets, logger: app.logger)
+    let shell = outside.shell ?? ShellPool(hostKeyStore: hostKeys, logger: app.logger)
+    let vsphere = outside.vsphere ?? VSphereSessions(secrets: secrets, logger: app.logger)
     app.flotilla = FlotillaContext(
         config: config, secrets: secrets,
         jobs: JobEngine(database: app.db, logger: app.logger, concurrency: config.jobConcurrency,
                         perConnection: config.jobConcurrencyPerConnection),
-        vsphere: sessions, shell: shell, hostKeys: hostKeys,
-        provisioning: Provisioning(database: app.db, sessions: sessions, secrets: secrets, shell: shell, hostKeys: hostKeys,
+        vsphere: vsphere, shell: shell, hostKeys: hostKeys,
+        vmOperations: VMOperations(database: app.db, vsphere: vsphere, secrets: secrets, shell: shell, hostKeys: hostKeys,
                                    guestBootTimeout: .seconds(config.guestBootTimeoutSeconds)))
     registerMigrations(app)
 
@@ -113,7 +118,7 @@ struct StartupTasks: LifecycleHandler {
     func didBootAsync(_ app: Application) async throws {
         let seconds = app.flotilla.config.inventorySyncSeconds
         guard seconds > 0 else { return }
-        let sync = InventorySync(database: app.db, sessions: app.flotilla.vsphere, logger: app.logger)
+        let sync = InventorySync(database: app.db, vsphere: app.flotilla.vsphere, logger: app.logger)
         app.storage[SyncTaskKey.self] = Task { await sync.run(every: .seconds(seconds)) }
     }
 

@@ -42,12 +42,12 @@ final class LifecycleTests: XCTestCase {
             try await TestApp.run(["FLOTILLA_GUEST_BOOT_SECONDS": "20"].merging(extra) { $1 }) { app in
                 let admin = try TestClient(app)
                 try await admin.signIn("admin", TestApp.adminPassword)
-                let connectionInput = Inventory.ConnectionInput(
+                let connectionInput = Connections.Input(
                     name: "lab", url: vcsim.url, username: vcsim.username, password: vcsim.password, thumbprint: vcsim.thumbprint)
-                let report = try admin.decode(Inventory.ConnectionReport.self, try await admin.request(.POST, "/api/v1/connections/test", json: connectionInput))
+                let report = try admin.decode(Connections.Report.self, try await admin.request(.POST, "/api/v1/connections/test", json: connectionInput))
                 XCTAssertTrue(report.templates.contains("tpl-web"), "the test shows the templates: \(report.templates)")
                 let connection = try admin.decode(InventoryAPI.ConnectionBody.self, try await admin.request(.POST, "/api/v1/connections", json: connectionInput))
-                let role = try await admin.request(.POST, "/api/v1/roles", json: Inventory.RoleInput(
+                let role = try await admin.request(.POST, "/api/v1/roles", json: Roles.Input(
                     name: "web", connectionID: connection.id, template: "tpl-web", sshUser: "root", services: "sshd"))
                 XCTAssertEqual(role.status, .created, role.body.string)
                 let environment = try admin.decode(InventoryAPI.EnvironmentBody.self, try await admin.request(
@@ -79,8 +79,8 @@ final class LifecycleTests: XCTestCase {
     }
 
     private func vmInput(_ name: String, _ ip: String, netmask: String = "16", gateway: String = "10.77.0.1",
-                         password: String = "Guest-pass-1") -> Inventory.VMInput {
-        Inventory.VMInput(hostName: name, ip: ip, netmask: netmask, gateway: gateway, dns1: "10.77.0.1", dns2: nil,
+                         password: String = "Guest-pass-1") -> VMs.Input {
+        VMs.Input(hostName: name, ip: ip, netmask: netmask, gateway: gateway, dns1: "10.77.0.1", dns2: nil,
                           role: "web", password: password, passwordConfirmation: password, notes: "made by a test")
     }
 
@@ -107,7 +107,7 @@ final class LifecycleTests: XCTestCase {
             }
             let vm = try admin.decode(InventoryAPI.VMBody.self, try await admin.request(.GET, "/api/v1/vms/\(created.vm.id)"))
             XCTAssertEqual(vm.status, "ready")
-            let listed = try admin.decode(ListResponse<Inventory.EnvironmentRow>.self, try await admin.request(.GET, "/api/v1/environments"))
+            let listed = try admin.decode(ListResponse<Environments.Row>.self, try await admin.request(.GET, "/api/v1/environments"))
             XCTAssertEqual(listed.items.map(\.vmCount), [1])
             XCTAssertEqual(vm.powerState, "poweredOn")
             let hostName = try await ssh("10.77.5.10", password: "Guest-pass-1")
@@ -166,7 +166,7 @@ final class LifecycleTests: XCTestCase {
             let admin = fixture.admin
             let path = "/api/v1/environments/\(fixture.environmentID)/vms"
             // Bad input: nothing is created.
-            let cases: [(Inventory.VMInput, HTTPStatus, String)] = [
+            let cases: [(VMs.Input, HTTPStatus, String)] = [
                 (vmInput("web-02", "10.77.5.300"), .badRequest, "not an IPv4 address"),
                 (vmInput("web-02", "10.77.5.20", netmask: "255.0.255.0"), .badRequest, "netmask"),
                 (vmInput("web-02", "10.77.5.20", netmask: "33"), .badRequest, "netmask"),
@@ -213,7 +213,7 @@ final class LifecycleTests: XCTestCase {
             // VM-9: the new password works inside the guest, the old one no longer does.
             let password = try admin.decode(InventoryAPI.JobReference.self, try await admin.request(
                 .POST, "/api/v1/vms/\(created.vm.id)/password",
-                json: Inventory.PasswordInput(password: "Changed-pass-2", passwordConfirmation: "Changed-pass-2")))
+                json: VMs.PasswordInput(password: "Changed-pass-2", passwordConfirmation: "Changed-pass-2")))
             let passwordJob = try await waitForJob(admin, password.jobID)
             XCTAssertEqual(passwordJob.status, "succeeded", passwordJob.steps?.first?.log ?? "")
             let hostName = try await ssh("10.77.6.10", password: "Changed-pass-2")
@@ -228,7 +228,7 @@ final class LifecycleTests: XCTestCase {
             // VM-10: the guest moves to the new address and answers there; metadata follows.
             let network = try admin.decode(InventoryAPI.JobReference.self, try await admin.request(
                 .POST, "/api/v1/vms/\(created.vm.id)/network",
-                json: Inventory.NetworkInput(ip: "10.77.6.20", netmask: "255.255.0.0", gateway: "10.77.0.1", dns1: "10.77.0.1", dns2: nil)))
+                json: VMs.NetworkInput(ip: "10.77.6.20", netmask: "255.255.0.0", gateway: "10.77.0.1", dns1: "10.77.0.1", dns2: nil)))
             let networkJob = try await waitForJob(admin, network.jobID)
             XCTAssertEqual(networkJob.status, "succeeded", networkJob.steps?.first?.log ?? "")
             let moved = try await ssh("10.77.6.20", password: "Changed-pass-2")
@@ -242,7 +242,7 @@ final class LifecycleTests: XCTestCase {
 
             // An address the guest cannot reach from Flotilla: refused before anything changes.
             let outside = try await admin.request(.POST, "/api/v1/vms/\(created.vm.id)/network",
-                                                  json: Inventory.NetworkInput(ip: "10.77.6.30", netmask: "24", gateway: "10.77.7.1"))
+                                                  json: VMs.NetworkInput(ip: "10.77.6.30", netmask: "24", gateway: "10.77.7.1"))
             XCTAssertEqual(outside.status, .badRequest)
         }
     }
@@ -264,10 +264,10 @@ final class LifecycleTests: XCTestCase {
                 .POST, "/api/v1/blueprints/check", json: InventoryAPI.BlueprintText(blueprint: blueprint)))
             XCTAssertEqual(planned.map(\.hostName), ["bp-1-web-01", "bp-1-web-02", "bp-1-web-03"])
 
-            let answer = try await admin.request(.POST, "/api/v1/blueprints/deploy", json: Inventory.DeployInput(
+            let answer = try await admin.request(.POST, "/api/v1/blueprints/deploy", json: Deployments.Input(
                 blueprint: blueprint, password: "Fleet-pass-1", passwordConfirmation: "Fleet-pass-1"))
             XCTAssertEqual(answer.status, .accepted, answer.body.string)
-            let deployment = try admin.decode(Inventory.Deployment.self, answer)
+            let deployment = try admin.decode(Deployments.Deployment.self, answer)
             let job = try await waitForJob(admin, deployment.jobID)
             XCTAssertEqual(job.status, "succeeded", job.steps?.map(\.log).joined() ?? "")
             XCTAssertEqual(job.steps?.count, 3)
@@ -277,14 +277,14 @@ final class LifecycleTests: XCTestCase {
             }
 
             // Overlapping addresses are caught before anything is created.
-            let overlap = try await admin.request(.POST, "/api/v1/blueprints/deploy", json: Inventory.DeployInput(
+            let overlap = try await admin.request(.POST, "/api/v1/blueprints/deploy", json: Deployments.Input(
                 blueprint: blueprint.replacingOccurrences(of: "bp-1", with: "bp-2"), password: "Fleet-pass-1", passwordConfirmation: "Fleet-pass-1"))
             XCTAssertEqual(overlap.status, .conflict)
 
             let clone = try await admin.request(.POST, "/api/v1/environments/\(deployment.environmentID)/clone", json: InventoryAPI.CloneInput(
                 name: "bp-1-copy", range: "10.77.41.10-10.77.41.20", password: "Copy-pass-1", passwordConfirmation: "Copy-pass-1"))
             XCTAssertEqual(clone.status, .accepted, clone.body.string)
-            let cloned = try admin.decode(Inventory.Deployment.self, clone)
+            let cloned = try admin.decode(Deployments.Deployment.self, clone)
             let cloneJob = try await waitForJob(admin, cloned.jobID)
             XCTAssertEqual(cloneJob.status, "succeeded")
             let copy = try await ssh("10.77.41.10", password: "Copy-pass-1")
@@ -304,20 +304,20 @@ final class LifecycleTests: XCTestCase {
             try await legacy.powerOn()
 
             let connection = try admin.decode([InventoryAPI.ConnectionBody].self, try await admin.request(.GET, "/api/v1/connections"))[0]
-            let adopted = try await admin.request(.POST, "/api/v1/environments/\(fixture.environmentID)/adopt", json: Inventory.AdoptInput(
+            let adopted = try await admin.request(.POST, "/api/v1/environments/\(fixture.environmentID)/adopt", json: VSphereImport.Input(
                 connectionID: connection.id, names: ["legacy-web"], role: "web", password: "Legacy-pass-1"))
             XCTAssertEqual(adopted.status, .created, adopted.body.string)
             let vm = try admin.decode([InventoryAPI.VMBody].self, adopted)[0]
             XCTAssertEqual(vm.ip, "10.77.7.10")
             XCTAssertEqual(vm.status, "ready")
-            let again = try await admin.request(.POST, "/api/v1/environments/\(fixture.environmentID)/adopt", json: Inventory.AdoptInput(
+            let again = try await admin.request(.POST, "/api/v1/environments/\(fixture.environmentID)/adopt", json: VSphereImport.Input(
                 connectionID: connection.id, names: ["legacy-web"], role: "web", password: "Legacy-pass-1"))
             XCTAssertEqual(again.status, .conflict)
 
             // Its services are read over SSH with the adopted password.
-            var live: [Inventory.LiveVM] = []
+            var live: [LiveStatus.LiveVM] = []
             for _ in 0..<20 {
-                live = try admin.decode([Inventory.LiveVM].self, try await admin.request(.GET, "/api/v1/environments/\(fixture.environmentID)/live"))
+                live = try admin.decode([LiveStatus.LiveVM].self, try await admin.request(.GET, "/api/v1/environments/\(fixture.environmentID)/live"))
                 if live.first?.services != nil { break }
                 try await Task.sleep(for: .milliseconds(500))
             }

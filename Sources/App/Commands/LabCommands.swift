@@ -67,9 +67,10 @@ struct LabCommands: AsyncCommandGroup {
             connection.thumbprint = vcsim.thumbprint
             try await connection.save(on: app.db)
             await app.flotilla.vsphere.forget(try connection.requireID())
-            let inventory = Inventory(database: app.db, context: app.flotilla, actor: .system, logger: app.logger)
+            let connections = Connections(database: app.db, secrets: secrets, vsphere: app.flotilla.vsphere, actor: .system, logger: app.logger)
+            let roles = Roles(database: app.db, connections: connections, actor: .system, logger: app.logger)
             for role in LabConfiguration.defaultRoles where try await Role.query(on: app.db).filter(\.$name == role).count() == 0 {
-                _ = try await inventory.saveRole(Inventory.RoleInput(
+                _ = try await roles.save(Roles.Input(
                     name: role, connectionID: try connection.requireID(), template: "tpl-\(role)", sshUser: "root",
                     services: LabCommands.services[role] ?? "sshd"))
             }

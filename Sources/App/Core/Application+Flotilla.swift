@@ -1,16 +1,26 @@
+import RemoteShell
 import Vapor
 
-import RemoteShell
-
 /// What the whole application shares: the validated configuration and the long-lived services.
+/// Request helpers (`request.connections`, `request.vms`…) hand each service only the parts
+/// it needs.
 public struct FlotillaContext: Sendable {
     public let config: FlotillaConfig
     let secrets: SecretBox
     let jobs: JobEngine
-    let vsphere: VSphereSessions
-    let shell: ShellPool
+    let vsphere: any VSphereProvider
+    let shell: any GuestShell
     let hostKeys: FileHostKeyStore
-    let provisioning: Provisioning
+    var vmOperations: VMOperations
+}
+
+/// The two outside systems the App depends on. Nil means the live implementation
+/// (`VSphereSessions`, `ShellPool`); tests pass in-memory ones.
+struct OutsideSystems: Sendable {
+    var vsphere: (any VSphereProvider)?
+    var shell: (any GuestShell)?
+
+    static let live = OutsideSystems(vsphere: nil, shell: nil)
 }
 
 extension Application {

@@ -32,4 +32,14 @@ public struct FlotillaError: Error, AbortError, CustomStringConvertible, Sendabl
     public static func validation(_ message: String) -> FlotillaError { .init(.validation, message) }
     public static func notFound(_ message: String) -> FlotillaError { .init(.notFound, message) }
     public static func conflict(_ message: String) -> FlotillaError { .init(.conflict, message) }
+
+    /// A person-readable reason for any error: a `FlotillaError`'s message, else the error's own
+    /// description (job steps, logs and pages show it).
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case let error as FlotillaError: error.message
+        case let error as any CustomStringConvertible: error.description
+        default: String(reflecting: error)
+        }
+    }
 }

@@ -7,7 +7,7 @@ import VSphere
 /// as missing (never silently dropped), or ready again when it reappears.
 struct InventorySync {
     let database: any Database
-    let sessions: VSphereSessions
+    let vsphere: any VSphereProvider
     let logger: Logger
 
     /// One pass over every connection; a connection that cannot be reached is skipped and logged.
@@ -16,9 +16,9 @@ struct InventorySync {
             let connectionID = try connection.requireID()
             let machines: [VMSummary]
             do {
-                machines = try await sessions.client(for: connection).listVirtualMachines(fields: .overview)
+                machines = try await vsphere.endpoint(for: connection).virtualMachines(fields: .overview)
             } catch {
-                logger.warning("inventory sync: cannot read \(connection.name): \(JobEngine.describe(error))")
+                logger.warning("inventory sync: cannot read \(connection.name): \(FlotillaError.describe(error))")
                 continue
             }
             let present = Dictionary(machines.map { ($0.reference.value, $0) }, uniquingKeysWith: { first, _ in first })
@@ -58,7 +58,7 @@ struct InventorySync {
             do {
                 try await pass()
             } catch {
-                logger.warning("inventory sync pass failed: \(JobEngine.describe(error))")
+                logger.warning("inventory sync pass failed: \(FlotillaError.describe(error))")
             }
             try? await Task.sleep(for: interval)
         }

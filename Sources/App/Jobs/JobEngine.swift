@@ -205,7 +205,7 @@ actor JobEngine {
                                       vmName: plan.vmName, vmRole: plan.vmRole, by: actor, on: database, logger: logger)
                 return .succeeded
             } catch {
-                let reason = Self.describe(error)
+                let reason = FlotillaError.describe(error)
                 if Task.isCancelled || error is CancellationError {
                     await finish(stepID, status: .cancelled, line: "cancelled: \(reason)")
                     await AuditLog.record(.operation, action: plan.action, result: .failure, details: "\(plan.title): cancelled",
@@ -224,15 +224,6 @@ actor JobEngine {
             }
         }
         return .failed
-    }
-
-    /// A person-readable reason for a step's failure.
-    static func describe(_ error: any Error) -> String {
-        switch error {
-        case let error as FlotillaError: error.message
-        case let error as any CustomStringConvertible: error.description
-        default: String(reflecting: error)
-        }
     }
 
     private func finish(_ stepID: UUID, status: JobStatus, line: String) async {

@@ -218,13 +218,6 @@ enum InventoryAPI {
         try await JobReference(jobID: jobID).encodeResponse(status: .accepted, for: request)
     }
 
-    static func powerAction(_ text: String) throws -> Provisioning.PowerAction {
-        guard let action = Provisioning.PowerAction(rawValue: text) else {
-            throw FlotillaError.validation("action must be on, off or restart")
-        }
-        return action
-    }
-
     // MARK: Connections and roles
 
     @Sendable static func listConnections(request: Request) async throws -> [ConnectionBody] {
@@ -232,20 +225,20 @@ enum InventoryAPI {
     }
 
     @Sendable static func addConnection(request: Request) async throws -> Response {
-        let connection = try await request.inventory.addConnection(try request.content.decode(Inventory.ConnectionInput.self))
+        let connection = try await request.connections.add(try request.content.decode(Connections.Input.self))
         return try await ConnectionBody(connection).encodeResponse(status: .created, for: request)
     }
 
-    @Sendable static func testConnection(request: Request) async throws -> Inventory.ConnectionReport {
-        try await request.inventory.test(try request.content.decode(Inventory.ConnectionInput.self))
+    @Sendable static func testConnection(request: Request) async throws -> Connections.Report {
+        try await request.connections.test(try request.content.decode(Connections.Input.self))
     }
 
     @Sendable static func templates(request: Request) async throws -> [String] {
-        try await request.inventory.templates(of: try id(request, "connection"))
+        try await request.connections.templates(of: try id(request, "connection"))
     }
 
     @Sendable static func deleteConnection(request: Request) async throws -> HTTPStatus {
-        try await request.inventory.deleteConnection(try id(request, "connection"))
+        try await request.connections.delete(try id(request, "connection"))
         return .noContent
     }
 
@@ -254,89 +247,89 @@ enum InventoryAPI {
     }
 
     @Sendable static func addRole(request: Request) async throws -> Response {
-        let role = try await request.inventory.saveRole(try request.content.decode(Inventory.RoleInput.self))
+        let role = try await request.roles.save(try request.content.decode(Roles.Input.self))
         return try await RoleBody(role).encodeResponse(status: .created, for: request)
     }
 
     @Sendable static func editRole(request: Request) async throws -> RoleBody {
         guard let role = try await Role.find(try id(request, "role"), on: request.db) else { throw FlotillaError.notFound("no such role") }
-        return try RoleBody(try await request.inventory.saveRole(try request.content.decode(Inventory.RoleInput.self), existing: role))
+        return try RoleBody(try await request.roles.save(try request.content.decode(Roles.Input.self), existing: role))
     }
 
     // MARK: Environments and VMs
 
-    @Sendable static func listEnvironments(request: Request) async throws -> ListResponse<Inventory.EnvironmentRow> {
+    @Sendable static func listEnvironments(request: Request) async throws -> ListResponse<Environments.Row> {
         let query = QueryParameters(request.url.query)
-        return ListResponse(try await request.inventory.environments(page: try PageRequest(page: query.first("page"), per: query.first("per"))))
+        return ListResponse(try await request.environments.list(page: try PageRequest(page: query.first("page"), per: query.first("per"))))
     }
 
     @Sendable static func addEnvironment(request: Request) async throws -> Response {
         let input = try request.content.decode(EnvironmentInput.self)
-        let environment = try await request.inventory.addEnvironment(name: input.name, description: input.description ?? "")
+        let environment = try await request.environments.add(name: input.name, description: input.description ?? "")
         return try await EnvironmentBody(id: try environment.requireID(), name: environment.name, description: environment.description, vms: [])
             .encodeResponse(status: .created, for: request)
     }
 
     @Sendable static func showEnvironment(request: Request) async throws -> EnvironmentBody {
-        let environment = try await request.inventory.environment(try id(request, "environment"))
+        let environment = try await request.environments.find(try id(request, "environment"))
         let vms = try await environment.$vms.query(on: request.db).with(\.$role).sort(\.$hostName).all()
         return EnvironmentBody(id: try environment.requireID(), name: environment.name, description: environment.description,
                                vms: try vms.map(VMBody.init))
     }
 
-    @Sendable static func liveStatus(request: Request) async throws -> [Inventory.LiveVM] {
-        try await request.inventory.liveStatus(of: try id(request, "environment"))
+    @Sendable static func liveStatus(request: Request) async throws -> [LiveStatus.LiveVM] {
+        try await request.liveStatus.of(environment: try id(request, "environment"))
     }
 
     @Sendable static func editEnvironment(request: Request) async throws -> EnvironmentBody {
         let input = try request.content.decode(DescriptionInput.self)
-        _ = try await request.inventory.editEnvironment(try id(request, "environment"), description: input.description)
+        _ = try await request.environments.edit(try id(request, "environment"), description: input.description)
         return try await showEnvironment(request: request)
     }
 
     @Sendable static func deleteEnvironment(request: Request) async throws -> Response {
-        try await accepted(try await request.inventory.deleteEnvironments([try id(request, "environment")]), request)
+        try await accepted(try await request.environments.delete([try id(request, "environment")]), request)
     }
 
     @Sendable static func deleteEnvironments(request: Request) async throws -> Response {
-        try await accepted(try await request.inventory.deleteEnvironments(try request.content.decode(IDs.self).ids), request)
+        try await accepted(try await request.environments.delete(try request.content.decode(IDs.self).ids), request)
     }
 
     @Sendable static func powerEnvironments(request: Request) async throws -> Response {
         let input = try request.content.decode(PowerInput.self)
-        return try await accepted(try await request.inventory.powerEnvironments(input.ids ?? [], action: try powerAction(input.action)), request)
+        return try await accepted(try await request.environments.power(input.ids ?? [], action: try PowerAction(parsing: input.action)), request)
     }
 
     @Sendable static func addVM(request: Request) async throws -> Response {
-        let (vm, jobID) = try await request.inventory.addVM(try request.content.decode(Inventory.VMInput.self),
+        let (vm, jobID) = try await request.vms.add(try request.content.decode(VMs.Input.self),
                                                             to: try id(request, "environment"))
         return try await NewVMAnswer(vm: try VMBody(vm), jobID: jobID).encodeResponse(status: .accepted, for: request)
     }
 
     @Sendable static func adopt(request: Request) async throws -> Response {
-        let vms = try await request.inventory.adopt(try request.content.decode(Inventory.AdoptInput.self), into: try id(request, "environment"))
+        let vms = try await request.vsphereImport.adopt(try request.content.decode(VSphereImport.Input.self), into: try id(request, "environment"))
         return try await vms.map(VMBody.init).encodeResponse(status: .created, for: request)
     }
 
     @Sendable static func showVM(request: Request) async throws -> VMBody {
-        try VMBody(try await request.inventory.vm(try id(request, "VM")))
+        try VMBody(try await request.vms.find(try id(request, "VM")))
     }
 
     @Sendable static func deleteVM(request: Request) async throws -> Response {
-        try await accepted(try await request.inventory.deleteVM(try id(request, "VM")), request)
+        try await accepted(try await request.vms.delete(try id(request, "VM")), request)
     }
 
     @Sendable static func powerVM(request: Request) async throws -> Response {
         let input = try request.content.decode(PowerInput.self)
-        return try await accepted(try await request.inventory.powerVM(try id(request, "VM"), action: try powerAction(input.action)), request)
+        return try await accepted(try await request.vms.power(try id(request, "VM"), action: try PowerAction(parsing: input.action)), request)
     }
 
     @Sendable static func changePassword(request: Request) async throws -> Response {
-        try await accepted(try await request.inventory.changePassword(try id(request, "VM"), try request.content.decode(Inventory.PasswordInput.self)), request)
+        try await accepted(try await request.vms.changePassword(try id(request, "VM"), try request.content.decode(VMs.PasswordInput.self)), request)
     }
 
     @Sendable static func changeNetwork(request: Request) async throws -> Response {
-        try await accepted(try await request.inventory.changeNetwork(try id(request, "VM"), try request.content.decode(Inventory.NetworkInput.self)), request)
+        try await accepted(try await request.vms.changeNetwork(try id(request, "VM"), try request.content.decode(VMs.NetworkInput.self)), request)
     }
 
     // MARK: Blueprints
@@ -360,22 +353,22 @@ enum InventoryAPI {
 
     @Sendable static func checkBlueprint(request: Request) async throws -> [PlannedVM] {
         let blueprint = try Blueprint.parse(try request.content.decode(BlueprintText.self).blueprint)
-        return try await request.inventory.check(blueprint).map { PlannedVM(hostName: $0.spec.hostName, ip: $0.spec.ip, role: $0.role) }
+        return try await request.deployments.check(blueprint).map { PlannedVM(hostName: $0.spec.hostName, ip: $0.spec.ip, role: $0.role) }
     }
 
     @Sendable static func deployBlueprint(request: Request) async throws -> Response {
-        try await request.inventory.deploy(try request.content.decode(Inventory.DeployInput.self)).encodeResponse(status: .accepted, for: request)
+        try await request.deployments.deploy(try request.content.decode(Deployments.Input.self)).encodeResponse(status: .accepted, for: request)
     }
 
     @Sendable static func environmentBlueprint(request: Request) async throws -> BlueprintText {
-        BlueprintText(blueprint: try await request.inventory.blueprint(of: try id(request, "environment")).yaml())
+        BlueprintText(blueprint: try await request.deployments.blueprint(of: try id(request, "environment")).yaml())
     }
 
     /// "Clone environment": a new environment shaped like this one, under a new name and address range.
     @Sendable static func cloneEnvironment(request: Request) async throws -> Response {
         let input = try request.content.decode(CloneInput.self)
-        let blueprint = try await request.inventory.blueprint(of: try id(request, "environment"), name: input.name, range: input.range)
-        let deployment = try await request.inventory.deploy(Inventory.DeployInput(
+        let blueprint = try await request.deployments.blueprint(of: try id(request, "environment"), name: input.name, range: input.range)
+        let deployment = try await request.deployments.deploy(Deployments.Input(
             blueprint: try blueprint.yaml(), password: input.password, passwordConfirmation: input.passwordConfirmation))
         return try await deployment.encodeResponse(status: .accepted, for: request)
     }

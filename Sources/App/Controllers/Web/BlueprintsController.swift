@@ -43,7 +43,7 @@ enum BlueprintsController {
     @Sendable static func show(request: Request) async throws -> Response {
         var text = example
         if let environmentID = request.query[UUID.self, at: "from"] {
-            text = try await request.inventory.blueprint(of: environmentID).yaml()
+            text = try await request.deployments.blueprint(of: environmentID).yaml()
         }
         return try await render(request, blueprint: text)
     }
@@ -51,7 +51,7 @@ enum BlueprintsController {
     @Sendable static func check(request: Request) async throws -> Response {
         let text = QueryParameters(request.body.string).first("blueprint") ?? ""
         do {
-            let planned = try await request.inventory.check(try Blueprint.parse(text))
+            let planned = try await request.deployments.check(try Blueprint.parse(text))
             return try await render(request, blueprint: text,
                                     planned: planned.map { .init(hostName: $0.spec.hostName, ip: $0.spec.ip, role: $0.role) })
         } catch let error as FlotillaError {
@@ -63,7 +63,7 @@ enum BlueprintsController {
         let query = QueryParameters(request.body.string)
         let text = query.first("blueprint") ?? ""
         do {
-            let deployment = try await request.inventory.deploy(Inventory.DeployInput(
+            let deployment = try await request.deployments.deploy(Deployments.Input(
                 blueprint: text, password: query.first("password"), passwordConfirmation: query.first("passwordConfirmation")))
             return request.redirect(to: SiteURL.job(id: deployment.jobID).relative)
         } catch let error as FlotillaError {
@@ -74,10 +74,10 @@ enum BlueprintsController {
     @Sendable static func clone(request: Request) async throws -> Response {
         guard let id = request.parameters.get("id", as: UUID.self) else { throw FlotillaError.notFound("no such environment") }
         let query = QueryParameters(request.body.string)
-        let blueprint = try await request.inventory.blueprint(of: id, name: query.first("name") ?? "", range: query.first("range") ?? "")
+        let blueprint = try await request.deployments.blueprint(of: id, name: query.first("name") ?? "", range: query.first("range") ?? "")
         let text = try blueprint.yaml()
         do {
-            let deployment = try await request.inventory.deploy(Inventory.DeployInput(
+            let deployment = try await request.deployments.deploy(Deployments.Input(
                 blueprint: text, password: query.first("password"), passwordConfirmation: query.first("passwordConfirmation")))
             return request.redirect(to: SiteURL.job(id: deployment.jobID).relative)
         } catch let error as FlotillaError {

@@ -99,7 +99,7 @@ enum EnvironmentsController {
 
     @Sendable static func list(request: Request) async throws -> View {
         let query = QueryParameters(request.url.query)
-        let page = try await request.inventory.environments(page: try PageRequest(page: query.first("page"), per: query.first("per")))
+        let page = try await request.environments.list(page: try PageRequest(page: query.first("page"), per: query.first("per")))
         // The expanders load their VMs when opened, so a long page stays quick.
         let rows = try page.items.map { item in
             let environment = Environment(name: item.name, description: item.description)
@@ -127,7 +127,7 @@ enum EnvironmentsController {
     @Sendable static func create(request: Request) async throws -> Response {
         let form = try request.content.decode(EnvironmentForm.self)
         do {
-            let environment = try await request.inventory.addEnvironment(name: form.name ?? "", description: form.description ?? "")
+            let environment = try await request.environments.add(name: form.name ?? "", description: form.description ?? "")
             return request.redirect(to: SiteURL.environment(id: try environment.requireID()).relative)
         } catch let error as FlotillaError {
             let page = NewPage(chrome: PageChrome(request, title: "Add environment"), error: error.message,
@@ -148,14 +148,14 @@ enum EnvironmentsController {
     /// The list's batch form: power on / off / restart the checked environments.
     @Sendable static func batchPower(request: Request) async throws -> Response {
         let query = QueryParameters(request.body.string)
-        let action = try InventoryAPI.powerAction(query.first("action") ?? "")
-        let jobID = try await request.inventory.powerEnvironments(try selection(query), action: action)
+        let action = try PowerAction(parsing: query.first("action") ?? "")
+        let jobID = try await request.environments.power(try selection(query), action: action)
         return request.redirect(to: SiteURL.job(id: jobID).relative)
     }
 
     /// The batch form's Delete button: a route of its own, so the permission guard decides.
     @Sendable static func batchDelete(request: Request) async throws -> Response {
-        let jobID = try await request.inventory.deleteEnvironments(try selection(QueryParameters(request.body.string)))
+        let jobID = try await request.environments.delete(try selection(QueryParameters(request.body.string)))
         return request.redirect(to: SiteURL.job(id: jobID).relative)
     }
 
@@ -165,7 +165,7 @@ enum EnvironmentsController {
 
     private static func render(_ request: Request, error: String?, form: [String: String], status: HTTPResponseStatus) async throws -> Response {
         guard let id = request.parameters.get("id", as: UUID.self) else { throw FlotillaError.notFound("no such environment") }
-        let environment = try await request.inventory.environment(id)
+        let environment = try await request.environments.find(id)
         let vms = try await environment.$vms.query(on: request.db).with(\.$role).sort(\.$hostName).all()
         let roles = try await Role.query(on: request.db).sort(\.$name).all().map(\.name)
         let role = request.auth.get(User.self)?.role
@@ -183,7 +183,7 @@ enum EnvironmentsController {
     @Sendable static func edit(request: Request) async throws -> Response {
         guard let id = request.parameters.get("id", as: UUID.self) else { throw FlotillaError.notFound("no such environment") }
         let form = try request.content.decode(EnvironmentForm.self)
-        _ = try await request.inventory.editEnvironment(id, description: form.description ?? "")
+        _ = try await request.environments.edit(id, description: form.description ?? "")
         request.notice("Description saved.")
         return request.redirect(to: SiteURL.environment(id: id).relative)
     }
@@ -191,12 +191,12 @@ enum EnvironmentsController {
     @Sendable static func addVM(request: Request) async throws -> Response {
         guard let id = request.parameters.get("id", as: UUID.self) else { throw FlotillaError.notFound("no such environment") }
         let query = QueryParameters(request.body.string)
-        let input = Inventory.VMInput(
+        let input = VMs.Input(
             hostName: query.first("hostName") ?? "", ip: query.first("ip") ?? "", netmask: query.first("netmask") ?? "",
             gateway: query.first("gateway") ?? "", dns1: query.first("dns1"), dns2: query.first("dns2"), role: query.first("role") ?? "",
             password: query.first("password") ?? "", passwordConfirmation: query.first("passwordConfirmation") ?? "", notes: query.first("notes"))
         do {
-            let (_, jobID) = try await request.inventory.addVM(input, to: id)
+            let (_, jobID) = try await request.vms.add(input, to: id)
             return request.redirect(to: SiteURL.job(id: jobID).relative)
         } catch let error as FlotillaError {
             let kept = ["hostName", "ip", "netmask", "gateway", "dns1", "dns2", "role", "notes"]
@@ -207,27 +207,27 @@ enum EnvironmentsController {
 
     @Sendable static func powerVM(request: Request) async throws -> Response {
         guard let id = request.parameters.get("id", as: UUID.self) else { throw FlotillaError.notFound("no such VM") }
-        let action = try InventoryAPI.powerAction(QueryParameters(request.body.string).first("action") ?? "")
-        return request.redirect(to: SiteURL.job(id: try await request.inventory.powerVM(id, action: action)).relative)
+        let action = try PowerAction(parsing: QueryParameters(request.body.string).first("action") ?? "")
+        return request.redirect(to: SiteURL.job(id: try await request.vms.power(id, action: action)).relative)
     }
 
     @Sendable static func deleteVM(request: Request) async throws -> Response {
         guard let id = request.parameters.get("id", as: UUID.self) else { throw FlotillaError.notFound("no such VM") }
-        return request.redirect(to: SiteURL.job(id: try await request.inventory.deleteVM(id)).relative)
+        return request.redirect(to: SiteURL.job(id: try await request.vms.delete(id)).relative)
     }
 
     @Sendable static func changePassword(request: Request) async throws -> Response {
         guard let id = request.parameters.get("id", as: UUID.self) else { throw FlotillaError.notFound("no such VM") }
         let query = QueryParameters(request.body.string)
-        let input = Inventory.PasswordInput(password: query.first("password") ?? "", passwordConfirmation: query.first("passwordConfirmation") ?? "")
-        return request.redirect(to: SiteURL.job(id: try await request.inventory.changePassword(id, input)).relative)
+        let input = VMs.PasswordInput(password: query.first("password") ?? "", passwordConfirmation: query.first("passwordConfirmation") ?? "")
+        return request.redirect(to: SiteURL.job(id: try await request.vms.changePassword(id, input)).relative)
     }
 
     @Sendable static func changeNetwork(request: Request) async throws -> Response {
         guard let id = request.parameters.get("id", as: UUID.self) else { throw FlotillaError.notFound("no such VM") }
         let query = QueryParameters(request.body.string)
-        let input = Inventory.NetworkInput(ip: query.first("ip") ?? "", netmask: query.first("netmask") ?? "",
+        let input = VMs.NetworkInput(ip: query.first("ip") ?? "", netmask: query.first("netmask") ?? "",
                                            gateway: query.first("gateway") ?? "", dns1: query.first("dns1"), dns2: query.first("dns2"))
-        return request.redirect(to: SiteURL.job(id: try await request.inventory.changeNetwork(id, input)).relative)
+        return request.redirect(to: SiteURL.job(id: try await request.vms.changeNetwork(id, input)).relative)
     }
 }

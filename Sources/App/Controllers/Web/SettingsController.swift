@@ -26,7 +26,7 @@ enum SettingsController {
         var chrome: PageChrome
         var connections: [ConnectionRow]
         var roles: [RoleRow]
-        var report: Inventory.ConnectionReport?
+        var report: Connections.Report?
         var error: String?
         var form: [String: String]
     }
@@ -43,7 +43,7 @@ enum SettingsController {
         try await render(request)
     }
 
-    private static func render(_ request: Request, report: Inventory.ConnectionReport? = nil, error: String? = nil,
+    private static func render(_ request: Request, report: Connections.Report? = nil, error: String? = nil,
                                form: [String: String] = [:], status: HTTPResponseStatus = .ok) async throws -> Response {
         let connections = try await VSphereConnection.query(on: request.db).sort(\.$name).all()
         var rows: [ConnectionRow] = []
@@ -52,9 +52,9 @@ enum SettingsController {
             var templates: [String] = []
             var templatesError: String?
             do {
-                templates = try await request.inventory.templates(of: id)
+                templates = try await request.connections.templates(of: id)
             } catch {
-                templatesError = JobEngine.describe(error)
+                templatesError = FlotillaError.describe(error)
             }
             rows.append(ConnectionRow(id: id.uuidString, name: connection.name, url: connection.url, username: connection.username,
                                       pinned: connection.thumbprint != nil, templates: templates, templatesError: templatesError,
@@ -72,8 +72,8 @@ enum SettingsController {
         return response
     }
 
-    private static func connectionInput(_ query: QueryParameters) -> Inventory.ConnectionInput {
-        Inventory.ConnectionInput(
+    private static func connectionInput(_ query: QueryParameters) -> Connections.Input {
+        Connections.Input(
             name: query.first("name") ?? "", url: query.first("url") ?? "", username: query.first("username") ?? "",
             password: query.first("password") ?? "", thumbprint: query.first("thumbprint"), datacenter: query.first("datacenter"),
             vmFolder: query.first("vmFolder"), resourcePool: query.first("resourcePool"), datastore: query.first("datastore"),
@@ -90,7 +90,7 @@ enum SettingsController {
     @Sendable static func testConnection(request: Request) async throws -> Response {
         let query = QueryParameters(request.body.string)
         do {
-            let report = try await request.inventory.test(connectionInput(query))
+            let report = try await request.connections.test(connectionInput(query))
             return try await render(request, report: report, form: kept(query))
         } catch let error as FlotillaError {
             return try await render(request, error: error.message, form: kept(query), status: error.status)
@@ -100,7 +100,7 @@ enum SettingsController {
     @Sendable static func addConnection(request: Request) async throws -> Response {
         let query = QueryParameters(request.body.string)
         do {
-            let connection = try await request.inventory.addConnection(connectionInput(query))
+            let connection = try await request.connections.add(connectionInput(query))
             request.notice("Connection '\(connection.name)' was added.")
             return request.redirect(to: SiteURL.settings.relative)
         } catch let error as FlotillaError {
@@ -111,7 +111,7 @@ enum SettingsController {
     @Sendable static func deleteConnection(request: Request) async throws -> Response {
         guard let id = request.parameters.get("id", as: UUID.self) else { throw FlotillaError.notFound("no such connection") }
         do {
-            try await request.inventory.deleteConnection(id)
+            try await request.connections.delete(id)
         } catch let error as FlotillaError {
             return try await render(request, error: error.message, status: error.status)
         }
@@ -125,11 +125,11 @@ enum SettingsController {
             guard let connectionID = query.first("connectionID").flatMap(UUID.init(uuidString:)) else {
                 throw FlotillaError.validation("choose a vSphere connection")
             }
-            let input = Inventory.RoleInput(
+            let input = Roles.Input(
                 name: query.first("roleName") ?? "", connectionID: connectionID, template: query.first("template") ?? "",
                 cpus: query.first("cpus").flatMap(Int.init), memoryMB: query.first("memoryMB").flatMap(Int.init),
                 sshUser: query.first("sshUser"), services: query.first("services"))
-            let role = try await request.inventory.saveRole(input)
+            let role = try await request.roles.save(input)
             request.notice("Role '\(role.name)' was saved.")
             return request.redirect(to: SiteURL.settings.relative)
         } catch let error as FlotillaError {

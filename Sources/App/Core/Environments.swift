@@ -1,0 +1,118 @@
+import Fluent
+import SQLKit
+import Vapor
+
+/// Environments (SPEC VM-1..4): named groups of VMs. Deleting or powering them is a job whose
+/// steps `VMOperations` runs.
+struct Environments {
+    let database: any Database
+    let jobs: JobEngine
+    let operations: VMOperations
+    let actor: AuditLog.Actor
+    let logger: Logger
+
+    struct Row: Content {
+        var id: UUID
+        var name: String
+        var description: String
+        var vmCount: Int
+    }
+
+    static func validateName(_ name: String) throws {
+        guard !name.isEmpty, name.count <= 64,
+              name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+            throw FlotillaError.validation("environment name has 1 to 64 letters, digits, '-', '_' or '.'")
+        }
+    }
+
+    func add(name: String, description: String) async throws -> Environment {
+        let name = name.trimmingCharacters(in: .whitespaces)
+        try Self.validateName(name)
+        guard description.count <= 2000 else { throw FlotillaError.validation("description has at most 2000 characters") }
+        guard try await Environment.query(on: database).filter(\.$name == name).count() == 0 else {
+            throw FlotillaError.conflict("an environment named '\(name)' already exists")
+        }
+        let environment = Environment(name: name, description: description)
+        try await environment.create(on: database)
+        await audit("environment.add", "added environment '\(name)'")
+        return environment
+    }
+
+    func find(_ id: UUID) async throws -> Environment {
+        guard let environment = try await Environment.find(id, on: database) else { throw FlotillaError.notFound("no such environment") }
+        return environment
+    }
+
+    func edit(_ id: UUID, description: String) async throws -> Environment {
+        let environment = try await find(id)
+        guard description.count <= 2000 else { throw FlotillaError.validation("description has at most 2000 characters") }
+        environment.description = description
+        try await environment.save(on: database)
+        await audit("environment.edit", "changed the description of '\(environment.name)'")
+        return environment
+    }
+
+    func list(page: PageRequest) async throws -> Page<Row> {
+        let total = try await Environment.query(on: database).count()
+        let items = try await Environment.query(on: database).sort(\.$name).range(page.offset..<(page.offset + page.per)).all()
+        let ids = try items.map { try $0.requireID() }
+        var counts: [UUID: Int] = [:]
+        if !ids.isEmpty, let sql = database as? any SQLDatabase {
+            // Counted by the database: loading every VM of a long page would dominate its time.
+            struct Count: Decodable {
+                var environment_id: UUID
+                var vms: Int
+            }
+            let rows = try await sql.select()
+                .column("environment_id").column(SQLFunction("COUNT", args: SQLLiteral.all), as: "vms")
+                .from(VM.schema).where("environment_id", .in, ids).groupBy("environment_id")
+                .all(decoding: Count.self)
+            for row in rows { counts[row.environment_id] = row.vms }
+        }
+        return Page(items: try items.map { environment in
+            let id = try environment.requireID()
+            return Row(id: id, name: environment.name, description: environment.description, vmCount: counts[id] ?? 0)
+        }, total: total, request: page)
+    }
+
+    /// Deletes environments: their VMs are destroyed on vSphere first, then the records go (SPEC VM-3).
+    func delete(_ ids: [UUID]) async throws -> UUID {
+        let environments = try await Environment.query(on: database).filter(\.$id ~~ ids).with(\.$vms) { $0.with(\.$role) }.all()
+        guard environments.count == Set(ids).count, !ids.isEmpty else { throw FlotillaError.notFound("no such environment") }
+        var plans: [StepPlan] = []
+        for environment in environments {
+            plans += try environment.vms.map { vm in try operations.destroyStep(vm) }
+            let environmentID = try environment.requireID()
+            let name = environment.name
+            plans.append(StepPlan(action: "environment.delete", title: "delete environment \(name)", phase: 1) { [database] _ in
+                guard try await VM.query(on: database).filter(\.$environment.$id == environmentID).count() == 0 else {
+                    throw FlotillaError.conflict("environment \(name) still has VMs")
+                }
+                try await Environment.query(on: database).filter(\.$id == environmentID).delete()
+            })
+        }
+        return try await jobs.submit(kind: "environment.delete",
+                                     title: "Delete \(environments.map(\.name).joined(separator: ", "))", by: actor, steps: plans)
+    }
+
+    /// SPEC VM-4: power every VM of the environments on, off, or restart them.
+    func power(_ ids: [UUID], action: PowerAction) async throws -> UUID {
+        let environments = try await Environment.query(on: database).filter(\.$id ~~ ids).with(\.$vms) { $0.with(\.$role) }.all()
+        guard environments.count == Set(ids).count, !ids.isEmpty else { throw FlotillaError.notFound("no such environment") }
+        let plans = try environments.flatMap(\.vms).filter { $0.vsphereReference != nil }.map { try operations.powerStep($0, action) }
+        return try await jobs.submit(kind: "environment.power",
+                                     title: "Power \(action.rawValue) \(environments.map(\.name).joined(separator: ", "))",
+                                     by: actor, steps: plans)
+    }
+
+    private func audit(_ action: String, _ details: String) async {
+        await AuditLog.record(.operation, action: action, result: .success, details: details, by: actor, on: database, logger: logger)
+    }
+}
+
+extension Request {
+    var environments: Environments {
+        let flotilla = application.flotilla
+        return Environments(database: db, jobs: flotilla.jobs, operations: flotilla.vmOperations, actor: auditActor, logger: logger)
+    }
+}

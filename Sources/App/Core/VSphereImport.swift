@@ -1,0 +1,80 @@
+import Fluent
+import Vapor
+import VSphere
+
+/// Adopting VMs that already exist on vSphere (SPEC BEY-4).
+struct VSphereImport {
+    let database: any Database
+    let secrets: SecretBox
+    let vsphere: any VSphereProvider
+    let actor: AuditLog.Actor
+    let logger: Logger
+
+    struct Input: Content {
+        var connectionID: UUID
+        /// Names of VMs on that connection.
+        var names: [String]
+        var role: String
+        /// The guests' SSH password, for the work Flotilla does inside them.
+        var password: String
+    }
+
+    /// Imports existing vSphere VMs into an environment. Their network comes from their
+    /// cloud-init metadata, or else from the address VMware Tools report.
+    func adopt(_ input: Input, into environmentID: UUID) async throws -> [VM] {
+        guard let environment = try await Environment.find(environmentID, on: database) else { throw FlotillaError.notFound("no such environment") }
+        guard let connection = try await VSphereConnection.find(input.connectionID, on: database) else {
+            throw FlotillaError.notFound("no such connection")
+        }
+        guard let role = try await Role.query(on: database).filter(\.$name == input.role).first() else {
+            throw FlotillaError.validation("'\(input.role.prefix(64))' is not a known role")
+        }
+        guard !input.names.isEmpty, input.names.count <= 1000 else { throw FlotillaError.validation("name 1 to 1000 VMs") }
+        try VMs.validateGuestPassword(input.password, confirmation: input.password)
+        let endpoint = try await vsphere.endpoint(for: connection)
+        var adopted: [VM] = []
+        for name in input.names {
+            let machine: any VSphereMachine
+            do {
+                machine = try await endpoint.findVirtualMachine(named: name)
+            } catch {
+                throw FlotillaError.notFound("vSphere has no VM named '\(name.prefix(64))'")
+            }
+            let summary = try await machine.summary()
+            guard !summary.isTemplate else { throw FlotillaError.validation("\(name) is a template") }
+            if try await VM.query(on: database).filter(\.$vsphereReference == summary.reference.value).count() > 0 {
+                throw FlotillaError.conflict("\(name) is already managed by Flotilla")
+            }
+            let metadata = try? GuestConfiguration(guestInfo: summary.guestInfo)
+            guard let ip = metadata?.ipv4?.address ?? summary.guestIPAddress else {
+                throw FlotillaError.validation("\(name) has neither network metadata nor a reported address")
+            }
+            let prefix = metadata?.ipv4?.prefixLength ?? 24
+            let gateway = metadata?.ipv4?.gateway ?? IPv4(value: (IPv4(ip)?.network(prefix).value ?? 0) + 1).description
+            let dns = metadata?.ipv4?.dns ?? []
+            let spec = try VMSpec(hostName: metadata?.hostName ?? summary.guestHostName ?? name, ip: ip, netmask: String(prefix),
+                                  gateway: gateway, dns1: dns.first, dns2: dns.count > 1 ? dns[1] : nil)
+            if try await VM.query(on: database).group(.or, { $0.filter(\.$ip == spec.ip).filter(\.$hostName == spec.hostName) }).count() > 0 {
+                throw FlotillaError.conflict("\(spec.hostName) (\(spec.ip)) clashes with a VM Flotilla already has")
+            }
+            let vm = try VM(environmentID: try environment.requireID(), role: role, spec: spec,
+                            passwordSealed: try secrets.seal(input.password), status: .ready,
+                            notes: "adopted from \(connection.name)")
+            vm.vsphereReference = summary.reference.value
+            vm.update(from: summary)
+            try await vm.create(on: database)
+            await AuditLog.record(.operation, action: "vm.adopt", result: .success,
+                                  details: "adopted \(name) (\(summary.reference.value)) into \(environment.name)",
+                                  vmName: vm.hostName, vmRole: role.name, by: actor, on: database, logger: logger)
+            adopted.append(vm)
+        }
+        return adopted
+    }
+}
+
+extension Request {
+    var vsphereImport: VSphereImport {
+        let flotilla = application.flotilla
+        return VSphereImport(database: db, secrets: flotilla.secrets, vsphere: flotilla.vsphere, actor: auditActor, logger: logger)
+    }
+}

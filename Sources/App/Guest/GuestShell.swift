@@ -1,0 +1,25 @@
+import RemoteShell
+
+/// The App's one way into a guest: run a command, write a file, drop cached connections.
+/// `RemoteShell.ShellPool` is the implementation; tests pass an in-memory one to
+/// `configure(_:config:outside:)`.
+protocol GuestShell: Sendable {
+    func run(_ command: Command, on target: SSHTarget, standardInput: [UInt8], timeout: Duration?) async throws -> CommandResult
+    func upload(_ contents: [UInt8], to path: String, on target: SSHTarget, mode: Int?, owner: String?, timeout: Duration?) async throws
+    /// Forgets pooled connections to `host`, e.g. after its password or address changed.
+    func closeConnections(toHost host: String) async
+    /// Closes everything (at shutdown).
+    func shutdown() async
+}
+
+extension GuestShell {
+    func run(_ command: Command, on target: SSHTarget, timeout: Duration? = nil) async throws -> CommandResult {
+        try await run(command, on: target, standardInput: [], timeout: timeout)
+    }
+
+    func upload(_ contents: [UInt8], to path: String, on target: SSHTarget, mode: Int) async throws {
+        try await upload(contents, to: path, on: target, mode: mode, owner: nil, timeout: nil)
+    }
+}
+
+extension ShellPool: GuestShell {}
