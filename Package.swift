@@ -49,6 +49,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Reachability sweeps (ICMP echo over one socket, TCP connect fallback): no web framework inside.
+        .target(name: "Reachability"),
         // Simulated guests for vcsim VMs: network/PID/UTS namespaces with sshd, driven by vSphere state.
         .target(
             name: "Lab",
@@ -77,12 +79,14 @@ let package = Package(
         // Release-build benchmarks of the libraries (see scripts/bench-*).
         .executableTarget(name: "vsphere-bench", dependencies: ["VSphere"], path: "Sources/VSphereBench"),
         .executableTarget(name: "remoteshell-bench", dependencies: ["RemoteShell"], path: "Sources/RemoteShellBench"),
+        .executableTarget(name: "reachability-bench", dependencies: ["Reachability"], path: "Sources/ReachabilityBench"),
         .testTarget(
             name: "AppTests",
             dependencies: ["App", "Lab", .product(name: "XCTVapor", package: "vapor")]
         ),
         .testTarget(name: "VSphereTests", dependencies: ["VSphere"]),
         .testTarget(name: "RemoteShellTests", dependencies: ["RemoteShell"]),
+        .testTarget(name: "ReachabilityTests", dependencies: ["Reachability"]),
         .testTarget(name: "LabTests", dependencies: ["Lab", "VSphere", "RemoteShell"]),
     ],
     swiftLanguageModes: [.v6]
