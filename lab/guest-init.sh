@@ -11,8 +11,9 @@
 #
 # Usage: guest-init.sh boot STATE_DIR
 #   STATE_DIR holds upper/ and work/ (the overlay), root/ (the mount point) and seed/
-#   (hostname, interfaces, resolv.conf, role, user, password.hash), written by the lab
-#   supervisor from the VM's metadata and applied to the guest on its first boot.
+#   (hostname, interfaces, resolv.conf, role, user, password.hash, authorized_keys, sudo),
+#   written by the lab supervisor from the VM's metadata and applied to the guest on its first
+#   boot; the password hash is deleted from the seed once applied.
 set -eu
 
 lab_lib=/usr/local/lib/flotilla-lab
@@ -41,10 +42,12 @@ make_dev() {
 
 # Writes the guest's own /etc/shadow (a copy in the upper layer): the metadata's hash for its
 # user, and every other password the machine's shadow holds locked, so none of them logs in.
+# Without a hash the user has no password but is not locked ("*"): sshd without PAM refuses
+# even key logins to a locked ("!") account, and cloud-init's lock_passwd is false.
 set_password_hashes() {
   shadow=$1 user=$2 hash=$3
   awk -F: -v OFS=: -v user="$user" -v hash="$hash" '
-    $1 == user && hash != "" { $2 = hash }
+    $1 == user { $2 = (hash != "" ? hash : "*") }
     $1 != user && $2 !~ /^[*!]/ { $2 = "*" }
     { print }' "$shadow" > "$shadow.new"
   chmod 640 "$shadow.new"
@@ -68,8 +71,24 @@ first_boot() {
     chroot "$root" useradd --create-home --shell /bin/bash "$user"
   fi
   set_password_hashes "$root/etc/shadow" "$user" "$(cat "$seed/password.hash")"
-  # Keys are the guest's own business (~/.ssh/authorized_keys); none come from the machine.
+  # Keys are the guest's own business (~/.ssh/authorized_keys): none come from the machine,
+  # only those of the metadata (cloud-init's ssh_authorized_keys) for its user.
   rm -rf "$root/root/.ssh"
+  if [ -s "$seed/authorized_keys" ]; then
+    home=$(chroot "$root" getent passwd "$user" | cut -d: -f6)
+    mkdir -p "$root$home/.ssh"
+    cp "$seed/authorized_keys" "$root$home/.ssh/authorized_keys"
+    chmod 700 "$root$home/.ssh"
+    chmod 600 "$root$home/.ssh/authorized_keys"
+    chroot "$root" chown -R "$user:" "$home/.ssh"
+  fi
+  # cloud-init's sudo: the rule for the user, in sudoers.d as cloud-init writes it.
+  rm -f "$root/etc/sudoers.d/90-cloud-init-users"
+  if [ -s "$seed/sudo" ]; then
+    mkdir -p "$root/etc/sudoers.d"
+    printf '%s %s\n' "$user" "$(cat "$seed/sudo")" > "$root/etc/sudoers.d/90-cloud-init-users"
+    chmod 440 "$root/etc/sudoers.d/90-cloud-init-users"
+  fi
   # Nor are the machine's shell start-up files: root gets Debian's defaults, as on a fresh VM
   # (a machine's .bashrc can start programs on every SSH command, e.g. a version manager).
   cp /etc/skel/.bashrc /etc/skel/.profile "$root/root/"
@@ -137,6 +156,8 @@ stage_boot() {
   if [ ! -e "$root/etc/flotilla-lab/first-boot-done" ]; then
     first_boot "$root" "$state/seed"
   fi
+  # Applied: the lab keeps no copy of the password hash (later boots keep the guest's shadow).
+  rm -f "$state/seed/password.hash"
   mkdir -p "$root$lab_lib"
   cp "$(dirname "$0")/guest-init.sh" "$(dirname "$0")/stand-in.py" "$root$lab_lib/"
   hostname "$(cat "$root/etc/hostname")"

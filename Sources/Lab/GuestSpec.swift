@@ -13,14 +13,19 @@ public struct GuestSpec: Equatable, Sendable {
     public let role: String
     /// The account the password is for (root unless the metadata names another user).
     public let user: String
-    /// A crypt(3) hash of the user's password, written into the guest's own /etc/shadow.
+    /// A crypt(3) hash of the user's password, written into the guest's own /etc/shadow; without
+    /// one the user has no password (key logins only) until someone sets it inside the guest.
     public let passwordHash: String?
+    /// Public keys (OpenSSH `authorized_keys` lines) that log in as `user`.
+    public let authorizedKeys: [String]
+    /// A sudoers rule for `user` (cloud-init's `sudo`), e.g. `ALL=(ALL) NOPASSWD:ALL`.
+    public let sudo: String?
 
     /// Checks every value; `labNetwork` is the range the guest's address, network and gateway must lie in.
     public init(
         key: String, hostName: String, address: String, prefixLength: Int, gateway: String?,
         dnsServers: [String], role: String, user: String = "root", passwordHash: String?,
-        labNetwork: IPv4Network
+        authorizedKeys: [String] = [], sudo: String? = nil, labNetwork: IPv4Network
     ) throws {
         func refuse(_ reason: String) -> LabError { .invalidGuest(vm: key, reason: reason) }
         guard Self.isValidKey(key) else { throw refuse("managed object id \(key) is not of the form vm-N") }
@@ -53,6 +58,12 @@ public struct GuestSpec: Equatable, Sendable {
         if let hash = passwordHash {
             guard Self.isValidCryptHash(hash) else { throw refuse("the password is not a crypt(3) hash") }
         }
+        for authorizedKey in authorizedKeys {
+            guard Self.isValidAuthorizedKey(authorizedKey) else { throw refuse("\(authorizedKey.prefix(40).debugDescription) is not an SSH public key line") }
+        }
+        if let sudo {
+            guard Self.isValidSudoRule(sudo) else { throw refuse("invalid sudo rule \(sudo.debugDescription)") }
+        }
         self.key = key
         self.hostName = hostName
         self.address = parsedAddress
@@ -62,6 +73,8 @@ public struct GuestSpec: Equatable, Sendable {
         self.role = role
         self.user = user
         self.passwordHash = passwordHash
+        self.authorizedKeys = authorizedKeys
+        self.sudo = sudo
     }
 
     /// The files guest-init.sh copies into the guest on its first boot (name → content).
@@ -86,6 +99,8 @@ public struct GuestSpec: Equatable, Sendable {
             "role": role + "\n",
             "user": user + "\n",
             "password.hash": (passwordHash ?? "") + "\n",
+            "authorized_keys": authorizedKeys.map { $0 + "\n" }.joined(),
+            "sudo": sudo.map { $0 + "\n" } ?? "",
         ]
     }
 
@@ -112,6 +127,22 @@ public struct GuestSpec: Equatable, Sendable {
     static func isValidCryptHash(_ hash: String) -> Bool {
         hash.hasPrefix("$") && hash.count <= 512
             && hash.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "./$=,-".contains($0)) }
+    }
+
+    /// `type base64 [comment]` on one line, with a key type OpenSSH knows and no options
+    /// (`command=...`), so the metadata can give a key but not a forced command.
+    static func isValidAuthorizedKey(_ line: String) -> Bool {
+        let fields = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
+        let keyTypes = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa"]
+        guard line.count <= 8192, fields.count >= 2, keyTypes.contains(String(fields[0])), !fields[1].isEmpty,
+              fields[1].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+/=".contains($0)) })
+        else { return false }
+        return fields.count == 2 || fields[2].allSatisfy { $0.isASCII && !$0.isNewline && ($0 == " " || $0.isPunctuation || $0.isLetter || $0.isNumber || $0.isSymbol) }
+    }
+
+    /// A sudoers rule such as `ALL=(ALL) NOPASSWD:ALL`: one line of the characters such rules use.
+    static func isValidSudoRule(_ rule: String) -> Bool {
+        (1...200).contains(rule.count) && rule.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || " =(),:!_/.-".contains($0)) }
     }
 
     /// A portable login name (what useradd accepts by default).

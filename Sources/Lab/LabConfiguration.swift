@@ -57,7 +57,9 @@ public struct LabConfiguration: Sendable {
     /// The bridge's address, which guests use as their gateway.
     public var gateway: IPv4Address { network.firstHost }
 
-    var guestsDirectory: String { stateDirectory + "/guests" }
+    /// One directory per guest (`vm-42/`): its seed, its overlay's upper layer (the guest's own
+    /// files, such as `upper/var/log/sshd.log`) and its console log.
+    public var guestsDirectory: String { stateDirectory + "/guests" }
 }
 
 /// Where the supervisor finds vcsim.

@@ -17,6 +17,8 @@ extension Lab {
         ("/usr/bin/git", "git"),
         ("/usr/bin/svn", "subversion"),
         ("/usr/bin/ping", "iputils-ping"),
+        // Guests whose user is not root run root's commands with `sudo -n` (cloud-init's sudo rule).
+        ("/usr/bin/sudo", "sudo"),
     ]
 
     /// What keeps the lab from running on this machine, each named so it can be installed;

@@ -69,7 +69,8 @@ public struct VSphereLabInventory: LabInventory, LabVMCreator {
             return .success(try GuestSpec(
                 key: key, hostName: configuration.hostName, address: ipv4.address, prefixLength: ipv4.prefixLength,
                 gateway: ipv4.gateway, dnsServers: ipv4.dns, role: role, user: configuration.user,
-                passwordHash: configuration.passwordHash, labNetwork: labNetwork))
+                passwordHash: configuration.passwordHash, authorizedKeys: configuration.authorizedKeys, sudo: configuration.sudo,
+                labNetwork: labNetwork))
         } catch let error as LabError {
             return .failure(error)
         } catch {

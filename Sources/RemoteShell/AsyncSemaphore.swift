@@ -1,21 +1,22 @@
 /// Limits how many tasks do something at once; the rest wait in FIFO order.
 ///
-/// Used for channels per connection and handshakes per host. The limit can be lowered while in
-/// use, for when a server turns out to allow fewer channels than configured.
-actor AsyncSemaphore {
+/// Used for channels per connection and handshakes per host, and by the App for its job and
+/// probe limits (hence `package`). The limit can be lowered while in use, for when a server
+/// turns out to allow fewer channels than configured.
+package actor AsyncSemaphore {
     private var limit: Int
     private var inUse = 0
     private var waiters: [(id: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
     private var nextWaiterID: UInt64 = 0
 
-    init(limit: Int) {
+    package init(limit: Int) {
         self.limit = max(1, limit)
     }
 
     var inUseCount: Int { inUse }
 
     /// Waits for a permit; throws `CancellationError` if the task is cancelled while waiting.
-    func acquire() async throws {
+    package func acquire() async throws {
         if inUse < limit, waiters.isEmpty {
             inUse += 1
             return
@@ -35,7 +36,7 @@ actor AsyncSemaphore {
         }
     }
 
-    func release() {
+    package func release() {
         inUse -= 1
         resumeWaiters()
     }
@@ -46,7 +47,7 @@ actor AsyncSemaphore {
     }
 
     /// Runs `body` holding a permit.
-    func withPermit<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+    package func withPermit<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
         try await acquire()
         do {
             let value = try await body()

@@ -28,6 +28,21 @@ public struct Command: Sendable, Hashable, CustomStringConvertible {
         Command("sh", arguments: ["-c", script.description, "sh"] + arguments)
     }
 
+    /// Runs `command` as root through `sudo -n`, for a login user other than root; `-n` makes
+    /// sudo fail at once instead of waiting for a password nobody will type.
+    public static func sudo(_ command: Command) -> Command {
+        Command(commandLine: "sudo -n -- " + command.commandLine)
+    }
+
+    /// This command as root: unchanged for `root`, through `sudo -n` for any other user.
+    public func asRoot(loggedInAs user: String) -> Command {
+        user == "root" ? self : .sudo(self)
+    }
+
+    private init(commandLine: String) {
+        self.commandLine = commandLine
+    }
+
     /// Quotes `word` so that POSIX sh reads it back as exactly one word with the same bytes.
     ///
     /// Words made only of characters with no meaning to the shell stay as they are (`=` is

@@ -5,8 +5,9 @@ import NIOSSH
 struct CancelCommandEvent: Sendable {}
 
 /// Runs one command on a session channel: sends the exec request and the standard input
-/// (then end-of-file), collects standard output, standard error and the exit status, and
-/// completes `result` when the channel closes.
+/// (then end-of-file), collects standard output and standard error up to `outputLimit` bytes
+/// each (discarding the rest as it arrives), and the exit status, and completes `result` when
+/// the channel closes.
 final class ExecHandler: ChannelInboundHandler {
     typealias InboundIn = SSHChannelData
     typealias OutboundOut = SSHChannelData
@@ -14,21 +15,27 @@ final class ExecHandler: ChannelInboundHandler {
     private let command: Command
     private let standardInput: [UInt8]
     private let timeout: Duration?
+    private let outputLimit: Int
     private let hostKeyName: String
     private let result: EventLoopPromise<CommandResult>
 
     private var started = false
     private var standardOutput: ByteBuffer
     private var standardError: ByteBuffer
+    private var truncated = false
     private var exitStatus: Int?
     private var signal: String?
     private var failure: (any Error)?
     private var timeoutTask: Scheduled<Void>?
 
-    init(command: Command, standardInput: [UInt8], timeout: Duration?, hostKeyName: String, result: EventLoopPromise<CommandResult>) {
+    init(
+        command: Command, standardInput: [UInt8], timeout: Duration?, outputLimit: Int, hostKeyName: String,
+        result: EventLoopPromise<CommandResult>
+    ) {
         self.command = command
         self.standardInput = standardInput
         self.timeout = timeout
+        self.outputLimit = outputLimit
         self.hostKeyName = hostKeyName
         self.result = result
         self.standardOutput = ByteBuffer()
@@ -71,9 +78,22 @@ final class ExecHandler: ChannelInboundHandler {
         let message = unwrapInboundIn(data)
         guard case .byteBuffer(let buffer) = message.data else { return }
         if message.type == .channel {
-            standardOutput.writeImmutableBuffer(buffer)
+            keep(buffer, in: &standardOutput)
         } else if message.type == .stdErr {
-            standardError.writeImmutableBuffer(buffer)
+            keep(buffer, in: &standardError)
+        }
+    }
+
+    /// Appends what still fits under the limit and drops the rest.
+    private func keep(_ buffer: ByteBuffer, in collected: inout ByteBuffer) {
+        let room = max(0, outputLimit - collected.readableBytes)
+        guard buffer.readableBytes > room else {
+            collected.writeImmutableBuffer(buffer)
+            return
+        }
+        truncated = true
+        if room > 0, let head = buffer.getSlice(at: buffer.readerIndex, length: room) {
+            collected.writeImmutableBuffer(head)
         }
     }
 
@@ -107,7 +127,8 @@ final class ExecHandler: ChannelInboundHandler {
                     exitStatus: signal == nil ? exitStatus ?? 255 : 255,
                     signal: signal,
                     standardOutput: Array(standardOutput.readableBytesView),
-                    standardError: Array(standardError.readableBytesView)
+                    standardError: Array(standardError.readableBytesView),
+                    truncated: truncated
                 )
             )
         } else {

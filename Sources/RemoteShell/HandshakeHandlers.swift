@@ -2,34 +2,51 @@ import Logging
 import NIOCore
 import NIOSSH
 
-/// Trusts a host key on first use and refuses any other key afterwards.
+/// Checks the host key as the target's `HostKeyCheck` says, and reports the accepted key
+/// through `accepted`. A refused key fails the handshake before any credential is offered.
 struct HostKeyVerifier: NIOSSHClientServerAuthenticationDelegate {
     let hostKeyName: String
+    let check: HostKeyCheck
     let store: any HostKeyStore
+    let accepted: EventLoopPromise<SSHHostKey>
     let logger: Logger
 
     func validateHostKey(hostKey: NIOSSHPublicKey, validationCompletePromise: EventLoopPromise<Void>) {
-        let hostKeyName = hostKeyName
-        let store = store
-        let logger = logger
+        let (hostKeyName, check, store, accepted, logger) = (hostKeyName, check, store, accepted, logger)
         validationCompletePromise.completeWithTask {
             let presented: SSHHostKey
-            let pinned: SSHHostKey
             do {
                 presented = try SSHHostKey(hostKey)
-                pinned = try await store.pinIfAbsent(presented, for: hostKeyName)
+                switch check {
+                case .pinnedByStore:
+                    let pinned = try await store.pinIfAbsent(presented, for: hostKeyName)
+                    guard pinned == presented else {
+                        throw RemoteShellError(
+                            .hostKeyMismatch, host: hostKeyName,
+                            message: "host key changed: pinned \(pinned.fingerprint), presented \(presented.fingerprint); "
+                                + "refusing to connect (forget the pinned key only if the machine was knowingly re-created)"
+                        )
+                    }
+                case .expected(let expected):
+                    guard expected == presented else {
+                        throw RemoteShellError(
+                            .hostKeyMismatch, host: hostKeyName,
+                            message: "host key mismatch: expected \(expected.fingerprint), presented \(presented.fingerprint); "
+                                + "refusing to connect, nothing was sent to this host"
+                        )
+                    }
+                case .firstContact:
+                    break
+                }
             } catch let error as RemoteShellError {
+                accepted.fail(error)
                 throw RemoteShellError(error.kind, host: hostKeyName, message: error.message)
             } catch {
-                throw RemoteShellError(.hostKeyStore, host: hostKeyName, message: "host key store failed: \(error)")
+                let storeError = RemoteShellError(.hostKeyStore, host: hostKeyName, message: "host key store failed: \(error)")
+                accepted.fail(storeError)
+                throw storeError
             }
-            guard pinned == presented else {
-                throw RemoteShellError(
-                    .hostKeyMismatch, host: hostKeyName,
-                    message: "host key changed: pinned \(pinned.fingerprint), presented \(presented.fingerprint); "
-                        + "refusing to connect (forget the pinned key only if the machine was knowingly re-created)"
-                )
-            }
+            accepted.succeed(presented)
             logger.trace("host key accepted", metadata: ["host": "\(hostKeyName)", "fingerprint": "\(presented.fingerprint)"])
         }
     }

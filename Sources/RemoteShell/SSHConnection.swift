@@ -7,18 +7,23 @@ import NIOSSH
 /// channels. At most `maxConcurrentChannels` are open at once; further commands queue.
 public final class SSHConnection: Sendable {
     public let target: SSHTarget
+    /// The key the host presented and the target's `HostKeyCheck` accepted.
+    public let hostKey: SSHHostKey
     private let channel: any Channel
     private let channelPermits: AsyncSemaphore
+    private let outputLimit: Int
     private let logger: Logger
 
-    private init(target: SSHTarget, channel: any Channel, maxConcurrentChannels: Int, logger: Logger) {
+    private init(target: SSHTarget, hostKey: SSHHostKey, channel: any Channel, options: SSHConnectionOptions, logger: Logger) {
         self.target = target
+        self.hostKey = hostKey
         self.channel = channel
-        self.channelPermits = AsyncSemaphore(limit: maxConcurrentChannels)
+        self.channelPermits = AsyncSemaphore(limit: options.maxConcurrentChannels)
+        self.outputLimit = options.maxOutputBytes
         self.logger = logger
     }
 
-    /// Opens a connection: TCP connect, key exchange with host key pinning, authentication.
+    /// Opens a connection: TCP connect, key exchange with the host key check, authentication.
     ///
     /// Every failure is a `RemoteShellError` whose kind names the stage: `.connect`, `.timeout`,
     /// `.handshake`, `.hostKeyMismatch`, `.hostKeyStore` or `.authentication`.
@@ -31,6 +36,9 @@ public final class SSHConnection: Sendable {
     ) async throws -> SSHConnection {
         let eventLoop = eventLoopGroup.next()
         let authenticated = eventLoop.makePromise(of: Void.self)
+        let acceptedHostKey = eventLoop.makePromise(of: SSHHostKey.self)
+        // Completing a completed promise does nothing: this only settles it on paths that never reached the check.
+        defer { acceptedHostKey.fail(RemoteShellError(.handshake, host: target.hostKeyName, message: "no host key was checked")) }
         let hostKeyName = target.hostKeyName
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(TimeAmount(options.connectTimeout))
@@ -39,7 +47,8 @@ public final class SSHConnection: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let configuration = SSHClientConfiguration(
                         userAuthDelegate: CredentialOffer(target: target),
-                        serverAuthDelegate: HostKeyVerifier(hostKeyName: hostKeyName, store: hostKeyStore, logger: logger)
+                        serverAuthDelegate: HostKeyVerifier(
+                            hostKeyName: hostKeyName, check: target.hostKeyCheck, store: hostKeyStore, accepted: acceptedHostKey, logger: logger)
                     )
                     try channel.pipeline.syncOperations.addHandlers(
                         NIOSSHHandler(role: .client(configuration), allocator: channel.allocator, inboundChildChannelInitializer: nil),
@@ -54,14 +63,16 @@ public final class SSHConnection: Sendable {
             authenticated.fail(error)
             throw connectError(error, target: target, timeout: options.connectTimeout)
         }
+        let hostKey: SSHHostKey
         do {
             try await authenticated.futureResult.get()
+            hostKey = try await acceptedHostKey.futureResult.get()
         } catch {
             channel.close(promise: nil)
             throw error
         }
         logger.debug("connected", metadata: ["target": "\(target)"])
-        return SSHConnection(target: target, channel: channel, maxConcurrentChannels: options.maxConcurrentChannels, logger: logger)
+        return SSHConnection(target: target, hostKey: hostKey, channel: channel, options: options, logger: logger)
     }
 
     /// Whether the connection is still up; a closed connection cannot be used again.
@@ -108,7 +119,10 @@ public final class SSHConnection: Sendable {
     /// - Parameters:
     ///   - mode: Permission bits such as `0o644`; without it the remote umask decides for a new file.
     ///   - owner: `user` or `user:group` for chown (needs the right to chown, usually root).
-    public func upload(_ contents: [UInt8], to path: String, mode: Int? = nil, owner: String? = nil, timeout: Duration? = nil) async throws {
+    ///   - timeout: After this the upload is abandoned with `.timeout` (a stalled guest never holds the caller).
+    public func upload(
+        _ contents: [UInt8], to path: String, mode: Int? = nil, owner: String? = nil, timeout: Duration = .seconds(60)
+    ) async throws {
         if let mode, !(0...0o7777).contains(mode) {
             throw RemoteShellError(.invalidArgument, host: target.hostKeyName, message: "file mode \(mode) is out of range 0...0o7777")
         }
@@ -153,7 +167,7 @@ public final class SSHConnection: Sendable {
         }
         let result = channel.eventLoop.makePromise(of: CommandResult.self)
         let opened = channel.eventLoop.makePromise(of: (any Channel).self)
-        let channel = channel
+        let (channel, outputLimit) = (channel, outputLimit)
         channel.eventLoop.execute {
             do {
                 let sshHandler = try channel.pipeline.syncOperations.handler(type: NIOSSHHandler.self)
@@ -161,7 +175,9 @@ public final class SSHConnection: Sendable {
                     child.eventLoop.makeCompletedFuture {
                         try child.syncOptions?.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
                         try child.pipeline.syncOperations.addHandler(
-                            ExecHandler(command: command, standardInput: standardInput, timeout: timeout, hostKeyName: hostKeyName, result: result)
+                            ExecHandler(
+                                command: command, standardInput: standardInput, timeout: timeout, outputLimit: outputLimit,
+                                hostKeyName: hostKeyName, result: result)
                         )
                     }
                 }

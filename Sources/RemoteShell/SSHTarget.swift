@@ -1,6 +1,6 @@
 import NIOCore
 
-/// A host to reach, and the account and credential to use there.
+/// A host to reach, the account and credential to use there, and which host key to trust.
 public struct SSHTarget: Sendable, Identifiable, CustomStringConvertible {
     /// What identifies a connection: one is kept per host, port and user.
     public struct ID: Sendable, Hashable {
@@ -13,12 +13,15 @@ public struct SSHTarget: Sendable, Identifiable, CustomStringConvertible {
     public var port: Int
     public var user: String
     public var authentication: SSHAuthentication
+    /// How the host's key is checked before any credential is sent.
+    public var hostKeyCheck: HostKeyCheck
 
-    public init(host: String, port: Int = 22, user: String, authentication: SSHAuthentication) {
+    public init(host: String, port: Int = 22, user: String, authentication: SSHAuthentication, hostKeyCheck: HostKeyCheck = .pinnedByStore) {
         self.host = host
         self.port = port
         self.user = user
         self.authentication = authentication
+        self.hostKeyCheck = hostKeyCheck
     }
 
     public var id: ID { ID(host: host, port: port, user: user) }
@@ -27,6 +30,20 @@ public struct SSHTarget: Sendable, Identifiable, CustomStringConvertible {
     public var hostKeyName: String { port == 22 ? host : "[\(host)]:\(port)" }
 
     public var description: String { "\(user)@\(hostKeyName)" }
+}
+
+/// Which host key a connection accepts. The check runs during key exchange, before
+/// authentication: a host that fails it never receives a password or a key signature.
+public enum HostKeyCheck: Sendable, Hashable {
+    /// Trust on first use, per address: the `HostKeyStore` pins the first key seen under the
+    /// target's `hostKeyName` and refuses any other key there afterwards.
+    case pinnedByStore
+    /// Only this key, wherever the host answers: for callers that pin a key to a machine rather
+    /// than to an address (a machine keeps its key when its address changes).
+    case expected(SSHHostKey)
+    /// Any key, reported as `SSHConnection.hostKey`: first contact with a machine whose key the
+    /// caller then pins itself (a new VM, or one rebuilt from its template).
+    case firstContact
 }
 
 /// The credential offered to the server.
@@ -46,11 +63,19 @@ public struct SSHConnectionOptions: Sendable {
     /// Most session channels open at once on the connection; more wait in a queue. sshd refuses
     /// channels beyond its MaxSessions (default 10); if it refuses earlier, the cap is lowered.
     public var maxConcurrentChannels: Int
+    /// Most bytes kept of each of a command's standard output and standard error; the rest is
+    /// read and discarded (the result says `truncated`), so a guest printing without end cannot
+    /// fill this process's memory.
+    public var maxOutputBytes: Int
 
-    public init(connectTimeout: Duration = .seconds(10), handshakeTimeout: Duration = .seconds(30), maxConcurrentChannels: Int = 8) {
+    public init(
+        connectTimeout: Duration = .seconds(10), handshakeTimeout: Duration = .seconds(30), maxConcurrentChannels: Int = 8,
+        maxOutputBytes: Int = 1 << 20
+    ) {
         self.connectTimeout = connectTimeout
         self.handshakeTimeout = handshakeTimeout
         self.maxConcurrentChannels = max(1, maxConcurrentChannels)
+        self.maxOutputBytes = max(0, maxOutputBytes)
     }
 }
 
@@ -62,12 +87,15 @@ public struct CommandResult: Sendable, Hashable {
     public var signal: String?
     public var standardOutput: [UInt8]
     public var standardError: [UInt8]
+    /// Whether output beyond `SSHConnectionOptions.maxOutputBytes` was discarded.
+    public var truncated: Bool
 
-    public init(exitStatus: Int, signal: String? = nil, standardOutput: [UInt8], standardError: [UInt8]) {
+    public init(exitStatus: Int, signal: String? = nil, standardOutput: [UInt8], standardError: [UInt8], truncated: Bool = false) {
         self.exitStatus = exitStatus
         self.signal = signal
         self.standardOutput = standardOutput
         self.standardError = standardError
+        self.truncated = truncated
     }
 
     public var succeeded: Bool { exitStatus == 0 && signal == nil }

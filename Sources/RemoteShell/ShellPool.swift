@@ -23,8 +23,9 @@ public struct HostResult: Sendable {
 /// Connections open on first use; a closed one is replaced on the next use; connections idle
 /// for `idleTimeout` are closed. Handshakes to the same host are limited so that sshd's
 /// MaxStartups does not drop them under fan-out. A connection is authenticated with the
-/// credential of the target that opened it; later targets with the same ID share it.
-/// Call `shutdown()` when done.
+/// credential of the target that opened it; later targets with the same ID share it, unless a
+/// target expects another host key than the connection's (`HostKeyCheck.expected`): then the
+/// pooled connection is closed and a new one checks the key. Call `shutdown()` when done.
 public actor ShellPool {
     private enum Entry {
         case connecting(Task<SSHConnection, any Error>)
@@ -67,7 +68,7 @@ public actor ShellPool {
 
     /// Writes a file on `target` over the pooled connection. See `SSHConnection.upload`.
     public func upload(
-        _ contents: [UInt8], to path: String, on target: SSHTarget, mode: Int? = nil, owner: String? = nil, timeout: Duration? = nil
+        _ contents: [UInt8], to path: String, on target: SSHTarget, mode: Int? = nil, owner: String? = nil, timeout: Duration = .seconds(60)
     ) async throws {
         try await withConnection(to: target) { try await $0.upload(contents, to: path, mode: mode, owner: owner, timeout: timeout) }
     }
@@ -112,9 +113,12 @@ public actor ShellPool {
         let id = target.id
         switch entries[id] {
         case .ready(let connection) where connection.isActive:
-            return connection
+            if Self.hostKey(connection.hostKey, satisfies: target.hostKeyCheck) { return connection }
+            await discard(id, connection)
         case .connecting(let task):
-            return try await task.value
+            let connection = try await task.value
+            if Self.hostKey(connection.hostKey, satisfies: target.hostKeyCheck) { return connection }
+            if case .ready(let pooled) = entries[id], pooled === connection { await discard(id, connection) }
         case .ready, nil:
             break
         }
@@ -136,6 +140,20 @@ public actor ShellPool {
             entries[id] = nil
             throw error
         }
+    }
+
+    /// Whether a connection that accepted `hostKey` may serve a target with `check`.
+    private static func hostKey(_ hostKey: SSHHostKey, satisfies check: HostKeyCheck) -> Bool {
+        if case .expected(let expected) = check { return expected == hostKey }
+        return true
+    }
+
+    /// Drops a pooled connection whose host key another target does not accept.
+    private func discard(_ id: SSHTarget.ID, _ connection: SSHConnection) async {
+        entries[id] = nil
+        lastUsed[id] = nil
+        logger.debug("pooled connection has another host key than expected; reconnecting", metadata: ["target": "\(connection.target)"])
+        await connection.close()
     }
 
     /// Closes connections that have run nothing for `idleTimeout`.

@@ -45,6 +45,23 @@ final class GuestSpecTests: XCTestCase {
         XCTAssertThrowsError(try spec(hash: "$6$a$b\nroot2::0:0"))
     }
 
+    func testAuthorizedKeysAndSudoRulesAreChecked() throws {
+        func spec(keys: [String], sudo: String? = nil) throws -> GuestSpec {
+            try GuestSpec(
+                key: "vm-42", hostName: "web-01", address: "10.77.1.10", prefixLength: 16, gateway: "10.77.0.1",
+                dnsServers: [], role: "web", user: "deploy", passwordHash: nil, authorizedKeys: keys, sudo: sudo, labNetwork: lab)
+        }
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBMCdFYcbgWrUuWI0Ck5fX4QmySZJKWTeo1gVNlLa4NB flotilla@host"
+        let guest = try spec(keys: [key], sudo: "ALL=(ALL) NOPASSWD:ALL")
+        XCTAssertEqual(guest.authorizedKeys, [key])
+        XCTAssertEqual(guest.sudo, "ALL=(ALL) NOPASSWD:ALL")
+        XCTAssertThrowsError(try spec(keys: [key + "\nssh-ed25519 AAAA other"]))
+        XCTAssertThrowsError(try spec(keys: ["command=\"reboot\" " + key]))
+        XCTAssertThrowsError(try spec(keys: ["ssh-ed25519"]))
+        XCTAssertThrowsError(try spec(keys: [key], sudo: "ALL=(ALL) NOPASSWD:ALL\nroot ALL=(ALL) ALL"))
+        XCTAssertThrowsError(try spec(keys: [key], sudo: ""))
+    }
+
     func testNetworkArithmetic() throws {
         let network = try XCTUnwrap(IPv4Network("10.77.3.4/16"))
         XCTAssertEqual(network.description, "10.77.0.0/16")

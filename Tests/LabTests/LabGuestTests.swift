@@ -69,6 +69,73 @@ final class LabGuestTests: XCTestCase {
         XCTAssertTrue(reported, "vcsim never got the guest's address and host name")
     }
 
+    /// cloud-init's ssh_authorized_keys and sudo, as Flotilla sends them (SPEC BEY-9): a non-root
+    /// user logs in with the key alone (no password in the metadata), runs root's commands with
+    /// `sudo -n`, and the guest's sshd log shows the public-key login. A reboot keeps it all.
+    func testMetadataKeyLogsInAndANonRootUserHasSudo() async throws {
+        let key = SSHPrivateKey.generateEd25519()
+        let vm = try await lab.createGuest(
+            name: "web-05", role: "web", address: "10.77.1.15", password: nil, user: "deploy",
+            authorizedKeys: [key.publicKeyLine + " flotilla"], sudo: GuestConfiguration.passwordlessSudo)
+        func loginByKey() async -> SSHConnection? {
+            try? await lab.connect("10.77.1.15", user: "deploy", authentication: .privateKey(key))
+        }
+        let up = await eventually(within: .seconds(8)) {
+            guard let connection = await loginByKey() else { return false }
+            await connection.close()
+            return true
+        }
+        XCTAssertTrue(up, "the metadata key never logged in")
+        let login = await loginByKey()
+        let connection = try XCTUnwrap(login)
+        let identity = try await connection.run(.script("id -un; sudo -n id -u; stat -c '%a %U' ~/.ssh ~/.ssh/authorized_keys"))
+        XCTAssertEqual(identity.output, "deploy\n0\n700 deploy\n600 deploy\n", identity.errorOutput)
+        await connection.close()
+        XCTAssertTrue(lab.sshdLog(vm).contains("Accepted publickey for deploy from 10.77.0.1"), lab.sshdLog(vm))
+
+        // No password was given: none logs in, and another key does not either.
+        do {
+            _ = try await lab.connect("10.77.1.15", user: "deploy", authentication: .password("Lab-pass-1"))
+            XCTFail("a password logged in to a user that has none")
+        } catch let error as RemoteShellError {
+            XCTAssertEqual(error.kind, .authentication)
+        }
+        do {
+            _ = try await lab.connect("10.77.1.15", user: "deploy", authentication: .privateKey(.generateEd25519()))
+            XCTFail("a key that is not in the metadata logged in")
+        } catch let error as RemoteShellError {
+            XCTAssertEqual(error.kind, .authentication)
+        }
+
+        // A reset boots the guest again from the same files: the key still logs in.
+        try await vm.reset()
+        try await Task.sleep(for: .seconds(1))
+        let back = await eventually(within: .seconds(8)) {
+            guard let connection = await loginByKey() else { return false }
+            let result = try? await connection.run(.script("sudo -n true"), timeout: .seconds(5))
+            await connection.close()
+            return result?.succeeded == true
+        }
+        XCTAssertTrue(back, "the key or sudo did not survive a reset")
+    }
+
+    /// Once the guest applied its password, the lab keeps no copy of the hash; a guest whose
+    /// metadata no longer carries it (Flotilla removes it) keeps its password across reboots.
+    func testPasswordHashIsNotKeptAndThePasswordSurvivesItsRemovalFromMetadata() async throws {
+        let vm = try await lab.createGuest(name: "web-06", role: "web", address: "10.77.1.16")
+        let up = await eventually(within: .seconds(8)) { await lab.canSSH("10.77.1.16") }
+        XCTAssertTrue(up)
+        let seed = LabHarness.configuration.guestsDirectory + "/" + vm.reference.value + "/seed"
+        XCTAssertFalse(FileManager.default.fileExists(atPath: seed + "/password.hash"))
+        try await vm.reconfigure(extraConfig: try GuestConfiguration(
+            hostName: "web-06", ipv4: .init(address: "10.77.1.16", prefixLength: 16, gateway: "10.77.0.1", dns: ["10.77.0.1"])
+        ).extraConfig())
+        try await vm.reset()
+        try await Task.sleep(for: .seconds(1))
+        let back = await eventually(within: .seconds(8)) { await lab.canSSH("10.77.1.16") }
+        XCTAssertTrue(back, "the password set on first boot must survive a boot from metadata without it")
+    }
+
     func testGuestChangesItsOwnAddressWithIfupdown() async throws {
         let vm = try await lab.createGuest(name: "web-02", role: "web", address: "10.77.1.11")
         let up = await eventually(within: .seconds(5)) { await lab.canSSH("10.77.1.11") }

@@ -74,13 +74,15 @@ final class LabHarness: @unchecked Sendable {
         try await Lab.down(Self.configuration)
     }
 
-    /// Clones `tpl-<role>` with cloud-init metadata for `address` and the password, then powers it on.
+    /// Clones `tpl-<role>` with cloud-init metadata for `address`, the password (if any), keys and
+    /// sudo rule of `user`, then powers it on.
     func createGuest(
-        name: String, role: String, address: String, prefixLength: Int = 16, password: String = "Lab-pass-1", powerOn: Bool = true
+        name: String, role: String, address: String, prefixLength: Int = 16, password: String? = "Lab-pass-1", powerOn: Bool = true,
+        user: String = "root", authorizedKeys: [String] = [], sudo: String? = nil
     ) async throws -> VirtualMachine {
         let configuration = GuestConfiguration(
             hostName: name, ipv4: .init(address: address, prefixLength: prefixLength, gateway: "10.77.0.1", dns: ["10.77.0.1"]),
-            passwordHash: CryptSHA512.hash(password: password))
+            passwordHash: password.map { CryptSHA512.hash(password: $0) }, user: user, authorizedKeys: authorizedKeys, sudo: sudo)
         let template = try await client.findTemplate(named: "tpl-\(role)")
         let vm = try await client.clone(template, CloneRequest(
             name: name,
@@ -92,8 +94,12 @@ final class LabHarness: @unchecked Sendable {
     }
 
     func connect(_ address: String, password: String = "Lab-pass-1") async throws -> SSHConnection {
+        try await connect(address, user: "root", authentication: .password(password))
+    }
+
+    func connect(_ address: String, user: String, authentication: SSHAuthentication) async throws -> SSHConnection {
         try await SSHConnection.connect(
-            to: SSHTarget(host: address, user: "root", authentication: .password(password)),
+            to: SSHTarget(host: address, user: user, authentication: authentication),
             hostKeyStore: InMemoryHostKeyStore(),
             options: SSHConnectionOptions(connectTimeout: .seconds(2), handshakeTimeout: .seconds(5)))
     }
@@ -110,6 +116,12 @@ final class LabHarness: @unchecked Sendable {
         let result = try? await connection.run(RemoteShell.Command("true"), timeout: .seconds(5))
         await connection.close()
         return result?.succeeded == true
+    }
+
+    /// What the guest's sshd logged (`/var/log/sshd.log` inside it, read from its upper layer).
+    func sshdLog(_ vm: VirtualMachine) -> String {
+        let path = Self.configuration.guestsDirectory + "/" + vm.reference.value + "/upper/var/log/sshd.log"
+        return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
     }
 
     /// Waits for the guest's network namespace (named after the VM's managed object id).

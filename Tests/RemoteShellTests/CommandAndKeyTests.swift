@@ -14,6 +14,13 @@ final class CommandAndKeyTests: XCTestCase {
         XCTAssertEqual(Command.script(#"echo "$1""#, arguments: ["$(x)"]).commandLine, #"sh -c 'echo "$1"' sh '$(x)'"#)
     }
 
+    func testRootCommandsGoThroughSudoForOtherUsers() {
+        let command = Command.script(#"cat > "$1""#, arguments: ["/etc/it's"])
+        XCTAssertEqual(command.asRoot(loggedInAs: "root"), command)
+        XCTAssertEqual(command.asRoot(loggedInAs: "deploy").commandLine, "sudo -n -- " + command.commandLine)
+        XCTAssertEqual(Command("chpasswd").asRoot(loggedInAs: "deploy").commandLine, "sudo -n -- chpasswd")
+    }
+
     func testQuotedWordsRoundTripThroughALocalShell() throws {
         for value in RemoteShellTests.hostileStrings {
             let output = try runTool("/bin/sh", "-c", Command("printf", "%s", value).commandLine)

@@ -233,7 +233,8 @@ final class RemoteShellTests: XCTestCase {
 
     func testUploadWritesContentModeAndOwner() async throws {
         let server = try TestSSHServer()
-        let connection = try await connect(server)
+        // The 12 MiB file is read back whole, so the output cap is raised above it.
+        let connection = try await connect(server, options: .init(maxOutputBytes: 16 << 20))
         let path = server.homeDirectory + "/-it's a \"file\" $(x).txt"
         let contents = Array("line one\nsecond 'line' with $HOME and `backticks`\n".utf8) + [0, 255, 10]
         try await connection.upload(contents, to: path, mode: 0o640, owner: TestSSHServer.user)
@@ -264,6 +265,103 @@ final class RemoteShellTests: XCTestCase {
         XCTAssertEqual(error?.kind, .remoteCommand)
         let (modeError, _) = await expectError { try await connection.upload([1], to: path, mode: 0o10000) }
         XCTAssertEqual(modeError?.kind, .invalidArgument)
+        await connection.close()
+    }
+
+    /// Review finding 15: a guest that prints without end must not fill the server's memory.
+    func testOutputBeyondTheCapIsCutAndMarkedTruncated() async throws {
+        let server = try TestSSHServer()
+        let connection = try await connect(server)
+        // 3 MiB on standard output and 2 MiB on standard error, against the default cap of 1 MiB per stream.
+        let result = try await connection.run(
+            Command.script("head -c 3145728 /dev/zero | tr '\\0' o; head -c 2097152 /dev/zero >&2; echo done >&2"), timeout: .seconds(30))
+        XCTAssertEqual(result.exitStatus, 0)
+        XCTAssertEqual(result.standardOutput.count, 1 << 20)
+        XCTAssertEqual(result.standardError.count, 1 << 20)
+        XCTAssertEqual(Set(result.standardOutput), [UInt8(ascii: "o")])
+        XCTAssertTrue(result.truncated)
+
+        let small = try await connection.run(Command("echo", "short"))
+        XCTAssertFalse(small.truncated)
+        await connection.close()
+
+        let tight = try await connect(server, options: .init(maxOutputBytes: 5))
+        let cut = try await tight.run(Command("echo", "0123456789"))
+        XCTAssertEqual(cut.output, "01234")
+        XCTAssertTrue(cut.truncated)
+        await tight.close()
+    }
+
+    /// A machine's key pinned by the caller (not by address): any other key fails the handshake
+    /// before a credential is offered, and the error names the host and both fingerprints.
+    func testExpectedHostKeyIsEnforcedPerTarget() async throws {
+        let server = try TestSSHServer()
+        let firstContact = try await SSHConnection.connect(
+            to: SSHTarget(host: "127.0.0.1", port: server.port, user: TestSSHServer.user,
+                          authentication: .password(TestSSHServer.password), hostKeyCheck: .firstContact),
+            hostKeyStore: InMemoryHostKeyStore())
+        let machineKey = firstContact.hostKey
+        XCTAssertEqual(machineKey.fingerprint, try server.hostKeyFingerprint())
+        await firstContact.close()
+
+        var target = passwordTarget(server)
+        target.hostKeyCheck = .expected(machineKey)
+        let store = InMemoryHostKeyStore()
+        try await SSHConnection.connect(to: target, hostKeyStore: store).close()
+        let untouched = await store.pinnedKey(for: target.hostKeyName)
+        XCTAssertNil(untouched, "an expected key is the caller's pin, not the store's")
+
+        let logPath = server.directory.appendingPathComponent("sshd.log").path
+        try server.restartWithNewHostKey()
+        let logBefore = try Data(contentsOf: URL(fileURLWithPath: logPath)).count
+        let impostor = try server.hostKeyFingerprint()
+        let (error, elapsed) = await expectError { _ = try await SSHConnection.connect(to: target, hostKeyStore: store) }
+        XCTAssertEqual(error?.kind, .hostKeyMismatch)
+        XCTAssertEqual(error?.host, "[127.0.0.1]:\(server.port)")
+        XCTAssertTrue(error?.message.contains(machineKey.fingerprint) ?? false, "\(String(describing: error))")
+        XCTAssertTrue(error?.message.contains(impostor) ?? false, "\(String(describing: error))")
+        XCTAssertLessThan(elapsed, .seconds(10))
+        let log = String(decoding: try Data(contentsOf: URL(fileURLWithPath: logPath)).dropFirst(logBefore), as: UTF8.self)
+        XCTAssertFalse(log.contains("password for \(TestSSHServer.user)"), "no password may reach a host with the wrong key:\n\(log)")
+    }
+
+    /// A pooled connection is not reused for a target that expects another host key.
+    func testPoolDoesNotReuseAConnectionWithAnotherHostKey() async throws {
+        let server = try TestSSHServer()
+        let pool = ShellPool(hostKeyStore: InMemoryHostKeyStore())
+        var target = passwordTarget(server)
+        target.hostKeyCheck = .firstContact
+        let first = try await pool.connection(to: target)
+        target.hostKeyCheck = .expected(first.hostKey)
+        let same = try await pool.connection(to: target)
+        XCTAssertTrue(first === same)
+        target.hostKeyCheck = .expected(try SSHHostKey(openSSHPublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBMCdFYcbgWrUuWI0Ck5fX4QmySZJKWTeo1gVNlLa4NB"))
+        let (error, _) = await expectError { _ = try await pool.run(Command("true"), on: target) }
+        XCTAssertEqual(error?.kind, .hostKeyMismatch)
+        XCTAssertFalse(first.isActive, "the connection to a host with another key is dropped")
+        await pool.shutdown()
+    }
+
+    /// A generated key, written in OpenSSH's format, is read by ssh-keygen and logs in.
+    func testGeneratedEd25519KeyRoundTripsAndLogsIn() async throws {
+        let server = try TestSSHServer()
+        let key = SSHPrivateKey.generateEd25519()
+        let path = server.directory.appendingPathComponent("generated").path
+        try key.openSSHFileContents(comment: "flotilla").write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o600)
+        let derived = try runTool("/usr/bin/ssh-keygen", "-y", "-f", path)
+        XCTAssertEqual(derived.split(separator: " ").prefix(2).joined(separator: " "), key.publicKeyLine)
+        let fingerprint = try runTool("/usr/bin/ssh-keygen", "-l", "-f", path).split(separator: " ")[1]
+        XCTAssertEqual(key.publicKeyFingerprint, String(fingerprint))
+        XCTAssertEqual(try SSHPrivateKey(contentsOfFile: path).publicKeyLine, key.publicKeyLine)
+
+        let authorized = server.directory.appendingPathComponent("authorized_keys")
+        try (try String(contentsOf: authorized, encoding: .utf8) + key.publicKeyLine + "\n").write(to: authorized, atomically: true, encoding: .utf8)
+        let connection = try await SSHConnection.connect(
+            to: SSHTarget(host: "127.0.0.1", port: server.port, user: TestSSHServer.user, authentication: .privateKey(key)),
+            hostKeyStore: InMemoryHostKeyStore())
+        let identity = try await connection.run(Command("id", "-un"))
+        XCTAssertEqual(identity.output, TestSSHServer.user + "\n")
         await connection.close()
     }
 

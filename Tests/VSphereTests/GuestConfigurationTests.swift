@@ -60,6 +60,41 @@ final class GuestConfigurationTests: XCTestCase {
         XCTAssertEqual(try GuestConfiguration(extraConfig: entries), configuration)
     }
 
+    /// SPEC BEY-9: the platform's public key reaches the role's user through cloud-init, with
+    /// passwordless sudo when that user is not root; the password hash is optional (removed once applied).
+    func testAuthorizedKeysAndSudoForTheRoleUser() throws {
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBMCdFYcbgWrUuWI0Ck5fX4QmySZJKWTeo1gVNlLa4NB flotilla"
+        let configuration = GuestConfiguration(
+            hostName: "db-01", ipv4: .init(address: "10.20.0.12", prefixLength: 24),
+            passwordHash: CryptSHA512.hash(password: "TopSecret-123", salt: "abcdefgh"), user: "deploy",
+            authorizedKeys: [key], sudo: GuestConfiguration.passwordlessSudo)
+        let entries = try configuration.extraConfig()
+        let userdata = String(decoding: try XCTUnwrap(Data(base64Encoded: entries[2].value)), as: UTF8.self)
+        XCTAssertTrue(userdata.contains("\"ssh_authorized_keys\":[\"\(key)\"]"), userdata)
+        XCTAssertTrue(userdata.contains("\"sudo\":\"ALL=(ALL) NOPASSWD:ALL\""), userdata)
+        XCTAssertTrue(userdata.contains("\"lock_passwd\":false"), userdata)
+        XCTAssertEqual(try GuestConfiguration(extraConfig: entries), configuration)
+
+        // Without the hash (after the guest applied it) the user, its keys and sudo stay, and
+        // nothing asks cloud-init to change password login or lock the password people use.
+        var applied = configuration
+        applied.passwordHash = nil
+        let appliedEntries = try applied.extraConfig()
+        let appliedUserdata = String(decoding: try XCTUnwrap(Data(base64Encoded: appliedEntries[2].value)), as: UTF8.self)
+        XCTAssertFalse(appliedUserdata.contains("hashed_passwd"), appliedUserdata)
+        XCTAssertFalse(appliedUserdata.contains("$6$"), appliedUserdata)
+        XCTAssertFalse(appliedUserdata.contains("ssh_pwauth"), appliedUserdata)
+        XCTAssertTrue(appliedUserdata.contains("\"lock_passwd\":false"), appliedUserdata)
+        XCTAssertEqual(try GuestConfiguration(extraConfig: appliedEntries), applied)
+
+        // root needs no sudo, and cloud-init must not refuse root's key logins (disable_root).
+        let rootEntries = try GuestConfiguration(hostName: "web-01", authorizedKeys: [key]).extraConfig()
+        let rootUserdata = String(decoding: try XCTUnwrap(Data(base64Encoded: rootEntries[2].value)), as: UTF8.self)
+        XCTAssertTrue(rootUserdata.contains("\"disable_root\":false"), rootUserdata)
+        XCTAssertFalse(rootUserdata.contains("sudo"), rootUserdata)
+        XCTAssertEqual(try GuestConfiguration(extraConfig: rootEntries).authorizedKeys, [key])
+    }
+
     func testLastOccurrenceWins() throws {
         let old = try GuestConfiguration(hostName: "old", ipv4: .init(address: "10.0.0.1", prefixLength: 8)).extraConfig()
         let new = try GuestConfiguration(hostName: "new").extraConfig()

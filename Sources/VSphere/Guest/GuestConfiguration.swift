@@ -1,8 +1,9 @@
 import Foundation
 
-/// Network identity and password for a new guest, handed over through `guestinfo.*`
-/// extraConfig to cloud-init's VMware datasource (SPEC ARCH-3): no network path to the guest
-/// is needed, and the password travels only as a SHA-512 crypt hash.
+/// Network identity, password and login keys for a new guest, handed over through `guestinfo.*`
+/// extraConfig to cloud-init's VMware datasource (SPEC ARCH-3, BEY-9): no network path to the
+/// guest is needed, and the password travels only as a SHA-512 crypt hash, which the platform
+/// removes again once the guest has applied it.
 public struct GuestConfiguration: Sendable, Equatable {
     public struct IPv4: Sendable, Equatable {
         public var address: String
@@ -32,15 +33,27 @@ public struct GuestConfiguration: Sendable, Equatable {
     public var hostName: String
     /// nil: DHCP.
     public var ipv4: IPv4?
-    /// A `$6$` crypt hash (see `CryptSHA512`), set for `user`.
+    /// A `$6$` crypt hash (see `CryptSHA512`), set for `user`; nil leaves the password as it is.
     public var passwordHash: String?
     public var user: String
+    /// Public keys in OpenSSH form (`ssh-ed25519 AAAA… comment`) that log in as `user`.
+    public var authorizedKeys: [String]
+    /// A sudoers rule for `user` (cloud-init's `sudo`), such as `passwordlessSudo`.
+    public var sudo: String?
 
-    public init(hostName: String, ipv4: IPv4? = nil, passwordHash: String? = nil, user: String = "root") {
+    /// The rule a non-root user needs so that the platform can run root's commands with `sudo -n`.
+    public static let passwordlessSudo = "ALL=(ALL) NOPASSWD:ALL"
+
+    public init(
+        hostName: String, ipv4: IPv4? = nil, passwordHash: String? = nil, user: String = "root",
+        authorizedKeys: [String] = [], sudo: String? = nil
+    ) {
         self.hostName = hostName
         self.ipv4 = ipv4
         self.passwordHash = passwordHash
         self.user = user
+        self.authorizedKeys = authorizedKeys
+        self.sudo = sudo
     }
 
     public static let metadataKey = "guestinfo.metadata"
@@ -55,7 +68,8 @@ public struct GuestConfiguration: Sendable, Equatable {
     /// The four extraConfig keys cloud-init reads: metadata and userdata, each base64 with its `.encoding`.
     public func extraConfig() throws -> [ExtraConfigEntry] {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        // Unescaped slashes: keys and crypt hashes contain `/`, and YAML 1.1 readers (PyYAML) may not know `\/`.
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let metadata = try encoder.encode(Metadata(self))
         // JSON is YAML, so the cloud-config body can be JSON after its header line.
         let userdata = Data("#cloud-config\n".utf8) + (try encoder.encode(UserData(self)))
@@ -86,6 +100,8 @@ public struct GuestConfiguration: Sendable, Equatable {
         }
         var passwordHash: String?
         var user = "root"
+        var authorizedKeys: [String] = []
+        var sudo: String?
         if values[Self.userdataKey] != nil {
             let userdataBytes = try Self.decodedValue(values, key: Self.userdataKey)
             let header = Data("#cloud-config\n".utf8)
@@ -94,6 +110,8 @@ public struct GuestConfiguration: Sendable, Equatable {
                 let userdata = try JSONDecoder().decode(UserData.self, from: userdataBytes.dropFirst(header.count))
                 passwordHash = userdata.users.first?.hashedPassword
                 user = userdata.users.first?.name ?? user
+                authorizedKeys = userdata.users.first?.sshAuthorizedKeys ?? []
+                sudo = userdata.users.first?.sudo
             } catch {
                 throw DecodingError.malformed("\(Self.userdataKey): \(error)")
             }
@@ -104,7 +122,7 @@ public struct GuestConfiguration: Sendable, Equatable {
             guard parts.count == 2, let prefix = Int(parts[1]) else { throw DecodingError.malformed("address \(cidr)") }
             ipv4 = IPv4(address: String(parts[0]), prefixLength: prefix, gateway: ethernet.gateway4, dns: ethernet.nameservers?.addresses ?? [])
         }
-        self.init(hostName: metadata.localHostname, ipv4: ipv4, passwordHash: passwordHash, user: user)
+        self.init(hostName: metadata.localHostname, ipv4: ipv4, passwordHash: passwordHash, user: user, authorizedKeys: authorizedKeys, sudo: sudo)
     }
 
     private static func decodedValue(_ values: [String: String], key: String) throws -> Data {
@@ -165,36 +183,51 @@ public struct GuestConfiguration: Sendable, Equatable {
         }
     }
 
-    /// cloud-config: host name and the user's password hash.
+    /// cloud-config: host name, and the user with its password hash, login keys and sudo rule.
     private struct UserData: Codable {
         struct User: Codable {
             var name: String
+            /// Always false: cloud-init would otherwise lock the password people log in with.
             var lockPassword: Bool
             var hashedPassword: String?
+            var sshAuthorizedKeys: [String]?
+            var sudo: String?
 
             enum CodingKeys: String, CodingKey {
                 case name
                 case lockPassword = "lock_passwd"
                 case hashedPassword = "hashed_passwd"
+                case sshAuthorizedKeys = "ssh_authorized_keys"
+                case sudo
             }
         }
 
         var hostname: String
         var preserveHostname = false
-        var sshPasswordAuthentication: Bool
+        /// Set only with a password hash; absent, cloud-init leaves sshd's password setting alone.
+        var sshPasswordAuthentication: Bool?
+        /// false when the user is root: cloud-init otherwise blocks root's key logins.
+        var disableRoot: Bool?
         var users: [User]
 
         enum CodingKeys: String, CodingKey {
             case hostname
             case preserveHostname = "preserve_hostname"
             case sshPasswordAuthentication = "ssh_pwauth"
+            case disableRoot = "disable_root"
             case users
         }
 
         init(_ configuration: GuestConfiguration) {
             hostname = configuration.hostName
-            sshPasswordAuthentication = configuration.passwordHash != nil
-            users = configuration.passwordHash.map { [User(name: configuration.user, lockPassword: false, hashedPassword: $0)] } ?? []
+            sshPasswordAuthentication = configuration.passwordHash != nil ? true : nil
+            disableRoot = configuration.user == "root" ? false : nil
+            let hasUserSettings = configuration.passwordHash != nil || !configuration.authorizedKeys.isEmpty || configuration.sudo != nil
+            users = hasUserSettings
+                ? [User(name: configuration.user, lockPassword: false, hashedPassword: configuration.passwordHash,
+                        sshAuthorizedKeys: configuration.authorizedKeys.isEmpty ? nil : configuration.authorizedKeys,
+                        sudo: configuration.sudo)]
+                : []
         }
     }
 }
