@@ -43,9 +43,10 @@ final class ICMPEchoSocket: Sendable {
         return ICMPEchoSocket(method: method, descriptor: descriptor)
     }
 
-    /// Sends one echo request to each address (again to the silent ones when `attempts` > 1,
-    /// spread over the timeout) and returns each round-trip time in nanoseconds, or `noAnswer`.
-    /// Blocks for at most `timeout` plus the time the pacing takes to send the last request.
+    /// Sends one echo request to each address (again to the silent ones when `attempts` > 1; the
+    /// timeout is split among the attempts) and returns each round-trip time in nanoseconds, or
+    /// `noAnswer`. Blocks for at most `timeout` after the last request plus the time the pacing
+    /// takes to send them, and returns as soon as every address has answered.
     func echo(to addresses: [UInt32], round: UInt32, timeout: Duration, attempts: Int, packetsPerSecond: Int) -> [UInt64] {
         guard !addresses.isEmpty else { return [] }
         setReceiveBuffer(forReplies: addresses.count)
@@ -101,7 +102,6 @@ private struct EchoExchange {
     let socket: ICMPEchoSocket
     let addresses: [UInt32]
     let round: UInt32
-    let deadline: UInt64
     let start: UInt64
     let timeout: UInt64
     private(set) var roundTrips: [UInt64]
@@ -118,20 +118,16 @@ private struct EchoExchange {
         self.round = round
         self.timeout = timeout.nanoseconds
         start = monotonicNanoseconds()
-        deadline = start + self.timeout
         roundTrips = [UInt64](repeating: noAnswer, count: addresses.count)
         silent = addresses.count
     }
 
     mutating func run(attempts: Int, packetsPerSecond: Int) {
-        for attempt in 0..<max(attempts, 1) {
-            if attempt > 0 {
-                receive(until: start + timeout * UInt64(attempt) / UInt64(attempts))
-            }
-            if silent == 0 { return }
+        let attempts = max(attempts, 1)
+        for _ in 0..<attempts where silent > 0 {
             sendToSilent(packetsPerSecond: packetsPerSecond)
+            receive(until: monotonicNanoseconds() + timeout / UInt64(attempts))
         }
-        receive(until: deadline)
     }
 
     /// Sends a request to every address without an answer yet, at most `packetsPerSecond`
@@ -143,7 +139,6 @@ private struct EchoExchange {
         for index in addresses.indices where roundTrips[index] == noAnswer {
             while true {
                 let now = monotonicNanoseconds()
-                if now >= deadline { return }
                 if sent < burst + (now - sendStart) * UInt64(packetsPerSecond) / 1_000_000_000 { break }
                 receive(until: now + 1_000_000)
             }
@@ -157,6 +152,7 @@ private struct EchoExchange {
         var destination = sockaddr_in()
         destination.sin_family = sa_family_t(AF_INET)
         destination.sin_addr.s_addr = addresses[index].bigEndian
+        let firstTry = monotonicNanoseconds()
         while true {
             let result = withUnsafePointer(to: &destination) { address in
                 address.withMemoryRebound(to: sockaddr.self, capacity: 1) {
@@ -168,9 +164,10 @@ private struct EchoExchange {
             case EINTR:
                 continue
             case EAGAIN, EWOULDBLOCK, ENOBUFS:
-                // The send queue is full: give it a millisecond (reading replies meanwhile), then retry.
+                // The send queue is full: give it a millisecond (reading replies meanwhile), then retry,
+                // for at most the timeout.
                 let now = monotonicNanoseconds()
-                if now >= deadline { return }
+                if now - firstTry >= timeout { return }
                 receive(until: now + 1_000_000)
             default:
                 // No route, unreachable neighbour, a firewall's EPERM: this address is silent this time.

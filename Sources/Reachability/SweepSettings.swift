@@ -6,10 +6,11 @@ public struct SweepSettings: Sendable, Equatable {
 
     /// Time from the start of one sweep to the start of the next.
     public var interval: Duration
-    /// How long a sweep waits for echo replies (and, separately, for TCP connects).
+    /// How long an echo request, and separately a TCP connect, waits for its answer. A sweep
+    /// ends at the latest this long after its last request (sending 1,000 takes about 20 ms).
     public var timeout: Duration
-    /// Extra echo requests within one sweep to addresses still silent, spread evenly over the
-    /// timeout, so a single lost packet does not count as a miss.
+    /// Extra echo requests within one sweep to addresses still silent, so a single lost packet
+    /// does not count as a miss. The timeout is split evenly among the attempts.
     public var retries: Int
     /// Consecutive silent sweeps after which an address is down.
     public var downAfterMisses: Int
