@@ -51,6 +51,17 @@ let package = Package(
         ),
         // Reachability sweeps (ICMP echo over one socket, TCP connect fallback): no web framework inside.
         .target(name: "Reachability"),
+        // SMTP client and message building for notifications (STARTTLS/TLS, AUTH): no web framework inside.
+        .target(
+            name: "Mail",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Simulated guests for vcsim VMs: network/PID/UTS namespaces with sshd, driven by vSphere state.
         .target(
             name: "Lab",
@@ -87,6 +98,11 @@ let package = Package(
         .testTarget(name: "VSphereTests", dependencies: ["VSphere"]),
         .testTarget(name: "RemoteShellTests", dependencies: ["RemoteShell"]),
         .testTarget(name: "ReachabilityTests", dependencies: ["Reachability"]),
+        .testTarget(
+            name: "MailTests",
+            dependencies: ["Mail", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            exclude: ["smtp_test_server.py"]
+        ),
         .testTarget(name: "LabTests", dependencies: ["Lab", "VSphere", "RemoteShell"]),
     ],
     swiftLanguageModes: [.v6]
