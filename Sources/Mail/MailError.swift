@@ -88,6 +88,17 @@ public struct MailError: Error, Sendable, Hashable, CustomStringConvertible {
         self.message = message
     }
 
+    /// Whether the same send may succeed later, so a queue should retry it: the server was
+    /// unreachable, slow or went away, or answered 4xx (RFC 5321 4.2.1). A 5xx answer, a bad
+    /// message, missing TLS or refused credentials stay the same until someone changes something.
+    public var isTransient: Bool {
+        switch kind {
+        case .unreachable, .timeout, .connectionClosed: return true
+        case .rejected: return reply.map { (400..<500).contains($0.code) } ?? false
+        default: return false
+        }
+    }
+
     public var description: String {
         let place = server.isEmpty ? "" : " (\(server))"
         let answer = reply.map { "; server replied \($0)" } ?? ""

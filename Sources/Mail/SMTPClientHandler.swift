@@ -126,6 +126,7 @@ final class SMTPClientHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
+        received.discardReadBytes()
         received.writeBuffer(&bytes)
         while failure == nil {
             let reply: SMTPReply

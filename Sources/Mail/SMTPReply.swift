@@ -11,11 +11,6 @@ public struct SMTPReply: Sendable, Hashable, CustomStringConvertible {
         self.lines = lines
     }
 
-    /// 2xx: the command succeeded.
-    public var isPositiveCompletion: Bool { (200..<300).contains(code) }
-    /// 4xx: a temporary refusal; the same send may succeed later.
-    public var isTransientFailure: Bool { (400..<500).contains(code) }
-
     /// `code text`, lines joined with " / ".
     public var description: String { "\(code) \(lines.joined(separator: " / "))" }
 }

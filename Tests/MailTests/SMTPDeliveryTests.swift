@@ -101,6 +101,7 @@ final class SMTPDeliveryTests: XCTestCase {
         XCTAssertEqual(error?.stage, .authentication)
         XCTAssertEqual(error?.kind, .rejected)
         XCTAssertEqual(error?.reply?.code, 535)
+        XCTAssertEqual(error?.isTransient, false, "a wrong password stays wrong")
         XCTAssertEqual(error?.server, "127.0.0.1:\(server.port)")
         XCTAssertFalse("\(error.map { "\($0)" } ?? "")".contains("wrong password"), "the password must not appear in the error")
         XCTAssertEqual(try server.receivedMessages().count, 0)
@@ -218,6 +219,7 @@ final class SMTPDeliveryTests: XCTestCase {
         await silent.stop()
         XCTAssertEqual(error?.stage, .greeting)
         XCTAssertEqual(error?.kind, .timeout)
+        XCTAssertEqual(error?.isTransient, true)
         XCTAssertLessThan(elapsed, .milliseconds(2500), "took \(elapsed)")
     }
 
@@ -251,12 +253,34 @@ final class SMTPDeliveryTests: XCTestCase {
         XCTAssertEqual(error?.kind, .protocolViolation)
     }
 
+    func testRefusedSenderAndRefusedMessageNameTheirStages() async throws {
+        let server = try TestSMTPServer(security: .none)
+        defer { server.stop() }
+        let refusedSender = try MailMessage(
+            from: EmailAddress("rejected-sender@example.org"), to: [EmailAddress("owner@example.org")], subject: "s", body: "b")
+        let senderError = await expectMailError { _ = try await self.client(server, security: .none).send(refusedSender) }
+        XCTAssertEqual(senderError?.stage, .sender)
+        XCTAssertEqual(senderError?.kind, .rejected)
+        XCTAssertEqual(senderError?.reply?.code, 553)
+        XCTAssertEqual(senderError?.isTransient, false)
+
+        let dataError = await expectMailError {
+            _ = try await self.client(server, security: .none).send(self.message(to: ["refuse-message@example.org"]))
+        }
+        XCTAssertEqual(dataError?.stage, .data)
+        XCTAssertEqual(dataError?.kind, .rejected)
+        XCTAssertEqual(dataError?.reply?.code, 554)
+        XCTAssertEqual(dataError?.reply?.lines, ["5.6.0 message refused"])
+        XCTAssertEqual(try server.receivedMessages().count, 0)
+    }
+
     func testNothingListeningIsAConnectError() async throws {
         let port = try freeLoopbackPort()
         let client = SMTPClient(server: SMTPServer(host: "127.0.0.1", port: port, security: .none), timeouts: shortTimeouts)
         let error = await expectMailError { _ = try await client.send(self.message()) }
         XCTAssertEqual(error?.stage, .connect)
         XCTAssertEqual(error?.kind, .unreachable)
+        XCTAssertEqual(error?.isTransient, true, "a queue retries an unreachable server")
     }
 }
 

@@ -63,12 +63,21 @@ final class TestSMTPServer {
         try? FileManager.default.removeItem(at: directory)
     }
 
+    /// SIGTERM, and SIGKILL if the server has not exited 5 s later.
     func stop() {
         guard let pid else { return }
+        self.pid = nil
         kill(pid, SIGTERM)
         var status: Int32 = 0
-        waitpid(pid, &status, 0)
-        self.pid = nil
+        let deadline = Date().addingTimeInterval(5)
+        while waitpid(pid, &status, WNOHANG) == 0 {
+            if Date() > deadline {
+                kill(pid, SIGKILL)
+                waitpid(pid, &status, 0)
+                return
+            }
+            usleep(20_000)
+        }
     }
 
     /// What the server received, in order, as Python's email parser read it.

@@ -6,8 +6,9 @@ command line the server reads is logged to DIRECTORY/transcript.log. With TLS, a
 trustme signs the server certificate (127.0.0.1 and localhost); the CA is written to
 DIRECTORY/ca.pem for the client to trust. DIRECTORY/ready appears once the server listens.
 
-Recipients whose local part starts with "reject" are refused with 550; "stall" makes the
-server sleep before answering RCPT (a server that stops answering). The process exits by
+Senders whose local part starts with "reject" are refused with 553, recipients with 550;
+"stall" makes the server sleep before answering RCPT (a server that stops answering); a
+message for "refuse-message@..." is refused after DATA with 554. The process exits by
 itself when the test process that started it goes away.
 """
 
@@ -37,6 +38,13 @@ class Handler:
         self.directory = directory
         self.count = 0
 
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if address.split("@")[0].startswith("reject"):
+            return f"553 5.7.1 <{address}>: sender refused"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         local = address.split("@")[0]
         if local.startswith("reject"):
@@ -47,6 +55,8 @@ class Handler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if any(recipient.startswith("refuse-message@") for recipient in envelope.rcpt_tos):
+            return "554 5.6.0 message refused"
         self.count += 1
         content = envelope.original_content or envelope.content
         message = email.message_from_bytes(content, policy=email.policy.default)
