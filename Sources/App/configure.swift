@@ -32,7 +32,7 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
     }
     let secrets = try SecretBox.load(base64Key: config.secretKey, keyFile: config.secretKeyFile)
     let hostKeys = FileHostKeyStore(path: config.dataDirectory + "/known_hosts")
-    let shell = outside.shell ?? ShellPool(hostKeyStore: hostKeys, logger: app.logger)
+    let shell = outside.shell ?? ShellPoolGuestShell(pool: ShellPool(hostKeyStore: hostKeys, logger: app.logger))
     let vsphere = outside.vsphere ?? VSphereSessions(secrets: secrets, logger: app.logger)
     app.flotilla = FlotillaContext(
         config: config, secrets: secrets,
@@ -87,8 +87,19 @@ func registerRoutes(_ app: Application) {
     UsersAPI.register(api)
     LogsAPI.register(api)
     TokensAPI.register(api)
-    InventoryAPI.register(api)
+    ConnectionsAPI.register(api)
+    RolesAPI.register(api)
+    EnvironmentsAPI.register(api)
+    VMsAPI.register(api)
+    BlueprintsAPI.register(api)
+    JobsAPI.register(api)
     OpenAPIDocument.register(api)
+}
+
+func registerCommands(_ app: Application) {
+    app.asyncCommands.use(UserCommands(), as: "user")
+    app.asyncCommands.use(LogCommands(), as: "logs")
+    app.asyncCommands.use(LabCommands(), as: "lab")
 }
 
 private struct SyncTaskKey: StorageKey {

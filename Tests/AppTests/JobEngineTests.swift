@@ -93,7 +93,7 @@ final class JobEngineTests: XCTestCase {
             }
             let jobID = try await jobs.submit(kind: "test", title: "slow", by: .system, steps: plans)
             while await started.items.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
-            try await jobs.cancel(jobID)
+            try await jobs.cancel(jobID, by: .system)
             let clock = ContinuousClock.now
             await jobs.waitUntilFinished(jobID)
             XCTAssertLessThan(ContinuousClock.now - clock, .seconds(5), "cancellation does not wait for the steps")
@@ -104,7 +104,7 @@ final class JobEngineTests: XCTestCase {
             let startedCount = await started.items.count
             XCTAssertEqual(startedCount, 1, "queued steps never start")
             do {
-                try await jobs.cancel(jobID)
+                try await jobs.cancel(jobID, by: .system)
                 XCTFail("a finished job cannot be cancelled")
             } catch let error as FlotillaError {
                 XCTAssertEqual(error.kind, .conflict)

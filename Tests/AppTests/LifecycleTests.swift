@@ -46,12 +46,12 @@ final class LifecycleTests: XCTestCase {
                     name: "lab", url: vcsim.url, username: vcsim.username, password: vcsim.password, thumbprint: vcsim.thumbprint)
                 let report = try admin.decode(Connections.Report.self, try await admin.request(.POST, "/api/v1/connections/test", json: connectionInput))
                 XCTAssertTrue(report.templates.contains("tpl-web"), "the test shows the templates: \(report.templates)")
-                let connection = try admin.decode(InventoryAPI.ConnectionBody.self, try await admin.request(.POST, "/api/v1/connections", json: connectionInput))
+                let connection = try admin.decode(API.ConnectionBody.self, try await admin.request(.POST, "/api/v1/connections", json: connectionInput))
                 let role = try await admin.request(.POST, "/api/v1/roles", json: Roles.Input(
                     name: "web", connectionID: connection.id, template: "tpl-web", sshUser: "root", services: "sshd"))
                 XCTAssertEqual(role.status, .created, role.body.string)
-                let environment = try admin.decode(InventoryAPI.EnvironmentBody.self, try await admin.request(
-                    .POST, "/api/v1/environments", json: InventoryAPI.EnvironmentInput(name: "staging-3", description: "lab")))
+                let environment = try admin.decode(API.EnvironmentBody.self, try await admin.request(
+                    .POST, "/api/v1/environments", json: API.EnvironmentInput(name: "staging-3", description: "lab")))
                 try await body(Fixture(app: app, admin: admin, client: client, environmentID: environment.id, vcsimPID: vcsim.pid))
             }
         } catch {
@@ -67,10 +67,10 @@ final class LifecycleTests: XCTestCase {
         try await Lab.down(Self.lab)
     }
 
-    private func waitForJob(_ client: TestClient, _ id: UUID, timeout: Duration = .seconds(90)) async throws -> InventoryAPI.JobBody {
+    private func waitForJob(_ client: TestClient, _ id: UUID, timeout: Duration = .seconds(90)) async throws -> API.JobBody {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            let job = try client.decode(InventoryAPI.JobBody.self, try await client.request(.GET, "/api/v1/jobs/\(id)"))
+            let job = try client.decode(API.JobBody.self, try await client.request(.GET, "/api/v1/jobs/\(id)"))
             if JobStatus(rawValue: job.status)?.isFinished == true { return job }
             try await Task.sleep(for: .milliseconds(250))
         }
@@ -98,14 +98,14 @@ final class LifecycleTests: XCTestCase {
             let answer = try await admin.request(.POST, "/api/v1/environments/\(fixture.environmentID)/vms", json: vmInput("web-01", "10.77.5.10"))
             XCTAssertEqual(answer.status, .accepted, answer.body.string)
             XCTAssertFalse(answer.body.string.contains("Guest-pass-1"), "the password is never answered")
-            let created = try admin.decode(InventoryAPI.NewVMAnswer.self, answer)
+            let created = try admin.decode(API.NewVMAnswer.self, answer)
             let job = try await waitForJob(admin, created.jobID)
             XCTAssertEqual(job.status, "succeeded", job.steps?.map(\.log).joined() ?? "")
             let log = try XCTUnwrap(job.steps?.first?.log)
             for phase in ["cloning web-01", "powering on", "guest reports 10.77.5.10", "SSH answers"] {
                 XCTAssertTrue(log.contains(phase), "step log mentions '\(phase)': \(log)")
             }
-            let vm = try admin.decode(InventoryAPI.VMBody.self, try await admin.request(.GET, "/api/v1/vms/\(created.vm.id)"))
+            let vm = try admin.decode(API.VMBody.self, try await admin.request(.GET, "/api/v1/vms/\(created.vm.id)"))
             XCTAssertEqual(vm.status, "ready")
             let listed = try admin.decode(ListResponse<Environments.Row>.self, try await admin.request(.GET, "/api/v1/environments"))
             XCTAssertEqual(listed.items.map(\.vmCount), [1])
@@ -124,8 +124,8 @@ final class LifecycleTests: XCTestCase {
             XCTAssertFalse(stored?.passwordSealed.contains("Guest-pass-1") ?? true, "sealed at rest")
 
             // Power the environment off: the guest stops answering; restart brings it back.
-            let off = try admin.decode(InventoryAPI.JobReference.self, try await admin.request(
-                .POST, "/api/v1/environments/power", json: InventoryAPI.PowerInput(action: "off", ids: [fixture.environmentID])))
+            let off = try admin.decode(API.JobReference.self, try await admin.request(
+                .POST, "/api/v1/environments/power", json: API.PowerInput(action: "off", ids: [fixture.environmentID])))
             let offJob = try await waitForJob(admin, off.jobID)
             XCTAssertEqual(offJob.status, "succeeded")
             try await Task.sleep(for: .seconds(1))
@@ -135,8 +135,8 @@ final class LifecycleTests: XCTestCase {
             } catch let error as RemoteShellError {
                 XCTAssertTrue([.connect, .timeout].contains(error.kind), "\(error)")
             }
-            let restart = try admin.decode(InventoryAPI.JobReference.self, try await admin.request(
-                .POST, "/api/v1/environments/power", json: InventoryAPI.PowerInput(action: "restart", ids: [fixture.environmentID])))
+            let restart = try admin.decode(API.JobReference.self, try await admin.request(
+                .POST, "/api/v1/environments/power", json: API.PowerInput(action: "restart", ids: [fixture.environmentID])))
             let restartJob = try await waitForJob(admin, restart.jobID)
             XCTAssertEqual(restartJob.status, "succeeded")
             var back = false
@@ -147,7 +147,7 @@ final class LifecycleTests: XCTestCase {
             XCTAssertTrue(back, "the guest answers again after the restart")
 
             // Delete the environment: the VM is destroyed first, then the records go.
-            let delete = try admin.decode(InventoryAPI.JobReference.self, try await admin.request(.DELETE, "/api/v1/environments/\(fixture.environmentID)"))
+            let delete = try admin.decode(API.JobReference.self, try await admin.request(.DELETE, "/api/v1/environments/\(fixture.environmentID)"))
             let deletion = try await waitForJob(admin, delete.jobID)
             XCTAssertEqual(deletion.status, "succeeded", deletion.steps?.map(\.log).joined() ?? "")
             let remaining = try await fixture.client.listVirtualMachines().map(\.name)
@@ -184,11 +184,11 @@ final class LifecycleTests: XCTestCase {
 
             // A guest that never comes up (its address is outside the lab's range, so no guest
             // boots): the job fails with the reason and the half-made VM is destroyed.
-            let lost = try admin.decode(InventoryAPI.NewVMAnswer.self, try await admin.request(.POST, path, json: vmInput("web-03", "10.99.0.10", gateway: "10.99.0.1")))
+            let lost = try admin.decode(API.NewVMAnswer.self, try await admin.request(.POST, path, json: vmInput("web-03", "10.99.0.10", gateway: "10.99.0.1")))
             let job = try await waitForJob(admin, lost.jobID)
             XCTAssertEqual(job.status, "failed")
             XCTAssertTrue(job.steps?.first?.log.contains("never came up") ?? false, job.steps?.first?.log ?? "")
-            let vm = try admin.decode(InventoryAPI.VMBody.self, try await admin.request(.GET, "/api/v1/vms/\(lost.vm.id)"))
+            let vm = try admin.decode(API.VMBody.self, try await admin.request(.GET, "/api/v1/vms/\(lost.vm.id)"))
             XCTAssertEqual(vm.status, "failed")
             XCTAssertTrue(vm.statusReason?.contains("half-made VM was destroyed") ?? false, vm.statusReason ?? "")
             let names = try await fixture.client.listVirtualMachines().map(\.name)
@@ -205,13 +205,13 @@ final class LifecycleTests: XCTestCase {
     func testPasswordAndNetworkChangesAreAppliedInsideTheGuest() async throws {
         try await withLab { fixture in
             let admin = fixture.admin
-            let created = try admin.decode(InventoryAPI.NewVMAnswer.self, try await admin.request(
+            let created = try admin.decode(API.NewVMAnswer.self, try await admin.request(
                 .POST, "/api/v1/environments/\(fixture.environmentID)/vms", json: vmInput("web-05", "10.77.6.10")))
             let createJob = try await waitForJob(admin, created.jobID)
             XCTAssertEqual(createJob.status, "succeeded")
 
             // VM-9: the new password works inside the guest, the old one no longer does.
-            let password = try admin.decode(InventoryAPI.JobReference.self, try await admin.request(
+            let password = try admin.decode(API.JobReference.self, try await admin.request(
                 .POST, "/api/v1/vms/\(created.vm.id)/password",
                 json: VMs.PasswordInput(password: "Changed-pass-2", passwordConfirmation: "Changed-pass-2")))
             let passwordJob = try await waitForJob(admin, password.jobID)
@@ -226,14 +226,14 @@ final class LifecycleTests: XCTestCase {
             }
 
             // VM-10: the guest moves to the new address and answers there; metadata follows.
-            let network = try admin.decode(InventoryAPI.JobReference.self, try await admin.request(
+            let network = try admin.decode(API.JobReference.self, try await admin.request(
                 .POST, "/api/v1/vms/\(created.vm.id)/network",
                 json: VMs.NetworkInput(ip: "10.77.6.20", netmask: "255.255.0.0", gateway: "10.77.0.1", dns1: "10.77.0.1", dns2: nil)))
             let networkJob = try await waitForJob(admin, network.jobID)
             XCTAssertEqual(networkJob.status, "succeeded", networkJob.steps?.first?.log ?? "")
             let moved = try await ssh("10.77.6.20", password: "Changed-pass-2")
             XCTAssertEqual(moved, "web-05")
-            let vm = try admin.decode(InventoryAPI.VMBody.self, try await admin.request(.GET, "/api/v1/vms/\(created.vm.id)"))
+            let vm = try admin.decode(API.VMBody.self, try await admin.request(.GET, "/api/v1/vms/\(created.vm.id)"))
             XCTAssertEqual(vm.ip, "10.77.6.20")
             let summary = try await fixture.client.findVirtualMachine(named: "web-05").summary()
             let guest = try GuestConfiguration(guestInfo: summary.guestInfo)
@@ -257,11 +257,11 @@ final class LifecycleTests: XCTestCase {
                 password: shared
                 """
             let unknown = try await admin.request(.POST, "/api/v1/blueprints/check",
-                                                  json: InventoryAPI.BlueprintText(blueprint: blueprint.replacingOccurrences(of: "web", with: "db")))
+                                                  json: API.BlueprintText(blueprint: blueprint.replacingOccurrences(of: "web", with: "db")))
             XCTAssertEqual(unknown.status, .badRequest)
             XCTAssertTrue(unknown.body.string.contains("not a known role"))
-            let planned = try admin.decode([InventoryAPI.PlannedVM].self, try await admin.request(
-                .POST, "/api/v1/blueprints/check", json: InventoryAPI.BlueprintText(blueprint: blueprint)))
+            let planned = try admin.decode([API.PlannedVM].self, try await admin.request(
+                .POST, "/api/v1/blueprints/check", json: API.BlueprintText(blueprint: blueprint)))
             XCTAssertEqual(planned.map(\.hostName), ["bp-1-web-01", "bp-1-web-02", "bp-1-web-03"])
 
             let answer = try await admin.request(.POST, "/api/v1/blueprints/deploy", json: Deployments.Input(
@@ -281,7 +281,7 @@ final class LifecycleTests: XCTestCase {
                 blueprint: blueprint.replacingOccurrences(of: "bp-1", with: "bp-2"), password: "Fleet-pass-1", passwordConfirmation: "Fleet-pass-1"))
             XCTAssertEqual(overlap.status, .conflict)
 
-            let clone = try await admin.request(.POST, "/api/v1/environments/\(deployment.environmentID)/clone", json: InventoryAPI.CloneInput(
+            let clone = try await admin.request(.POST, "/api/v1/environments/\(deployment.environmentID)/clone", json: API.CloneInput(
                 name: "bp-1-copy", range: "10.77.41.10-10.77.41.20", password: "Copy-pass-1", passwordConfirmation: "Copy-pass-1"))
             XCTAssertEqual(clone.status, .accepted, clone.body.string)
             let cloned = try admin.decode(Deployments.Deployment.self, clone)
@@ -303,11 +303,11 @@ final class LifecycleTests: XCTestCase {
                 name: "legacy-web", extraConfig: try outside.extraConfig() + [ExtraConfigEntry(key: "guestinfo.flotilla.role", value: "web")]))
             try await legacy.powerOn()
 
-            let connection = try admin.decode([InventoryAPI.ConnectionBody].self, try await admin.request(.GET, "/api/v1/connections"))[0]
+            let connection = try admin.decode([API.ConnectionBody].self, try await admin.request(.GET, "/api/v1/connections"))[0]
             let adopted = try await admin.request(.POST, "/api/v1/environments/\(fixture.environmentID)/adopt", json: VSphereImport.Input(
                 connectionID: connection.id, names: ["legacy-web"], role: "web", password: "Legacy-pass-1"))
             XCTAssertEqual(adopted.status, .created, adopted.body.string)
-            let vm = try admin.decode([InventoryAPI.VMBody].self, adopted)[0]
+            let vm = try admin.decode([API.VMBody].self, adopted)[0]
             XCTAssertEqual(vm.ip, "10.77.7.10")
             XCTAssertEqual(vm.status, "ready")
             let again = try await admin.request(.POST, "/api/v1/environments/\(fixture.environmentID)/adopt", json: VSphereImport.Input(
@@ -331,7 +331,7 @@ final class LifecycleTests: XCTestCase {
             var status = ""
             for _ in 0..<20 where status != "missing" {
                 try await Task.sleep(for: .milliseconds(500))
-                status = try admin.decode(InventoryAPI.VMBody.self, try await admin.request(.GET, "/api/v1/vms/\(vm.id)")).status
+                status = try admin.decode(API.VMBody.self, try await admin.request(.GET, "/api/v1/vms/\(vm.id)")).status
             }
             XCTAssertEqual(status, "missing")
             let logged = try await LogEntry.query(on: fixture.app.db).filter(\.$action == "vm.missing").filter(\.$vmName == "legacy-web").count()
@@ -344,11 +344,11 @@ final class LifecycleTests: XCTestCase {
             let admin = fixture.admin
             let path = "/api/v1/environments/\(fixture.environmentID)/vms"
             // vSphere refuses the clone: the typed fault reaches the job, the log and the VM's record.
-            let refused = try admin.decode(InventoryAPI.NewVMAnswer.self, try await admin.request(.POST, path, json: vmInput("bad-01", "10.77.8.10")))
+            let refused = try admin.decode(API.NewVMAnswer.self, try await admin.request(.POST, path, json: vmInput("bad-01", "10.77.8.10")))
             let job = try await waitForJob(admin, refused.jobID)
             XCTAssertEqual(job.status, "failed")
             XCTAssertTrue(job.steps?.first?.log.contains("InsufficientResourcesFault") ?? false, job.steps?.first?.log ?? "")
-            let vm = try admin.decode(InventoryAPI.VMBody.self, try await admin.request(.GET, "/api/v1/vms/\(refused.vm.id)"))
+            let vm = try admin.decode(API.VMBody.self, try await admin.request(.GET, "/api/v1/vms/\(refused.vm.id)"))
             XCTAssertEqual(vm.status, "failed")
             XCTAssertNil(vm.vsphereReference, "nothing was made on vSphere")
             let names = try await fixture.client.listVirtualMachines().map(\.name)
@@ -359,9 +359,9 @@ final class LifecycleTests: XCTestCase {
 
             // vCenter goes away while a VM is being made (its guest never reports, so the job is
             // still waiting): the job ends failed with the reason, within its own deadline.
-            let lost = try admin.decode(InventoryAPI.NewVMAnswer.self, try await admin.request(.POST, path, json: vmInput("lost-01", "10.99.0.20", gateway: "10.99.0.1")))
+            let lost = try admin.decode(API.NewVMAnswer.self, try await admin.request(.POST, path, json: vmInput("lost-01", "10.99.0.20", gateway: "10.99.0.1")))
             for _ in 0..<40 {
-                let current = try admin.decode(InventoryAPI.JobBody.self, try await admin.request(.GET, "/api/v1/jobs/\(lost.jobID)"))
+                let current = try admin.decode(API.JobBody.self, try await admin.request(.GET, "/api/v1/jobs/\(lost.jobID)"))
                 if current.steps?.first?.log.contains("powering on") == true { break }
                 try await Task.sleep(for: .milliseconds(100))
             }
@@ -370,7 +370,7 @@ final class LifecycleTests: XCTestCase {
             let lostJob = try await waitForJob(admin, lost.jobID, timeout: .seconds(60))
             XCTAssertLessThan(ContinuousClock.now - started, .seconds(45))
             XCTAssertEqual(lostJob.status, "failed")
-            let record = try admin.decode(InventoryAPI.VMBody.self, try await admin.request(.GET, "/api/v1/vms/\(lost.vm.id)"))
+            let record = try admin.decode(API.VMBody.self, try await admin.request(.GET, "/api/v1/vms/\(lost.vm.id)"))
             XCTAssertEqual(record.status, "failed")
             XCTAssertTrue(record.statusReason?.contains("could not be destroyed") ?? false, record.statusReason ?? "")
         }

@@ -35,7 +35,7 @@ struct UserCommands: AsyncCommandGroup {
 
         func run(using context: CommandContext, signature: Signature) async throws {
             let app = context.application
-            let role = try UsersController.parseRole(signature.role ?? "ordinary")
+            let role = try UserRole(parsing: signature.role ?? "ordinary")
             let (password, confirmation) = UserCommands.readPassword(context, fromStandardInput: signature.passwordStdin)
             let user = try await app.users(actor: UserCommands.actor).create(
                 username: signature.username, password: password, confirmation: confirmation, role: role)
@@ -75,36 +75,4 @@ struct UserCommands: AsyncCommandGroup {
             }
         }
     }
-}
-
-/// `flotilla logs backup [--kind K]… [--from T] [--to T] [--role R]… [--ip IP]`.
-struct LogCommands: AsyncCommandGroup {
-    let help = "Work with the audit log"
-    var commands: [String: any AnyAsyncCommand] { ["backup": Backup()] }
-
-    struct Backup: AsyncCommand {
-        struct Signature: CommandSignature {
-            @Option(name: "query", help: "a search as in the URL, e.g. 'kind=login&kind=error&from=2026-01-01T00:00'") var query: String?
-        }
-
-        let help = "Write the audit log (or a search of it) to a text file in the backup directory"
-
-        func run(using context: CommandContext, signature: Signature) async throws {
-            let app = context.application
-            let config = app.flotilla.config
-            let search = try LogSearch(query: QueryParameters(signature.query), timeZone: config.displayTimeZone)
-            let backup = LogBackup(directory: config.backupDirectory, displayTime: DisplayTime(timeZone: config.displayTimeZone))
-            let (file, count) = try await backup.write(search, by: UserCommands.actor, on: app.db)
-            await AuditLog.record(.operation, action: "logs.backup", result: .success,
-                                  details: "backed up \(count) entries (\(search.summary)) to \(file.name)",
-                                  by: UserCommands.actor, on: app.db, logger: app.logger)
-            context.console.print("Wrote \(count) entries to \((config.backupDirectory as NSString).appendingPathComponent(file.name))")
-        }
-    }
-}
-
-func registerCommands(_ app: Application) {
-    app.asyncCommands.use(UserCommands(), as: "user")
-    app.asyncCommands.use(LogCommands(), as: "logs")
-    app.asyncCommands.use(LabCommands(), as: "lab")
 }

@@ -77,7 +77,9 @@ struct Deployments {
     /// A blueprint shaped like an existing environment, under a new name and address range.
     func blueprint(of environmentID: UUID, name: String? = nil, range: String? = nil) async throws -> Blueprint {
         guard let environment = try await Environment.find(environmentID, on: database) else { throw FlotillaError.notFound("no such environment") }
-        let vms = try await environment.$vms.query(on: database).with(\.$role).sort(\.$ip).all()
+        // Addresses in numeric order (as text, 10.0.0.10 would come before 10.0.0.9).
+        let vms = try await environment.$vms.query(on: database).with(\.$role).all()
+            .sorted { (IPv4($0.ip)?.value ?? 0) < (IPv4($1.ip)?.value ?? 0) }
         guard let sample = vms.first else { throw FlotillaError.conflict("\(environment.name) has no VMs to copy") }
         var counts: [String: Int] = [:]
         for vm in vms { counts[vm.role.name, default: 0] += 1 }

@@ -9,6 +9,10 @@ struct LiveStatus {
     let vsphere: any VSphereProvider
     let shell: any GuestShell
 
+    /// Most guests probed at once, so a large environment does not open an SSH connection to
+    /// every VM together.
+    static let guestsAtOnce = 16
+
     struct LiveVM: Content {
         var id: UUID
         var powerState: String?
@@ -29,6 +33,7 @@ struct LiveStatus {
             for machine in machines { powerStates[machine.reference.value] = machine.powerState.rawValue }
         }
         let services = GuestServices(shell: shell)
+        let permits = AsyncSemaphore(limit: Self.guestsAtOnce)
         return try await withThrowingTaskGroup(of: LiveVM.self) { group in
             for vm in vms {
                 let id = try vm.requireID()
@@ -40,7 +45,8 @@ struct LiveStatus {
                         return LiveVM(id: id, powerState: state, services: nil, servicesError: nil)
                     }
                     do {
-                        return LiveVM(id: id, powerState: state, services: try await services.probe(names, on: target), servicesError: nil)
+                        let running = try await permits.withPermit { try await services.probe(names, on: target) }
+                        return LiveVM(id: id, powerState: state, services: running, servicesError: nil)
                     } catch {
                         return LiveVM(id: id, powerState: state, services: nil, servicesError: FlotillaError.describe(error))
                     }

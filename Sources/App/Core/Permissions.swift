@@ -7,6 +7,14 @@ public enum UserRole: String, Codable, CaseIterable, Sendable {
     /// May view, power, change VM networks, read and back up logs, and change their own password.
     case ordinary
 
+    /// Reads a role from a form, the API or the command line; anything else is a validation error.
+    init(parsing text: String?) throws {
+        guard let text, let role = UserRole(rawValue: text) else {
+            throw FlotillaError.validation("role must be \"system\" or \"ordinary\"")
+        }
+        self = role
+    }
+
     public var title: String {
         switch self {
         case .system: "System administrator"

@@ -1,11 +1,11 @@
 import RemoteShell
 
 /// The App's one way into a guest: run a command, write a file, drop cached connections.
-/// `RemoteShell.ShellPool` is the implementation; tests pass an in-memory one to
-/// `configure(_:config:outside:)`.
+/// `ShellPoolGuestShell` (over `RemoteShell.ShellPool`) is the implementation; tests pass an
+/// in-memory one to `configure(_:config:outside:)`.
 protocol GuestShell: Sendable {
     func run(_ command: Command, on target: SSHTarget, standardInput: [UInt8], timeout: Duration?) async throws -> CommandResult
-    func upload(_ contents: [UInt8], to path: String, on target: SSHTarget, mode: Int?, owner: String?, timeout: Duration?) async throws
+    func upload(_ contents: [UInt8], to path: String, on target: SSHTarget, mode: Int?) async throws
     /// Forgets pooled connections to `host`, e.g. after its password or address changed.
     func closeConnections(toHost host: String) async
     /// Closes everything (at shutdown).
@@ -16,10 +16,25 @@ extension GuestShell {
     func run(_ command: Command, on target: SSHTarget, timeout: Duration? = nil) async throws -> CommandResult {
         try await run(command, on: target, standardInput: [], timeout: timeout)
     }
-
-    func upload(_ contents: [UInt8], to path: String, on target: SSHTarget, mode: Int) async throws {
-        try await upload(contents, to: path, on: target, mode: mode, owner: nil, timeout: nil)
-    }
 }
 
-extension ShellPool: GuestShell {}
+/// The live `GuestShell`: SSH through RemoteShell's connection pool.
+struct ShellPoolGuestShell: GuestShell {
+    let pool: ShellPool
+
+    func run(_ command: Command, on target: SSHTarget, standardInput: [UInt8], timeout: Duration?) async throws -> CommandResult {
+        try await pool.run(command, on: target, standardInput: standardInput, timeout: timeout)
+    }
+
+    func upload(_ contents: [UInt8], to path: String, on target: SSHTarget, mode: Int?) async throws {
+        try await pool.upload(contents, to: path, on: target, mode: mode)
+    }
+
+    func closeConnections(toHost host: String) async {
+        await pool.closeConnections(toHost: host)
+    }
+
+    func shutdown() async {
+        await pool.shutdown()
+    }
+}

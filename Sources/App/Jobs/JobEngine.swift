@@ -1,4 +1,5 @@
 import Fluent
+import RemoteShell
 import Vapor
 
 /// One step of a job as planned: what it does to which VM, and how.
@@ -40,9 +41,9 @@ struct StepContext: Sendable {
 actor JobEngine {
     private let database: any Database
     private let logger: Logger
-    private let overall: AsyncLimiter
+    private let overall: AsyncSemaphore
     private let perConnectionLimit: Int
-    private var connectionLimiters: [UUID: AsyncLimiter] = [:]
+    private var connectionLimiters: [UUID: AsyncSemaphore] = [:]
     private var running: [UUID: Task<Void, Never>] = [:]
     /// Pause between attempts of a retried step.
     private let retryDelay: Duration
@@ -50,7 +51,7 @@ actor JobEngine {
     init(database: any Database, logger: Logger, concurrency: Int, perConnection: Int, retryDelay: Duration = .seconds(2)) {
         self.database = database
         self.logger = logger
-        overall = AsyncLimiter(limit: concurrency)
+        overall = AsyncSemaphore(limit: concurrency)
         perConnectionLimit = perConnection
         self.retryDelay = retryDelay
     }
@@ -108,8 +109,9 @@ actor JobEngine {
         return jobID
     }
 
-    /// Asks a job to stop: running steps are cancelled, queued ones never start.
-    func cancel(_ jobID: UUID) async throws {
+    /// Asks a job to stop: running steps are cancelled, queued ones never start. The request is
+    /// audited as the person's.
+    func cancel(_ jobID: UUID, by actor: AuditLog.Actor) async throws {
         guard let job = try await Job.find(jobID, on: database) else { throw FlotillaError.notFound("no such job") }
         guard !job.status.isFinished else { throw FlotillaError.conflict("the job has already finished") }
         job.cancelRequested = true
@@ -117,6 +119,8 @@ actor JobEngine {
         running[jobID]?.cancel()
     }
 
+        await AuditLog.record(.operation, action: "job.cancel", result: .success, details: "asked job \(jobID) to stop",
+                              by: actor, on: database, logger: logger)
     /// Stops every running job (at shutdown); their records end as cancelled.
     func cancelAll() async {
         for task in running.values { task.cancel() }
@@ -128,9 +132,9 @@ actor JobEngine {
         await running[jobID]?.value
     }
 
-    private func limiter(for connectionID: UUID) -> AsyncLimiter {
+    private func limiter(for connectionID: UUID) -> AsyncSemaphore {
         if let existing = connectionLimiters[connectionID] { return existing }
-        let limiter = AsyncLimiter(limit: perConnectionLimit)
+        let limiter = AsyncSemaphore(limit: perConnectionLimit)
         connectionLimiters[connectionID] = limiter
         return limiter
     }
@@ -155,8 +159,18 @@ actor JobEngine {
             let results = await withTaskGroup(of: JobStatus.self) { group in
                 for ((stepID, plan), connectionLimiter) in zip(phaseSteps, limiters) {
                     group.addTask { [self] in
-                        await self.overall.acquire()
-                        await connectionLimiter?.acquire()
+                        // A step cancelled while it waits for a worker ends at once.
+                        do {
+                            try await self.overall.acquire()
+                        } catch {
+                            return await self.run(stepID: stepID, plan: plan, actor: actor)
+                        }
+                        do {
+                            try await connectionLimiter?.acquire()
+                        } catch {
+                            await self.overall.release()
+                            return await self.run(stepID: stepID, plan: plan, actor: actor)
+                        }
                         let status = await self.run(stepID: stepID, plan: plan, actor: actor)
                         await connectionLimiter?.release()
                         await self.overall.release()

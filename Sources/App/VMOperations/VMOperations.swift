@@ -116,7 +116,7 @@ struct VMOperations: Sendable {
                 }
                 await context.log("destroying \(machine.reference)")
                 try await machine.destroy()
-            } catch let fault as Fault where fault.name == "ManagedObjectNotFound" {
+            } catch let error where VSphereError.isFault(error, .managedObjectNotFound) {
                 await context.log("already gone from vSphere")
             }
         }

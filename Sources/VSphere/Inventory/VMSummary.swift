@@ -16,6 +16,28 @@ public struct VMSummary: Sendable, Equatable {
     public var guestInfo: [String: String]
     public var parentFolder: ManagedObjectReference?
     public var resourcePool: ManagedObjectReference?
+
+    /// A summary made by hand (in-memory stand-ins for vSphere in tests).
+    public init(
+        reference: ManagedObjectReference, name: String, powerState: PowerState, isTemplate: Bool = false,
+        guestIPAddress: String? = nil, guestHostName: String? = nil, guestOS: String? = nil, cpuCount: Int? = nil,
+        memoryMB: Int? = nil, diskGB: Double? = nil, guestInfo: [String: String] = [:],
+        parentFolder: ManagedObjectReference? = nil, resourcePool: ManagedObjectReference? = nil
+    ) {
+        self.reference = reference
+        self.name = name
+        self.powerState = powerState
+        self.isTemplate = isTemplate
+        self.guestIPAddress = guestIPAddress
+        self.guestHostName = guestHostName
+        self.guestOS = guestOS
+        self.cpuCount = cpuCount
+        self.memoryMB = memoryMB
+        self.diskGB = diskGB
+        self.guestInfo = guestInfo
+        self.parentFolder = parentFolder
+        self.resourcePool = resourcePool
+    }
 }
 
 public enum PowerState: String, Sendable {

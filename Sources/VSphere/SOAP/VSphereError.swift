@@ -19,6 +19,12 @@ public enum VSphereError: Error, Sendable, CustomStringConvertible {
         return nil
     }
 
+    /// Whether `error` is the vSphere fault `name`: the one way to match a fault, e.g.
+    /// `catch let error where VSphereError.isFault(error, .managedObjectNotFound)`.
+    public static func isFault(_ error: any Error, _ name: FaultName) -> Bool {
+        (error as? VSphereError)?.faultName == name
+    }
+
     public var description: String {
         switch self {
         case .fault(let fault): return fault.description
@@ -30,8 +36,10 @@ public enum VSphereError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// A vSphere fault: its type name (as vSphere names it) and the server's message.
-public struct Fault: Error, Sendable, CustomStringConvertible {
+/// A vSphere fault: its type name (as vSphere names it) and the server's message. Not an
+/// `Error` itself: the library throws it only inside `VSphereError.fault`, so a `catch` of a
+/// bare `Fault` cannot be written.
+public struct Fault: Sendable, CustomStringConvertible {
     public var name: FaultName
     public var message: String
     /// The fault's detail element, for callers that need its fields (e.g. `InvalidPowerState.existingState`).

@@ -15,7 +15,8 @@ enum TestApp {
     }
 
     /// - Parameter freshDatabase: false keeps what an earlier app left (a server restart).
-    static func make(_ extra: [String: String] = [:], freshDatabase: Bool = true,
+    /// - Parameter outside: in-memory vSphere and guests for rule tests (live ones by default).
+    static func make(_ extra: [String: String] = [:], freshDatabase: Bool = true, outside: OutsideSystems = .live,
                      beforeBoot: (Application) -> Void = { _ in }) async throws -> Application {
         let dataDirectory = FileManager.default.temporaryDirectory
             .appendingPathComponent("flotilla-test-\(UUID().uuidString)").path
@@ -29,16 +30,16 @@ enum TestApp {
         config.passwordHashCost = 4
         let app = try await Application.make(.testing)
         app.logger.logLevel = .warning
-        try await configure(app, config: config)
+        try await configure(app, config: config, outside: outside)
         beforeBoot(app)
         try await app.asyncBoot()
         return app
     }
 
     /// Runs a test body against a fresh application and always shuts it down.
-    static func run(_ extra: [String: String] = [:], beforeBoot: (Application) -> Void = { _ in },
+    static func run(_ extra: [String: String] = [:], outside: OutsideSystems = .live, beforeBoot: (Application) -> Void = { _ in },
                     _ body: (Application) async throws -> Void) async throws {
-        let app = try await make(extra, beforeBoot: beforeBoot)
+        let app = try await make(extra, outside: outside, beforeBoot: beforeBoot)
         do {
             try await body(app)
         } catch {

@@ -1,6 +1,8 @@
 import Vapor
 
-/// JSON shapes of the REST API (`/api/v1`), described in `OpenAPIDocument`.
+/// JSON shapes of the REST API (`/api/v1`), described in `OpenAPIDocument`. The shapes of the
+/// inventory resources sit beside their handlers (`VMsAPI.swift`, `JobsAPI.swift`…) in
+/// `extension API`.
 enum API {
     struct Credentials: Content {
         var username: String

@@ -26,7 +26,7 @@ enum UsersAPI {
         let body = try request.content.decode(API.NewUser.self)
         let user = try await request.users.create(username: body.username, password: body.password,
                                                   confirmation: body.passwordConfirmation,
-                                                  role: try UsersController.parseRole(body.role))
+                                                  role: try UserRole(parsing: body.role))
         return try await API.UserBody(user).encodeResponse(status: .created, for: request)
     }
 
@@ -34,7 +34,7 @@ enum UsersAPI {
         let user = try await request.users.find(try userID(request))
         let body = try request.content.decode(API.UserChanges.self)
         try await request.users.update(user, password: body.password, confirmation: body.passwordConfirmation,
-                                       role: try body.role.map { try UsersController.parseRole($0) })
+                                       role: try body.role.map { try UserRole(parsing: $0) })
         return try API.UserBody(user)
     }
 

@@ -6,8 +6,14 @@ enum BlueprintsController {
     struct Page: Encodable {
         var chrome: PageChrome
         var blueprint: String
-        var planned: [InventoryAPI.PlannedVM]?
+        var planned: [PlannedRow]?
         var error: String?
+    }
+
+    struct PlannedRow: Encodable {
+        var hostName: String
+        var ip: String
+        var role: String
     }
 
     static let example = """
@@ -32,7 +38,7 @@ enum BlueprintsController {
         routes.post(SiteURL.environmentClone(id: nil).pathComponents, use: clone).requires(.addEnvironment)
     }
 
-    private static func render(_ request: Request, blueprint: String, planned: [InventoryAPI.PlannedVM]? = nil,
+    private static func render(_ request: Request, blueprint: String, planned: [PlannedRow]? = nil,
                                error: String? = nil, status: HTTPResponseStatus = .ok) async throws -> Response {
         let page = Page(chrome: PageChrome(request, title: "Deploy a blueprint"), blueprint: blueprint, planned: planned, error: error)
         let response = try await request.view.render("blueprints", page).encodeResponse(for: request)
@@ -53,7 +59,7 @@ enum BlueprintsController {
         do {
             let planned = try await request.deployments.check(try Blueprint.parse(text))
             return try await render(request, blueprint: text,
-                                    planned: planned.map { .init(hostName: $0.spec.hostName, ip: $0.spec.ip, role: $0.role) })
+                                    planned: planned.map { PlannedRow(hostName: $0.spec.hostName, ip: $0.spec.ip, role: $0.role) })
         } catch let error as FlotillaError {
             return try await render(request, blueprint: text, error: error.message, status: error.status)
         }
@@ -61,21 +67,18 @@ enum BlueprintsController {
 
     @Sendable static func deploy(request: Request) async throws -> Response {
         let query = QueryParameters(request.body.string)
-        let text = query.first("blueprint") ?? ""
-        do {
-            let deployment = try await request.deployments.deploy(Deployments.Input(
-                blueprint: text, password: query.first("password"), passwordConfirmation: query.first("passwordConfirmation")))
-            return request.redirect(to: SiteURL.job(id: deployment.jobID).relative)
-        } catch let error as FlotillaError {
-            return try await render(request, blueprint: text, error: error.message, status: error.status)
-        }
+        return try await deployAndRedirect(request, text: query.first("blueprint") ?? "", query: query)
     }
 
     @Sendable static func clone(request: Request) async throws -> Response {
-        guard let id = request.parameters.get("id", as: UUID.self) else { throw FlotillaError.notFound("no such environment") }
+        let id = try request.uuidParameter("environment")
         let query = QueryParameters(request.body.string)
         let blueprint = try await request.deployments.blueprint(of: id, name: query.first("name") ?? "", range: query.first("range") ?? "")
-        let text = try blueprint.yaml()
+        return try await deployAndRedirect(request, text: try blueprint.yaml(), query: query)
+    }
+
+    /// Deploys the text and sends the browser to the job, or shows the page again with the error.
+    private static func deployAndRedirect(_ request: Request, text: String, query: QueryParameters) async throws -> Response {
         do {
             let deployment = try await request.deployments.deploy(Deployments.Input(
                 blueprint: text, password: query.first("password"), passwordConfirmation: query.first("passwordConfirmation")))

@@ -164,7 +164,7 @@ enum EnvironmentsController {
     }
 
     private static func render(_ request: Request, error: String?, form: [String: String], status: HTTPResponseStatus) async throws -> Response {
-        guard let id = request.parameters.get("id", as: UUID.self) else { throw FlotillaError.notFound("no such environment") }
+        let id = try request.uuidParameter("environment")
         let environment = try await request.environments.find(id)
         let vms = try await environment.$vms.query(on: request.db).with(\.$role).sort(\.$hostName).all()
         let roles = try await Role.query(on: request.db).sort(\.$name).all().map(\.name)
@@ -181,7 +181,7 @@ enum EnvironmentsController {
     }
 
     @Sendable static func edit(request: Request) async throws -> Response {
-        guard let id = request.parameters.get("id", as: UUID.self) else { throw FlotillaError.notFound("no such environment") }
+        let id = try request.uuidParameter("environment")
         let form = try request.content.decode(EnvironmentForm.self)
         _ = try await request.environments.edit(id, description: form.description ?? "")
         request.notice("Description saved.")
@@ -189,7 +189,7 @@ enum EnvironmentsController {
     }
 
     @Sendable static func addVM(request: Request) async throws -> Response {
-        guard let id = request.parameters.get("id", as: UUID.self) else { throw FlotillaError.notFound("no such environment") }
+        let id = try request.uuidParameter("environment")
         let query = QueryParameters(request.body.string)
         let input = VMs.Input(
             hostName: query.first("hostName") ?? "", ip: query.first("ip") ?? "", netmask: query.first("netmask") ?? "",
@@ -206,25 +206,25 @@ enum EnvironmentsController {
     }
 
     @Sendable static func powerVM(request: Request) async throws -> Response {
-        guard let id = request.parameters.get("id", as: UUID.self) else { throw FlotillaError.notFound("no such VM") }
+        let id = try request.uuidParameter("VM")
         let action = try PowerAction(parsing: QueryParameters(request.body.string).first("action") ?? "")
         return request.redirect(to: SiteURL.job(id: try await request.vms.power(id, action: action)).relative)
     }
 
     @Sendable static func deleteVM(request: Request) async throws -> Response {
-        guard let id = request.parameters.get("id", as: UUID.self) else { throw FlotillaError.notFound("no such VM") }
+        let id = try request.uuidParameter("VM")
         return request.redirect(to: SiteURL.job(id: try await request.vms.delete(id)).relative)
     }
 
     @Sendable static func changePassword(request: Request) async throws -> Response {
-        guard let id = request.parameters.get("id", as: UUID.self) else { throw FlotillaError.notFound("no such VM") }
+        let id = try request.uuidParameter("VM")
         let query = QueryParameters(request.body.string)
         let input = VMs.PasswordInput(password: query.first("password") ?? "", passwordConfirmation: query.first("passwordConfirmation") ?? "")
         return request.redirect(to: SiteURL.job(id: try await request.vms.changePassword(id, input)).relative)
     }
 
     @Sendable static func changeNetwork(request: Request) async throws -> Response {
-        guard let id = request.parameters.get("id", as: UUID.self) else { throw FlotillaError.notFound("no such VM") }
+        let id = try request.uuidParameter("VM")
         let query = QueryParameters(request.body.string)
         let input = VMs.NetworkInput(ip: query.first("ip") ?? "", netmask: query.first("netmask") ?? "",
                                            gateway: query.first("gateway") ?? "", dns1: query.first("dns1"), dns2: query.first("dns2"))

@@ -58,7 +58,7 @@ enum JobsController {
 
     @Sendable static func list(request: Request) async throws -> View {
         let query = QueryParameters(request.url.query)
-        let page = try await Jobs.search(query, page: try PageRequest(page: query.first("page"), per: query.first("per")), on: request.db)
+        let page = try await JobQueries.search(query, page: try PageRequest(page: query.first("page"), per: query.first("per")), on: request.db)
         let display = DisplayTime(timeZone: request.application.flotilla.config.displayTimeZone)
         let selected = Set(query.all("status"))
         let kept = query.all("status").map { ("status", $0) } + query.all("kind").map { ("kind", $0) }
@@ -70,8 +70,8 @@ enum JobsController {
     }
 
     @Sendable static func show(request: Request) async throws -> View {
-        guard let id = request.parameters.get("id", as: UUID.self) else { throw FlotillaError.notFound("no such job") }
-        let (job, steps) = try await Jobs.find(id, on: request.db)
+        let id = try request.uuidParameter("job")
+        let (job, steps) = try await JobQueries.find(id, on: request.db)
         let display = DisplayTime(timeZone: request.application.flotilla.config.displayTimeZone)
         return try await request.view.render("job", DetailPage(
             chrome: PageChrome(request, title: job.title), job: try row(job, display: display),
@@ -81,9 +81,8 @@ enum JobsController {
     }
 
     @Sendable static func cancel(request: Request) async throws -> Response {
-        guard let id = request.parameters.get("id", as: UUID.self) else { throw FlotillaError.notFound("no such job") }
-        try await request.application.flotilla.jobs.cancel(id)
-        await request.audit(.operation, action: "job.cancel", result: .success, details: "asked job \(id) to stop")
+        let id = try request.uuidParameter("job")
+        try await request.application.flotilla.jobs.cancel(id, by: request.auditActor)
         return request.redirect(to: SiteURL.job(id: id).relative)
     }
 }

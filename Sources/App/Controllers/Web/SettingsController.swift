@@ -109,7 +109,7 @@ enum SettingsController {
     }
 
     @Sendable static func deleteConnection(request: Request) async throws -> Response {
-        guard let id = request.parameters.get("id", as: UUID.self) else { throw FlotillaError.notFound("no such connection") }
+        let id = try request.uuidParameter("connection")
         do {
             try await request.connections.delete(id)
         } catch let error as FlotillaError {

@@ -84,7 +84,7 @@ enum UsersController {
         let form = try request.content.decode(UserForm.self)
         let username = form.username ?? ""
         do {
-            let role = try parseRole(form.role)
+            let role = try UserRole(parsing: form.role)
             let user = try await request.users.create(username: username, password: form.password ?? "",
                                                       confirmation: form.passwordConfirmation ?? "", role: role)
             request.notice("User '\(user.username)' was added.")
@@ -105,7 +105,7 @@ enum UsersController {
         let form = try request.content.decode(UserForm.self)
         do {
             try await request.users.update(user, password: form.password, confirmation: form.passwordConfirmation,
-                                           role: try parseRole(form.role))
+                                           role: try UserRole(parsing: form.role))
             request.notice("User '\(user.username)' was saved.")
             return request.redirect(to: SiteURL.users.relative)
         } catch let error as FlotillaError {
@@ -129,13 +129,6 @@ enum UsersController {
         }
         request.notice("User '\(user.username)' was deleted.")
         return request.redirect(to: SiteURL.users.relative)
-    }
-
-    static func parseRole(_ text: String?) throws -> UserRole {
-        guard let text, let role = UserRole(rawValue: text) else {
-            throw FlotillaError.validation("role must be \"system\" or \"ordinary\"")
-        }
-        return role
     }
 
     private static func renderForm(_ request: Request, user: User?, username: String, role: UserRole,
