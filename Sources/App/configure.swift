@@ -18,14 +18,20 @@ public func configure(_ app: Application, config: FlotillaConfig) async throws {
 
 /// `configure(_:config:)` with a choice of the outside systems (tests pass in-memory ones).
 func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSystems) async throws {
+    // Views and static files are found without the working directory (see ResourceDirectory).
+    let resources = try ResourceDirectory.find(configured: config.resourcesDirectory)
+    app.directory.viewsDirectory = resources.viewsDirectory
+    app.directory.publicDirectory = resources.publicDirectory
     app.http.server.configuration.hostname = config.listenHost
     app.http.server.configuration.port = config.listenPort
     app.routes.defaultMaxBodySize = "1mb"
 
-    try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
+    // 0700: sessions, password hashes and the audit log are no other local account's business.
+    try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true,
+                                            attributes: [.posixPermissions: 0o700])
     switch config.database {
     case .sqlite(let path):
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try SQLiteSetup.prepareFiles(dataDirectory: config.dataDirectory, databasePath: path)
         app.databases.use(.sqlite(.file(path), sqlLogLevel: .trace), as: .sqlite)
     case .postgres(let url):
         app.databases.use(try .postgres(url: url, maxConnectionsPerEventLoop: 4, sqlLogLevel: .trace), as: .psql)
@@ -38,13 +44,14 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
         config: config, secrets: secrets,
         jobs: JobEngine(database: app.db, logger: app.logger, concurrency: config.jobConcurrency,
                         perConnection: config.jobConcurrencyPerConnection),
-        vsphere: vsphere, shell: shell, hostKeys: hostKeys,
-        vmOperations: VMOperations(database: app.db, vsphere: vsphere, secrets: secrets, shell: shell, hostKeys: hostKeys,
+        vsphere: vsphere, shell: shell,
+        vmOperations: VMOperations(database: app.db, vsphere: vsphere, secrets: secrets, shell: shell,
+                                   keys: PlatformKeys(database: app.db, secrets: secrets),
                                    guestBootTimeout: .seconds(config.guestBootTimeoutSeconds)))
     registerMigrations(app)
 
     app.passwords.use(.bcrypt(cost: config.passwordHashCost))
-    app.sessions.use(.fluent)
+    app.sessions.use { _ in DatabaseSessions() }
     app.sessions.configuration = SessionsConfiguration(cookieName: SessionCookie.name) { id in
         HTTPCookies.Value(string: id.string, maxAge: config.sessionLifetimeHours * 3600, path: "/",
                           isSecure: config.secureCookies ?? false, isHTTPOnly: true, sameSite: .lax)
@@ -56,9 +63,11 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
     // run before the permission guard, which runs before the CSRF check so that a denial is
     // reported as a denial.
     app.middleware = Middlewares()
+    app.middleware.use(SecurityHeaders())
     app.middleware.use(ErrorRendering())
     app.middleware.use(FileMiddleware(publicDirectory: app.directory.publicDirectory))
     app.middleware.use(SecureCookiePolicy())
+    app.middleware.use(SessionLoader())
     app.middleware.use(app.sessions.middleware)
     app.middleware.use(SessionsReady())
     app.middleware.use(SessionAuthenticator())
@@ -66,12 +75,12 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
     app.middleware.use(PermissionGuard())
     app.middleware.use(CSRFGuard())
 
-    registerRoutes(app)
+    try registerRoutes(app)
     registerCommands(app)
     app.lifecycle.use(StartupTasks())
 }
 
-func registerRoutes(_ app: Application) {
+func registerRoutes(_ app: Application) throws {
     SessionController.register(app)
     SectionsController.register(app)
     UsersController.register(app)
@@ -80,6 +89,7 @@ func registerRoutes(_ app: Application) {
     EnvironmentsController.register(app)
     JobsController.register(app)
     SettingsController.register(app)
+    SSHKeysController.register(app)
     BlueprintsController.register(app)
 
     let api = app.grouped("api", "v1")
@@ -93,13 +103,15 @@ func registerRoutes(_ app: Application) {
     VMsAPI.register(api)
     BlueprintsAPI.register(api)
     JobsAPI.register(api)
-    OpenAPIDocument.register(api)
+    SSHKeysAPI.register(api)
+    try OpenAPIDocument.register(api)
 }
 
 func registerCommands(_ app: Application) {
     app.asyncCommands.use(UserCommands(), as: "user")
     app.asyncCommands.use(LogCommands(), as: "logs")
     app.asyncCommands.use(LabCommands(), as: "lab")
+    app.asyncCommands.use(KeyCommands(), as: "keys")
 }
 
 private struct SyncTaskKey: StorageKey {
@@ -110,9 +122,12 @@ private struct SyncTaskKey: StorageKey {
 /// (except `migrate` itself, which asks before changing anything).
 struct StartupTasks: LifecycleHandler {
     func willBootAsync(_ app: Application) async throws {
+        try await SQLiteSetup.tune(app)
         guard app.environment.arguments.dropFirst().first != "migrate" else { return }
         try await app.autoMigrate()
         try await JobEngine.interruptUnfinished(on: app.db)
+        // The installation's own SSH key pair, made on first start (SPEC BEY-9).
+        _ = try await PlatformKeys(database: app.db, secrets: app.flotilla.secrets).active()
         if let generated = try await app.users(actor: .system).createInitialAdministrator(password: app.flotilla.config.initialAdminPassword) {
             // Printed once on the console on purpose, never written to the log.
             print("""
@@ -134,6 +149,8 @@ struct StartupTasks: LifecycleHandler {
     }
 
     func shutdownAsync(_ app: Application) async {
+        // Jobs first, while vSphere, guests and the database are still there to record how they ended.
+        await app.flotilla.jobs.cancelAll()
         if let sync = app.storage[SyncTaskKey.self] {
             sync.cancel()
             await sync.value

@@ -238,12 +238,117 @@ final class LifecycleTests: XCTestCase {
             let summary = try await fixture.client.findVirtualMachine(named: "web-05").summary()
             let guest = try GuestConfiguration(guestInfo: summary.guestInfo)
             XCTAssertEqual(guest.ipv4?.address, "10.77.6.20", "a rebuild keeps the new address")
-            XCTAssertTrue(CryptSHA512.verify(password: "Changed-pass-2", hash: try XCTUnwrap(guest.passwordHash)))
+            XCTAssertNil(guest.passwordHash, "vSphere readers find no password hash in the metadata")
+            XCTAssertEqual(guest.authorizedKeys.count, 1, "a rebuild keeps the platform key")
 
             // An address the guest cannot reach from Flotilla: refused before anything changes.
             let outside = try await admin.request(.POST, "/api/v1/vms/\(created.vm.id)/network",
                                                   json: VMs.NetworkInput(ip: "10.77.6.30", netmask: "24", gateway: "10.77.7.1"))
             XCTAssertEqual(outside.status, .badRequest)
+        }
+    }
+
+    /// SPEC BEY-9 and review findings 1 and 9: a new VM is reached with the platform key only (its
+    /// sshd log shows public-key logins and no password), its host key is pinned to the VM, the
+    /// password hash leaves the metadata, key rotation moves it to a new key, and a network change
+    /// to an address where another host key answers is refused with the record unchanged.
+    func testGuestsAreReachedByKeyOnlyAndANetworkChangeRefusesAnotherHostKey() async throws {
+        try await withLab { fixture in
+            let admin = fixture.admin
+            let created = try admin.decode(API.NewVMAnswer.self, try await admin.request(
+                .POST, "/api/v1/environments/\(fixture.environmentID)/vms", json: vmInput("web-07", "10.77.8.10")))
+            let createJob = try await waitForJob(admin, created.jobID)
+            XCTAssertEqual(createJob.status, "succeeded", createJob.steps?.first?.log ?? "")
+            let machine = try await fixture.client.findVirtualMachine(named: "web-07")
+            let guestFiles = Self.lab.guestsDirectory + "/" + machine.reference.value + "/upper"
+            let sshdLog = { (try? String(contentsOfFile: guestFiles + "/var/log/sshd.log", encoding: .utf8)) ?? "" }
+            XCTAssertTrue(sshdLog().contains("Accepted publickey for root from 10.77.0.1"), sshdLog())
+            XCTAssertFalse(sshdLog().contains("password"), "the platform never offers the password:\n\(sshdLog())")
+
+            // The host key is pinned to the VM; the metadata has the key and no password hash.
+            let found = try await VM.find(created.vm.id, on: fixture.app.db)
+            let record = try XCTUnwrap(found)
+            let guestHostKey = try String(contentsOfFile: guestFiles + "/etc/ssh/ssh_host_ed25519_key.pub", encoding: .utf8)
+            XCTAssertEqual(record.hostKey, guestHostKey.split(separator: " ").prefix(2).joined(separator: " "))
+            let metadata = try GuestConfiguration(guestInfo: try await machine.summary().guestInfo)
+            XCTAssertNil(metadata.passwordHash)
+            let keys = PlatformKeys(database: fixture.app.db, secrets: fixture.app.flotilla.secrets)
+            let oldKey = try await keys.active()
+            XCTAssertEqual(metadata.authorizedKeys, [oldKey.publicKey])
+            let oldPrivate = try keys.privateKey(oldKey)
+            let listAnswer = try await admin.request(.GET, "/api/v1/ssh-keys")
+            XCTAssertEqual(try admin.decode([SSHKeys.Row].self, listAnswer).map(\.fingerprint), [oldKey.fingerprint])
+            XCTAssertFalse(listAnswer.body.string.contains("PRIVATE"), "only public halves are shown")
+
+            // Rotation: the VM trusts the new key and no longer the old one.
+            let rotation = try admin.decode(SSHKeysAPI.Rotation.self, try await admin.request(.POST, "/api/v1/ssh-keys/rotate"))
+            let rotationJob = try await waitForJob(admin, rotation.jobID)
+            XCTAssertEqual(rotationJob.status, "succeeded", rotationJob.steps?.map(\.log).joined(separator: "\n") ?? "")
+            XCTAssertEqual(rotationJob.steps?.count, 2, "one step per VM, then the retirement")
+            let newKey = try await keys.active()
+            XCTAssertEqual(newKey.fingerprint, rotation.key.fingerprint)
+            XCTAssertNotEqual(newKey.fingerprint, oldKey.fingerprint)
+            func whoami(_ key: SSHPrivateKey) async throws -> String {
+                let connection = try await SSHConnection.connect(
+                    to: SSHTarget(host: "10.77.8.10", user: "root", authentication: .privateKey(key)), hostKeyStore: InMemoryHostKeyStore(),
+                    options: SSHConnectionOptions(connectTimeout: .seconds(3), handshakeTimeout: .seconds(5)))
+                defer { Task { await connection.close() } }
+                return try await connection.run(Command("whoami"), timeout: .seconds(10)).output
+            }
+            let byNewKey = try await whoami(try keys.privateKey(newKey))
+            XCTAssertEqual(byNewKey, "root\n")
+            do {
+                _ = try await whoami(oldPrivate)
+                XCTFail("the old platform key still logs in")
+            } catch let error as RemoteShellError {
+                XCTAssertEqual(error.kind, .authentication)
+            }
+            let retired = try await PlatformSSHKey.find(oldKey.id, on: fixture.app.db)
+            XCTAssertNotNil(retired?.retiredAt)
+            XCTAssertNil(retired?.privateKeySealed, "a retired key's private half is erased")
+            let rotatedMetadata = try GuestConfiguration(guestInfo: try await machine.summary().guestInfo)
+            XCTAssertEqual(rotatedMetadata.authorizedKeys, [newKey.publicKey])
+
+            // Another machine (even one that trusts the platform key) answers on the new address.
+            let impostorConfiguration = GuestConfiguration(
+                hostName: "impostor", ipv4: .init(address: "10.77.8.20", prefixLength: 16, gateway: "10.77.0.1", dns: []),
+                authorizedKeys: [newKey.publicKey])
+            let impostor = try await fixture.client.clone(try await fixture.client.findTemplate(named: "tpl-web"), CloneRequest(
+                name: "impostor", extraConfig: try impostorConfiguration.extraConfig()))
+            try await impostor.powerOn()
+            // Logging in to it also leaves the machine's ARP entry for the address pointing at it.
+            var impostorUp = false
+            for _ in 0..<40 where !impostorUp {
+                if let connection = try? await SSHConnection.connect(
+                    to: SSHTarget(host: "10.77.8.20", user: "root", authentication: .privateKey(try keys.privateKey(newKey))),
+                    hostKeyStore: InMemoryHostKeyStore(), options: SSHConnectionOptions(connectTimeout: .seconds(2))) {
+                    await connection.close()
+                    impostorUp = true
+                } else {
+                    try await Task.sleep(for: .milliseconds(250))
+                }
+            }
+            XCTAssertTrue(impostorUp, "the impostor guest never answered")
+            let impostorLog = Self.lab.guestsDirectory + "/" + impostor.reference.value + "/upper/var/log/sshd.log"
+            let impostorLogBefore = (try? Data(contentsOf: URL(fileURLWithPath: impostorLog)).count) ?? 0
+
+            let change = try admin.decode(API.JobReference.self, try await admin.request(
+                .POST, "/api/v1/vms/\(created.vm.id)/network",
+                json: VMs.NetworkInput(ip: "10.77.8.20", netmask: "16", gateway: "10.77.0.1", dns1: nil, dns2: nil)))
+            let changeJob = try await waitForJob(admin, change.jobID)
+            let log = changeJob.steps?.first?.log ?? ""
+            XCTAssertEqual(changeJob.status, "failed", log)
+            XCTAssertTrue(log.contains("another host key"), log)
+            let impostorKey = try String(contentsOfFile: Self.lab.guestsDirectory + "/" + impostor.reference.value
+                                         + "/upper/etc/ssh/ssh_host_ed25519_key.pub", encoding: .utf8)
+            let fingerprint = try SSHHostKey(openSSHPublicKey: impostorKey).fingerprint
+            XCTAssertTrue(log.contains(fingerprint), "the error names the impostor's key: \(log)")
+            XCTAssertTrue(log.contains(try SSHHostKey(openSSHPublicKey: try XCTUnwrap(record.hostKey)).fingerprint), log)
+            let unchanged = try admin.decode(API.VMBody.self, try await admin.request(.GET, "/api/v1/vms/\(created.vm.id)"))
+            XCTAssertEqual(unchanged.ip, "10.77.8.10", "the record keeps the old address")
+            let impostorLogNow = (try? Data(contentsOf: URL(fileURLWithPath: impostorLog))) ?? Data()
+            let impostorSaw = String(decoding: impostorLogNow.dropFirst(impostorLogBefore), as: UTF8.self)
+            XCTAssertFalse(impostorSaw.contains("Accepted") || impostorSaw.contains("Failed"), "the impostor got no login:\n\(impostorSaw)")
         }
     }
 

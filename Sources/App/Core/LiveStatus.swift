@@ -33,18 +33,20 @@ struct LiveStatus {
             for machine in machines { powerStates[machine.reference.value] = machine.powerState.rawValue }
         }
         let services = GuestServices(shell: shell)
+        let login = GuestLogin(keys: PlatformKeys(database: database, secrets: secrets))
         let permits = AsyncSemaphore(limit: Self.guestsAtOnce)
         return try await withThrowingTaskGroup(of: LiveVM.self) { group in
             for vm in vms {
                 let id = try vm.requireID()
                 let state = vm.vsphereReference.flatMap { powerStates[$0] }
                 let names = vm.role.services.split(separator: ",").map(String.init)
-                let target = SSHTarget(host: vm.ip, user: vm.role.sshUser, authentication: .password(try secrets.open(vm.passwordSealed)))
+                let user = vm.role.sshUser
                 group.addTask {
                     guard state == "poweredOn", !names.isEmpty else {
                         return LiveVM(id: id, powerState: state, services: nil, servicesError: nil)
                     }
                     do {
+                        let target = try await login.target(for: vm, user: user)
                         let running = try await permits.withPermit { try await services.probe(names, on: target) }
                         return LiveVM(id: id, powerState: state, services: running, servicesError: nil)
                     } catch {

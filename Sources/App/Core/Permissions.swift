@@ -55,8 +55,12 @@ public enum Action: String, CaseIterable, Sendable {
     case deleteUser
     case changeOwnPassword
     case manageOwnTokens
+    /// List and revoke any user's API tokens.
+    case manageUserTokens
     case viewSettings
     case changeSettings
+    /// Make a new platform SSH key and move every VM to it.
+    case rotateSSHKeys
 
     /// Who may perform an action.
     public enum Rule: Sendable, Equatable {
@@ -78,7 +82,8 @@ public enum Action: String, CaseIterable, Sendable {
             return everyone
         case .addEnvironment, .editEnvironment, .deleteEnvironment, .addVM, .deleteVM, .changeVMPassword,
              .viewUpgrades, .upgradeVM, .viewServiceConfiguration, .configureServices, .cancelJob,
-             .deleteLogs, .addUser, .editUser, .deleteUser, .viewSettings, .changeSettings:
+             .deleteLogs, .addUser, .editUser, .deleteUser, .manageUserTokens, .viewSettings, .changeSettings,
+             .rotateSSHKeys:
             return systemOnly
         }
     }

@@ -25,6 +25,8 @@ enum SiteURL: Sendable {
     case settingsConnectionTest
     case settingsConnectionDelete(id: UUID?)
     case settingsRoles
+    case settingsSSHKeys
+    case settingsSSHKeysRotate
     case upgrades
     case serviceConfiguration
     case jobs
@@ -39,6 +41,7 @@ enum SiteURL: Sendable {
     case user(id: UUID?)
     case userEdit(id: UUID?)
     case userDelete(id: UUID?)
+    case userTokenRevoke(user: UUID?, token: UUID?)
     case account
     case accountPassword
     case accountTokens
@@ -81,6 +84,8 @@ enum SiteURL: Sendable {
         case .settingsConnectionTest: return ["settings", "connections", "test"]
         case .settingsConnectionDelete(let id): return ["settings", "connections", value(id, "id"), "delete"]
         case .settingsRoles: return ["settings", "roles"]
+        case .settingsSSHKeys: return ["settings", "ssh-keys"]
+        case .settingsSSHKeysRotate: return ["settings", "ssh-keys", "rotate"]
         case .upgrades: return ["upgrades"]
         case .serviceConfiguration: return ["configuration"]
         case .jobs: return ["jobs"]
@@ -95,6 +100,7 @@ enum SiteURL: Sendable {
         case .user(let id): return ["users", value(id, "id")]
         case .userEdit(let id): return ["users", value(id, "id"), "edit"]
         case .userDelete(let id): return ["users", value(id, "id"), "delete"]
+        case .userTokenRevoke(let user, let token): return ["users", value(user, "id"), "tokens", value(token, "tokenID"), "revoke"]
         case .account: return ["account"]
         case .accountPassword: return ["account", "password"]
         case .accountTokens: return ["account", "tokens"]

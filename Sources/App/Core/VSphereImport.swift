@@ -7,6 +7,7 @@ struct VSphereImport {
     let database: any Database
     let secrets: SecretBox
     let vsphere: any VSphereProvider
+    let shell: any GuestShell
     let actor: AuditLog.Actor
     let logger: Logger
 
@@ -15,12 +16,16 @@ struct VSphereImport {
         /// Names of VMs on that connection.
         var names: [String]
         var role: String
-        /// The guests' SSH password, for the work Flotilla does inside them.
+        /// The guests' SSH password, used once to install the platform key (then never again).
         var password: String
     }
 
     /// Imports existing vSphere VMs into an environment. Their network comes from their
-    /// cloud-init metadata, or else from the address VMware Tools report.
+    /// cloud-init metadata, or else from the address VMware Tools report. Each guest is logged in
+    /// to once with the password, to install the platform key and pin its host key to the VM;
+    /// a guest where that fails is not adopted.
+    private var keys: PlatformKeys { PlatformKeys(database: database, secrets: secrets) }
+
     func adopt(_ input: Input, into environmentID: UUID) async throws -> [VM] {
         guard let environment = try await Environment.find(environmentID, on: database) else { throw FlotillaError.notFound("no such environment") }
         guard let connection = try await VSphereConnection.find(input.connectionID, on: database) else {
@@ -50,21 +55,31 @@ struct VSphereImport {
                 throw FlotillaError.validation("\(name) has neither network metadata nor a reported address")
             }
             let prefix = metadata?.ipv4?.prefixLength ?? 24
-            let gateway = metadata?.ipv4?.gateway ?? IPv4(value: (IPv4(ip)?.network(prefix).value ?? 0) + 1).description
+            // Checked before any subnet arithmetic: the metadata is whatever the guest's owner wrote.
+            guard (8...30).contains(prefix) else {
+                throw FlotillaError.validation("\(name): the prefix length /\(prefix) in its network metadata is not 8 to 30")
+            }
+            let gateway = metadata?.ipv4?.gateway ?? IPv4Address((IPv4Address(ip)?.network(prefixLength: prefix).value ?? 0) + 1).description
             let dns = metadata?.ipv4?.dns ?? []
             let spec = try VMSpec(hostName: metadata?.hostName ?? summary.guestHostName ?? name, ip: ip, netmask: String(prefix),
                                   gateway: gateway, dns1: dns.first, dns2: dns.count > 1 ? dns[1] : nil)
             if try await VM.query(on: database).group(.or, { $0.filter(\.$ip == spec.ip).filter(\.$hostName == spec.hostName) }).count() > 0 {
                 throw FlotillaError.conflict("\(spec.hostName) (\(spec.ip)) clashes with a VM Flotilla already has")
             }
+            let key = try await keys.active()
+            let hostKey = try await GuestEnrollment(shell: shell, keys: keys).enroll(
+                address: spec.ip, user: role.sshUser, password: input.password, key: key, hostName: spec.hostName)
             let vm = try VM(environmentID: try environment.requireID(), role: role, spec: spec,
                             passwordSealed: try secrets.seal(input.password), status: .ready,
                             notes: "adopted from \(connection.name)")
+            vm.hostKey = hostKey.openSSHPublicKey
+            vm.platformKeyID = try key.requireID()
             vm.vsphereReference = summary.reference.value
             vm.update(from: summary)
             try await vm.create(on: database)
             await AuditLog.record(.operation, action: "vm.adopt", result: .success,
-                                  details: "adopted \(name) (\(summary.reference.value)) into \(environment.name)",
+                                  details: "adopted \(name) (\(summary.reference.value)) into \(environment.name); "
+                                      + "platform key installed, host key \(hostKey.fingerprint) pinned",
                                   vmName: vm.hostName, vmRole: role.name, by: actor, on: database, logger: logger)
             adopted.append(vm)
         }
@@ -75,6 +90,7 @@ struct VSphereImport {
 extension Request {
     var vsphereImport: VSphereImport {
         let flotilla = application.flotilla
-        return VSphereImport(database: db, secrets: flotilla.secrets, vsphere: flotilla.vsphere, actor: auditActor, logger: logger)
+        return VSphereImport(database: db, secrets: flotilla.secrets, vsphere: flotilla.vsphere, shell: flotilla.shell,
+                             actor: auditActor, logger: logger)
     }
 }

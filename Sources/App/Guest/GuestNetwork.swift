@@ -24,8 +24,9 @@ struct GuestNetwork {
     var confirmTimeout: Duration = .seconds(30)
     var probeInterval: Duration = .milliseconds(700)
 
-    /// Uploads the new configuration and starts applying it, detached so it survives the SSH
-    /// session it cuts; then drops the pooled connections to the old address.
+    /// Writes the new configuration and starts applying it (as root: through `sudo -n` for any
+    /// other user), detached so it survives the SSH session it cuts; then drops the pooled
+    /// connections to the old address.
     func apply(_ spec: VMSpec, style: NetworkStyle, on old: SSHTarget, hostName: String, context: StepContext) async throws {
         switch style {
         case .ifupdown:
@@ -47,11 +48,14 @@ struct GuestNetwork {
         \(dns.isEmpty ? "" : "    dns-nameservers " + dns.joined(separator: " "))
 
         """
-        try await shell.upload(Array(interfaces.utf8), to: "/etc/network/interfaces.flotilla-new", on: old, mode: 0o644)
         let resolv = dns.map { "nameserver \($0)" }.joined(separator: "\n")
         await context.log("applying \(spec.ip)/\(spec.prefixLength) via \(spec.gateway) inside \(hostName)")
-        // Detached so it survives the SSH session it cuts; reverts unless confirmed within 40 s.
+        // The new file arrives on standard input; the change is detached so it survives the SSH
+        // session it cuts, and reverts unless confirmed within 40 s.
         let apply = try await shell.run(Command.script("""
+            set -e
+            umask 022
+            cat > /etc/network/interfaces.flotilla-new
             cp /etc/network/interfaces /etc/network/interfaces.flotilla-old
             rm -f /run/flotilla-network-confirmed
             nohup sh -c '
@@ -67,7 +71,7 @@ struct GuestNetwork {
                 ifup eth0
               fi
             ' sh "$1" >/dev/null 2>&1 &
-            """, arguments: [resolv]), on: old, timeout: .seconds(20))
+            """, arguments: [resolv]).asRoot(loggedInAs: old.user), on: old, standardInput: Array(interfaces.utf8), timeout: .seconds(20))
         guard apply.succeeded else { throw FlotillaError(.unavailable, "could not start the change: \(apply.errorOutput.prefix(200))") }
     }
 
@@ -78,9 +82,16 @@ struct GuestNetwork {
         var reached = false
         while !reached, ContinuousClock.now < deadline {
             try await Task.sleep(for: probeInterval)
-            if let confirm = try? await shell.run(Command("touch", "/run/flotilla-network-confirmed"), on: new, timeout: .seconds(5)),
-               confirm.succeeded {
-                reached = true
+            do {
+                let confirm = try await shell.run(Command("touch", "/run/flotilla-network-confirmed").asRoot(loggedInAs: new.user),
+                                                  on: new, timeout: .seconds(5))
+                reached = confirm.succeeded
+            } catch let error as RemoteShellError where error.kind == .hostKeyMismatch {
+                // Another machine answers there: it gets nothing, and the guest goes back by itself.
+                throw FlotillaError(.conflict, "\(error.host) answers with another host key than \(hostName)'s; "
+                    + "refusing the change (\(error.message)); the guest restores its old address by itself within a minute")
+            } catch {
+                continue
             }
         }
         guard reached else {

@@ -1,14 +1,14 @@
 import RemoteShell
 
-/// Whether a new guest is ready for work: its SSH server answers, with the expected password,
-/// as the expected host.
+/// Whether a new guest is ready for work: its SSH server lets the platform key in, as the
+/// expected host.
 struct GuestReadiness {
     let shell: any GuestShell
 
-    /// Tools report the address before the guest's SSH server is up (or before its new
-    /// password is set): keep trying until `timeout`, then report the last reason. A host key
-    /// that does not match is never retried.
-    func waitForLogin(_ target: SSHTarget, hostName: String, timeout: Duration, context: StepContext) async throws {
+    /// Tools report the address before the guest's SSH server is up (or before it has installed
+    /// the platform key): keep trying until `timeout`, then report the last reason. A host key
+    /// that does not match is never retried. Returns the host key the guest presented.
+    func waitForLogin(_ target: SSHTarget, hostName: String, timeout: Duration, context: StepContext) async throws -> SSHHostKey {
         let deadline = ContinuousClock.now + timeout
         var lastFailure = "no answer"
         while ContinuousClock.now < deadline {
@@ -18,13 +18,14 @@ struct GuestReadiness {
                 guard answer.succeeded, name == hostName else {
                     throw FlotillaError(.unavailable, "the guest at \(target.host) answered SSH as '\(name.prefix(64))', not \(hostName)")
                 }
-                await context.log("SSH answers on \(target.host) with the new password")
-                return
+                let hostKey = try await shell.hostKey(of: target)
+                await context.log("SSH answers on \(target.host) to the platform key")
+                return hostKey
             } catch let error as RemoteShellError where error.kind != .hostKeyMismatch {
                 lastFailure = error.description
                 try await Task.sleep(for: .milliseconds(500))
             }
         }
-        throw FlotillaError(.unavailable, "SSH on \(target.host) did not answer with the new password within \(timeout): \(lastFailure)")
+        throw FlotillaError(.unavailable, "SSH on \(target.host) did not let the platform key in within \(timeout): \(lastFailure)")
     }
 }

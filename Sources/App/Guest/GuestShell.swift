@@ -6,6 +6,8 @@ import RemoteShell
 protocol GuestShell: Sendable {
     func run(_ command: Command, on target: SSHTarget, standardInput: [UInt8], timeout: Duration?) async throws -> CommandResult
     func upload(_ contents: [UInt8], to path: String, on target: SSHTarget, mode: Int?) async throws
+    /// The host key the guest presented and `target.hostKeyCheck` accepted (logging in if needed).
+    func hostKey(of target: SSHTarget) async throws -> SSHHostKey
     /// Forgets pooled connections to `host`, e.g. after its password or address changed.
     func closeConnections(toHost host: String) async
     /// Closes everything (at shutdown).
@@ -28,6 +30,10 @@ struct ShellPoolGuestShell: GuestShell {
 
     func upload(_ contents: [UInt8], to path: String, on target: SSHTarget, mode: Int?) async throws {
         try await pool.upload(contents, to: path, on: target, mode: mode)
+    }
+
+    func hostKey(of target: SSHTarget) async throws -> SSHHostKey {
+        try await pool.connection(to: target).hostKey
     }
 
     func closeConnections(toHost host: String) async {

@@ -4,7 +4,6 @@ import Vapor
 /// Every schema change, in the order it was made. Each folder is one release's changes and
 /// each file one change; a released migration is never edited, only followed by a new one.
 func registerMigrations(_ app: Application) {
-    app.migrations.add(SessionRecord.migration)
     // 001: the first schema.
     app.migrations.add(CreateUsers())
     app.migrations.add(CreateAPITokens())
@@ -16,4 +15,11 @@ func registerMigrations(_ app: Application) {
     app.migrations.add(CreateVMs())
     app.migrations.add(CreateJobs())
     app.migrations.add(CreateJobSteps())
+    // 002: web security (browser sessions with hashed IDs, API token expiry).
+    app.migrations.add(CreateBrowserSessions())
+    app.migrations.add(AddAPITokenExpiry())
+    // 003: guests reached with the platform's own key, host keys pinned to VMs.
+    app.migrations.add(CreatePlatformSSHKeys())
+    app.migrations.add(AddVMHostKey())
+    app.migrations.add(AddVMPlatformKey())
 }

@@ -89,6 +89,11 @@ public final class VM: Model, @unchecked Sendable {
     @OptionalField(key: "dns2") public var dns2: String?
     @Field(key: "password_sealed") var passwordSealed: String
     @OptionalField(key: "vsphere_ref") public var vsphereReference: String?
+    /// The guest's SSH host key (`ssh-ed25519 AAAA…`), pinned on first contact: the platform
+    /// accepts no other key from this VM, whatever its address.
+    @OptionalField(key: "host_key") var hostKey: String?
+    /// The platform key this VM's guest trusts (see `PlatformKeys`).
+    @OptionalField(key: "platform_key_id") var platformKeyID: UUID?
     @Enum(key: "status") public var status: VMStatus
     @OptionalField(key: "status_reason") public var statusReason: String?
     @OptionalField(key: "power_state") public var powerState: String?

@@ -12,19 +12,19 @@ struct VMOperations: Sendable {
     let vsphere: any VSphereProvider
     let secrets: SecretBox
     let shell: any GuestShell
-    /// Host keys pinned on first contact (SPEC BEY-5); a new VM's key replaces its address's old one.
-    let hostKeys: any HostKeyStore
+    /// The platform's SSH keys, with which every login to a guest is made (SPEC BEY-9).
+    let keys: PlatformKeys
     let guestBootTimeout: Duration
     /// How a network change reaches the guest's new address.
     var guestNetwork: GuestNetwork
 
     init(database: any Database, vsphere: any VSphereProvider, secrets: SecretBox, shell: any GuestShell,
-         hostKeys: any HostKeyStore, guestBootTimeout: Duration) {
+         keys: PlatformKeys, guestBootTimeout: Duration) {
         self.database = database
         self.vsphere = vsphere
         self.secrets = secrets
         self.shell = shell
-        self.hostKeys = hostKeys
+        self.keys = keys
         self.guestBootTimeout = guestBootTimeout
         guestNetwork = GuestNetwork(shell: shell)
     }
@@ -55,21 +55,28 @@ struct VMOperations: Sendable {
         return Placement(vm: vm, role: vm.role, connection: connection, endpoint: try await vsphere.endpoint(for: connection))
     }
 
-    /// Clone → guest metadata → power on → guest reports its IP → SSH answers with the new
-    /// password. A failure destroys the half-made VM, or marks it so it is never unknown.
+    /// How every step logs in to a guest: the platform key and the VM's pinned host key.
+    var login: GuestLogin { GuestLogin(keys: keys) }
+
+    /// Clone → guest metadata (password hash, platform key) → power on → guest reports its IP →
+    /// SSH answers to the platform key → its host key is pinned to the VM and the password hash
+    /// leaves the metadata. A failure destroys the half-made VM, or marks it so it is never unknown.
+    ///
+    /// This is the one place where a VM's host key is accepted unseen (first contact with a
+    /// guest fresh from its template), and it is logged; every later login expects that key.
     func create(_ vmID: UUID, context: StepContext) async throws {
         let placement = try await placement(of: vmID)
         let vm = placement.vm
         var created: (any VSphereMachine)?
         do {
             let password = try secrets.open(vm.passwordSealed)
-            let template = try await placement.endpoint.findTemplate(named: placement.role.template)
+            let key = try await keys.active()
+            vm.platformKeyID = try key.requireID()
+            let (template, request) = try await clonePlan(
+                name: vm.hostName, role: placement.role, connection: placement.connection, endpoint: placement.endpoint,
+                extraConfig: try guestConfiguration(placement, passwordHash: CryptSHA512.hash(password: password), key: key).extraConfig()
+                    + [ExtraConfigEntry(key: Self.roleKey, value: placement.role.name)])
             await context.log("cloning \(vm.hostName) from template \(placement.role.template)")
-            let request = CloneRequest(
-                name: vm.hostName, folder: try await folder(placement), pool: try await pool(placement), datastore: try await datastore(placement),
-                extraConfig: try guestConfiguration(placement, password: password).extraConfig()
-                    + [ExtraConfigEntry(key: Self.roleKey, value: placement.role.name)],
-                powerOn: false)
             let clone = try await placement.endpoint.clone(template, request)
             created = clone
             vm.vsphereReference = clone.reference
@@ -77,9 +84,16 @@ struct VMOperations: Sendable {
             await context.log("cloned as \(clone.reference); powering on")
             try await clone.powerOn()
             try await waitForGuest(clone, vm: vm, context: context)
-            let target = SSHTarget(host: vm.ip, user: placement.role.sshUser, authentication: .password(password))
-            try await hostKeys.forget(host: target.hostKeyName)
-            try await GuestReadiness(shell: shell).waitForLogin(target, hostName: vm.hostName, timeout: guestBootTimeout, context: context)
+            // A connection kept from a machine that had this address before is not this guest.
+            await shell.closeConnections(toHost: vm.ip)
+            let target = try login.firstContact(with: vm, user: placement.role.sshUser, key: key)
+            let hostKey = try await GuestReadiness(shell: shell).waitForLogin(
+                target, hostName: vm.hostName, timeout: guestBootTimeout, context: context)
+            vm.hostKey = hostKey.openSSHPublicKey
+            try await vm.save(on: database)
+            await context.log("pinned the new guest's host key \(hostKey.fingerprint) to \(vm.hostName)")
+            try await updateMetadata(placement, key: key)
+            await context.log("the guest applied its password; the hash is removed from its metadata")
             vm.update(from: try await clone.summary())
             vm.status = .ready
             vm.statusReason = nil
@@ -120,7 +134,7 @@ struct VMOperations: Sendable {
                 await context.log("already gone from vSphere")
             }
         }
-        try? await hostKeys.forget(host: placement.vm.ip)
+        await shell.closeConnections(toHost: placement.vm.ip)
         try await placement.vm.delete(on: database)
     }
 
@@ -150,19 +164,24 @@ struct VMOperations: Sendable {
         try await placement.vm.save(on: database)
     }
 
-    /// The first-boot metadata of the VM as its record says it is now.
-    func guestConfiguration(_ placement: Placement, password: String) -> GuestConfiguration {
+    /// The first-boot metadata of the VM as its record says it is now: its network, the platform
+    /// key for the role's user (with passwordless sudo when that user is not root), and the
+    /// password hash only while the guest has yet to apply it.
+    func guestConfiguration(_ placement: Placement, passwordHash: String?, key: PlatformSSHKey) -> GuestConfiguration {
         let vm = placement.vm
+        let user = placement.role.sshUser
         return GuestConfiguration(
             hostName: vm.hostName,
             ipv4: .init(address: vm.ip, prefixLength: vm.prefixLength, gateway: vm.gateway, dns: [vm.dns1, vm.dns2].compactMap { $0 }),
-            passwordHash: CryptSHA512.hash(password: password), user: placement.role.sshUser)
+            passwordHash: passwordHash, user: user, authorizedKeys: [key.publicKey],
+            sudo: user == "root" ? nil : GuestConfiguration.passwordlessSudo)
     }
 
-    /// Rewrites the guest metadata from the record, so a rebuilt or re-cloned guest comes up as it is now.
-    func updateMetadata(_ placement: Placement, password: String) async throws {
+    /// Rewrites the guest metadata from the record, so a rebuilt or re-cloned guest comes up as it
+    /// is now. It never carries the password hash: vSphere readers must not collect it.
+    func updateMetadata(_ placement: Placement, key: PlatformSSHKey) async throws {
         guard let machine = placement.machine else { return }
-        try await machine.reconfigure(extraConfig: try guestConfiguration(placement, password: password).extraConfig())
+        try await machine.reconfigure(extraConfig: try guestConfiguration(placement, passwordHash: nil, key: key).extraConfig())
     }
 
     private func waitForGuest(_ machine: any VSphereMachine, vm: VM, context: StepContext) async throws {
@@ -178,21 +197,28 @@ struct VMOperations: Sendable {
         throw FlotillaError(.unavailable, "the guest never came up: no report of \(vm.ip) within \(guestBootTimeout)")
     }
 
-    private func folder(_ placement: Placement) async throws -> ManagedObjectReference? {
-        try await find(.folder, placement.connection.vmFolder, in: placement)
+    /// The template and where its clone goes, from the connection's settings. With a datacenter
+    /// set, the template and every place are looked up inside it (names repeat across
+    /// datacenters); a place left blank is the template's own; a network set moves the clone's
+    /// first network card there.
+    func clonePlan(name: String, role: Role, connection: VSphereConnection, endpoint: any VSphereEndpoint,
+                   extraConfig: [ExtraConfigEntry]) async throws -> (template: any VSphereMachine, request: CloneRequest) {
+        let datacenter = try await find(.datacenter, connection.datacenter, on: endpoint, in: nil)
+        let template = try await endpoint.findTemplate(named: role.template, in: datacenter)
+        let request = CloneRequest(
+            name: name,
+            folder: try await find(.folder, connection.vmFolder, on: endpoint, in: datacenter),
+            pool: try await find(.resourcePool, connection.resourcePool, on: endpoint, in: datacenter),
+            datastore: try await find(.datastore, connection.datastore, on: endpoint, in: datacenter),
+            network: try await find(.network, connection.network, on: endpoint, in: datacenter),
+            extraConfig: extraConfig, powerOn: false)
+        return (template, request)
     }
 
-    private func pool(_ placement: Placement) async throws -> ManagedObjectReference? {
-        try await find(.resourcePool, placement.connection.resourcePool, in: placement)
-    }
-
-    private func datastore(_ placement: Placement) async throws -> ManagedObjectReference? {
-        try await find(.datastore, placement.connection.datastore, in: placement)
-    }
-
-    /// A connection setting left blank means the template's own place.
-    private func find(_ type: InventoryType, _ name: String?, in placement: Placement) async throws -> ManagedObjectReference? {
-        guard let name else { return nil }
-        return try await placement.endpoint.find(type, named: name)
+    /// A connection setting left blank means the template's own place (nil).
+    private func find(_ type: InventoryType, _ setting: String?, on endpoint: any VSphereEndpoint,
+                      in container: ManagedObjectReference?) async throws -> ManagedObjectReference? {
+        guard let setting else { return nil }
+        return try await endpoint.find(type, named: setting, in: container)
     }
 }

@@ -16,7 +16,7 @@ enum OpenAPIDocument {
     }
 
     static let operations: [Operation] = [
-        .init(method: .POST, path: "/api/v1/login", summary: "Sign in; sets the session cookie", action: .signIn, request: "Credentials", response: "User"),
+        .init(method: .POST, path: "/api/v1/login", summary: "Sign in (JSON body only); sets the session cookie and answers the session's CSRF token in the X-CSRF-Token header", action: .signIn, request: "Credentials", response: "User"),
         .init(method: .POST, path: "/api/v1/logout", summary: "Sign out", action: .signOut, response: "Done"),
         .init(method: .GET, path: "/api/v1/users", summary: "List users", action: .viewUsers, response: "User", query: ["page", "per"], list: true),
         .init(method: .POST, path: "/api/v1/users", summary: "Add a user", action: .addUser, request: "NewUser", response: "User", status: 201),
@@ -33,6 +33,8 @@ enum OpenAPIDocument {
         .init(method: .POST, path: "/api/v1/tokens", summary: "Create an API token (shown once)", action: .manageOwnTokens, request: "NewToken", response: "Token", status: 201),
         .init(method: .DELETE, path: "/api/v1/tokens", summary: "Revoke one of your API tokens", action: .manageOwnTokens, request: "TokenReference", status: 204),
         .init(method: .DELETE, path: "/api/v1/tokens/{id}", summary: "Revoke one of your API tokens", action: .manageOwnTokens, status: 204),
+        .init(method: .GET, path: "/api/v1/users/{id}/tokens", summary: "List a user's API tokens", action: .manageUserTokens, response: "TokenList"),
+        .init(method: .DELETE, path: "/api/v1/users/{id}/tokens/{tokenID}", summary: "Revoke a user's API token", action: .manageUserTokens, status: 204),
         .init(method: .GET, path: "/api/v1/connections", summary: "List vSphere connections", action: .viewSettings, response: "ConnectionList"),
         .init(method: .POST, path: "/api/v1/connections", summary: "Add a vSphere connection", action: .changeSettings, request: "ConnectionInput", response: "Connection", status: 201),
         .init(method: .POST, path: "/api/v1/connections/test", summary: "Log in with connection settings and report what vSphere shows", action: .changeSettings, request: "ConnectionInput", response: "ConnectionReport"),
@@ -63,6 +65,8 @@ enum OpenAPIDocument {
         .init(method: .GET, path: "/api/v1/jobs", summary: "Job history, newest first", action: .viewJobs, response: "Job", query: ["page", "per", "status", "jobKind"], list: true),
         .init(method: .GET, path: "/api/v1/jobs/{id}", summary: "A job with its steps and their logs", action: .viewJobs, response: "Job"),
         .init(method: .POST, path: "/api/v1/jobs/{id}/cancel", summary: "Cancel a job", action: .cancelJob, response: "Job"),
+        .init(method: .GET, path: "/api/v1/ssh-keys", summary: "The platform's SSH keys (public halves) and how many VMs trust each", action: .viewSettings, response: "SSHKeyList"),
+        .init(method: .POST, path: "/api/v1/ssh-keys/rotate", summary: "Make a new platform SSH key and move every VM to it (a job, one step per VM)", action: .rotateSSHKeys, response: "SSHKeyRotation", status: 202),
         .init(method: .GET, path: "/api/v1/openapi.json", summary: "This document", action: .readAPIDocument),
     ]
 
@@ -111,9 +115,11 @@ enum OpenAPIDocument {
                            required: ["id", "kind", "time", "action", "result", "details"]),
         "DeletedLogs": object(["deleted": ["type": "integer"]], required: ["deleted"]),
         "Backup": object(["name": string(), "entries": ["type": "integer"], "size": ["type": "integer"]], required: ["name", "entries", "size"]),
-        "NewToken": object(["name": string()], required: ["name"]),
+        "NewToken": object(["name": string(), "expiresInDays": ["type": "integer", "minimum": 1, "maximum": APITokens.maximumLifetimeDays,
+                                                                "description": "absent: valid until revoked"]], required: ["name"]),
         "TokenReference": object(["id": string("UUID")], required: ["id"]),
-        "Token": object(["id": string("UUID"), "name": string(), "createdAt": string(), "lastUsedAt": string(),
+        "Token": object(["id": string("UUID"), "name": string(), "createdAt": string(), "lastUsedAt": string("recorded at most once a minute"),
+                         "expiresAt": string("absent: valid until revoked"),
                          "token": string("the secret; only in the answer that creates it")], required: ["id", "name"]),
         "TokenList": ["type": "array", "items": ["$ref": "#/components/schemas/Token"]],
         "Done": object(["ok": ["type": "boolean"]], required: ["ok"]),
@@ -161,6 +167,11 @@ enum OpenAPIDocument {
                          "password": string("the guests' SSH password")], required: ["connectionID", "names", "role", "password"]),
         "VMList": ["type": "array", "items": ["$ref": "#/components/schemas/VM"]],
         "JobReference": object(["jobID": string("UUID")], required: ["jobID"]),
+        "SSHKey": object(["id": string("UUID"), "fingerprint": string(), "publicKey": string("OpenSSH authorized_keys line"),
+                          "createdAt": string("ISO 8601"), "retiredAt": string("ISO 8601"), "active": ["type": "boolean"],
+                          "vms": ["type": "integer"]], required: ["id", "fingerprint", "publicKey", "active", "vms"]),
+        "SSHKeyList": ["type": "array", "items": ["$ref": "#/components/schemas/SSHKey"]],
+        "SSHKeyRotation": object(["key": ["$ref": "#/components/schemas/SSHKey"], "jobID": string("UUID")], required: ["key", "jobID"]),
         "VMInput": object(["hostName": string(), "ip": string("IPv4"), "netmask": string("prefix length or dotted netmask"),
                            "gateway": string(), "dns1": string(), "dns2": string(), "role": string(), "password": string(),
                            "passwordConfirmation": string(), "notes": string()],
@@ -190,8 +201,8 @@ enum OpenAPIDocument {
             var parameters: [[String: Any]] = operation.query.compactMap { name in
                 queryParameters[name].map { ["name": name, "in": "query", "required": false].merging($0) { _, specific in specific } }
             }
-            if operation.path.contains("{id}") {
-                parameters.append(["name": "id", "in": "path", "required": true, "schema": ["type": "string", "format": "uuid"]])
+            for match in operation.path.matches(of: /\{(\w+)\}/) {
+                parameters.append(["name": String(match.1), "in": "path", "required": true, "schema": ["type": "string", "format": "uuid"]])
             }
             if !parameters.isEmpty { entry["parameters"] = parameters }
             if let request = operation.request {
@@ -222,16 +233,18 @@ enum OpenAPIDocument {
                 "schemas": schemas,
                 "securitySchemes": [
                     "bearer": ["type": "http", "scheme": "bearer", "description": "a personal API token"],
-                    "session": ["type": "apiKey", "in": "cookie", "name": SessionCookie.name],
+                    "session": ["type": "apiKey", "in": "cookie", "name": SessionCookie.name,
+                                "description": "state-changing calls with the cookie also send the session's CSRF token (from the sign-in answer) in X-CSRF-Token"],
                 ],
             ],
         ]
     }
 
-    static func register(_ api: any RoutesBuilder) {
+    /// The document never changes while the server runs, so it is serialized once, here.
+    static func register(_ api: any RoutesBuilder) throws {
+        let body = ByteBuffer(data: try JSONSerialization.data(withJSONObject: document(), options: [.sortedKeys, .prettyPrinted]))
         api.get("openapi.json") { _ async throws -> Response in
-            let data = try JSONSerialization.data(withJSONObject: document(), options: [.sortedKeys, .prettyPrinted])
-            return Response(status: .ok, headers: ["Content-Type": "application/json"], body: .init(data: data))
+            Response(status: .ok, headers: ["Content-Type": "application/json"], body: .init(buffer: body))
         }.requires(.readAPIDocument)
     }
 }
