@@ -1,4 +1,5 @@
 import Foundation
+import VSphere
 
 /// One guest as the lab will build it: validated values only, so nothing here can inject
 /// into a shell command, a config file or a network outside the lab.

@@ -1,4 +1,5 @@
 import Foundation
+import VSphere
 
 /// Everything `flotilla lab up` can set. The defaults make a lab that works from a checkout of
 /// the repository, run as root.

@@ -1,4 +1,5 @@
 import Lab
+import VSphere
 import XCTest
 
 /// Metadata checks that keep guests inside the lab's own address range (no root needed).

@@ -114,14 +114,6 @@ final class GuestConfigurationTests: XCTestCase {
         }
     }
 
-    func testNetmaskToPrefix() {
-        XCTAssertEqual(GuestConfiguration.IPv4.prefixLength(netmask: "255.255.255.0"), 24)
-        XCTAssertEqual(GuestConfiguration.IPv4.prefixLength(netmask: "255.255.240.0"), 20)
-        XCTAssertEqual(GuestConfiguration.IPv4.prefixLength(netmask: "0.0.0.0"), 0)
-        XCTAssertNil(GuestConfiguration.IPv4.prefixLength(netmask: "255.0.255.0"))
-        XCTAssertNil(GuestConfiguration.IPv4.prefixLength(netmask: "255.255.255"))
-    }
-
     private func run(_ executable: String, _ arguments: [String]) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)

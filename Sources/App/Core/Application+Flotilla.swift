@@ -10,7 +10,6 @@ public struct FlotillaContext: Sendable {
     let jobs: JobEngine
     let vsphere: any VSphereProvider
     let shell: any GuestShell
-    let hostKeys: FileHostKeyStore
     var vmOperations: VMOperations
 }
 

@@ -1,4 +1,5 @@
 import Vapor
+import VSphere
 import Yams
 
 /// An environment described in a document (SPEC BEY-2): roles × counts, an address range,
@@ -68,12 +69,12 @@ public struct Blueprint: Codable, Sendable, Equatable {
             throw FlotillaError.validation("roles: each count is 1 to 500, at most 1000 VMs in all")
         }
         let bounds = network.range.split(separator: "-").map { $0.trimmingCharacters(in: .whitespaces) }
-        guard bounds.count == 2, let first = IPv4(bounds[0]), let last = IPv4(bounds[1]), first.value <= last.value else {
+        guard bounds.count == 2, let first = IPv4Address(bounds[0]), let last = IPv4Address(bounds[1]), first.value <= last.value else {
             throw FlotillaError.validation("network.range must be FIRST-LAST, e.g. 10.0.5.10-10.0.5.60")
         }
         let pattern = names ?? Self.defaultNamePattern
         guard pattern.contains("{n}") else { throw FlotillaError.validation("names must contain {n} so every VM gets its own name") }
-        var addresses = (first.value...last.value).lazy.map(IPv4.init(value:)).makeIterator()
+        var addresses = (first.value...last.value).lazy.map { IPv4Address($0) }.makeIterator()
         var planned: [PlannedVM] = []
         for (role, count) in roles.sorted(by: { $0.key < $1.key }) {
             for number in 1...count {
@@ -84,7 +85,7 @@ public struct Blueprint: Codable, Sendable, Equatable {
                 var candidate = addresses.next()
                 // Skip the subnet's own network and broadcast addresses and the gateway.
                 while let address = candidate, let mask = VMSpec.prefixLength(network.netmask),
-                      address == address.network(mask) || address == address.broadcast(mask) || address.description == network.gateway {
+                      address == address.network(prefixLength: mask) || address == address.broadcast(prefixLength: mask) || address.description == network.gateway {
                     candidate = addresses.next()
                 }
                 guard let address = candidate else {

@@ -1,5 +1,6 @@
 import Fluent
 import Vapor
+import VSphere
 
 /// Blueprints against what exists (SPEC BEY-2): check one, deploy one as an environment and a
 /// job that makes its VMs in parallel, and export an environment as a blueprint.
@@ -79,11 +80,11 @@ struct Deployments {
         guard let environment = try await Environment.find(environmentID, on: database) else { throw FlotillaError.notFound("no such environment") }
         // Addresses in numeric order (as text, 10.0.0.10 would come before 10.0.0.9).
         let vms = try await environment.$vms.query(on: database).with(\.$role).all()
-            .sorted { (IPv4($0.ip)?.value ?? 0) < (IPv4($1.ip)?.value ?? 0) }
+            .sorted { (IPv4Address($0.ip)?.value ?? 0) < (IPv4Address($1.ip)?.value ?? 0) }
         guard let sample = vms.first else { throw FlotillaError.conflict("\(environment.name) has no VMs to copy") }
         var counts: [String: Int] = [:]
         for vm in vms { counts[vm.role.name, default: 0] += 1 }
-        let netmask = IPv4(value: vms.isEmpty ? 0 : UInt32.max << (32 - sample.prefixLength)).description
+        let netmask = IPv4Address.netmask(prefixLength: sample.prefixLength).description
         return Blueprint(
             name: name ?? environment.name, description: environment.description, roles: counts,
             network: .init(range: range ?? "\(vms.first?.ip ?? "")-\(vms.last?.ip ?? "")", netmask: netmask, gateway: sample.gateway,

@@ -47,13 +47,18 @@ actor JobEngine {
     private var running: [UUID: Task<Void, Never>] = [:]
     /// Pause between attempts of a retried step.
     private let retryDelay: Duration
+    /// How often a running job's record is read for a cancel request (which may come from
+    /// another instance sharing the database).
+    private let cancelPollInterval: Duration
 
-    init(database: any Database, logger: Logger, concurrency: Int, perConnection: Int, retryDelay: Duration = .seconds(2)) {
+    init(database: any Database, logger: Logger, concurrency: Int, perConnection: Int, retryDelay: Duration = .seconds(2),
+         cancelPollInterval: Duration = .seconds(1)) {
         self.database = database
         self.logger = logger
         overall = AsyncSemaphore(limit: concurrency)
         perConnectionLimit = perConnection
         self.retryDelay = retryDelay
+        self.cancelPollInterval = cancelPollInterval
     }
 
     /// Marks jobs left unfinished by a previous run of the server; nothing stays "running".
@@ -106,6 +111,7 @@ actor JobEngine {
         running[jobID] = Task { [weak self] in
             await self?.execute(jobID: jobID, steps: planned, actor: actor)
         }
+        watchForCancelRequest(jobID)
         return jobID
     }
 
@@ -125,6 +131,28 @@ actor JobEngine {
     func cancelAll() async {
         for task in running.values { task.cancel() }
         for task in running.values { await task.value }
+    }
+
+    /// Cancels the job here when its record asks for it: `cancel` sets the flag, and the
+    /// request may have reached another instance sharing the database.
+    private func watchForCancelRequest(_ jobID: UUID) {
+        Task { [weak self, database, cancelPollInterval] in
+            while await self?.isRunning(jobID) == true {
+                try? await Task.sleep(for: cancelPollInterval)
+                if (try? await Job.find(jobID, on: database))?.cancelRequested == true {
+                    await self?.cancelRunning(jobID)
+                    return
+                }
+            }
+        }
+    }
+
+    private func isRunning(_ jobID: UUID) -> Bool {
+        running[jobID] != nil
+    }
+
+    private func cancelRunning(_ jobID: UUID) {
+        running[jobID]?.cancel()
     }
 
     /// Waits for a job started by this engine (tests and commands).

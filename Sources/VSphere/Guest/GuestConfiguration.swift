@@ -18,16 +18,6 @@ public struct GuestConfiguration: Sendable, Equatable {
             self.gateway = gateway
             self.dns = dns
         }
-
-        /// `255.255.255.0` → 24; nil for a non-contiguous or malformed mask.
-        public static func prefixLength(netmask: String) -> Int? {
-            let octets = netmask.split(separator: ".").compactMap { UInt8($0) }
-            guard octets.count == 4 else { return nil }
-            let mask = octets.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-            let length = mask.nonzeroBitCount
-            let expected: UInt32 = length == 0 ? 0 : ~UInt32(0) << (32 - length)
-            return mask == expected ? length : nil
-        }
     }
 
     public var hostName: String

@@ -1,29 +1,4 @@
-/// An IPv4 address, parsed strictly (four decimal octets, no leading zeros) so that a value
-/// from guest metadata can be passed to `ip` and written into config files safely.
-public struct IPv4Address: Hashable, Sendable, CustomStringConvertible {
-    public let value: UInt32
-
-    public init(_ value: UInt32) {
-        self.value = value
-    }
-
-    public init?(_ text: some StringProtocol) {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4 else { return nil }
-        var value: UInt32 = 0
-        for part in parts {
-            guard !part.isEmpty, part.count <= 3, part.allSatisfy(\.isASCII), part.allSatisfy(\.isNumber),
-                  part == "0" || !part.hasPrefix("0"), let octet = UInt8(part)
-            else { return nil }
-            value = value << 8 | UInt32(octet)
-        }
-        self.value = value
-    }
-
-    public var description: String {
-        "\(value >> 24).\(value >> 16 & 0xff).\(value >> 8 & 0xff).\(value & 0xff)"
-    }
-}
+import VSphere
 
 /// An IPv4 network in CIDR notation, e.g. the lab range `10.77.0.0/16`.
 public struct IPv4Network: Hashable, Sendable, CustomStringConvertible {
@@ -60,6 +35,6 @@ public struct IPv4Network: Hashable, Sendable, CustomStringConvertible {
     }
 
     private static func mask(_ prefixLength: Int) -> UInt32 {
-        prefixLength == 0 ? 0 : UInt32.max << (32 - prefixLength)
+        IPv4Address.netmask(prefixLength: prefixLength).value
     }
 }
