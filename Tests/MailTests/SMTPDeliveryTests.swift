@@ -122,6 +122,19 @@ final class SMTPDeliveryTests: XCTestCase {
         XCTAssertEqual(server.authenticationLog(), [])
     }
 
+    func testMechanismTheServerDoesNotOfferIsNotTried() async throws {
+        let server = try TestSMTPServer(security: .starttls, authentication: true, excludedMechanisms: ["LOGIN"])
+        defer { server.stop() }
+        let credentials = SMTPCredentials(username: TestSMTPServer.user, password: TestSMTPServer.password, mechanism: .login)
+        let error = await expectMailError {
+            _ = try await self.client(server, security: .startTLS, credentials: credentials).send(self.message())
+        }
+        XCTAssertEqual(error?.stage, .authentication)
+        XCTAssertEqual(error?.kind, .authenticationUnavailable)
+        XCTAssertTrue(error?.message.contains("it offers: PLAIN") ?? false, error?.message ?? "")
+        XCTAssertFalse(server.commands().contains { $0.hasPrefix("AUTH") || $0.hasPrefix("MAIL") })
+    }
+
     func testServerCertificateFromAnUntrustedCAIsRefusedByDefault() async throws {
         let server = try TestSMTPServer(security: .tls, authentication: true)
         defer { server.stop() }
@@ -251,6 +264,7 @@ final class SMTPDeliveryTests: XCTestCase {
         await server.stop()
         XCTAssertEqual(error?.stage, .tls)
         XCTAssertEqual(error?.kind, .protocolViolation)
+        XCTAssertTrue(error?.message.contains("more data right after agreeing to STARTTLS") ?? false, error?.message ?? "")
     }
 
     func testRefusedSenderAndRefusedMessageNameTheirStages() async throws {

@@ -27,7 +27,11 @@ final class TestSMTPServer {
     ///   - authentication: Accept AUTH PLAIN and LOGIN for `user` / `password`.
     ///   - authenticationWithoutTLS: Offer AUTH on a plain connection too.
     ///   - withoutEHLO: Answer EHLO with 502, as servers from before ESMTP do.
-    init(security: Security, authentication: Bool = false, authenticationWithoutTLS: Bool = false, withoutEHLO: Bool = false) throws {
+    ///   - excludedMechanisms: AUTH mechanisms the server does not offer (`LOGIN`, `PLAIN`).
+    init(
+        security: Security, authentication: Bool = false, authenticationWithoutTLS: Bool = false, withoutEHLO: Bool = false,
+        excludedMechanisms: [String] = []
+    ) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("mail-smtpd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         port = try freeLoopbackPort()
@@ -38,6 +42,7 @@ final class TestSMTPServer {
         if authentication { arguments += ["--user", Self.user, "--password", Self.password] }
         if authenticationWithoutTLS { arguments += ["--auth-without-tls"] }
         if withoutEHLO { arguments += ["--without-ehlo"] }
+        arguments += excludedMechanisms.flatMap { ["--exclude-mechanism", $0] }
         let log = directory.appendingPathComponent("server.log").path
         let pid = try spawn(arguments, logPath: log)
         self.pid = pid

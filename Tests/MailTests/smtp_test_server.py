@@ -134,6 +134,7 @@ def main():
     parser.add_argument("--password")
     parser.add_argument("--auth-without-tls", action="store_true")
     parser.add_argument("--without-ehlo", action="store_true")
+    parser.add_argument("--exclude-mechanism", action="append", default=[])
     arguments = parser.parse_args()
     directory = arguments.directory
     # Blocked here, so that every thread started below leaves them to sigwait at the end.
@@ -146,7 +147,7 @@ def main():
     mail_log.setLevel(logging.INFO)
 
     options = {"hostname": "127.0.0.1", "port": arguments.port}
-    smtp_options = {"auth_require_tls": not arguments.auth_without_tls}
+    smtp_options = {"auth_require_tls": not arguments.auth_without_tls, "auth_exclude_mechanism": arguments.exclude_mechanism}
     if arguments.user is not None:
         smtp_options["authenticator"] = make_authenticator(arguments.user, arguments.password, directory)
     if arguments.security != "none":
