@@ -147,6 +147,34 @@ final class LogsTests: XCTestCase {
         }
     }
 
+    /// Review finding 12: backups are bounded, and ordinary administrators see no server path.
+    func testOnlyTheNewestBackupsAreKeptAndPathsStayOnTheServer() async throws {
+        try await TestApp.run(["FLOTILLA_BACKUP_KEEP": "2"]) { app in
+            let admin = try TestClient(app)
+            try await admin.signIn("admin", TestApp.adminPassword)
+            try await createUser(admin, "op", role: .ordinary)
+            let op = try TestClient(app)
+            try await op.signIn("op", "password-123")
+            var names: [String] = []
+            for _ in 0..<4 {
+                let response = try await op.request(.POST, "/api/v1/logs/backup")
+                XCTAssertEqual(response.status, .created)
+                XCTAssertFalse(response.body.string.contains(app.flotilla.config.dataDirectory))
+                names.append(try op.decode(API.BackupBody.self, response).name)
+            }
+            let kept = try FileManager.default.contentsOfDirectory(atPath: app.flotilla.config.backupDirectory).sorted()
+            XCTAssertEqual(kept, names.suffix(2).sorted(), "the newest two of \(names)")
+
+            let directory = (app.flotilla.config.backupDirectory as NSString).standardizingPath
+            let ordinaryPage = try await op.request(.GET, "/logs/backups")
+            XCTAssertEqual(ordinaryPage.status, .ok)
+            XCTAssertFalse(ordinaryPage.body.string.contains(directory))
+            XCTAssertFalse(ordinaryPage.body.string.contains(app.flotilla.config.dataDirectory))
+            let systemPage = try await admin.request(.GET, "/logs/backups")
+            XCTAssertTrue(systemPage.body.string.contains(app.flotilla.config.backupDirectory), "system administrators see where")
+        }
+    }
+
     func testDeleteAllLeavesOneEntrySayingWhoRemovedHowMany() async throws {
         try await TestApp.run { app in
             let client = try TestClient(app)

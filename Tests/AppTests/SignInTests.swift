@@ -59,10 +59,15 @@ final class SignInTests: XCTestCase {
     func testSignInRotatesTheSessionID() async throws {
         try await TestApp.run { app in
             let client = try TestClient(app)
-            _ = try await client.csrfToken()
-            let anonymous = try XCTUnwrap(client.cookies["flotilla_session"])
             try await client.signIn("admin", TestApp.adminPassword)
-            XCTAssertNotEqual(client.cookies["flotilla_session"], anonymous)
+            let first = try XCTUnwrap(client.cookies["flotilla_session"])
+            try await client.signIn("admin", TestApp.adminPassword)
+            XCTAssertNotEqual(client.cookies["flotilla_session"], first)
+            let planted = try TestClient(app)
+            let response = try await planted.request(.POST, "/api/v1/login", json: API.Credentials(username: "admin", password: TestApp.adminPassword),
+                                                     headers: ["Cookie": "flotilla_session=planted-by-someone"])
+            XCTAssertEqual(response.status, .ok)
+            XCTAssertNotEqual(planted.cookies["flotilla_session"], "planted-by-someone", "a planted ID is never adopted")
         }
     }
 
@@ -99,12 +104,12 @@ final class SignInTests: XCTestCase {
     func testUnknownUsersAreThrottledPerIPToo() async throws {
         try await TestApp.run(["FLOTILLA_LOGIN_MAX_FAILURES": "3"]) { app in
             let client = try TestClient(app)
-            for name in ["a1", "b2", "c3"] {
-                let response = try await client.request(.POST, "/api/v1/login", json: API.Credentials(username: name, password: "x"))
+            for index in 0..<9 { // three times the limit (SignIn.namesPerAddress)
+                let response = try await client.request(.POST, "/api/v1/login", json: API.Credentials(username: "name\(index)", password: "x"))
                 XCTAssertEqual(response.status, .unauthorized)
             }
-            let fourth = try await client.request(.POST, "/api/v1/login", json: API.Credentials(username: "d4", password: "x"))
-            XCTAssertEqual(fourth.status, .tooManyRequests, "three failures from one address lock that address")
+            let next = try await client.request(.POST, "/api/v1/login", json: API.Credentials(username: "another", password: "x"))
+            XCTAssertEqual(next.status, .tooManyRequests, "failures over many names from one address lock that address")
         }
     }
 
@@ -154,6 +159,11 @@ final class SignInTests: XCTestCase {
                 username: "robot-made", password: "password-123", passwordConfirmation: "password-123", role: "ordinary"))
             XCTAssertEqual(added.status, .created, "bearer requests need no CSRF token")
 
+            client.sendsCSRFHeader = false
+            let cookieOnly = try await client.request(.DELETE, "/api/v1/tokens/\(token.id)")
+            XCTAssertEqual(cookieOnly.status, .forbidden, "with the cookie alone a state-changing API call is refused")
+            XCTAssertEqual(cookieOnly.errorCode, "csrf")
+            client.sendsCSRFHeader = true
             let revoked = try await client.request(.DELETE, "/api/v1/tokens/\(token.id)")
             XCTAssertEqual(revoked.status, .noContent)
             let refused = try await robot.request(.GET, "/api/v1/users")

@@ -1,7 +1,8 @@
 import Fluent
 import Foundation
 
-/// Writes the audit log (or a search of it) to timestamped UTF-8 text files (SPEC LOG-5).
+/// Writes the audit log (or a search of it) to timestamped UTF-8 text files (SPEC LOG-5),
+/// keeping only the newest few (review finding 12: backups must not fill the disk).
 public struct LogBackup: Sendable {
     public struct File: Sendable, Equatable {
         public var name: String
@@ -11,10 +12,18 @@ public struct LogBackup: Sendable {
 
     public let directory: String
     public let displayTime: DisplayTime
+    /// How many backups are kept; older ones are deleted after each new one.
+    public let keep: Int
 
-    public init(directory: String, displayTime: DisplayTime) {
+    public init(directory: String, displayTime: DisplayTime, keep: Int = FlotillaConfig.defaultBackupKeep) {
         self.directory = directory
         self.displayTime = displayTime
+        self.keep = keep
+    }
+
+    /// The backups as configured (`FLOTILLA_BACKUP_DIR`, `FLOTILLA_BACKUP_KEEP`).
+    public init(config: FlotillaConfig) {
+        self.init(directory: config.backupDirectory, displayTime: DisplayTime(timeZone: config.displayTimeZone), keep: config.backupKeep)
     }
 
     /// Backup file names are made here and nothing else is served, so a name from a URL can
@@ -30,17 +39,18 @@ public struct LogBackup: Sendable {
         let stamp = now.formatted(Date.VerbatimFormatStyle(
             format: "\(year: .defaultDigits)\(month: .twoDigits)\(day: .twoDigits)-\(hour: .twoDigits(clock: .twentyFourHour, hourCycle: .zeroBased))\(minute: .twoDigits)\(second: .twoDigits)",
             timeZone: .gmt, calendar: Calendar(identifier: .gregorian)))
-        var name = "flotilla-logs-\(stamp).txt"
-        var attempt = 1
-        while FileManager.default.fileExists(atPath: path(of: name)) {
-            attempt += 1
-            name = "flotilla-logs-\(stamp)-\(attempt).txt"
-        }
+        // Numbered after the newest of the same second, never reusing a pruned name, so the
+        // new backup is always the newest by name.
+        let sameSecond = try FileManager.default.contentsOfDirectory(atPath: directory).filter(Self.isBackupName)
+            .map(Self.age).filter { $0.0 == stamp }.map(\.1)
+        let number = (sameSecond.max() ?? 0) + 1
+        let name = number == 1 ? "flotilla-logs-\(stamp).txt" : "flotilla-logs-\(stamp)-\(number).txt"
         let finalPath = path(of: name)
         let partialPath = finalPath + ".partial"
         guard FileManager.default.createFile(atPath: partialPath, contents: nil, attributes: [.posixPermissions: 0o640]),
               let handle = FileHandle(forWritingAtPath: partialPath) else {
-            throw FlotillaError(.unavailable, "cannot write to the backup directory \(directory)")
+            // No path in the message: ordinary administrators may back up, and see this.
+            throw FlotillaError(.unavailable, "cannot write to the backup directory (FLOTILLA_BACKUP_DIR)")
         }
         var count = 0
         do {
@@ -79,7 +89,23 @@ public struct LogBackup: Sendable {
             throw error
         }
         try FileManager.default.moveItem(atPath: partialPath, toPath: finalPath)
-        return (try file(named: name), count)
+        let written = try file(named: name)
+        try deleteAllButNewest()
+        return (written, count)
+    }
+
+    /// Deletes every backup but the newest `keep`, ordered by the time in their names.
+    private func deleteAllButNewest() throws {
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory).filter(Self.isBackupName)
+        for name in names.sorted(by: { Self.age($0) > Self.age($1) }).dropFirst(keep) {
+            try FileManager.default.removeItem(atPath: path(of: name))
+        }
+    }
+
+    /// A backup's time stamp and its number within that second, for sorting by age.
+    private static func age(_ name: String) -> (String, Int) {
+        guard let match = name.wholeMatch(of: /flotilla-logs-(\d{8}-\d{6})(?:-(\d{1,4}))?\.txt/) else { return ("", 0) }
+        return (String(match.1), match.2.flatMap { Int($0) } ?? 1)
     }
 
     /// Earlier backups, newest first.

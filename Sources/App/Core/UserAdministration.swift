@@ -9,14 +9,23 @@ public struct UserAdministration: Sendable {
     public let minimumPasswordLength: Int
     public let actor: AuditLog.Actor
     public let logger: Logger
+    /// The digest of the acting browser session, which a password change keeps.
+    let currentSession: String?
 
     public init(database: any Database, passwords: AsyncPasswordHasher, minimumPasswordLength: Int,
                 actor: AuditLog.Actor, logger: Logger) {
+        self.init(database: database, passwords: passwords, minimumPasswordLength: minimumPasswordLength,
+                  actor: actor, logger: logger, currentSession: nil)
+    }
+
+    init(database: any Database, passwords: AsyncPasswordHasher, minimumPasswordLength: Int,
+         actor: AuditLog.Actor, logger: Logger, currentSession: String?) {
         self.database = database
         self.passwords = passwords
         self.minimumPasswordLength = minimumPasswordLength
         self.actor = actor
         self.logger = logger
+        self.currentSession = currentSession
     }
 
     /// bcrypt reads at most 72 bytes; longer passwords would be silently truncated.
@@ -93,6 +102,7 @@ public struct UserAdministration: Sendable {
                 }
                 if let password, !password.isEmpty {
                     user.passwordHash = try await passwords.hash(password).get()
+                    try await endSessions(of: user, on: transaction)
                 }
                 if let role { user.role = role }
                 try await user.save(on: transaction)
@@ -111,7 +121,10 @@ public struct UserAdministration: Sendable {
             }
             try validatePassword(new, confirmation: confirmation)
             user.passwordHash = try await passwords.hash(new).get()
-            try await user.save(on: database)
+            try await database.transaction { transaction in
+                try await user.save(on: transaction)
+                try await endSessions(of: user, on: transaction)
+            }
             return ((), "changed own password")
         }
     }
@@ -126,6 +139,14 @@ public struct UserAdministration: Sendable {
             }
             return ((), "deleted user '\(user.username)'")
         }
+    }
+
+    /// A new password ends the user's other sessions: whoever held a stolen cookie is out.
+    /// Only the session making the change survives, so a reset by an administrator ends all.
+    private func endSessions(of user: User, on database: any Database) async throws {
+        var sessions = BrowserSession.query(on: database).filter(\.$userID == (try user.requireID()))
+        if let currentSession { sessions = sessions.filter(\.$keyDigest != currentSession) }
+        try await sessions.delete()
     }
 
     /// Runs a change and logs its outcome: the success details it returns, or why it was refused.
@@ -174,7 +195,7 @@ extension Request {
     var users: UserAdministration {
         UserAdministration(database: db, passwords: password.async,
                            minimumPasswordLength: application.flotilla.config.passwordMinimumLength,
-                           actor: auditActor, logger: logger)
+                           actor: auditActor, logger: logger, currentSession: loadedSession?.keyDigest)
     }
 }
 

@@ -13,16 +13,14 @@ struct SessionsReady: AsyncMiddleware {
     }
 }
 
-/// Signs the request's user in from the session cookie, honouring the session lifetime.
+/// Signs the request's user in from the session. The session's lifetime is enforced where it
+/// is stored (`DatabaseSessions`), so an expired session never reaches here.
 struct SessionAuthenticator: AsyncMiddleware {
     static let userKey = "user"
-    static let sinceKey = "since"
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
-        if request.hasSession, let idText = request.session.data[Self.userKey], let id = UUID(uuidString: idText) {
-            let lifetime = TimeInterval(request.application.flotilla.config.sessionLifetimeHours * 3600)
-            let since = request.session.data[Self.sinceKey].flatMap(TimeInterval.init).map(Date.init(timeIntervalSince1970:))
-            if let since, Date().timeIntervalSince(since) < lifetime, let user = try await User.find(id, on: request.db) {
+        if request.hasSession, let idText = request.session.data[Self.userKey] {
+            if let id = UUID(uuidString: idText), let user = try await User.find(id, on: request.db) {
                 request.auth.login(user)
             } else {
                 request.session.destroy()
@@ -41,7 +39,6 @@ extension Request {
         session.id = nil
         session.data = SessionData()
         session.data[SessionAuthenticator.userKey] = try user.requireID().uuidString
-        session.data[SessionAuthenticator.sinceKey] = String(Int(Date().timeIntervalSince1970))
         session.data[CSRFGuard.sessionKey] = CSRFGuard.newToken()
         auth.login(user)
     }
@@ -54,6 +51,9 @@ extension Request {
 
 /// Signs the request's user in from `Authorization: Bearer <personal API token>`.
 struct BearerTokenAuthenticator: AsyncMiddleware {
+    /// How stale a token's recorded last use may get: reading requests write at most this often.
+    static let lastUseResolution: TimeInterval = 60
+
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         if let bearer = request.headers.bearerAuthorization {
             let digest = APIToken.digest(of: bearer.token)
@@ -61,8 +61,13 @@ struct BearerTokenAuthenticator: AsyncMiddleware {
                 .filter(\.$tokenDigest == digest).with(\.$user).first() else {
                 throw FlotillaError(.unauthenticated, "the API token is not valid")
             }
-            token.lastUsedAt = Date()
-            try await token.save(on: request.db)
+            let now = Date()
+            if let expiresAt = token.expiresAt, expiresAt <= now {
+                throw FlotillaError(.unauthenticated, "the API token has expired")
+            }
+            if token.lastUsedAt.map({ now.timeIntervalSince($0) >= Self.lastUseResolution }) ?? true {
+                try await APIToken.query(on: request.db).filter(\.$id == token.requireID()).set(\.$lastUsedAt, to: now).update()
+            }
             request.auth.login(token.user)
             request.storage[AuthenticatedByTokenKey.self] = true
         }

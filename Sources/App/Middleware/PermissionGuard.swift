@@ -25,14 +25,24 @@ struct PermissionGuard: AsyncMiddleware {
     }
 }
 
-/// Requires the session's CSRF token on every state-changing web form.
+/// Requires the session's CSRF token on every state-changing request a browser could be
+/// tricked into sending (review finding 2).
 ///
-/// API requests are exempt: with a bearer token no cookie is involved, and with the session
-/// cookie the browser sends it only from Flotilla's own pages (SameSite=Lax) and JSON bodies
-/// cannot be posted cross-site without CORS, which Flotilla never grants.
+/// - Web forms send it as the `csrf` field (or the header).
+/// - API calls authenticated by the session cookie send it in the `X-CSRF-Token` header; the
+///   page script reads it from the `csrf-token` meta tag, API clients from the sign-in answer.
+///   A plain HTML form cannot set a header, whatever its encoding.
+/// - Bearer-token calls carry no cookie and need nothing.
+/// - Anonymous visitors have no session (no row per visitor): the sign-in form's token is a
+///   random value in a `SameSite=Strict` cookie, compared with the form field (double submit).
+///   `POST /api/v1/login` takes only JSON, which a cross-site page cannot send without CORS.
+/// - Whatever the token, a request the browser marks as coming from another site
+///   (`Sec-Fetch-Site`) is refused, which also covers a same-site page planting cookies.
 struct CSRFGuard: AsyncMiddleware {
     static let sessionKey = "csrf"
     static let formField = "csrf"
+    static let header = "X-CSRF-Token"
+    static let signInCookie = "flotilla_signin"
 
     static func newToken() -> String {
         [UInt8].random(count: 24).base64URLEncodedString()
@@ -40,14 +50,46 @@ struct CSRFGuard: AsyncMiddleware {
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         let safe: [HTTPMethod] = [.GET, .HEAD, .OPTIONS]
-        if !safe.contains(request.method), !request.isAPIRequest {
-            let expected = request.hasSession ? request.session.data[Self.sessionKey] : nil
-            let sent = request.headers.first(name: "X-CSRF-Token") ?? (try? request.content.get(String.self, at: Self.formField))
-            guard let expected, let sent, Self.constantTimeEqual(expected, sent) else {
-                throw FlotillaError(.csrf, "the form has expired or did not come from Flotilla; reload the page and try again")
-            }
+        if !safe.contains(request.method), !request.isAuthenticatedByToken {
+            try await check(request)
         }
-        return try await next.respond(to: request)
+        let response = try await next.respond(to: request)
+        if let token = request.storage[NewSignInTokenKey.self] {
+            let secure = request.application.flotilla.config.secureCookies ?? request.arrivedOverHTTPS
+            response.cookies[Self.signInCookie] = HTTPCookies.Value(string: token, maxAge: 86_400, path: SiteURL.signIn.relative,
+                                                                     isSecure: secure, isHTTPOnly: true, sameSite: .strict)
+        }
+        return response
+    }
+
+    private func check(_ request: Request) async throws {
+        if let site = request.headers.first(name: "Sec-Fetch-Site")?.lowercased(), site == "cross-site" || site == "same-site" {
+            try await refuse(request, "it came from another site")
+        }
+        let signedIn = request.auth.has(User.self)
+        let expected: String?
+        let sent: String?
+        if request.isAPIRequest {
+            // Only the sign-in is open to anonymous API calls, and it takes JSON alone.
+            guard signedIn else { return }
+            expected = request.session.data[Self.sessionKey]
+            sent = request.headers.first(name: Self.header)
+        } else {
+            expected = signedIn ? request.session.data[Self.sessionKey] : request.cookies[Self.signInCookie]?.string
+            sent = request.headers.first(name: Self.header) ?? (try? request.content.get(String.self, at: Self.formField))
+        }
+        guard let expected, let sent, Self.constantTimeEqual(expected, sent) else {
+            try await refuse(request, request.isAPIRequest ? "the X-CSRF-Token header is missing or wrong" : "the form token is missing or wrong")
+        }
+    }
+
+    private func refuse(_ request: Request, _ reason: String) async throws -> Never {
+        if request.auth.has(User.self) {
+            await request.audit(.error, action: "csrf", result: .denied, details: "refused \(request.method) \(request.url.path): \(reason)")
+        }
+        throw FlotillaError(.csrf, request.isAPIRequest
+            ? "a state-changing call with the session cookie needs the session's token in the X-CSRF-Token header"
+            : "the form has expired or did not come from Flotilla; reload the page and try again")
     }
 
     private static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
@@ -57,12 +99,25 @@ struct CSRFGuard: AsyncMiddleware {
     }
 }
 
+private struct NewSignInTokenKey: StorageKey {
+    typealias Value = String
+}
+
 extension Request {
-    /// The session's CSRF token for forms, created on first use.
+    /// The CSRF token for this page's forms and scripts: the session's when signed in;
+    /// otherwise the sign-in form's, kept in a cookie so anonymous visitors need no session.
     var csrfToken: String {
-        if let token = session.data[CSRFGuard.sessionKey] { return token }
+        if auth.has(User.self) {
+            if let token = session.data[CSRFGuard.sessionKey] { return token }
+            let token = CSRFGuard.newToken()
+            session.data[CSRFGuard.sessionKey] = token
+            return token
+        }
+        if let token = storage[NewSignInTokenKey.self] ?? cookies[CSRFGuard.signInCookie]?.string, !token.isEmpty {
+            return token
+        }
         let token = CSRFGuard.newToken()
-        session.data[CSRFGuard.sessionKey] = token
+        storage[NewSignInTokenKey.self] = token
         return token
     }
 }

@@ -11,14 +11,18 @@ public final class APIToken: Model, @unchecked Sendable {
     @Field(key: "name") public var name: String
     @Field(key: "token_digest") var tokenDigest: String
     @Timestamp(key: "created_at", on: .create) public var createdAt: Date?
+    /// Written at most once a minute (`BearerTokenAuthenticator`), so reads stay reads.
     @OptionalField(key: "last_used_at") public var lastUsedAt: Date?
+    /// nil: valid until revoked.
+    @OptionalField(key: "expires_at") public var expiresAt: Date?
 
     public init() {}
 
-    init(userID: UUID, name: String, tokenDigest: String) {
+    init(userID: UUID, name: String, tokenDigest: String, expiresAt: Date?) {
         self.$user.id = userID
         self.name = name
         self.tokenDigest = tokenDigest
+        self.expiresAt = expiresAt
     }
 
     /// The prefix makes leaked tokens easy to recognise by secret scanners.

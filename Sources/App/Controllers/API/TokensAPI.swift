@@ -1,6 +1,7 @@
 import Vapor
 
-/// `/api/v1/tokens`: the signed-in user's personal API tokens.
+/// `/api/v1/tokens`: the signed-in user's personal API tokens; `/api/v1/users/:id/tokens`:
+/// any user's tokens, for system administrators.
 enum TokensAPI {
     static func register(_ api: any RoutesBuilder) {
         let tokens = api.grouped("tokens")
@@ -8,6 +9,10 @@ enum TokensAPI {
         tokens.post(use: create).requires(.manageOwnTokens)
         tokens.delete(use: revokeFromBody).requires(.manageOwnTokens)
         tokens.delete(":id", use: revoke).requires(.manageOwnTokens)
+
+        let usersTokens = api.grouped("users", ":id", "tokens")
+        usersTokens.get(use: listOfUser).requires(.manageUserTokens)
+        usersTokens.delete(":tokenID", use: revokeOfUser).requires(.manageUserTokens)
     }
 
     @Sendable static func list(request: Request) async throws -> [API.TokenBody] {
@@ -16,7 +21,7 @@ enum TokensAPI {
 
     @Sendable static func create(request: Request) async throws -> Response {
         let body = try request.content.decode(API.NewToken.self)
-        let (token, secret) = try await request.apiTokens.create(named: body.name, for: try request.user)
+        let (token, secret) = try await request.apiTokens.create(named: body.name, expiresInDays: body.expiresInDays, for: try request.user)
         await request.audit(.operation, action: "token.create", result: .success, details: "created API token '\(token.name)'")
         let response = try await API.TokenBody(token, secret: secret).encodeResponse(status: .created, for: request)
         response.headers.cacheControl = .init(noStore: true)
@@ -25,17 +30,28 @@ enum TokensAPI {
 
     @Sendable static func revoke(request: Request) async throws -> HTTPStatus {
         guard let id = request.parameters.get("id", as: UUID.self) else { throw FlotillaError.notFound("no such token") }
-        return try await revoke(id, request: request)
+        _ = try await request.revokeToken(id, of: try request.user)
+        return .noContent
     }
 
     /// `DELETE /api/v1/tokens` with `{"id": …}` in the body.
     @Sendable static func revokeFromBody(request: Request) async throws -> HTTPStatus {
-        try await revoke(try request.content.decode(API.TokenReference.self).id, request: request)
+        _ = try await request.revokeToken(try request.content.decode(API.TokenReference.self).id, of: try request.user)
+        return .noContent
     }
 
-    private static func revoke(_ id: UUID, request: Request) async throws -> HTTPStatus {
-        let token = try await request.apiTokens.revoke(id, of: try request.user)
-        await request.audit(.operation, action: "token.revoke", result: .success, details: "revoked API token '\(token.name)'")
+    @Sendable static func listOfUser(request: Request) async throws -> [API.TokenBody] {
+        try await request.apiTokens.list(for: try await owner(request)).map { try API.TokenBody($0) }
+    }
+
+    @Sendable static func revokeOfUser(request: Request) async throws -> HTTPStatus {
+        guard let id = request.parameters.get("tokenID", as: UUID.self) else { throw FlotillaError.notFound("no such token") }
+        _ = try await request.revokeToken(id, of: try await owner(request))
         return .noContent
+    }
+
+    private static func owner(_ request: Request) async throws -> User {
+        guard let id = request.parameters.get("id", as: UUID.self) else { throw FlotillaError.notFound("no such user") }
+        return try await request.users.find(id)
     }
 }

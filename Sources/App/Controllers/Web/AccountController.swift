@@ -6,6 +6,7 @@ enum AccountController {
         var name: String
         var created: String
         var lastUsed: String
+        var expires: String
         var revokeURL: String
     }
 
@@ -29,6 +30,8 @@ enum AccountController {
 
     struct TokenForm: Content {
         var name: String?
+        /// Blank: the token never expires.
+        var expiresInDays: String?
     }
 
     static func register(_ routes: any RoutesBuilder) {
@@ -58,7 +61,11 @@ enum AccountController {
     @Sendable static func createToken(request: Request) async throws -> Response {
         let form = try request.content.decode(TokenForm.self)
         do {
-            let (token, secret) = try await request.apiTokens.create(named: form.name ?? "", for: try request.user)
+            let days = try form.expiresInDays.flatMap { $0.isEmpty ? nil : $0 }.map { text in
+                guard let days = Int(text) else { throw FlotillaError.validation("days until the token expires must be a whole number") }
+                return days
+            }
+            let (token, secret) = try await request.apiTokens.create(named: form.name ?? "", expiresInDays: days, for: try request.user)
             await request.audit(.operation, action: "token.create", result: .success, details: "created API token '\(token.name)'")
             return try await render(request, newToken: secret, newTokenName: token.name)
         } catch let error as FlotillaError {
@@ -67,8 +74,7 @@ enum AccountController {
     }
 
     @Sendable static func revokeToken(request: Request) async throws -> Response {
-        let token = try await request.apiTokens.revoke(try request.parameters.require("id", as: UUID.self), of: try request.user)
-        await request.audit(.operation, action: "token.revoke", result: .success, details: "revoked API token '\(token.name)'")
+        let token = try await request.revokeToken(try request.parameters.require("id", as: UUID.self), of: try request.user)
         request.notice("Token '\(token.name)' was revoked.")
         return request.redirect(to: SiteURL.account.relative)
     }
@@ -78,9 +84,7 @@ enum AccountController {
         let user = try request.user
         let display = DisplayTime(timeZone: request.application.flotilla.config.displayTimeZone)
         let tokens = try await request.apiTokens.list(for: user).map { token in
-            TokenRow(name: token.name, created: token.createdAt.map(display.string) ?? "",
-                     lastUsed: token.lastUsedAt.map(display.string) ?? "never",
-                     revokeURL: SiteURL.accountTokenRevoke(id: try token.requireID()).relative)
+            TokenRow(token, display: display, revokeURL: SiteURL.accountTokenRevoke(id: try token.requireID()).relative)
         }
         let page = AccountPage(chrome: PageChrome(request, title: "My account"), username: user.username,
                                roleTitle: user.role.title, minimumLength: request.application.flotilla.config.passwordMinimumLength,
@@ -90,5 +94,14 @@ enum AccountController {
         response.status = status
         response.headers.cacheControl = .init(noStore: true)
         return response
+    }
+}
+
+extension AccountController.TokenRow {
+    /// One token as the account page and a user's edit page show it.
+    init(_ token: APIToken, display: DisplayTime, revokeURL: String) {
+        self.init(name: token.name, created: token.createdAt.map(display.string) ?? "",
+                  lastUsed: token.lastUsedAt.map(display.string) ?? "never",
+                  expires: token.expiresAt.map(display.string) ?? "never", revokeURL: revokeURL)
     }
 }

@@ -45,7 +45,8 @@ enum LogsController {
     struct BackupsPage: Encodable {
         var chrome: PageChrome
         var backups: [BackupRow]
-        var directory: String
+        /// Shown to system administrators only: a server path tells others nothing they need.
+        var directory: String?
     }
 
     struct ConfirmDeletePage: Encodable {
@@ -127,7 +128,8 @@ enum LogsController {
                       url: SiteURL.logBackup(name: $0.name).relative)
         }
         return try await request.view.render("log-backups", BackupsPage(
-            chrome: PageChrome(request, title: "Log backups"), backups: rows, directory: backup.directory))
+            chrome: PageChrome(request, title: "Log backups"), backups: rows,
+            directory: request.auth.get(User.self)?.isSystemAdministrator == true ? backup.directory : nil))
     }
 
     @Sendable static func download(request: Request) async throws -> Response {
@@ -147,7 +149,6 @@ enum LogsController {
 
 extension Request {
     var logBackup: LogBackup {
-        let config = application.flotilla.config
-        return LogBackup(directory: config.backupDirectory, displayTime: DisplayTime(timeZone: config.displayTimeZone))
+        LogBackup(config: application.flotilla.config)
     }
 }

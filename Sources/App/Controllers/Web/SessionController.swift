@@ -33,12 +33,20 @@ enum SessionController {
         do {
             let user = try await request.signIn.attempt(username: username, password: form.password ?? "", ip: request.operatorIP)
             try await request.startSession(for: user)
-            let next = form.next ?? ""
-            return request.redirect(to: next.hasPrefix("/") && !next.hasPrefix("//") ? next : SiteURL.dashboard.relative)
+            return request.redirect(to: localPath(form.next) ?? SiteURL.dashboard.relative)
         } catch let error as FlotillaError {
             return try await render(request, username: String(username.prefix(64)), next: form.next ?? "",
                                     error: error.message, status: error.status == .tooManyRequests ? .tooManyRequests : .unauthorized)
         }
+    }
+
+    /// `next` when it is a path on this site, else nil (review finding 4): it goes into the
+    /// `Location` header, so no scheme, no `//` or `/\` (other hosts to a browser), no
+    /// backslash at all, and no control characters (header injection).
+    static func localPath(_ next: String?) -> String? {
+        guard let next, next.hasPrefix("/"), !next.hasPrefix("//"), next.utf8.count <= 2048, !next.contains("\\"),
+              next.unicodeScalars.allSatisfy({ $0.properties.generalCategory != .control }) else { return nil }
+        return next
     }
 
     @Sendable static func signOut(request: Request) async throws -> Response {
