@@ -1,4 +1,11 @@
 // Progressive enhancement only: every form works without this file.
+
+// Calls Flotilla's API with the session cookie. State-changing calls must carry the session's
+// CSRF token (from the page's csrf-token meta tag) in X-CSRF-Token, or the server refuses them.
+const apiFetch = (url, options = {}) => {
+  const token = document.querySelector('meta[name="csrf-token"]')?.content || "";
+  return fetch(url, { credentials: "same-origin", ...options, headers: { "X-CSRF-Token": token, ...(options.headers || {}) } });
+};
 document.addEventListener("DOMContentLoaded", () => {
   // Ask before destructive form submissions marked with data-confirm.
   document.querySelectorAll("form[data-confirm]").forEach((form) => {
@@ -33,7 +40,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const fillLive = (container) => {
     if (container.dataset.loaded) return;
     container.dataset.loaded = "yes";
-    fetch(container.dataset.live, { credentials: "same-origin" })
+    apiFetch(container.dataset.live)
       .then((response) => (response.ok ? response.json() : []))
       .then((vms) => {
         vms.forEach((vm) => {
@@ -54,7 +61,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const fillVMs = (details) => {
     if (details.dataset.listed) return;
     details.dataset.listed = "yes";
-    fetch(details.dataset.vms, { credentials: "same-origin" })
+    apiFetch(details.dataset.vms)
       .then((response) => (response.ok ? response.json() : { vms: [] }))
       .then((environment) => {
         const body = details.querySelector("tbody");
@@ -82,7 +89,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const steps = document.getElementById("job-steps");
   if (steps && steps.dataset.finished !== "true") {
     const poll = () => {
-      fetch(steps.dataset.job, { credentials: "same-origin" })
+      apiFetch(steps.dataset.job)
         .then((response) => response.json())
         .then((job) => {
           document.getElementById("job-status").textContent = job.status;

@@ -68,6 +68,7 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
     app.middleware.use(FileMiddleware(publicDirectory: app.directory.publicDirectory))
     app.middleware.use(SecureCookiePolicy())
     app.middleware.use(SessionLoader())
+    app.middleware.use(SessionLoader())
     app.middleware.use(app.sessions.middleware)
     app.middleware.use(SessionsReady())
     app.middleware.use(SessionAuthenticator())
@@ -122,6 +123,7 @@ private struct SyncTaskKey: StorageKey {
 /// (except `migrate` itself, which asks before changing anything).
 struct StartupTasks: LifecycleHandler {
     func willBootAsync(_ app: Application) async throws {
+        try await SQLiteSetup.tune(app)
         try await SQLiteSetup.tune(app)
         guard app.environment.arguments.dropFirst().first != "migrate" else { return }
         try await app.autoMigrate()

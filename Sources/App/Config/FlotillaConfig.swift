@@ -30,6 +30,9 @@ public struct FlotillaConfig: Sendable {
     public var secretKeyFile: String { dataDirectory + "/secret.key" }
     public var database: Database
     public var backupDirectory: String
+    /// How many log backups are kept; each new backup deletes older ones beyond this.
+    public var backupKeep: Int
+    public static let defaultBackupKeep = 30
     public var displayTimeZone: TimeZone
     /// `nil` lets the server decide per request: Secure when the request arrived over HTTPS.
     public var secureCookies: Bool?
@@ -56,6 +59,7 @@ public struct FlotillaConfig: Sendable {
         ("FLOTILLA_DATA_DIR", "data directory (default ./data, created if missing)"),
         ("FLOTILLA_DATABASE_URL", "postgres://user:pass@host:port/db, or sqlite:///path (default <data>/flotilla.sqlite)"),
         ("FLOTILLA_BACKUP_DIR", "where log backups are written (default <data>/backups)"),
+        ("FLOTILLA_BACKUP_KEEP", "how many log backups are kept; older ones are deleted after each backup (default 30)"),
         ("FLOTILLA_TIMEZONE", "time zone for display, e.g. Asia/Shanghai (default UTC); times are stored in UTC"),
         ("FLOTILLA_COOKIE_SECURE", "true, false or auto (default auto: Secure when the request came over HTTPS)"),
         ("FLOTILLA_SESSION_HOURS", "session lifetime in hours (default 12)"),
@@ -68,7 +72,7 @@ public struct FlotillaConfig: Sendable {
         ("FLOTILLA_SMTP_SECURITY", "none, starttls or tls (default starttls)"),
         ("FLOTILLA_ADMIN_PASSWORD", "password of the first system administrator `admin` (default: generated and printed once)"),
         ("FLOTILLA_PASSWORD_MIN_LENGTH", "minimum password length (default 8)"),
-        ("FLOTILLA_LOGIN_MAX_FAILURES", "failed sign-ins per user name or IP before a lockout (default 5)"),
+        ("FLOTILLA_LOGIN_MAX_FAILURES", "failed sign-ins per (user name, IP) before a lockout; 3× this over all names locks the IP (default 5)"),
         ("FLOTILLA_LOGIN_LOCKOUT_SECONDS", "lockout length in seconds (default 60)"),
         ("FLOTILLA_SECRET_KEY", "base64 of 32 bytes sealing stored passwords (default: <data>/secret.key, created 0600)"),
         ("FLOTILLA_GUEST_BOOT_SECONDS", "how long a new VM's guest may take to report its address (default 300)"),
@@ -101,6 +105,7 @@ public struct FlotillaConfig: Sendable {
         dataDirectory = try reader.string("FLOTILLA_DATA_DIR", default: "./data")
         database = try Self.parseDatabase(reader.optional("FLOTILLA_DATABASE_URL"), dataDirectory: dataDirectory)
         backupDirectory = try reader.string("FLOTILLA_BACKUP_DIR", default: dataDirectory + "/backups")
+        backupKeep = try reader.integer("FLOTILLA_BACKUP_KEEP", default: Self.defaultBackupKeep, range: 1...100_000)
         let zoneName = try reader.string("FLOTILLA_TIMEZONE", default: "UTC")
         guard let zone = TimeZone(identifier: zoneName) else {
             throw ConfigError(setting: "FLOTILLA_TIMEZONE", problem: "'\(zoneName)' is not a known time zone")

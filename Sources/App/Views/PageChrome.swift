@@ -52,7 +52,8 @@ struct PageChrome: Encodable {
             return
         }
         csrf = request.csrfToken
-        notice = request.session.data[Self.noticeKey]
+        // Anonymous visitors have no session, and reading one must not create it.
+        notice = request.hasSession ? request.session.data[Self.noticeKey] : nil
         if notice != nil { request.session.data[Self.noticeKey] = nil }
     }
 

@@ -80,6 +80,8 @@ enum API {
 
     struct NewToken: Content {
         var name: String
+        /// Absent: valid until revoked.
+        var expiresInDays: Int?
     }
 
     struct TokenReference: Content {
@@ -91,6 +93,7 @@ enum API {
         var name: String
         var createdAt: Date?
         var lastUsedAt: Date?
+        var expiresAt: Date?
         /// Present only in the answer that creates the token.
         var token: String?
 
@@ -99,6 +102,7 @@ enum API {
             name = token.name
             createdAt = token.createdAt
             lastUsedAt = token.lastUsedAt
+            expiresAt = token.expiresAt
             self.token = secret
         }
     }

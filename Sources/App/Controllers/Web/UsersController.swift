@@ -34,6 +34,8 @@ enum UsersController {
         var roles: [RoleOption]
         var minimumLength: Int
         var error: String?
+        /// The user's API tokens (editing only), which a system administrator may revoke.
+        var tokens: [AccountController.TokenRow]
     }
 
     struct DeletePage: Encodable {
@@ -57,6 +59,7 @@ enum UsersController {
         routes.post(SiteURL.user(id: nil).pathComponents, use: update).requires(.editUser)
         routes.get(SiteURL.userDelete(id: nil).pathComponents, use: confirmDelete).requires(.deleteUser)
         routes.post(SiteURL.userDelete(id: nil).pathComponents, use: delete).requires(.deleteUser)
+        routes.post(SiteURL.userTokenRevoke(user: nil, token: nil).pathComponents, use: revokeToken).requires(.manageUserTokens)
     }
 
     @Sendable static func list(request: Request) async throws -> View {
@@ -131,14 +134,29 @@ enum UsersController {
         return request.redirect(to: SiteURL.users.relative)
     }
 
+    @Sendable static func revokeToken(request: Request) async throws -> Response {
+        let user = try await request.users.find(try request.parameters.require("id", as: UUID.self))
+        let token = try await request.revokeToken(try request.parameters.require("tokenID", as: UUID.self), of: user)
+        request.notice("Token '\(token.name)' of '\(user.username)' was revoked.")
+        return request.redirect(to: SiteURL.userEdit(id: try user.requireID()).relative)
+    }
+
     private static func renderForm(_ request: Request, user: User?, username: String, role: UserRole,
                                    error: String?, status: HTTPResponseStatus) async throws -> Response {
         let action = try user.map { SiteURL.user(id: try $0.requireID()).relative } ?? SiteURL.users.relative
+        let display = DisplayTime(timeZone: request.application.flotilla.config.displayTimeZone)
+        var tokens: [AccountController.TokenRow] = []
+        if let user {
+            tokens = try await request.apiTokens.list(for: user).map { token in
+                AccountController.TokenRow(token, display: display, revokeURL: SiteURL.userTokenRevoke(
+                    user: try user.requireID(), token: try token.requireID()).relative)
+            }
+        }
         let page = FormPage(
             chrome: PageChrome(request, title: user == nil ? "Add user" : "Edit user"), isNew: user == nil, action: action,
             username: username,
             roles: UserRole.allCases.map { RoleOption(value: $0.rawValue, title: $0.title, selected: $0 == role) },
-            minimumLength: request.application.flotilla.config.passwordMinimumLength, error: error)
+            minimumLength: request.application.flotilla.config.passwordMinimumLength, error: error, tokens: tokens)
         let response = try await request.view.render("user-form", page).encodeResponse(for: request)
         response.status = status
         return response
