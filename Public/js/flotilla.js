@@ -110,3 +110,27 @@ document.addEventListener("DOMContentLoaded", () => {
     setTimeout(poll, 1000);
   }
 });
+
+// Settings: each connection's templates, read from vSphere after the page is shown, so a slow
+// or unreachable vCenter delays only its own cell. They also become the role form's choices.
+document.addEventListener("DOMContentLoaded", () => {
+  const choices = document.getElementById("role-templates");
+  document.querySelectorAll("[data-templates]").forEach((cell) => {
+    cell.textContent = "…";
+    fetch(cell.dataset.templates, { credentials: "same-origin" })
+      .then((response) => response.json().then((body) => ({ ok: response.ok, body })))
+      .then(({ ok, body }) => {
+        if (!ok) throw new Error(body?.error?.message || "templates unavailable");
+        cell.textContent = body.join(" ");
+        body.forEach((name) => {
+          const option = document.createElement("option");
+          option.value = name;
+          choices?.appendChild(option);
+        });
+      })
+      .catch((error) => {
+        cell.textContent = error.message || "templates unavailable";
+        cell.classList.add("error");
+      });
+  });
+});

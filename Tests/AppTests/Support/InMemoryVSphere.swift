@@ -20,6 +20,12 @@ actor InMemoryVSphere: VSphereProvider {
     /// Calls made, as "operation reference" lines (e.g. `destroy vm-101`).
     private(set) var calls: [String] = []
     var datacenters = ["DC0"]
+    /// How long reaching the endpoint takes (a slow or unreachable vCenter).
+    private(set) var endpointDelay: Duration = .zero
+
+    func setEndpointDelay(_ delay: Duration) {
+        endpointDelay = delay
+    }
 
     init(templates: [String] = ["tpl-web", "tpl-redis"]) {
         for name in templates {
@@ -49,7 +55,9 @@ actor InMemoryVSphere: VSphereProvider {
     }
 
     nonisolated func endpoint(for connection: VSphereConnection) async throws -> any VSphereEndpoint {
-        InMemoryEndpoint(world: self)
+        let delay = await endpointDelay
+        if delay > .zero { try await Task.sleep(for: delay) }
+        return InMemoryEndpoint(world: self)
     }
 
     nonisolated func connect(_ login: VSphereLogin) async throws -> any VSphereEndpoint {

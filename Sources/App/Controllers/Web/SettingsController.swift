@@ -1,7 +1,8 @@
 import Fluent
 import Vapor
 
-/// Settings (system administrators): vSphere connections and VM roles.
+/// Settings (system administrators): vSphere connections and VM roles. The page is rendered from
+/// the database alone; each connection's templates are fetched from vSphere after it is shown.
 enum SettingsController {
     struct ConnectionRow: Encodable {
         var id: String
@@ -9,8 +10,8 @@ enum SettingsController {
         var url: String
         var username: String
         var pinned: Bool
-        var templates: [String]
-        var templatesError: String?
+        /// Where the page's script reads the templates from vSphere, after the page is shown.
+        var templatesURL: String
         var deleteURL: String
     }
 
@@ -46,19 +47,11 @@ enum SettingsController {
     private static func render(_ request: Request, report: Connections.Report? = nil, error: String? = nil,
                                form: [String: String] = [:], status: HTTPResponseStatus = .ok) async throws -> Response {
         let connections = try await VSphereConnection.query(on: request.db).sort(\.$name).all()
-        var rows: [ConnectionRow] = []
-        for connection in connections {
+        let rows = try connections.map { connection in
             let id = try connection.requireID()
-            var templates: [String] = []
-            var templatesError: String?
-            do {
-                templates = try await request.connections.templates(of: id)
-            } catch {
-                templatesError = FlotillaError.describe(error)
-            }
-            rows.append(ConnectionRow(id: id.uuidString, name: connection.name, url: connection.url, username: connection.username,
-                                      pinned: connection.thumbprint != nil, templates: templates, templatesError: templatesError,
-                                      deleteURL: SiteURL.settingsConnectionDelete(id: id).relative))
+            return ConnectionRow(id: id.uuidString, name: connection.name, url: connection.url, username: connection.username,
+                                 pinned: connection.thumbprint != nil, templatesURL: "/api/v1/connections/\(id.uuidString)/templates",
+                                 deleteURL: SiteURL.settingsConnectionDelete(id: id).relative)
         }
         let names = Dictionary(uniqueKeysWithValues: try connections.map { (try $0.requireID(), $0.name) })
         let roles = try await Role.query(on: request.db).sort(\.$name).all().map {
