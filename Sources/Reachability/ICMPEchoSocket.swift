@@ -56,9 +56,10 @@ final class ICMPEchoSocket: Sendable {
     }
 
     /// Room for every reply of a sweep, should the sweep thread be descheduled while they arrive
-    /// (a lost reply is a false miss). Memory is only taken while replies wait.
+    /// (a lost reply is a false miss). The kernel charges a queued reply its buffer's true size,
+    /// several KiB on loopback, not its 60 bytes; memory is only taken while replies wait.
     private func setReceiveBuffer(forReplies count: Int) {
-        var bytes = Int32(min(max(count * 1024, 256 * 1024), 32 * 1024 * 1024))
+        var bytes = Int32(min(max(count * 4096, 1024 * 1024), 64 * 1024 * 1024))
         let size = socklen_t(MemoryLayout<Int32>.size)
         // SO_RCVBUFFORCE passes net.core.rmem_max as root; otherwise the capped SO_RCVBUF has to do.
         if setsockopt(descriptor, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, size) != 0 {

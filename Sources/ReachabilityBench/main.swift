@@ -88,6 +88,11 @@ func processFootprint() -> String {
     return "fds=\(descriptors) rss_kib=\(resident)"
 }
 
+/// Writes a line at once (print buffers when the output is a pipe, and soak runs are watched live).
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
 func counts(_ statuses: [ReachabilityStatus]) -> String {
     let up = statuses.filter { $0.state == .up }.count
     let down = statuses.filter { $0.state == .down }.count
@@ -101,21 +106,25 @@ do {
         interval: .seconds(options.interval ?? 1), timeout: .milliseconds(options.timeoutMilliseconds), retries: options.retries)
     let sweeper = try ReachabilitySweeper(settings: settings, preference: options.preference)
     await sweeper.setTargets(targets)
-    print("targets=\(targets.count) method=\(sweeper.method.rawValue) timeout_ms=\(options.timeoutMilliseconds) retries=\(options.retries)")
+    say("targets=\(targets.count) method=\(sweeper.method.rawValue) timeout_ms=\(options.timeoutMilliseconds) retries=\(options.retries)")
     if options.interval == nil {
         for _ in 0..<options.sweeps {
             let summary = await sweeper.sweep()
-            print("sweep=\(summary.round) wall_ms=\(milliseconds(summary.duration)) answered=\(summary.answered)/\(summary.probed)")
+            if options.sweeps <= 10 || summary.round % UInt64(options.sweeps / 10) == 0 {
+                say(
+                    "sweep=\(summary.round) wall_ms=\(milliseconds(summary.duration)) answered=\(summary.answered)/\(summary.probed) \(processFootprint())"
+                )
+            }
         }
     } else {
         let running = Task { await sweeper.run() }
         let started = ContinuousClock.now
-        print("t=0 \(processFootprint())")
+        say("t=0 \(processFootprint())")
         while ContinuousClock.now - started < .seconds(options.duration) {
             try await Task.sleep(for: .seconds(min(options.reportEvery, options.duration)))
             let last = await sweeper.lastSweep
             let elapsed = Int((ContinuousClock.now - started).components.seconds)
-            print(
+            say(
                 "t=\(elapsed) \(processFootprint()) sweeps=\(last?.round ?? 0) last_wall_ms=\(last.map { milliseconds($0.duration) } ?? "-") "
                     + counts(await sweeper.allStatuses()))
         }

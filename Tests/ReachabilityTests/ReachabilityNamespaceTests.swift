@@ -109,7 +109,7 @@ final class ReachabilityNamespaceTests: XCTestCase {
         XCTAssertEqual(silentMisses, 1)
 
         // The namespace stops answering ICMP: its closed port still answers the second opinion.
-        try network.execute("sysctl", "-q", "-w", "net.ipv4.icmp_echo_ignore_all=1")
+        try network.setKernelParameter("net/ipv4/icmp_echo_ignore_all", "1")
         let targets = [try target("10.78.1.3", port: 9), try target("10.78.1.4")]
         let withSecondOpinion = try ReachabilitySweeper(settings: SweepSettings(timeout: .milliseconds(200)), preference: .only(.icmpRaw))
         await withSecondOpinion.setTargets(targets)
@@ -129,7 +129,7 @@ final class ReachabilityNamespaceTests: XCTestCase {
 
     func testUnprivilegedICMPSocketWhereTheSystemAllowsIt() async throws {
         // The machine keeps ping_group_range closed; the test's namespace opens it for every group.
-        try network.execute("sysctl", "-q", "-w", "net.ipv4.ping_group_range=0 2147483647")
+        try network.setKernelParameter("net/ipv4/ping_group_range", "0 2147483647")
         let sweeper = try network.makeSweeperInside(settings: SweepSettings(timeout: .milliseconds(200)), preference: .automatic)
         XCTAssertEqual(sweeper.method, .icmpDatagram, "automatic should prefer the unprivileged socket where it is allowed")
         // From inside: its own addresses and the machine answer; an unused neighbour does not.

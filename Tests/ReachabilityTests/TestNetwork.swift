@@ -8,7 +8,7 @@ import Glibc
 
 /// A network namespace of the tests' own, routed from the machine: addresses in `answering`
 /// answer; other addresses of 10.78.1.0/24 are routed into the namespace and dropped there
-/// (it forwards nothing), so they never answer. Nothing outside 10.78.0.0/16 and the names
+/// (it forwards nothing and has no route beyond its link), so they never answer. Nothing outside 10.78.0.0/16 and the names
 /// `flrt-*` is touched, so the lab (`flt-*`, 10.77.0.0/16) can run beside it.
 struct TestNetwork {
     static let namespace = "flrt-test"
@@ -27,9 +27,10 @@ struct TestNetwork {
         try ip("-n", namespace, "link", "set", "lo", "up")
         try ip("-n", namespace, "addr", "add", "\(namespaceAddress)/24", "dev", "eth0")
         try ip("-n", namespace, "link", "set", "eth0", "up")
-        try ip("-n", namespace, "route", "add", "default", "via", hostAddress)
         try ip("route", "add", "10.78.1.0/24", "via", namespaceAddress)
         let network = TestNetwork()
+        // A new namespace inherits the machine's IPv4 forwarding switch; this one must not forward.
+        try network.setKernelParameter("net/ipv4/ip_forward", "0")
         for address in answering {
             try network.addAddress(address)
         }
@@ -50,9 +51,9 @@ struct TestNetwork {
         try Self.ip("-n", Self.namespace, "addr", "del", "\(address)/32", "dev", "eth0")
     }
 
-    /// Runs a command inside the namespace.
-    func execute(_ arguments: String...) throws {
-        try Self.ip(["netns", "exec", Self.namespace] + arguments)
+    /// Sets a network parameter of the namespace (`/proc/sys/net/...` as seen from inside it).
+    func setKernelParameter(_ path: String, _ value: String) throws {
+        try Self.ip("netns", "exec", Self.namespace, "/bin/sh", "-c", "echo \"$1\" > \"/proc/sys/$2\"", "sh", value, path)
     }
 
     /// Makes a sweeper whose ICMP socket lives inside the namespace (a socket keeps the network
