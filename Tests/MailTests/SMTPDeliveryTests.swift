@@ -236,6 +236,35 @@ final class SMTPDeliveryTests: XCTestCase {
         XCTAssertLessThan(elapsed, .milliseconds(2500), "took \(elapsed)")
     }
 
+    func testUnansweredConnectTimesOut() async throws {
+        let unreachable = try SaturatedListener()
+        let client = SMTPClient(
+            server: SMTPServer(host: "127.0.0.1", port: unreachable.port, security: .none),
+            timeouts: SMTPTimeouts(connect: .milliseconds(500), command: .seconds(5), total: .seconds(10)))
+        let started = ContinuousClock.now
+        let error = await expectMailError { _ = try await client.send(self.message()) }
+        let elapsed = ContinuousClock.now - started
+        XCTAssertEqual(error?.stage, .connect)
+        XCTAssertEqual(error?.kind, .timeout)
+        XCTAssertLessThan(elapsed, .milliseconds(1500), "took \(elapsed)")
+    }
+
+    func testCancellingASendClosesTheConnectionAtOnce() async throws {
+        let silent = try await ScriptedServer(greeting: nil) { _ in nil }
+        let client = SMTPClient(
+            server: SMTPServer(host: "127.0.0.1", port: silent.port, security: .none),
+            timeouts: SMTPTimeouts(connect: .seconds(2), command: .seconds(30), total: .seconds(60)))
+        let sent = try message()
+        let send = Task { try await client.send(sent) }
+        try await Task.sleep(for: .milliseconds(200))
+        let started = ContinuousClock.now
+        send.cancel()
+        let result = await send.result
+        await silent.stop()
+        XCTAssertThrowsError(try result.get()) { XCTAssertTrue($0 is CancellationError, "\($0)") }
+        XCTAssertLessThan(ContinuousClock.now - started, .milliseconds(500))
+    }
+
     func testStalledCommandEndsAtTheWholeSendDeadline() async throws {
         let server = try TestSMTPServer(security: .none)
         defer { server.stop() }
