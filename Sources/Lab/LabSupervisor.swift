@@ -21,9 +21,7 @@ public actor LabSupervisor {
     public let configuration: LabConfiguration
     private let host: HostPlumbing
     private let logger: Logger
-    private var inventory: (any LabInventory)?
-    /// Whether `close()` closes the inventory (only one this supervisor connected itself).
-    private var ownsInventory = false
+    private var inventory: VSphereLabInventory?
     private var vcsimProcess: VcsimProcess?
     private var guests: [String: Guest] = [:]
     private var refusedVMs: [String: String] = [:]
@@ -34,14 +32,6 @@ public actor LabSupervisor {
         self.configuration = configuration
         self.host = HostPlumbing(configuration: configuration)
         self.logger = logger
-    }
-
-    /// A supervisor that follows an inventory its caller already connected.
-    public init(configuration: LabConfiguration, inventory: any LabInventory, logger: Logger = Logger(label: "flotilla.lab")) {
-        self.configuration = configuration
-        self.host = HostPlumbing(configuration: configuration)
-        self.logger = logger
-        self.inventory = inventory
     }
 
     /// The vcsim this supervisor started, once `start()` has run.
@@ -78,19 +68,16 @@ public actor LabSupervisor {
         try await host.bridgeUp()
         if inventory == nil {
             inventory = try await connectInventory()
-            ownsInventory = true
         }
         try await adoptGuests()
-        if configuration.preCreatedVMs > 0, let creator = inventory as? any LabVMCreator {
-            try await creator.createGuests(count: configuration.preCreatedVMs, roles: configuration.roles, network: configuration.network)
+        if configuration.preCreatedVMs > 0, let inventory {
+            try await inventory.createGuests(count: configuration.preCreatedVMs, roles: configuration.roles, network: configuration.network)
         }
     }
 
     /// Closes the vSphere connection the supervisor opened. Guests and vcsim keep running.
     public func close() async {
-        if ownsInventory, let inventory {
-            await inventory.close()
-        }
+        await inventory?.close()
         inventory = nil
     }
 
@@ -182,7 +169,7 @@ public actor LabSupervisor {
         }
     }
 
-    private func settle(key: String, action: Action, result: Result<Void, Error>, inventory: any LabInventory) async {
+    private func settle(key: String, action: Action, result: Result<Void, Error>, inventory: VSphereLabInventory) async {
         if case .failure(let error) = result {
             logger.error("guest \(key): \(action) failed: \(error)")
             return
@@ -215,7 +202,7 @@ public actor LabSupervisor {
         }
     }
 
-    private func report(key: String, address: String, inventory: any LabInventory) async {
+    private func report(key: String, address: String, inventory: VSphereLabInventory) async {
         guard let hostName = guests[key]?.hostName else { return }
         do {
             try await inventory.reportGuest(key: key, ipAddress: address, hostName: hostName)
@@ -225,7 +212,7 @@ public actor LabSupervisor {
         }
     }
 
-    private func inspectGuests(_ inventory: any LabInventory) async throws {
+    private func inspectGuests(_ inventory: VSphereLabInventory) async throws {
         for status in try await host.status() {
             guard let guest = guests[status.key], guest.running else { continue }
             if !status.running {
@@ -263,7 +250,7 @@ public actor LabSupervisor {
         try Data((bootTime ?? "").utf8).write(to: URL(fileURLWithPath: directory + "/boot-time"))
     }
 
-    private func connectInventory() async throws -> any LabInventory {
+    private func connectInventory() async throws -> VSphereLabInventory {
         switch configuration.vcsim {
         case .existing(let url, let username, let password, let thumbprint):
             return try await VSphereLabInventory.connect(

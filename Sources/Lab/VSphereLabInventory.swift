@@ -3,7 +3,7 @@ import VSphere
 
 /// vcsim (or any vSphere endpoint) seen through the VSphere library: reads the VMs with their
 /// cloud-init metadata, reports guest facts the way VMware Tools does, clones demo VMs.
-public struct VSphereLabInventory: LabInventory, LabVMCreator {
+public struct VSphereLabInventory: Sendable {
     /// extraConfig key naming a VM's role (the template it came from). vcsim does not copy a
     /// template's extraConfig into clones, so whoever clones sets it; without it the role is
     /// guessed from the VM name (`staging-redis-01` → redis), else the guest runs no services.

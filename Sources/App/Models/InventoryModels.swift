@@ -102,8 +102,6 @@ public final class VM: Model, @unchecked Sendable {
     @OptionalField(key: "memory_mb") public var memoryMB: Int?
     @OptionalField(key: "disk_gb") public var diskGB: Double?
     @Field(key: "notes") public var notes: String
-    @OptionalField(key: "current_revision") public var currentRevision: String?
-    @OptionalField(key: "previous_revision") public var previousRevision: String?
     @Timestamp(key: "created_at", on: .create) public var createdAt: Date?
     @Timestamp(key: "updated_at", on: .update) public var updatedAt: Date?
 

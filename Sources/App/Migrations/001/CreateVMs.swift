@@ -24,8 +24,6 @@ struct CreateVMs: AsyncMigration {
             .field("memory_mb", .int)
             .field("disk_gb", .double)
             .field("notes", .string, .required)
-            .field("current_revision", .string)
-            .field("previous_revision", .string)
             .field("created_at", .datetime)
             .field("updated_at", .datetime)
             .unique(on: "host_name")

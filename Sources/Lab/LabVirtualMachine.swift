@@ -23,20 +23,3 @@ public struct LabVirtualMachine: Sendable {
         self.guest = guest
     }
 }
-
-/// What the supervisor reads from and reports to the hypervisor (vcsim through the VSphere library).
-public protocol LabInventory: Sendable {
-    /// Every VM that is not a template.
-    func virtualMachines() async throws -> [LabVirtualMachine]
-    /// Reports the guest's address and host name the way VMware Tools would.
-    func reportGuest(key: String, ipAddress: String, hostName: String) async throws
-    /// Releases the connection; the inventory is unusable afterwards.
-    func close() async
-}
-
-/// An inventory that can also make VMs, for `--vms N`.
-public protocol LabVMCreator: Sendable {
-    /// Clones `count` powered-on VMs from `tpl-<role>`, spread over `roles`, each with
-    /// metadata giving it a free address in `network`.
-    func createGuests(count: Int, roles: [String], network: IPv4Network) async throws
-}
