@@ -34,8 +34,10 @@ struct KeyCommands: AsyncCommandGroup {
             }
             let steps = try await JobStep.query(on: app.db).filter(\.$job.$id == jobID).sort(\.$position).all()
             for step in steps {
-                let lastLine = step.log.split(separator: "\n").last.map(String.init) ?? ""
-                context.console.print("\(step.status.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) \(step.title): \(lastLine)")
+                // The step's own last word (the engine's closing "done" says nothing more than the status).
+                let lines = step.log.split(separator: "\n")
+                let outcome = lines.last(where: { !$0.hasSuffix("] done") }) ?? lines.last ?? ""
+                context.console.print("\(step.status.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) \(step.title): \(outcome)")
             }
             let job = try await Job.find(jobID, on: app.db)
             context.console.print(job?.summary ?? "")
