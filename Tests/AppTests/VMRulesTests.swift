@@ -33,6 +33,27 @@ final class VMRulesTests: XCTestCase {
         }
     }
 
+    /// A role's name ends up in host names (`{env}-{role}-{n}`), so it follows their rule.
+    func testARoleNameMustFitInAHostName() async throws {
+        try await InMemoryWorld.run { world in
+            for name in ["web_api", "-web", "web-", "wéb"] {
+                let answer = try await world.admin.request(.POST, "/api/v1/roles", json: Roles.Input(
+                    name: name, connectionID: world.connectionID, template: "tpl-web"))
+                XCTAssertEqual(answer.status, .badRequest, "\(name): \(answer.body.string)")
+            }
+            let accepted = try await world.admin.request(.POST, "/api/v1/roles", json: Roles.Input(
+                name: "web-api", connectionID: world.connectionID, template: "tpl-web"))
+            XCTAssertEqual(accepted.status, .created, accepted.body.string)
+            let blueprint = """
+                name: api-1
+                roles: { web-api: 2 }
+                network: { range: 10.77.9.10-10.77.9.20, netmask: 255.255.255.0, gateway: 10.77.9.1 }
+                """
+            let planned = try await world.admin.request(.POST, "/api/v1/blueprints/check", json: API.BlueprintText(blueprint: blueprint))
+            XCTAssertEqual(planned.status, .ok, "every accepted role name can be used in a blueprint: \(planned.body.string)")
+        }
+    }
+
     func testBadVMInputIsRefusedAndChangesNothing() async throws {
         try await InMemoryWorld.run { world in
             try await world.addReadyVM("web-01", "10.77.5.20")

@@ -21,8 +21,9 @@ struct Roles {
 
     func save(_ input: Input, existing: Role? = nil) async throws -> Role {
         let name = input.name.trimmingCharacters(in: .whitespaces).lowercased()
-        guard !name.isEmpty, name.count <= 32, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }), name.allSatisfy(\.isASCII) else {
-            throw FlotillaError.validation("role name has 1 to 32 letters, digits, '-' or '_'")
+        // A role's name becomes part of host names (`{env}-{role}-{n}`), so it is one host-name label.
+        guard name.count <= 32, !name.contains("."), (try? VMSpec.validateHostName(name)) != nil else {
+            throw FlotillaError.validation("role name has 1 to 32 letters, digits and inner hyphens (it becomes part of host names)")
         }
         let typedUser = input.sshUser?.trimmingCharacters(in: .whitespaces) ?? ""
         let sshUser = typedUser.isEmpty ? "root" : typedUser
