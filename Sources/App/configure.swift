@@ -37,8 +37,9 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
         app.databases.use(try .postgres(url: url, maxConnectionsPerEventLoop: 4, sqlLogLevel: .trace), as: .psql)
     }
     let secrets = try SecretBox.load(base64Key: config.secretKey, keyFile: config.secretKeyFile)
-    let hostKeys = FileHostKeyStore(path: config.dataDirectory + "/known_hosts")
-    let shell = outside.shell ?? ShellPoolGuestShell(pool: ShellPool(hostKeyStore: hostKeys, logger: app.logger))
+    // Host keys are pinned per VM (`GuestLogin`, HostKeyCheck.expected), never per address, so
+    // the pool's own store is never consulted.
+    let shell = outside.shell ?? ShellPoolGuestShell(pool: ShellPool(hostKeyStore: InMemoryHostKeyStore(), logger: app.logger))
     let vsphere = outside.vsphere ?? VSphereSessions(secrets: secrets, logger: app.logger)
     app.flotilla = FlotillaContext(
         config: config, secrets: secrets,
@@ -67,7 +68,6 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
     app.middleware.use(ErrorRendering())
     app.middleware.use(FileMiddleware(publicDirectory: app.directory.publicDirectory))
     app.middleware.use(SecureCookiePolicy())
-    app.middleware.use(SessionLoader())
     app.middleware.use(SessionLoader())
     app.middleware.use(app.sessions.middleware)
     app.middleware.use(SessionsReady())
@@ -123,7 +123,6 @@ private struct SyncTaskKey: StorageKey {
 /// (except `migrate` itself, which asks before changing anything).
 struct StartupTasks: LifecycleHandler {
     func willBootAsync(_ app: Application) async throws {
-        try await SQLiteSetup.tune(app)
         try await SQLiteSetup.tune(app)
         guard app.environment.arguments.dropFirst().first != "migrate" else { return }
         try await app.autoMigrate()

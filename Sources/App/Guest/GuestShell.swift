@@ -1,11 +1,10 @@
 import RemoteShell
 
-/// The App's one way into a guest: run a command, write a file, drop cached connections.
+/// The App's one way into a guest: run a command, learn its host key, drop cached connections.
 /// `ShellPoolGuestShell` (over `RemoteShell.ShellPool`) is the implementation; tests pass an
 /// in-memory one to `configure(_:config:outside:)`.
 protocol GuestShell: Sendable {
     func run(_ command: Command, on target: SSHTarget, standardInput: [UInt8], timeout: Duration?) async throws -> CommandResult
-    func upload(_ contents: [UInt8], to path: String, on target: SSHTarget, mode: Int?) async throws
     /// The host key the guest presented and `target.hostKeyCheck` accepted (logging in if needed).
     func hostKey(of target: SSHTarget) async throws -> SSHHostKey
     /// Forgets pooled connections to `host`, e.g. after its password or address changed.
@@ -26,10 +25,6 @@ struct ShellPoolGuestShell: GuestShell {
 
     func run(_ command: Command, on target: SSHTarget, standardInput: [UInt8], timeout: Duration?) async throws -> CommandResult {
         try await pool.run(command, on: target, standardInput: standardInput, timeout: timeout)
-    }
-
-    func upload(_ contents: [UInt8], to path: String, on target: SSHTarget, mode: Int?) async throws {
-        try await pool.upload(contents, to: path, on: target, mode: mode)
     }
 
     func hostKey(of target: SSHTarget) async throws -> SSHHostKey {

@@ -54,7 +54,6 @@ actor InMemoryGuestShell: GuestShell {
     private var concurrent = 0
     /// How long each command takes (to observe concurrency).
     var commandDuration: Duration = .zero
-    private var uploads: [String: [UInt8]] = [:]
 
     func add(_ guest: Guest, at address: String) {
         var guest = guest
@@ -114,7 +113,7 @@ actor InMemoryGuestShell: GuestShell {
             let names = Self.scriptArguments(line)
             result = Self.answer(names.map { guest.running.contains($0) ? "up \($0)\n" : "down \($0)\n" }.joined())
         case "sh" where line.contains("ifup"):
-            moveToNewAddress(from: target.host, interfaces: input.isEmpty ? uploads[target.host + ":/etc/network/interfaces.flotilla-new"] : Array(standardInput))
+            moveToNewAddress(from: target.host, interfaces: Array(standardInput))
             result = Self.answer("")
         case "sh":
             result = Self.answer("")
@@ -125,11 +124,6 @@ actor InMemoryGuestShell: GuestShell {
             throw RemoteShellError(.connectionClosed, host: target.host, message: "connection closed by the guest")
         }
         return result
-    }
-
-    func upload(_ contents: [UInt8], to path: String, on target: SSHTarget, mode: Int?) async throws {
-        _ = try login(target)
-        uploads[target.host + ":" + path] = contents
     }
 
     func closeConnections(toHost host: String) async {
