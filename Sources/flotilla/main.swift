@@ -3,22 +3,29 @@ import Logging
 import Vapor
 
 /// The `flotilla` executable: read the configuration, build the app, run the command
-/// (`serve` by default).
+/// (`serve` by default). A configuration problem stops it with a message naming the setting.
 var environment = try Environment.detect()
 try LoggingSystem.bootstrap(from: &environment)
+
+func refuse(_ error: ConfigError) -> Never {
+    FileHandle.standardError.write(Data("flotilla: \(error)\n".utf8))
+    exit(2)
+}
 
 let config: FlotillaConfig
 do {
     config = try FlotillaConfig.load()
 } catch let error as ConfigError {
-    FileHandle.standardError.write(Data("flotilla: \(error)\n".utf8))
-    exit(2)
+    refuse(error)
 }
 
 let app = try await Application.make(environment)
 do {
     try await configure(app, config: config)
     try await app.execute()
+} catch let error as ConfigError {
+    try? await app.asyncShutdown()
+    refuse(error)
 } catch {
     app.logger.report(error: error)
     try? await app.asyncShutdown()

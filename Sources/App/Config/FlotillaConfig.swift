@@ -48,6 +48,8 @@ public struct FlotillaConfig: Sendable {
     public var guestBootTimeoutSeconds: Int
     public var inventorySyncSeconds: Int
     public var jobConcurrencyPerConnection: Int
+    /// `FLOTILLA_RESOURCES_DIR`; nil lets `ResourceDirectory.find` look next to the program.
+    public var resourcesDirectory: String?
     /// bcrypt work factor. Not a setting: only tests lower it, to keep the suite fast.
     public var passwordHashCost = 12
 
@@ -57,6 +59,7 @@ public struct FlotillaConfig: Sendable {
         ("FLOTILLA_HOST", "listen address (default 127.0.0.1)"),
         ("FLOTILLA_PORT", "listen port (default 8080)"),
         ("FLOTILLA_DATA_DIR", "data directory (default ./data, created if missing)"),
+        ("FLOTILLA_RESOURCES_DIR", "folder with Resources/Views and Public (default: <bin>/../share/flotilla, <bin>, or the source checkout)"),
         ("FLOTILLA_DATABASE_URL", "postgres://user:pass@host:port/db, or sqlite:///path (default <data>/flotilla.sqlite)"),
         ("FLOTILLA_BACKUP_DIR", "where log backups are written (default <data>/backups)"),
         ("FLOTILLA_BACKUP_KEEP", "how many log backups are kept; older ones are deleted after each backup (default 30)"),
@@ -103,6 +106,7 @@ public struct FlotillaConfig: Sendable {
         listenHost = try reader.string("FLOTILLA_HOST", default: "127.0.0.1")
         listenPort = try reader.integer("FLOTILLA_PORT", default: 8080, range: 1...65535)
         dataDirectory = try reader.string("FLOTILLA_DATA_DIR", default: "./data")
+        resourcesDirectory = try reader.optional("FLOTILLA_RESOURCES_DIR")
         database = try Self.parseDatabase(reader.optional("FLOTILLA_DATABASE_URL"), dataDirectory: dataDirectory)
         backupDirectory = try reader.string("FLOTILLA_BACKUP_DIR", default: dataDirectory + "/backups")
         backupKeep = try reader.integer("FLOTILLA_BACKUP_KEEP", default: Self.defaultBackupKeep, range: 1...100_000)

@@ -1,7 +1,9 @@
 import Vapor
 
 /// Turns every error into the answer its caller expects: `{"error":{"code","message"}}` for
-/// the API, a page (or a redirect to sign-in) for the browser. Internal details never leak.
+/// the API, a page (or a redirect to sign-in) for the browser. Internal details never leak,
+/// every 5xx is logged, and answering cannot fail: when even the error page cannot be made
+/// (say its view is missing), the answer is a plain-text 500.
 struct ErrorRendering: AsyncMiddleware {
     struct Body: Content {
         struct Detail: Content {
@@ -15,7 +17,16 @@ struct ErrorRendering: AsyncMiddleware {
         do {
             return try await next.respond(to: request)
         } catch {
-            let (status, code, message) = Self.describe(error, logger: request.logger)
+            return await Self.answer(error, to: request)
+        }
+    }
+
+    static func answer(_ error: any Error, to request: Request) async -> Response {
+        let (status, code, message) = describe(error)
+        if status.code >= 500 {
+            request.logger.error("\(request.method) \(request.url.path) answered \(status.code): \(String(reflecting: error))")
+        }
+        do {
             if request.isAPIRequest {
                 let response = Response(status: status)
                 try response.content.encode(Body(error: .init(code: code, message: message)))
@@ -29,10 +40,21 @@ struct ErrorRendering: AsyncMiddleware {
             let response = try await request.view.render("error", page).encodeResponse(for: request)
             response.status = status
             return response
+        } catch {
+            request.logger.critical("\(request.method) \(request.url.path): the error page could not be made: \(String(reflecting: error))")
+            return plainServerError()
         }
     }
 
-    static func describe(_ error: any Error, logger: Logger) -> (HTTPResponseStatus, String, String) {
+    /// The last resort, made without views or encoders.
+    static func plainServerError() -> Response {
+        var headers = HTTPHeaders()
+        headers.contentType = .plainText
+        return Response(status: .internalServerError, headers: headers,
+                        body: .init(string: "500 Internal Server Error: something went wrong on the server; the error was logged\n"))
+    }
+
+    static func describe(_ error: any Error) -> (HTTPResponseStatus, String, String) {
         switch error {
         case let error as FlotillaError:
             return (error.status, error.kind.code, error.message)
@@ -49,7 +71,6 @@ struct ErrorRendering: AsyncMiddleware {
             let status = error.status == .unprocessableEntity ? .badRequest : error.status
             return (status, code, error.status == .notFound ? "not found" : error.reason)
         default:
-            logger.report(error: error)
             return (.internalServerError, "internal", "something went wrong on the server; the error was logged")
         }
     }
