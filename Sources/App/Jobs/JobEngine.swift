@@ -50,6 +50,8 @@ actor JobEngine {
     /// How often a running job's record is read for a cancel request (which may come from
     /// another instance sharing the database).
     private let cancelPollInterval: Duration
+    /// Set by `cancelAll` at shutdown: steps then stop as interrupted, not as cancelled by a person.
+    private var shutdownReason: String?
 
     init(database: any Database, logger: Logger, concurrency: Int, perConnection: Int, retryDelay: Duration = .seconds(2),
          cancelPollInterval: Duration = .seconds(1)) {
@@ -123,12 +125,14 @@ actor JobEngine {
         job.cancelRequested = true
         try await job.save(on: database)
         running[jobID]?.cancel()
-    }
-
         await AuditLog.record(.operation, action: "job.cancel", result: .success, details: "asked job \(jobID) to stop",
                               by: actor, on: database, logger: logger)
-    /// Stops every running job (at shutdown); their records end as cancelled.
+    }
+
+    /// Stops every running job at shutdown; their steps and the jobs end as interrupted ("the
+    /// server shut down") instead of staying "running" until the next start.
     func cancelAll() async {
+        shutdownReason = "the server shut down"
         for task in running.values { task.cancel() }
         for task in running.values { await task.value }
     }
@@ -176,10 +180,11 @@ actor JobEngine {
         let phases = Dictionary(grouping: steps, by: { $0.1.phase }).sorted { $0.key < $1.key }
         for (_, phaseSteps) in phases {
             if Task.isCancelled || outcomes.contains(where: { $0 != .succeeded }) {
-                let reason = Task.isCancelled ? "cancelled before it started" : "skipped: an earlier step did not succeed"
+                let (status, reason) = Task.isCancelled ? stopped("cancelled before it started")
+                    : (.cancelled, "skipped: an earlier step did not succeed")
                 for (stepID, _) in phaseSteps {
-                    await finish(stepID, status: .cancelled, line: reason)
-                    outcomes.append(.cancelled)
+                    await finish(stepID, status: status, line: reason)
+                    outcomes.append(status)
                 }
                 continue
             }
@@ -214,10 +219,12 @@ actor JobEngine {
         let succeeded = outcomes.filter { $0 == .succeeded }.count
         let failed = outcomes.filter { $0 == .failed }.count
         let wasCancelled = Task.isCancelled || outcomes.contains(.cancelled) && failed == 0
-        let status: JobStatus = failed > 0 ? .failed : (wasCancelled ? .cancelled : .succeeded)
+        let interrupted = outcomes.contains(.interrupted)
+        let status: JobStatus = interrupted ? .interrupted : failed > 0 ? .failed : (wasCancelled ? .cancelled : .succeeded)
         let cancelled = outcomes.count - succeeded - failed
         let summary = "\(succeeded) of \(outcomes.count) steps succeeded"
-            + (failed > 0 ? ", \(failed) failed" : "") + (cancelled > 0 ? ", \(cancelled) cancelled" : "")
+            + (failed > 0 ? ", \(failed) failed" : "") + (cancelled > 0 ? ", \(cancelled) \(interrupted ? "interrupted" : "cancelled")" : "")
+            + (interrupted ? ": \(shutdownReason ?? "interrupted")" : "")
         await update(jobID) { job in
             job.status = status
             job.finishedAt = Date()
@@ -230,8 +237,9 @@ actor JobEngine {
     private func run(stepID: UUID, plan: StepPlan, actor: AuditLog.Actor) async -> JobStatus {
         let context = StepContext(stepID: stepID, database: database, logger: logger)
         if Task.isCancelled {
-            await finish(stepID, status: .cancelled, line: "cancelled before it started")
-            return .cancelled
+            let (status, reason) = stopped("cancelled before it started")
+            await finish(stepID, status: status, line: reason)
+            return status
         }
         let attempts = plan.retryable ? 3 : 1
         for attempt in 1...attempts {
@@ -249,10 +257,11 @@ actor JobEngine {
             } catch {
                 let reason = FlotillaError.describe(error)
                 if Task.isCancelled || error is CancellationError {
-                    await finish(stepID, status: .cancelled, line: "cancelled: \(reason)")
-                    await AuditLog.record(.operation, action: plan.action, result: .failure, details: "\(plan.title): cancelled",
+                    let (status, line) = stopped("cancelled: \(reason)")
+                    await finish(stepID, status: status, line: line)
+                    await AuditLog.record(.operation, action: plan.action, result: .failure, details: "\(plan.title): \(status.rawValue)",
                                           vmName: plan.vmName, vmRole: plan.vmRole, by: actor, on: database, logger: logger)
-                    return .cancelled
+                    return status
                 }
                 if attempt < attempts {
                     await context.log("attempt \(attempt) failed: \(reason); trying again")
@@ -266,6 +275,12 @@ actor JobEngine {
             }
         }
         return .failed
+    }
+
+    /// How a step stopped by cancellation ends: interrupted at shutdown, else cancelled with `line`.
+    private func stopped(_ line: String) -> (JobStatus, String) {
+        guard let shutdownReason else { return (.cancelled, line) }
+        return (.interrupted, "interrupted: \(shutdownReason)")
     }
 
     private func finish(_ stepID: UUID, status: JobStatus, line: String) async {
