@@ -1,5 +1,6 @@
 import Fluent
 import Vapor
+import VSphere
 
 /// vSphere connections (SPEC "Settings"): validated, tested by logging in, stored with the
 /// password sealed.
@@ -36,7 +37,7 @@ struct Connections {
         var input = input
         input.name = input.name.trimmingCharacters(in: .whitespaces)
         guard !input.name.isEmpty, input.name.count <= 64 else { throw FlotillaError.validation("connection name has 1 to 64 characters") }
-        guard let url = URL(string: input.url), ["https", "http"].contains(url.scheme?.lowercased() ?? ""), url.host != nil else {
+        guard let url = URL(string: input.url), let scheme = url.scheme?.lowercased(), ["https", "http"].contains(scheme), url.host != nil else {
             throw FlotillaError.validation("URL must be http(s)://host[:port]/sdk")
         }
         guard !input.username.isEmpty, !input.password.isEmpty else { throw FlotillaError.validation("user name and password are required") }
@@ -44,6 +45,10 @@ struct Connections {
             let hex = thumbprint.replacingOccurrences(of: ":", with: "")
             guard hex.count == 64, hex.allSatisfy(\.isHexDigit) else {
                 throw FlotillaError.validation("thumbprint must be a SHA-256 certificate fingerprint (64 hex digits, colons allowed)")
+            }
+            // Plain HTTP has no certificate: a thumbprint there would pin nothing while looking pinned.
+            guard scheme == "https" else {
+                throw FlotillaError.validation("a thumbprint pins an HTTPS certificate: use an https:// URL, or leave the thumbprint empty")
             }
             input.thumbprint = thumbprint
         } else {
@@ -64,13 +69,34 @@ struct Connections {
             endpoint = try await vsphere.connect(VSphereLogin(url: input.url, username: input.username, password: input.password,
                                                               thumbprint: input.thumbprint))
         } catch {
-            throw FlotillaError(.unavailable, "cannot reach vSphere at \(input.url): \(FlotillaError.describe(error))")
+            logger.info("connection test of \(input.url) failed: \(FlotillaError.describe(error))")
+            throw FlotillaError(.unavailable, "cannot reach vSphere at \(input.url): \(Self.describeTestFailure(error))")
         }
         defer { Task { await endpoint.close() } }
         let datacenters = try await endpoint.datacenterNames()
         let templates = try await endpoint.templateNames()
         return Report(product: endpoint.product.fullName, apiType: endpoint.product.apiType, apiVersion: endpoint.product.apiVersion,
                       datacenters: datacenters, templates: templates)
+    }
+
+    /// What a failed test says: the kind of failure only. The URL may name any host, and what
+    /// answers there (even its SOAP fault text) is not repeated to the person testing.
+    static func describeTestFailure(_ error: any Error) -> String {
+        switch error {
+        case VSphereError.fault(let fault) where fault.name == .invalidLogin: "the user name or password was refused"
+        case VSphereError.fault: "the server refused the login with a SOAP fault"
+        case VSphereError.transport(let failure):
+            switch failure.kind {
+            case .connectionRefused: "the connection was refused"
+            case .connectionClosed: "the connection was closed"
+            case .timedOut: "no answer in time"
+            case .tls: "the TLS handshake failed (an untrusted certificate, or not HTTPS)"
+            case .certificateMismatch: "the server's certificate is not the pinned one"
+            case .other: "the server could not be reached"
+            }
+        case VSphereError.invalidResponse: "the answer was not vSphere's (not SOAP)"
+        default: "the test failed; the server log has the details"
+        }
     }
 
     func add(_ input: Input) async throws -> VSphereConnection {

@@ -28,9 +28,15 @@ public final class HTTPTransport: SOAPTransport {
 
     /// Connects lazily; for a pinned certificate, first checks the server's certificate once
     /// (so a mismatch fails here, with a clear error), then routes every connection through a
-    /// `PinnedTLSBridge` that checks the pin again on each handshake.
+    /// `PinnedTLSBridge` that checks the pin again on each handshake. A pin with a plain
+    /// `http://` URL is refused: there would be no certificate to check.
     public static func make(url: URL, trust: TrustPolicy, connectTimeout: Duration, logger: Logger) async throws -> HTTPTransport {
-        guard case .pinnedSHA256(let thumbprint) = trust, url.scheme?.lowercased() == "https" else {
+        let isHTTPS = url.scheme?.lowercased() == "https"
+        if case .pinnedSHA256 = trust, !isHTTPS {
+            throw VSphereError.transport(TransportFailure(
+                kind: .tls, message: "a certificate thumbprint needs an https:// URL; \(url.scheme ?? "this") URLs are not encrypted"))
+        }
+        guard case .pinnedSHA256(let thumbprint) = trust else {
             let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration(connectTimeout: connectTimeout))
             return HTTPTransport(client: client, url: url.absoluteString, hostHeader: nil, bridge: nil, logger: logger)
         }
@@ -96,6 +102,13 @@ public final class HTTPTransport: SOAPTransport {
         let timeout = TimeAmount.nanoseconds(request.timeout.nanoseconds)
         do {
             let response = try await client.execute(http, timeout: timeout, logger: logger)
+            // Whatever answers a non-SOAP page (a proxy, or any host at all when a connection is
+            // tested) is described by status and type only: its body is never read or repeated.
+            let contentType = response.headers.first(name: "Content-Type") ?? ""
+            guard Self.isXML(contentType: contentType) else {
+                throw VSphereError.invalidResponse(
+                    "HTTP \(response.status.code) answer of type \(contentType.isEmpty ? "(none)" : contentType.prefix(80)) is not SOAP XML")
+            }
             var total = 0
             for try await chunk in response.body {
                 total += chunk.readableBytes
@@ -117,6 +130,12 @@ public final class HTTPTransport: SOAPTransport {
     public func shutdown() async throws {
         try await client.shutdown()
         try await bridge?.close()
+    }
+
+    /// vSphere answers `text/xml`; SOAP 1.2 stacks and some proxies say `application/soap+xml` or `application/xml`.
+    static func isXML(contentType: String) -> Bool {
+        let mediaType = contentType.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+        return ["text/xml", "application/xml", "application/soap+xml"].contains(mediaType)
     }
 
     static func sessionCookie(in headers: HTTPHeaders) -> String? {

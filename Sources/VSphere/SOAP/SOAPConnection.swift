@@ -129,8 +129,6 @@ public final class SOAPConnection: Sendable {
     struct ResponseParser {
         let method: String
         private var parser: XMLDocumentParser
-        /// The first bytes, to show what came back when it is not SOAP (e.g. a proxy's HTML page).
-        private var preview: [UInt8] = []
 
         init(method: String, streaming path: [String]?) {
             self.method = method
@@ -138,13 +136,12 @@ public final class SOAPConnection: Sendable {
         }
 
         mutating func feed(_ chunk: [UInt8], to handler: (SOAPElement) throws -> Void) throws {
-            if preview.count < 200 { preview += chunk.prefix(200 - preview.count) }
             try parser.feed(chunk, to: handler)
         }
 
+        /// Says where the XML broke, never what it said: the answer may come from any host.
         func notXML(_ failure: XMLDocumentParser.Failure, status: Int?) -> VSphereError {
-            let text = String(decoding: preview, as: UTF8.self)
-            return .invalidResponse("\(status.map { "HTTP \($0) " } ?? "")answer to \(method) is not XML (\(failure)): \(text)")
+            .invalidResponse("\(status.map { "HTTP \($0) " } ?? "")answer to \(method) is not well-formed XML (at byte \(failure.offset))")
         }
 
         mutating func finish(status: Int, to handler: (SOAPElement) throws -> Void) throws -> SOAPElement {
