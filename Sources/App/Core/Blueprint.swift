@@ -41,6 +41,7 @@ public struct Blueprint: Codable, Sendable, Equatable {
 
     public static func parse(_ text: String) throws -> Blueprint {
         guard text.utf8.count <= 64 * 1024 else { throw FlotillaError.validation("a blueprint has at most 64 KB") }
+        try YAMLLimits.check(text, what: "the blueprint")
         do {
             return try YAMLDecoder().decode(Blueprint.self, from: text)
         } catch let error as DecodingError {
@@ -64,10 +65,11 @@ public struct Blueprint: Codable, Sendable, Equatable {
     func plan() throws -> [PlannedVM] {
         try Environments.validateName(name)
         guard !roles.isEmpty else { throw FlotillaError.validation("roles: name at least one role with a count") }
+        let countRule = FlotillaError.validation("roles: each count is 1 to 500, at most 1000 VMs in all")
+        // Each count is bounded before they are added, so the sum cannot overflow.
+        guard roles.values.allSatisfy({ (1...500).contains($0) }) else { throw countRule }
         let total = roles.values.reduce(0, +)
-        guard roles.values.allSatisfy({ (1...500).contains($0) }), total <= 1000 else {
-            throw FlotillaError.validation("roles: each count is 1 to 500, at most 1000 VMs in all")
-        }
+        guard total <= 1000 else { throw countRule }
         let bounds = network.range.split(separator: "-").map { $0.trimmingCharacters(in: .whitespaces) }
         guard bounds.count == 2, let first = IPv4Address(bounds[0]), let last = IPv4Address(bounds[1]), first.value <= last.value else {
             throw FlotillaError.validation("network.range must be FIRST-LAST, e.g. 10.0.5.10-10.0.5.60")
