@@ -2,7 +2,8 @@
 """Independent view of a vSphere endpoint through pyvmomi, for the VSphere library's tests.
 
 Prints one JSON object on stdout.
-  vm --name NAME   the VM's existence, moref, folder, power state, template flag, extraConfig
+  vm --name NAME   the VM's existence, moref, folder, power state, template flag, extraConfig,
+                   and its network cards' networks (port group name, or distributed port group key)
   list             every VM: name, moref, power state, template flag
 """
 import argparse
@@ -38,6 +39,14 @@ def all_vms(content):
         view.Destroy()
 
 
+def nic_network(card):
+    """The network a card is on: a port group's name, or a distributed port group's key."""
+    backing = card.backing
+    if isinstance(backing, vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo):
+        return backing.port.portgroupKey
+    return getattr(backing, "deviceName", None)
+
+
 def describe(vm):
     extra = {}
     for option in vm.config.extraConfig or []:
@@ -53,6 +62,8 @@ def describe(vm):
         "extraConfig": extra,
         "numCPU": vm.config.hardware.numCPU,
         "memoryMB": vm.config.hardware.memoryMB,
+        "nics": [nic_network(device) for device in vm.config.hardware.device
+                 if isinstance(device, vim.vm.device.VirtualEthernetCard)],
     }
 
 

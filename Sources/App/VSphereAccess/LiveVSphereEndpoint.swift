@@ -17,16 +17,16 @@ struct LiveVSphereEndpoint: VSphereEndpoint {
         try await client.listVirtualMachines(fields: fields)
     }
 
-    func findTemplate(named name: String) async throws -> any VSphereMachine {
-        LiveVSphereMachine(machine: try await client.findTemplate(named: name))
+    func findTemplate(named name: String, in container: ManagedObjectReference?) async throws -> any VSphereMachine {
+        LiveVSphereMachine(machine: try await client.findTemplate(named: name, in: container))
     }
 
     func findVirtualMachine(named name: String) async throws -> any VSphereMachine {
         LiveVSphereMachine(machine: try await client.findVirtualMachine(named: name))
     }
 
-    func find(_ type: InventoryType, named name: String) async throws -> ManagedObjectReference {
-        try await client.find(type, named: name).reference
+    func find(_ type: InventoryType, named name: String, in container: ManagedObjectReference?) async throws -> ManagedObjectReference {
+        try await client.find(type, named: name, in: container).reference
     }
 
     func clone(_ template: any VSphereMachine, _ request: CloneRequest) async throws -> any VSphereMachine {

@@ -34,12 +34,12 @@ protocol VSphereEndpoint: Sendable {
     var product: VSphereProduct { get }
     func datacenterNames() async throws -> [String]
     func virtualMachines(fields: VMSummary.Fields) async throws -> [VMSummary]
-    /// A template by name; `VSphereError.notFound` when there is none.
-    func findTemplate(named name: String) async throws -> any VSphereMachine
+    /// A template by name, anywhere or inside `container` (a datacenter); `VSphereError.notFound` when there is none.
+    func findTemplate(named name: String, in container: ManagedObjectReference?) async throws -> any VSphereMachine
     /// A VM or template by name; `VSphereError.notFound` when there is none.
     func findVirtualMachine(named name: String) async throws -> any VSphereMachine
-    /// A folder, pool, datastore… by name or inventory path.
-    func find(_ type: InventoryType, named name: String) async throws -> ManagedObjectReference
+    /// A folder, pool, datastore… by inventory path, or by name anywhere or inside `container` (a datacenter).
+    func find(_ type: InventoryType, named name: String, in container: ManagedObjectReference?) async throws -> ManagedObjectReference
     func clone(_ template: any VSphereMachine, _ request: CloneRequest) async throws -> any VSphereMachine
     /// The VM with that managed object ID (it may be gone: calls then fail with `ManagedObjectNotFound`).
     func machine(_ reference: String) -> any VSphereMachine

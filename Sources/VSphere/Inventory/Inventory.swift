@@ -18,10 +18,14 @@ public enum InventoryType: String, Sendable, CaseIterable {
 
 extension VSphereClient {
     /// Finds an object by its inventory path (`DC0/vm/web-01`, `DC0/host/DC0_C0/Resources`)
-    /// through SearchIndex, or by its name anywhere in the inventory. Several objects of one
-    /// type may share a name (e.g. every cluster's pool is `Resources`): the first is returned,
-    /// so use a path when that matters.
-    public func find(_ type: InventoryType, named nameOrPath: String) async throws -> InventoryObject {
+    /// through SearchIndex, or by its name anywhere below `container` (a datacenter, say; the
+    /// whole inventory when nil). Several objects of one type may share a name (e.g. every
+    /// cluster's pool is `Resources`): the first is returned, so use a path when that matters.
+    public func find(
+        _ type: InventoryType,
+        named nameOrPath: String,
+        in container: ManagedObjectReference? = nil
+    ) async throws -> InventoryObject {
         if nameOrPath.contains("/"), let searchIndex = serviceContent.searchIndex {
             let returned = try await connection.invokeReturning(
                 SOAPOperation("FindByInventoryPath", on: searchIndex, [("inventoryPath", nameOrPath)])
@@ -35,10 +39,12 @@ extension VSphereClient {
             }
             throw VSphereError.notFound("\(type.rawValue) at \(nameOrPath)")
         }
-        let matches = try await retrieveFromContainer(types: [type.rawValue], paths: ["name"])
+        let matches = try await retrieveFromContainer(root: container, types: [type.rawValue], paths: ["name"])
             .filter { $0["name"]?.text == nameOrPath }
             .sorted { $0.object.value.localizedStandardLess($1.object.value) }
-        guard let match = matches.first else { throw VSphereError.notFound("\(type.rawValue) named \(nameOrPath)") }
+        guard let match = matches.first else {
+            throw VSphereError.notFound("\(type.rawValue) named \(nameOrPath)\(container.map { " in \($0)" } ?? "")")
+        }
         return InventoryObject(reference: match.object, name: nameOrPath)
     }
 

@@ -156,13 +156,13 @@ extension VSphereClient {
     }
 
     /// The VM or template with that name (or inventory path).
-    public func findVirtualMachine(named name: String) async throws -> VirtualMachine {
-        VirtualMachine(client: self, reference: try await find(.virtualMachine, named: name).reference)
+    public func findVirtualMachine(named name: String, in container: ManagedObjectReference? = nil) async throws -> VirtualMachine {
+        VirtualMachine(client: self, reference: try await find(.virtualMachine, named: name, in: container).reference)
     }
 
     /// A template by name; fails with `notFound` if the VM of that name is not a template.
-    public func findTemplate(named name: String) async throws -> VirtualMachine {
-        let vm = try await findVirtualMachine(named: name)
+    public func findTemplate(named name: String, in container: ManagedObjectReference? = nil) async throws -> VirtualMachine {
+        let vm = try await findVirtualMachine(named: name, in: container)
         guard try await property("config.template", of: vm.reference)?.boolValue == true else {
             throw VSphereError.notFound("template \(name) (a VM of that name exists but is not a template)")
         }

@@ -14,6 +14,10 @@ public struct CloneRequest: Sendable {
     public var folder: ManagedObjectReference?
     public var pool: ManagedObjectReference?
     public var datastore: ManagedObjectReference?
+    /// The network of the clone's first network card (a `Network` or a
+    /// `DistributedVirtualPortgroup`); the source's card is moved there, or one is added when
+    /// the source has none. Nil keeps the source's networks.
+    public var network: ManagedObjectReference?
     public var extraConfig: [ExtraConfigEntry]
     public var powerOn: Bool
     public var method: Method
@@ -23,6 +27,7 @@ public struct CloneRequest: Sendable {
         folder: ManagedObjectReference? = nil,
         pool: ManagedObjectReference? = nil,
         datastore: ManagedObjectReference? = nil,
+        network: ManagedObjectReference? = nil,
         extraConfig: [ExtraConfigEntry] = [],
         powerOn: Bool = false,
         method: Method = .automatic
@@ -31,6 +36,7 @@ public struct CloneRequest: Sendable {
         self.folder = folder
         self.pool = pool
         self.datastore = datastore
+        self.network = network
         self.extraConfig = extraConfig
         self.powerOn = powerOn
         self.method = method
@@ -54,6 +60,10 @@ extension VSphereClient {
         } else {
             pool = try await defaultPool(for: facts)
         }
+        var networkBacking: DataObject?
+        if let network = request.network {
+            networkBacking = try await networkCardBacking(on: network)
+        }
         let useDiskCopy: Bool
         switch request.method {
         case .automatic: useDiskCopy = about.apiType == .hostAgent
@@ -62,9 +72,11 @@ extension VSphereClient {
         }
         let clone: VirtualMachine
         if useDiskCopy {
-            clone = try await cloneByCopyingDisks(facts, request, folder: folder, pool: pool, timeout: timeout, progress: progress)
+            clone = try await cloneByCopyingDisks(facts, request, folder: folder, pool: pool, networkBacking: networkBacking,
+                                                  timeout: timeout, progress: progress)
         } else {
-            clone = try await cloneWithTask(source, request, folder: folder, pool: pool, timeout: timeout, progress: progress)
+            clone = try await cloneWithTask(source, facts, request, folder: folder, pool: pool, networkBacking: networkBacking,
+                                            timeout: timeout, progress: progress)
         }
         // vcsim ignores CloneSpec.powerOn; real vCenter honours it. Either way the outcome is checked.
         if request.powerOn, try await clone.powerState() != .poweredOn {
@@ -75,14 +87,26 @@ extension VSphereClient {
 
     private func cloneWithTask(
         _ source: VirtualMachine,
+        _ facts: CloneSource,
         _ request: CloneRequest,
         folder: ManagedObjectReference,
         pool: ManagedObjectReference,
+        networkBacking: DataObject?,
         timeout: Duration,
         progress: (@Sendable (Int) -> Void)?
     ) async throws -> VirtualMachine {
         let location = DataObject(nil, [("datastore", request.datastore), ("pool", pool)])
-        let config: DataObject? = request.extraConfig.isEmpty ? nil : DataObject(nil, [("extraConfig", request.extraConfig.map(\.optionValue))])
+        // The clone's copy of the source's first card keeps its key, so it is edited by that key.
+        let networkChange: DataObject? = networkBacking.map { backing in
+            guard let card = facts.networkCards.first else {
+                return DataObject(nil, [("operation", "add"), ("device", DataObject.networkCard(key: -200, backing: backing))])
+            }
+            let moved = ElementCopy(element: card, dropping: ["deviceInfo", "macAddress"], replacing: ["backing": backing])
+            return DataObject(nil, [("operation", "edit"), ("device", moved)])
+        }
+        let config: DataObject? = request.extraConfig.isEmpty && networkChange == nil
+            ? nil
+            : DataObject(nil, [("deviceChange", networkChange.map { [$0] }), ("extraConfig", request.extraConfig.map(\.optionValue))])
         let spec = DataObject(nil, [("location", location), ("template", false), ("config", config), ("powerOn", request.powerOn)])
         let result = try await runTask(
             SOAPOperation("CloneVM_Task", on: source.reference, [("folder", folder), ("name", request.name), ("spec", spec)]),
@@ -93,6 +117,29 @@ extension VSphereClient {
             throw VSphereError.invalidResponse("CloneVM_Task returned no VM")
         }
         return VirtualMachine(client: self, reference: reference)
+    }
+
+    /// The backing that puts a network card on `network`: a standard port group, or a
+    /// distributed one (identified by its switch's UUID and its own key).
+    private func networkCardBacking(on network: ManagedObjectReference) async throws -> DataObject {
+        switch network.type {
+        case "Network":
+            guard let name = try await property("name", of: network)?.text else { throw VSphereError.notFound("network \(network.value)") }
+            return DataObject("VirtualEthernetCardNetworkBackingInfo", [("deviceName", name), ("network", network)])
+        case "DistributedVirtualPortgroup":
+            let content = try await retrieveProperties(of: [network], type: network.type, paths: ["key", "config.distributedVirtualSwitch"]).first
+            guard let key = content?["key"]?.text,
+                let virtualSwitch = ManagedObjectReference(content?["config.distributedVirtualSwitch"]),
+                let switchUUID = try await property("uuid", of: virtualSwitch)?.text
+            else {
+                throw VSphereError.notFound("the distributed switch of port group \(network.value)")
+            }
+            return DataObject("VirtualEthernetCardDistributedVirtualPortBackingInfo", [
+                ("port", DataObject(nil, [("switchUuid", switchUUID), ("portgroupKey", key)])),
+            ])
+        default:
+            throw VSphereError.notFound("a way to put a network card on a \(network.type) (use a port group)")
+        }
     }
 
     /// A template has no pool: use its host's compute resource's root pool.
@@ -114,6 +161,7 @@ extension VSphereClient {
         _ request: CloneRequest,
         folder: ManagedObjectReference,
         pool: ManagedObjectReference,
+        networkBacking: DataObject?,
         timeout: Duration,
         progress: (@Sendable (Int) -> Void)?
     ) async throws -> VirtualMachine {
@@ -136,8 +184,8 @@ extension VSphereClient {
             ("memoryMB", source.memoryMB.map(Int64.init)),
             ("deviceChange", source.controllers.enumerated().map { index, device in
                 DataObject(nil, [("operation", "add"), ("device", ElementCopy.controller(device, key: -100 - index))])
-            } + source.networkCards.enumerated().map { index, device in
-                DataObject(nil, [("operation", "add"), ("device", ElementCopy.networkCard(device, key: -200 - index))])
+            } + networkCards(source, backing: networkBacking).map { card in
+                DataObject(nil, [("operation", "add"), ("device", card)])
             }),
             ("extraConfig", request.extraConfig.map(\.optionValue)),
         ])
@@ -197,6 +245,18 @@ extension VSphereClient {
                 _ = try? await runTask(SOAPOperation("DeleteVirtualDisk_Task", on: diskManager, [("name", path), ("datacenter", datacenter)]))
             }
             throw error
+        }
+    }
+
+    /// The disk-copy path's new cards: copies of the source's, the first one moved to
+    /// `backing` (or added on it when the source has none).
+    private func networkCards(_ source: CloneSource, backing: DataObject?) -> [any SOAPEncodable] {
+        guard let backing else {
+            return source.networkCards.enumerated().map { index, card in ElementCopy.networkCard(card, key: -200 - index) }
+        }
+        guard !source.networkCards.isEmpty else { return [DataObject.networkCard(key: -200, backing: backing)] }
+        return source.networkCards.enumerated().map { index, card in
+            ElementCopy.networkCard(card, key: -200 - index, backing: index == 0 ? backing : nil)
         }
     }
 
@@ -287,5 +347,17 @@ struct CloneSource {
         return newDevices.first { device in
             device.schemaType == sourceController.schemaType && device.child("busNumber")?.text == bus
         }?.child("key")?.intValue
+    }
+}
+
+extension DataObject {
+    /// A new VMXNET3 card on `backing`, connected at power-on, with a generated MAC address.
+    static func networkCard(key: Int, backing: DataObject) -> DataObject {
+        DataObject("VirtualVmxnet3", [
+            ("key", key),
+            ("backing", backing),
+            ("connectable", DataObject(nil, [("startConnected", true), ("allowGuestControl", true), ("connected", false)])),
+            ("addressType", "generated"),
+        ])
     }
 }

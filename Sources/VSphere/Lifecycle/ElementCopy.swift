@@ -26,12 +26,14 @@ struct ElementCopy: SOAPEncodable {
         )
     }
 
-    /// A network card with the same network backing and a newly generated MAC address.
-    static func networkCard(_ device: SOAPElement, key: Int) -> ElementCopy {
-        ElementCopy(
+    /// A network card with the same network backing (or `backing`) and a newly generated MAC address.
+    static func networkCard(_ device: SOAPElement, key: Int, backing: (any SOAPEncodable)? = nil) -> ElementCopy {
+        var replacing: [String: any SOAPEncodable] = ["key": key, "addressType": "generated"]
+        if let backing { replacing["backing"] = backing }
+        return ElementCopy(
             element: device,
             dropping: ["deviceInfo", "slotInfo", "controllerKey", "unitNumber", "macAddress", "externalId", "uptCompatibilityEnabled"],
-            replacing: ["key": key, "addressType": "generated"]
+            replacing: replacing
         )
     }
 
