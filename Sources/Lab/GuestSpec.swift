@@ -40,7 +40,7 @@ public struct GuestSpec: Equatable, Sendable {
             throw refuse("\(address)/\(prefixLength) is outside the lab network \(labNetwork)")
         }
         guard parsedAddress != guestNetwork.base, parsedAddress != guestNetwork.broadcast,
-              parsedAddress != labNetwork.firstHost
+            parsedAddress != labNetwork.firstHost
         else { throw refuse("\(address) is a network, broadcast or the lab gateway address") }
         var parsedGateway: IPv4Address?
         if let gateway, !gateway.isEmpty {
@@ -60,7 +60,9 @@ public struct GuestSpec: Equatable, Sendable {
             guard Self.isValidCryptHash(hash) else { throw refuse("the password is not a crypt(3) hash") }
         }
         for authorizedKey in authorizedKeys {
-            guard Self.isValidAuthorizedKey(authorizedKey) else { throw refuse("\(authorizedKey.prefix(40).debugDescription) is not an SSH public key line") }
+            guard Self.isValidAuthorizedKey(authorizedKey) else {
+                throw refuse("\(authorizedKey.prefix(40).debugDescription) is not an SSH public key line")
+            }
         }
         if let sudo {
             guard Self.isValidSudoRule(sudo) else { throw refuse("invalid sudo rule \(sudo.debugDescription)") }
@@ -136,9 +138,12 @@ public struct GuestSpec: Equatable, Sendable {
         let fields = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
         let keyTypes = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa"]
         guard line.count <= 8192, fields.count >= 2, keyTypes.contains(String(fields[0])), !fields[1].isEmpty,
-              fields[1].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+/=".contains($0)) })
+            fields[1].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+/=".contains($0)) })
         else { return false }
-        return fields.count == 2 || fields[2].allSatisfy { $0.isASCII && !$0.isNewline && ($0 == " " || $0.isPunctuation || $0.isLetter || $0.isNumber || $0.isSymbol) }
+        return fields.count == 2
+            || fields[2].allSatisfy {
+                $0.isASCII && !$0.isNewline && ($0 == " " || $0.isPunctuation || $0.isLetter || $0.isNumber || $0.isSymbol)
+            }
     }
 
     /// A sudoers rule such as `ALL=(ALL) NOPASSWD:ALL`: one line of the characters such rules use.

@@ -50,7 +50,7 @@ public actor LabSupervisor {
         while !Task.isCancelled {
             do {
                 try await reconcile()
-            } catch where !Task.isCancelled {
+            } catch  where !Task.isCancelled {
                 logger.error("lab pass failed: \(error)")
             } catch {
                 return
@@ -257,10 +257,12 @@ public actor LabSupervisor {
                 url: url, username: username, password: password, thumbprint: thumbprint,
                 labNetwork: configuration.network, demoPassword: configuration.demoPassword)
         case .launch(let launch):
-            let process = try await VcsimProcess.startOrReuse(launch, roles: configuration.roles, stateDirectory: configuration.stateDirectory)
+            let process = try await VcsimProcess.startOrReuse(
+                launch, roles: configuration.roles, stateDirectory: configuration.stateDirectory)
             vcsimProcess = process
             logger.info("vcsim at \(process.url) (pid \(process.pid))")
-            return try await VSphereLabInventory.connect(process, labNetwork: configuration.network, demoPassword: configuration.demoPassword)
+            return try await VSphereLabInventory.connect(
+                process, labNetwork: configuration.network, demoPassword: configuration.demoPassword)
         }
     }
 }

@@ -42,8 +42,10 @@ extension Lab {
             }
         }
         if case .launch(let launch) = configuration.vcsim, !FileManager.default.isExecutableFile(atPath: launch.executable),
-           !FileManager.default.isExecutableFile(atPath: "/usr/bin/go") {
-            missing.append("vcsim launcher \(launch.executable) or Go to build it (Debian packages golang-go golang-github-vmware-govmomi-dev)")
+            !FileManager.default.isExecutableFile(atPath: "/usr/bin/go")
+        {
+            missing.append(
+                "vcsim launcher \(launch.executable) or Go to build it (Debian packages golang-go golang-github-vmware-govmomi-dev)")
         }
         return missing
     }

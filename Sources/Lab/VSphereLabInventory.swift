@@ -66,11 +66,12 @@ public struct VSphereLabInventory: Sendable {
         guard let ipv4 = configuration.ipv4 else { return nil }
         let role = extraConfig.last(where: { $0.key == Self.roleKey })?.value ?? Self.role(fromName: name)
         do {
-            return .success(try GuestSpec(
-                key: key, hostName: configuration.hostName, address: ipv4.address, prefixLength: ipv4.prefixLength,
-                gateway: ipv4.gateway, dnsServers: ipv4.dns, role: role, user: configuration.user,
-                passwordHash: configuration.passwordHash, authorizedKeys: configuration.authorizedKeys, sudo: configuration.sudo,
-                labNetwork: labNetwork))
+            return .success(
+                try GuestSpec(
+                    key: key, hostName: configuration.hostName, address: ipv4.address, prefixLength: ipv4.prefixLength,
+                    gateway: ipv4.gateway, dnsServers: ipv4.dns, role: role, user: configuration.user,
+                    passwordHash: configuration.passwordHash, authorizedKeys: configuration.authorizedKeys, sudo: configuration.sudo,
+                    labNetwork: labNetwork))
         } catch let error as LabError {
             return .failure(error)
         } catch {
@@ -122,10 +123,12 @@ public struct VSphereLabInventory: Sendable {
                 ipv4: .init(address: address.description, prefixLength: network.prefixLength, gateway: gateway.description),
                 passwordHash: passwordHash)
             let template = try await client.findTemplate(named: "tpl-\(role)")
-            _ = try await client.clone(template, CloneRequest(
-                name: name,
-                extraConfig: try configuration.extraConfig() + [ExtraConfigEntry(key: Self.roleKey, value: role)],
-                powerOn: true))
+            _ = try await client.clone(
+                template,
+                CloneRequest(
+                    name: name,
+                    extraConfig: try configuration.extraConfig() + [ExtraConfigEntry(key: Self.roleKey, value: role)],
+                    powerOn: true))
             usedNames.insert(name)
             usedAddresses.insert(address.description)
         }

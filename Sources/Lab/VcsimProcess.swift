@@ -26,13 +26,15 @@ public struct VcsimProcess: Sendable {
         let logPath = stateDirectory + "/vcsim.log"
         // Started in the background of a shell, setsid does not fork, so `$!` is vcsim's own pid.
         // bash closes every descriptor but stdin/out/err first: vcsim must not hold our pipes.
-        let launcher = #"for fd in /proc/self/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done 2>/dev/null; "#
+        let launcher =
+            #"for fd in /proc/self/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done 2>/dev/null; "#
             + #"out=$1 log=$2; shift 2; setsid "$@" </dev/null >"$out" 2>"$log" & echo $!"#
-        let arguments = [
-            "-c", launcher, "flt-vcsim", outputPath, logPath,
-            launch.executable, "-listen", launch.listen, "-vms", String(launch.plainVMs),
-            "-templates", roles.joined(separator: ","), "-username", launch.username, "-password", launch.password,
-        ] + launch.extraArguments
+        let arguments =
+            [
+                "-c", launcher, "flt-vcsim", outputPath, logPath,
+                launch.executable, "-listen", launch.listen, "-vms", String(launch.plainVMs),
+                "-templates", roles.joined(separator: ","), "-username", launch.username, "-password", launch.password,
+            ] + launch.extraArguments
         let printed = try await HostCommand.check("/bin/bash", arguments).trimmingCharacters(in: .whitespacesAndNewlines)
         guard let pid = Int32(printed) else { throw LabError.vcsimDidNotStart("no pid from the launcher: \(printed)") }
         for _ in 0..<1200 {
@@ -69,7 +71,7 @@ public struct VcsimProcess: Sendable {
     /// True while `pid` exists and has not exited (a zombie waiting for its reaper has).
     static func isRunning(_ pid: Int32) -> Bool {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let afterName = stat.range(of: ") ", options: .backwards)
+            let afterName = stat.range(of: ") ", options: .backwards)
         else { return false }
         return stat[afterName.upperBound...].first != "Z"
     }

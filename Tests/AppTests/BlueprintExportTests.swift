@@ -1,5 +1,6 @@
-@testable import App
 import XCTVapor
+
+@testable import App
 
 /// "Edit as a blueprint" and "Clone environment": an environment written back as a blueprint.
 final class BlueprintExportTests: XCTestCase {
@@ -8,8 +9,9 @@ final class BlueprintExportTests: XCTestCase {
             try await world.addReadyVM("web-01", "10.77.5.9")
             try await world.addReadyVM("web-02", "10.77.5.10")
             try await world.addReadyVM("redis-01", "10.77.5.100", role: "redis")
-            let exported = try world.admin.decode(API.BlueprintText.self,
-                                                  try await world.admin.request(.GET, "/api/v1/environments/\(world.environmentID)/blueprint"))
+            let exported = try world.admin.decode(
+                API.BlueprintText.self,
+                try await world.admin.request(.GET, "/api/v1/environments/\(world.environmentID)/blueprint"))
             let blueprint = try Blueprint.parse(exported.blueprint)
             XCTAssertEqual(blueprint.network.range, "10.77.5.9-10.77.5.100")
             XCTAssertEqual(blueprint.roles, ["web": 2, "redis": 1])

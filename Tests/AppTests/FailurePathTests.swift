@@ -1,8 +1,9 @@
-@testable import App
 import Fluent
 import RemoteShell
 import VSphere
 import XCTVapor
+
+@testable import App
 
 /// What happens when the outside world misbehaves mid-step: SSH drops, a guest never answers
 /// on its new address, a VM vanished from vSphere (vSphere and guests in memory).
@@ -10,8 +11,9 @@ final class FailurePathTests: XCTestCase {
     func testPasswordChangeSetsTheGuestsPasswordAndTheRecord() async throws {
         try await InMemoryWorld.run { world in
             let vm = try await world.addReadyVM("web-01", "10.77.5.20")
-            let job = try await world.runJob(.POST, "/api/v1/vms/\(vm.id)/password",
-                                             json: VMs.PasswordInput(password: "Changed-pass-2", passwordConfirmation: "Changed-pass-2"))
+            let job = try await world.runJob(
+                .POST, "/api/v1/vms/\(vm.id)/password",
+                json: VMs.PasswordInput(password: "Changed-pass-2", passwordConfirmation: "Changed-pass-2"))
             XCTAssertEqual(job.status, "succeeded", job.steps?.first?.log ?? "")
             let guest = await world.shell.guests["10.77.5.20"]
             XCTAssertEqual(guest?.accepts(password: "Changed-pass-2"), true)
@@ -33,8 +35,9 @@ final class FailurePathTests: XCTestCase {
             let log = failed.steps?.first?.log ?? ""
             XCTAssertTrue(log.contains("connection closed by the guest"), log)
             let found = try await VM.find(vm.id, on: world.app.db)
-            XCTAssertEqual(try world.app.flotilla.secrets.open(try XCTUnwrap(found).passwordSealed), InMemoryWorld.guestPassword,
-                           "the record keeps the password until the guest confirms the new one")
+            XCTAssertEqual(
+                try world.app.flotilla.secrets.open(try XCTUnwrap(found).passwordSealed), InMemoryWorld.guestPassword,
+                "the record keeps the password until the guest confirms the new one")
             let record = try await world.vm(vm.id)
             XCTAssertEqual(record.status, "ready")
             await world.shell.update("10.77.5.20") { $0.dropsAfter = [] }
@@ -47,8 +50,9 @@ final class FailurePathTests: XCTestCase {
         try await InMemoryWorld.run { world in
             let vm = try await world.addReadyVM("web-01", "10.77.5.20")
             await world.shell.update("10.77.5.20") { $0.user = "admin" }
-            let job = try await world.runJob(.POST, "/api/v1/vms/\(vm.id)/password",
-                                             json: VMs.PasswordInput(password: "Changed-pass-2", passwordConfirmation: "Changed-pass-2"))
+            let job = try await world.runJob(
+                .POST, "/api/v1/vms/\(vm.id)/password",
+                json: VMs.PasswordInput(password: "Changed-pass-2", passwordConfirmation: "Changed-pass-2"))
             XCTAssertEqual(job.status, "failed")
             let found = try await VM.find(vm.id, on: world.app.db)
             let record = try XCTUnwrap(found)
@@ -59,15 +63,18 @@ final class FailurePathTests: XCTestCase {
     func testNetworkChangeMovesTheGuestAndTheRecord() async throws {
         try await InMemoryWorld.run { world in
             let vm = try await world.addReadyVM("web-01", "10.77.5.20")
-            let job = try await world.runJob(.POST, "/api/v1/vms/\(vm.id)/network", json: VMs.NetworkInput(
-                ip: "10.77.5.40", netmask: "24", gateway: "10.77.5.1", dns1: "10.77.5.1", dns2: nil))
+            let job = try await world.runJob(
+                .POST, "/api/v1/vms/\(vm.id)/network",
+                json: VMs.NetworkInput(
+                    ip: "10.77.5.40", netmask: "24", gateway: "10.77.5.1", dns1: "10.77.5.1", dns2: nil))
             XCTAssertEqual(job.status, "succeeded", job.steps?.first?.log ?? "")
             let moved = try await world.vm(vm.id)
             XCTAssertEqual(moved.ip, "10.77.5.40")
             let reference = try XCTUnwrap(vm.vsphereReference)
             let machine = try await world.vsphere.machine(reference)
-            XCTAssertEqual(try GuestConfiguration(guestInfo: machine.extraConfig).ipv4?.address, "10.77.5.40",
-                           "the metadata was rewritten, so a rebuilt guest comes up on its new address")
+            XCTAssertEqual(
+                try GuestConfiguration(guestInfo: machine.extraConfig).ipv4?.address, "10.77.5.40",
+                "the metadata was rewritten, so a rebuilt guest comes up on its new address")
         }
     }
 
@@ -77,8 +84,10 @@ final class FailurePathTests: XCTestCase {
             world.app.flotilla.vmOperations.guestNetwork.probeInterval = .milliseconds(100)
             let vm = try await world.addReadyVM("web-01", "10.77.5.20")
             await world.shell.update("10.77.5.20") { $0.acceptsNetworkChange = false }
-            let job = try await world.runJob(.POST, "/api/v1/vms/\(vm.id)/network", json: VMs.NetworkInput(
-                ip: "10.77.5.40", netmask: "24", gateway: "10.77.5.1", dns1: nil, dns2: nil))
+            let job = try await world.runJob(
+                .POST, "/api/v1/vms/\(vm.id)/network",
+                json: VMs.NetworkInput(
+                    ip: "10.77.5.40", netmask: "24", gateway: "10.77.5.1", dns1: nil, dns2: nil))
             XCTAssertEqual(job.status, "failed")
             let log = job.steps?.first?.log ?? ""
             XCTAssertTrue(log.contains("web-01 did not answer on 10.77.5.40; the guest restores its old address by itself"), log)

@@ -1,14 +1,16 @@
-@testable import App
 import Fluent
 import XCTVapor
+
+@testable import App
 
 /// Cancellation is a flag in the database (`Job.cancelRequested`), so a request that reaches
 /// another instance sharing the database still stops the job where it runs.
 final class JobCancellationTests: XCTestCase {
     func testAJobStopsWhenItsCancelFlagIsSetInTheDatabase() async throws {
         try await TestApp.run { app in
-            let jobs = JobEngine(database: app.db, logger: app.logger, concurrency: 1, perConnection: 1,
-                                 retryDelay: .milliseconds(10), cancelPollInterval: .milliseconds(100))
+            let jobs = JobEngine(
+                database: app.db, logger: app.logger, concurrency: 1, perConnection: 1,
+                retryDelay: .milliseconds(10), cancelPollInterval: .milliseconds(100))
             let started = Recorder()
             let plans = (0..<3).map { index in
                 StepPlan(action: "test.slow", title: "slow \(index)") { _ in

@@ -1,6 +1,7 @@
-@testable import App
 import Fluent
 import XCTVapor
+
+@testable import App
 
 /// How environment jobs are planned and run: which steps, in which order, with what effect on
 /// vSphere and the records (vSphere and guests in memory).
@@ -16,8 +17,9 @@ final class JobPlanTests: XCTestCase {
             XCTAssertEqual(steps.last?.title, "delete environment staging")
             let recordStep = try XCTUnwrap(steps.last)
             for destroyStep in steps.dropLast() {
-                XCTAssertLessThanOrEqual(try XCTUnwrap(destroyStep.finishedAt), try XCTUnwrap(recordStep.startedAt),
-                                         "the records go only after every VM was destroyed")
+                XCTAssertLessThanOrEqual(
+                    try XCTUnwrap(destroyStep.finishedAt), try XCTUnwrap(recordStep.startedAt),
+                    "the records go only after every VM was destroyed")
             }
             let machines = await world.vsphere.machines.values.filter { !$0.isTemplate }
             XCTAssertTrue(machines.isEmpty, "both VMs were destroyed on vSphere")
@@ -33,7 +35,8 @@ final class JobPlanTests: XCTestCase {
     func testPoweringEnvironmentsSkipsVMsThatWereNeverCreated() async throws {
         try await InMemoryWorld.run { world in
             let vm = try await world.addReadyVM("web-01", "10.77.5.20")
-            let off = try await world.runJob(.POST, "/api/v1/environments/power", json: API.PowerInput(action: "off", ids: [world.environmentID]))
+            let off = try await world.runJob(
+                .POST, "/api/v1/environments/power", json: API.PowerInput(action: "off", ids: [world.environmentID]))
             XCTAssertEqual(off.status, "succeeded")
             XCTAssertEqual(off.steps?.map(\.title), ["power off web-01"])
             let reference = try XCTUnwrap(vm.vsphereReference)
@@ -41,7 +44,8 @@ final class JobPlanTests: XCTestCase {
             XCTAssertEqual(state, .poweredOff)
             let record = try await world.vm(vm.id)
             XCTAssertEqual(record.powerState, "poweredOff")
-            let bad = try await world.admin.request(.POST, "/api/v1/environments/power", json: API.PowerInput(action: "sideways", ids: [world.environmentID]))
+            let bad = try await world.admin.request(
+                .POST, "/api/v1/environments/power", json: API.PowerInput(action: "sideways", ids: [world.environmentID]))
             XCTAssertEqual(bad.status, .badRequest)
             XCTAssertTrue(bad.body.string.contains("action must be on, off or restart"))
         }

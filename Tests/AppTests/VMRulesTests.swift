@@ -1,6 +1,7 @@
-@testable import App
 import Fluent
 import XCTVapor
+
+@testable import App
 
 /// The rules for connections, roles and VMs, on SQLite with vSphere and the guests in memory
 /// (no root, no vcsim). `LifecycleTests` proves the same paths against real guests.
@@ -8,8 +9,9 @@ final class VMRulesTests: XCTestCase {
     func testConnectionTestReportsWhatTheEndpointShows() async throws {
         try await InMemoryWorld.run { world in
             let input = Connections.Input(name: "other", url: "https://vcenter.example/sdk", username: "u", password: "p")
-            let report = try world.admin.decode(Connections.Report.self,
-                                                try await world.admin.request(.POST, "/api/v1/connections/test", json: input))
+            let report = try world.admin.decode(
+                Connections.Report.self,
+                try await world.admin.request(.POST, "/api/v1/connections/test", json: input))
             XCTAssertEqual(report.templates, ["tpl-redis", "tpl-web"])
             XCTAssertEqual(report.datacenters, ["DC0"])
             var wrong = input
@@ -22,11 +24,14 @@ final class VMRulesTests: XCTestCase {
 
     func testARoleNeedsATemplateOfItsConnection() async throws {
         try await InMemoryWorld.run { world in
-            let answer = try await world.admin.request(.POST, "/api/v1/roles", json: Roles.Input(
-                name: "db", connectionID: world.connectionID, template: "tpl-db"))
+            let answer = try await world.admin.request(
+                .POST, "/api/v1/roles",
+                json: Roles.Input(
+                    name: "db", connectionID: world.connectionID, template: "tpl-db"))
             XCTAssertEqual(answer.status, .badRequest)
-            XCTAssertTrue(answer.body.string.contains("'tpl-db' is not a template on that connection (it has: tpl-redis, tpl-web)"),
-                          answer.body.string)
+            XCTAssertTrue(
+                answer.body.string.contains("'tpl-db' is not a template on that connection (it has: tpl-redis, tpl-web)"),
+                answer.body.string)
             let roles = try world.admin.decode([API.RoleBody].self, try await world.admin.request(.GET, "/api/v1/roles"))
             XCTAssertEqual(roles.map(\.name), ["redis", "web"])
             XCTAssertEqual(roles.map(\.networkStyle), ["ifupdown", "ifupdown"])
@@ -37,12 +42,16 @@ final class VMRulesTests: XCTestCase {
     func testARoleNameMustFitInAHostName() async throws {
         try await InMemoryWorld.run { world in
             for name in ["web_api", "-web", "web-", "wéb"] {
-                let answer = try await world.admin.request(.POST, "/api/v1/roles", json: Roles.Input(
-                    name: name, connectionID: world.connectionID, template: "tpl-web"))
+                let answer = try await world.admin.request(
+                    .POST, "/api/v1/roles",
+                    json: Roles.Input(
+                        name: name, connectionID: world.connectionID, template: "tpl-web"))
                 XCTAssertEqual(answer.status, .badRequest, "\(name): \(answer.body.string)")
             }
-            let accepted = try await world.admin.request(.POST, "/api/v1/roles", json: Roles.Input(
-                name: "web-api", connectionID: world.connectionID, template: "tpl-web"))
+            let accepted = try await world.admin.request(
+                .POST, "/api/v1/roles",
+                json: Roles.Input(
+                    name: "web-api", connectionID: world.connectionID, template: "tpl-web"))
             XCTAssertEqual(accepted.status, .created, accepted.body.string)
             let blueprint = """
                 name: api-1
@@ -97,7 +106,8 @@ final class VMRulesTests: XCTestCase {
         try await InMemoryWorld.run { world in
             // Another machine already answers at the address: the new VM must not be taken for it.
             await world.shell.add(.init(hostName: "intruder", password: InMemoryWorld.guestPassword), at: "10.77.5.30")
-            let answer = try await world.admin.request(.POST, "/api/v1/environments/\(world.environmentID)/vms", json: input("web-03", "10.77.5.30"))
+            let answer = try await world.admin.request(
+                .POST, "/api/v1/environments/\(world.environmentID)/vms", json: input("web-03", "10.77.5.30"))
             let created = try world.admin.decode(API.NewVMAnswer.self, answer)
             let job = try await world.waitForJob(created.jobID)
             XCTAssertEqual(job.status, "failed")
@@ -111,9 +121,12 @@ final class VMRulesTests: XCTestCase {
         }
     }
 
-    private func input(_ name: String, _ ip: String, gateway: String = "10.77.5.1", role: String = "web",
-                       confirmation: String = InMemoryWorld.guestPassword) -> VMs.Input {
-        VMs.Input(hostName: name, ip: ip, netmask: "255.255.255.0", gateway: gateway, dns1: nil, dns2: nil, role: role,
-                  password: InMemoryWorld.guestPassword, passwordConfirmation: confirmation, notes: nil)
+    private func input(
+        _ name: String, _ ip: String, gateway: String = "10.77.5.1", role: String = "web",
+        confirmation: String = InMemoryWorld.guestPassword
+    ) -> VMs.Input {
+        VMs.Input(
+            hostName: name, ip: ip, netmask: "255.255.255.0", gateway: gateway, dns1: nil, dns2: nil, role: role,
+            password: InMemoryWorld.guestPassword, passwordConfirmation: confirmation, notes: nil)
     }
 }

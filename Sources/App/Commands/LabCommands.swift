@@ -32,13 +32,14 @@ struct LabCommands: AsyncCommandGroup {
             do {
                 guard let vcsim = await supervisor.vcsim else { throw FlotillaError(.unavailable, "the lab started no vcsim") }
                 try await connect(app, to: vcsim)
-                context.console.print("""
+                context.console.print(
+                    """
 
-                Lab is up: vcsim at \(vcsim.url), guests on \(LabConfiguration.defaultNetwork) (gateway \(LabConfiguration().gateway)).
-                Flotilla: http://\(app.flotilla.config.listenHost):\(app.flotilla.config.listenPort)/  (sign in as admin)
-                Stop with Ctrl-C; `flotilla lab down` removes the guests and vcsim.
+                    Lab is up: vcsim at \(vcsim.url), guests on \(LabConfiguration.defaultNetwork) (gateway \(LabConfiguration().gateway)).
+                    Flotilla: http://\(app.flotilla.config.listenHost):\(app.flotilla.config.listenPort)/  (sign in as admin)
+                    Stop with Ctrl-C; `flotilla lab down` removes the guests and vcsim.
 
-                """)
+                    """)
                 // Serve exactly as `flotilla serve` does, until Ctrl-C or SIGTERM.
                 guard let serveCommand = app.asyncCommands.commands["serve"] else { throw FlotillaError(.unavailable, "no serve command") }
                 var serve = CommandContext(console: context.console, input: CommandInput(arguments: ["flotilla"]))
@@ -67,12 +68,14 @@ struct LabCommands: AsyncCommandGroup {
             connection.thumbprint = vcsim.thumbprint
             try await connection.save(on: app.db)
             await app.flotilla.vsphere.forget(try connection.requireID())
-            let connections = Connections(database: app.db, secrets: secrets, vsphere: app.flotilla.vsphere, actor: .system, logger: app.logger)
+            let connections = Connections(
+                database: app.db, secrets: secrets, vsphere: app.flotilla.vsphere, actor: .system, logger: app.logger)
             let roles = Roles(database: app.db, connections: connections, actor: .system, logger: app.logger)
             for role in LabConfiguration.defaultRoles where try await Role.query(on: app.db).filter(\.$name == role).count() == 0 {
-                _ = try await roles.save(Roles.Input(
-                    name: role, connectionID: try connection.requireID(), template: "tpl-\(role)", sshUser: "root",
-                    services: LabCommands.services[role] ?? "sshd"))
+                _ = try await roles.save(
+                    Roles.Input(
+                        name: role, connectionID: try connection.requireID(), template: "tpl-\(role)", sshUser: "root",
+                        services: LabCommands.services[role] ?? "sshd"))
             }
         }
     }

@@ -20,9 +20,10 @@ struct LogCommands: AsyncCommandGroup {
             let search = try LogSearch(query: QueryParameters(signature.query), timeZone: config.displayTimeZone)
             let backup = LogBackup(config: config)
             let (file, count) = try await backup.write(search, by: UserCommands.actor, on: app.db)
-            await AuditLog.record(.operation, action: "logs.backup", result: .success,
-                                  details: "backed up \(count) entries (\(search.summary)) to \(file.name)",
-                                  by: UserCommands.actor, on: app.db, logger: app.logger)
+            await AuditLog.record(
+                .operation, action: "logs.backup", result: .success,
+                details: "backed up \(count) entries (\(search.summary)) to \(file.name)",
+                by: UserCommands.actor, on: app.db, logger: app.logger)
             context.console.print("Wrote \(count) entries to \((config.backupDirectory as NSString).appendingPathComponent(file.name))")
         }
     }

@@ -1,6 +1,6 @@
 import Fluent
-import Vapor
 import VSphere
+import Vapor
 
 /// Blueprints against what exists (SPEC BEY-2): check one, deploy one as an environment and a
 /// job that makes its VMs in parallel, and export an environment as a blueprint.
@@ -60,24 +60,29 @@ struct Deployments {
             for item in planned {
                 guard let role = roles[item.role] else { throw FlotillaError.validation("'\(item.role)' is not a known role") }
                 let password = policy == .shared ? (input.password ?? "") : UserAdministration.generatePassword()
-                let vm = try VM(environmentID: try environment.requireID(), role: role, spec: item.spec,
-                                passwordSealed: try secrets.seal(password), status: .provisioning,
-                                notes: "from blueprint \(blueprint.name)")
+                let vm = try VM(
+                    environmentID: try environment.requireID(), role: role, spec: item.spec,
+                    passwordSealed: try secrets.seal(password), status: .provisioning,
+                    notes: "from blueprint \(blueprint.name)")
                 try await vm.create(on: transaction)
                 vms.append(vm)
             }
             return (environment, vms)
         }
-        await AuditLog.record(.operation, action: "environment.deploy", result: .success,
-                              details: "deploying blueprint '\(blueprint.name)': \(vms.count) VMs", by: actor, on: database, logger: logger)
-        let jobID = try await jobs.submit(kind: "environment.deploy", title: "Deploy \(blueprint.name) (\(vms.count) VMs)",
-                                          by: actor, steps: try vms.map(operations.createStep))
+        await AuditLog.record(
+            .operation, action: "environment.deploy", result: .success,
+            details: "deploying blueprint '\(blueprint.name)': \(vms.count) VMs", by: actor, on: database, logger: logger)
+        let jobID = try await jobs.submit(
+            kind: "environment.deploy", title: "Deploy \(blueprint.name) (\(vms.count) VMs)",
+            by: actor, steps: try vms.map(operations.createStep))
         return Deployment(environmentID: try environment.requireID(), jobID: jobID, vms: vms.count)
     }
 
     /// A blueprint shaped like an existing environment, under a new name and address range.
     func blueprint(of environmentID: UUID, name: String? = nil, range: String? = nil) async throws -> Blueprint {
-        guard let environment = try await Environment.find(environmentID, on: database) else { throw FlotillaError.notFound("no such environment") }
+        guard let environment = try await Environment.find(environmentID, on: database) else {
+            throw FlotillaError.notFound("no such environment")
+        }
         // Addresses in numeric order (as text, 10.0.0.10 would come before 10.0.0.9).
         let vms = try await environment.$vms.query(on: database).with(\.$role).all()
             .sorted { (IPv4Address($0.ip)?.value ?? 0) < (IPv4Address($1.ip)?.value ?? 0) }
@@ -87,8 +92,9 @@ struct Deployments {
         let netmask = IPv4Address.netmask(prefixLength: sample.prefixLength).description
         return Blueprint(
             name: name ?? environment.name, description: environment.description, roles: counts,
-            network: .init(range: range ?? "\(vms.first?.ip ?? "")-\(vms.last?.ip ?? "")", netmask: netmask, gateway: sample.gateway,
-                           dns: [sample.dns1, sample.dns2].compactMap { $0 }),
+            network: .init(
+                range: range ?? "\(vms.first?.ip ?? "")-\(vms.last?.ip ?? "")", netmask: netmask, gateway: sample.gateway,
+                dns: [sample.dns1, sample.dns2].compactMap { $0 }),
             names: Blueprint.defaultNamePattern, password: .shared)
     }
 }
@@ -96,7 +102,8 @@ struct Deployments {
 extension Request {
     var deployments: Deployments {
         let flotilla = application.flotilla
-        return Deployments(database: db, secrets: flotilla.secrets, jobs: flotilla.jobs, operations: flotilla.vmOperations,
-                           actor: auditActor, logger: logger)
+        return Deployments(
+            database: db, secrets: flotilla.secrets, jobs: flotilla.jobs, operations: flotilla.vmOperations,
+            actor: auditActor, logger: logger)
     }
 }

@@ -20,7 +20,8 @@ struct Environments {
 
     static func validateName(_ name: String) throws {
         guard !name.isEmpty, name.count <= 64,
-              name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+            name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) })
+        else {
             throw FlotillaError.validation("environment name has 1 to 64 letters, digits, '-', '_' or '.'")
         }
     }
@@ -69,10 +70,11 @@ struct Environments {
                 .all(decoding: Count.self)
             for row in rows { counts[row.environment_id] = row.vms }
         }
-        return Page(items: try items.map { environment in
-            let id = try environment.requireID()
-            return Row(id: id, name: environment.name, description: environment.description, vmCount: counts[id] ?? 0)
-        }, total: total, request: page)
+        return Page(
+            items: try items.map { environment in
+                let id = try environment.requireID()
+                return Row(id: id, name: environment.name, description: environment.description, vmCount: counts[id] ?? 0)
+            }, total: total, request: page)
     }
 
     /// Deletes environments: their VMs are destroyed on vSphere first, then the records go (SPEC VM-3).
@@ -84,15 +86,17 @@ struct Environments {
             plans += try environment.vms.map { vm in try operations.destroyStep(vm) }
             let environmentID = try environment.requireID()
             let name = environment.name
-            plans.append(StepPlan(action: "environment.delete", title: "delete environment \(name)", phase: 1) { [database] _ in
-                guard try await VM.query(on: database).filter(\.$environment.$id == environmentID).count() == 0 else {
-                    throw FlotillaError.conflict("environment \(name) still has VMs")
-                }
-                try await Environment.query(on: database).filter(\.$id == environmentID).delete()
-            })
+            plans.append(
+                StepPlan(action: "environment.delete", title: "delete environment \(name)", phase: 1) { [database] _ in
+                    guard try await VM.query(on: database).filter(\.$environment.$id == environmentID).count() == 0 else {
+                        throw FlotillaError.conflict("environment \(name) still has VMs")
+                    }
+                    try await Environment.query(on: database).filter(\.$id == environmentID).delete()
+                })
         }
-        return try await jobs.submit(kind: "environment.delete",
-                                     title: "Delete \(environments.map(\.name).joined(separator: ", "))", by: actor, steps: plans)
+        return try await jobs.submit(
+            kind: "environment.delete",
+            title: "Delete \(environments.map(\.name).joined(separator: ", "))", by: actor, steps: plans)
     }
 
     /// SPEC VM-4: power every VM of the environments on, off, or restart them.
@@ -100,9 +104,10 @@ struct Environments {
         let environments = try await Environment.query(on: database).filter(\.$id ~~ ids).with(\.$vms) { $0.with(\.$role) }.all()
         guard environments.count == Set(ids).count, !ids.isEmpty else { throw FlotillaError.notFound("no such environment") }
         let plans = try environments.flatMap(\.vms).filter { $0.vsphereReference != nil }.map { try operations.powerStep($0, action) }
-        return try await jobs.submit(kind: "environment.power",
-                                     title: "Power \(action.rawValue) \(environments.map(\.name).joined(separator: ", "))",
-                                     by: actor, steps: plans)
+        return try await jobs.submit(
+            kind: "environment.power",
+            title: "Power \(action.rawValue) \(environments.map(\.name).joined(separator: ", "))",
+            by: actor, steps: plans)
     }
 
     private func audit(_ action: String, _ details: String) async {

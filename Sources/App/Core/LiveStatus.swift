@@ -28,8 +28,9 @@ struct LiveStatus {
         var powerStates: [String: String] = [:]
         for connectionID in Set(vms.map { $0.role.$connection.id }) {
             guard let connection = try await VSphereConnection.find(connectionID, on: database),
-                  let endpoint = try? await vsphere.endpoint(for: connection),
-                  let machines = try? await endpoint.virtualMachines() else { continue }
+                let endpoint = try? await vsphere.endpoint(for: connection),
+                let machines = try? await endpoint.virtualMachines()
+            else { continue }
             for machine in machines { powerStates[machine.reference.value] = machine.powerState.rawValue }
         }
         let services = GuestServices(shell: shell)

@@ -31,14 +31,18 @@ struct Roles {
             throw FlotillaError.validation("SSH user must be a plain Unix user name")
         }
         if let cpus = input.cpus, !(1...128).contains(cpus) { throw FlotillaError.validation("CPUs must be 1 to 128") }
-        if let memory = input.memoryMB, !(128...(4 << 20)).contains(memory) { throw FlotillaError.validation("memory must be 128 MB to 4 TB") }
+        if let memory = input.memoryMB, !(128...(4 << 20)).contains(memory) {
+            throw FlotillaError.validation("memory must be 128 MB to 4 TB")
+        }
         let services = (input.services ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        guard services.allSatisfy({ $0.count <= 64 && $0.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) } }) else {
+        guard services.allSatisfy({ $0.count <= 64 && $0.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) } })
+        else {
             throw FlotillaError.validation("services are process names separated by commas")
         }
         let templates = try await connections.templates(of: input.connectionID)
         guard templates.contains(input.template) else {
-            throw FlotillaError.validation("'\(input.template.prefix(64))' is not a template on that connection (it has: \(templates.joined(separator: ", ")))")
+            throw FlotillaError.validation(
+                "'\(input.template.prefix(64))' is not a template on that connection (it has: \(templates.joined(separator: ", ")))")
         }
         if let other = try await Role.query(on: database).filter(\.$name == name).first(), other.id != existing?.id {
             throw FlotillaError.conflict("a role named '\(name)' already exists")
@@ -53,8 +57,9 @@ struct Roles {
         role.networkStyle = NetworkStyle.ifupdown.rawValue
         role.services = services.joined(separator: ",")
         try await role.save(on: database)
-        await AuditLog.record(.operation, action: existing == nil ? "settings.role.add" : "settings.role.edit", result: .success,
-                              details: "saved role '\(name)' (template \(input.template))", by: actor, on: database, logger: logger)
+        await AuditLog.record(
+            .operation, action: existing == nil ? "settings.role.add" : "settings.role.edit", result: .success,
+            details: "saved role '\(name)' (template \(input.template))", by: actor, on: database, logger: logger)
         return role
     }
 }

@@ -26,7 +26,8 @@ public struct VMSpec: Sendable, Equatable {
             throw FlotillaError.validation("gateway '\(gateway.prefix(64))' is not an IPv4 address")
         }
         guard address.network(prefixLength: prefix) == gatewayAddress.network(prefixLength: prefix) else {
-            throw FlotillaError.validation("gateway \(gatewayAddress) is outside the subnet \(address.network(prefixLength: prefix))/\(prefix)")
+            throw FlotillaError.validation(
+                "gateway \(gatewayAddress) is outside the subnet \(address.network(prefixLength: prefix))/\(prefix)")
         }
         guard address != gatewayAddress else { throw FlotillaError.validation("the IP address and the gateway are the same") }
         guard address != address.network(prefixLength: prefix), address != address.broadcast(prefixLength: prefix) else {
@@ -34,7 +35,9 @@ public struct VMSpec: Sendable, Equatable {
         }
         func dns(_ text: String?, _ field: String) throws -> String? {
             guard let text = text?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
-            guard let server = IPv4Address(text) else { throw FlotillaError.validation("\(field) '\(text.prefix(64))' is not an IPv4 address") }
+            guard let server = IPv4Address(text) else {
+                throw FlotillaError.validation("\(field) '\(text.prefix(64))' is not an IPv4 address")
+            }
             return server.description
         }
         self.hostName = hostName
@@ -52,8 +55,10 @@ public struct VMSpec: Sendable, Equatable {
         let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789-")
         for label in name.split(separator: ".", omittingEmptySubsequences: false) {
             guard !label.isEmpty, label.count <= 63, label.allSatisfy(allowed.contains),
-                  label.first != "-", label.last != "-" else {
-                throw FlotillaError.validation("host name '\(name.prefix(64))' is not valid: use letters, digits and inner hyphens, up to 63 per label")
+                label.first != "-", label.last != "-"
+            else {
+                throw FlotillaError.validation(
+                    "host name '\(name.prefix(64))' is not valid: use letters, digits and inner hyphens, up to 63 per label")
             }
         }
     }

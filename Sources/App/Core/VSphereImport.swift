@@ -1,6 +1,6 @@
 import Fluent
-import Vapor
 import VSphere
+import Vapor
 
 /// Adopting VMs that already exist on vSphere (SPEC BEY-4).
 struct VSphereImport {
@@ -27,7 +27,9 @@ struct VSphereImport {
     private var keys: PlatformKeys { PlatformKeys(database: database, secrets: secrets) }
 
     func adopt(_ input: Input, into environmentID: UUID) async throws -> [VM] {
-        guard let environment = try await Environment.find(environmentID, on: database) else { throw FlotillaError.notFound("no such environment") }
+        guard let environment = try await Environment.find(environmentID, on: database) else {
+            throw FlotillaError.notFound("no such environment")
+        }
         guard let connection = try await VSphereConnection.find(input.connectionID, on: database) else {
             throw FlotillaError.notFound("no such connection")
         }
@@ -59,28 +61,33 @@ struct VSphereImport {
             guard (8...30).contains(prefix) else {
                 throw FlotillaError.validation("\(name): the prefix length /\(prefix) in its network metadata is not 8 to 30")
             }
-            let gateway = metadata?.ipv4?.gateway ?? IPv4Address((IPv4Address(ip)?.network(prefixLength: prefix).value ?? 0) + 1).description
+            let gateway =
+                metadata?.ipv4?.gateway ?? IPv4Address((IPv4Address(ip)?.network(prefixLength: prefix).value ?? 0) + 1).description
             let dns = metadata?.ipv4?.dns ?? []
-            let spec = try VMSpec(hostName: metadata?.hostName ?? summary.guestHostName ?? name, ip: ip, netmask: String(prefix),
-                                  gateway: gateway, dns1: dns.first, dns2: dns.count > 1 ? dns[1] : nil)
-            if try await VM.query(on: database).group(.or, { $0.filter(\.$ip == spec.ip).filter(\.$hostName == spec.hostName) }).count() > 0 {
+            let spec = try VMSpec(
+                hostName: metadata?.hostName ?? summary.guestHostName ?? name, ip: ip, netmask: String(prefix),
+                gateway: gateway, dns1: dns.first, dns2: dns.count > 1 ? dns[1] : nil)
+            if try await VM.query(on: database).group(.or, { $0.filter(\.$ip == spec.ip).filter(\.$hostName == spec.hostName) }).count() > 0
+            {
                 throw FlotillaError.conflict("\(spec.hostName) (\(spec.ip)) clashes with a VM Flotilla already has")
             }
             let key = try await keys.active()
             let hostKey = try await GuestEnrollment(shell: shell, keys: keys).enroll(
                 address: spec.ip, user: role.sshUser, password: input.password, key: key, hostName: spec.hostName)
-            let vm = try VM(environmentID: try environment.requireID(), role: role, spec: spec,
-                            passwordSealed: try secrets.seal(input.password), status: .ready,
-                            notes: "adopted from \(connection.name)")
+            let vm = try VM(
+                environmentID: try environment.requireID(), role: role, spec: spec,
+                passwordSealed: try secrets.seal(input.password), status: .ready,
+                notes: "adopted from \(connection.name)")
             vm.hostKey = hostKey.openSSHPublicKey
             vm.platformKeyID = try key.requireID()
             vm.vsphereReference = summary.reference.value
             vm.update(from: summary)
             try await vm.create(on: database)
-            await AuditLog.record(.operation, action: "vm.adopt", result: .success,
-                                  details: "adopted \(name) (\(summary.reference.value)) into \(environment.name); "
-                                      + "platform key installed, host key \(hostKey.fingerprint) pinned",
-                                  vmName: vm.hostName, vmRole: role.name, by: actor, on: database, logger: logger)
+            await AuditLog.record(
+                .operation, action: "vm.adopt", result: .success,
+                details: "adopted \(name) (\(summary.reference.value)) into \(environment.name); "
+                    + "platform key installed, host key \(hostKey.fingerprint) pinned",
+                vmName: vm.hostName, vmRole: role.name, by: actor, on: database, logger: logger)
             adopted.append(vm)
         }
         return adopted
@@ -90,7 +97,8 @@ struct VSphereImport {
 extension Request {
     var vsphereImport: VSphereImport {
         let flotilla = application.flotilla
-        return VSphereImport(database: db, secrets: flotilla.secrets, vsphere: flotilla.vsphere, shell: flotilla.shell,
-                             actor: auditActor, logger: logger)
+        return VSphereImport(
+            database: db, secrets: flotilla.secrets, vsphere: flotilla.vsphere, shell: flotilla.shell,
+            actor: auditActor, logger: logger)
     }
 }

@@ -5,7 +5,8 @@ import RemoteShell
 enum GuestAuthorizedKeys {
     /// Appends the key line unless the key is there already.
     static func add(_ line: String) -> Command {
-        Command.script(#"""
+        Command.script(
+            #"""
             set -e
             umask 077
             mkdir -p "$HOME/.ssh"
@@ -17,7 +18,8 @@ enum GuestAuthorizedKeys {
 
     /// Removes every line of the key, leaving the others as they are.
     static func remove(_ line: String) -> Command {
-        Command.script(#"""
+        Command.script(
+            #"""
             set -e
             file="$HOME/.ssh/authorized_keys"
             [ -f "$file" ] || exit 0

@@ -19,8 +19,9 @@ struct GuestEnrollment {
         }
         // The next login must be a new one, by key.
         await shell.closeConnections(toHost: address)
-        let byKey = SSHTarget(host: address, user: user, authentication: .privateKey(try keys.privateKey(key)),
-                              hostKeyCheck: .expected(hostKey))
+        let byKey = SSHTarget(
+            host: address, user: user, authentication: .privateKey(try keys.privateKey(key)),
+            hostKeyCheck: .expected(hostKey))
         let proof = try await shell.run(Command("true"), on: byKey, timeout: .seconds(20))
         guard proof.succeeded else { throw FlotillaError(.unavailable, "the platform key does not log in on \(hostName)") }
         return hostKey

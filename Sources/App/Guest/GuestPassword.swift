@@ -12,13 +12,15 @@ struct GuestPassword {
     func change(user: String, to newPassword: String, on target: SSHTarget, hostName: String, context: StepContext) async throws {
         await context.log("setting the password of \(user) on \(hostName)")
         let hash = CryptSHA512.hash(password: newPassword)
-        let result = try await shell.run(Command("chpasswd", "-e").asRoot(loggedInAs: target.user), on: target,
-                                         standardInput: Array("\(user):\(hash)\n".utf8), timeout: .seconds(30))
+        let result = try await shell.run(
+            Command("chpasswd", "-e").asRoot(loggedInAs: target.user), on: target,
+            standardInput: Array("\(user):\(hash)\n".utf8), timeout: .seconds(30))
         guard result.succeeded else {
             throw FlotillaError(.unavailable, "chpasswd failed on \(hostName): \(result.errorOutput.prefix(200))")
         }
-        let shadow = try await shell.run(Command("getent", "shadow", user).asRoot(loggedInAs: target.user), on: target,
-                                         timeout: .seconds(20))
+        let shadow = try await shell.run(
+            Command("getent", "shadow", user).asRoot(loggedInAs: target.user), on: target,
+            timeout: .seconds(20))
         let stored = shadow.output.split(separator: ":", omittingEmptySubsequences: false).dropFirst().first.map(String.init)
         guard shadow.succeeded, stored == hash else {
             throw FlotillaError(.unavailable, "the new password of \(user) did not reach the guest's shadow file on \(hostName)")

@@ -1,6 +1,6 @@
 import Fluent
-import Vapor
 import VSphere
+import Vapor
 
 /// Follows vSphere (SPEC BEY-4): every pass reads each connection's VMs once and brings the
 /// records in line — power state, guest OS — and marks a VM that disappeared outside Flotilla
@@ -48,8 +48,9 @@ struct InventorySync {
     }
 
     private func record(_ vm: VM, _ action: String, _ result: LogResult, _ details: String) async {
-        await AuditLog.record(result == .success ? .operation : .error, action: action, result: result, details: details,
-                              vmName: vm.hostName, vmRole: vm.$role.value?.name, by: .system, on: database, logger: logger)
+        await AuditLog.record(
+            result == .success ? .operation : .error, action: action, result: result, details: details,
+            vmName: vm.hostName, vmRole: vm.$role.value?.name, by: .system, on: database, logger: logger)
     }
 
     /// Runs passes until cancelled.

@@ -10,7 +10,9 @@ extension VMOperations {
         let placement = try await placement(of: vmID)
         let vm = placement.vm
         let user = placement.role.sshUser
-        guard let newKey = try await PlatformSSHKey.find(keyID, on: database) else { throw FlotillaError.notFound("the new platform key is gone") }
+        guard let newKey = try await PlatformSSHKey.find(keyID, on: database) else {
+            throw FlotillaError.notFound("the new platform key is gone")
+        }
         guard vm.platformKeyID != keyID else {
             await context.log("\(vm.hostName) already trusts \(newKey.fingerprint)")
             return
@@ -27,7 +29,9 @@ extension VMOperations {
         guard proof.succeeded else { throw FlotillaError(.unavailable, "the new key does not log in on \(vm.hostName)") }
         await context.log("the new key logs in")
         let removed = try await shell.run(GuestAuthorizedKeys.remove(oldKey.publicKey), on: byNewKey, timeout: .seconds(20))
-        guard removed.succeeded else { throw FlotillaError(.unavailable, "could not remove the old key: \(removed.errorOutput.prefix(200))") }
+        guard removed.succeeded else {
+            throw FlotillaError(.unavailable, "could not remove the old key: \(removed.errorOutput.prefix(200))")
+        }
         vm.platformKeyID = keyID
         try await vm.save(on: database)
         await context.log("removed the old key \(oldKey.fingerprint)")
@@ -37,8 +41,10 @@ extension VMOperations {
     func keyRotationStep(_ vm: VM, to key: PlatformSSHKey) throws -> StepPlan {
         let id = try vm.requireID()
         let keyID = try key.requireID()
-        return StepPlan(action: "vm.ssh-key", title: "move \(vm.hostName) to key \(key.fingerprint)", vmName: vm.hostName,
-                        vmRole: vm.role.name, connectionID: vm.role.$connection.id, retryable: true) { context in
+        return StepPlan(
+            action: "vm.ssh-key", title: "move \(vm.hostName) to key \(key.fingerprint)", vmName: vm.hostName,
+            vmRole: vm.role.name, connectionID: vm.role.$connection.id, retryable: true
+        ) { context in
             try await moveToKey(id, keyID: keyID, context: context)
         }
     }

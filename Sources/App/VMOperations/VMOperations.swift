@@ -18,8 +18,10 @@ struct VMOperations: Sendable {
     /// How a network change reaches the guest's new address.
     var guestNetwork: GuestNetwork
 
-    init(database: any Database, vsphere: any VSphereProvider, secrets: SecretBox, shell: any GuestShell,
-         keys: PlatformKeys, guestBootTimeout: Duration) {
+    init(
+        database: any Database, vsphere: any VSphereProvider, secrets: SecretBox, shell: any GuestShell,
+        keys: PlatformKeys, guestBootTimeout: Duration
+    ) {
         self.database = database
         self.vsphere = vsphere
         self.secrets = secrets
@@ -108,7 +110,8 @@ struct VMOperations: Sendable {
                     vm.vsphereReference = nil
                     vm.statusReason = "\(reason) (the half-made VM was destroyed)"
                 } catch {
-                    vm.statusReason = "\(reason) (the half-made VM \(created.reference) could not be destroyed: \(FlotillaError.describe(error)))"
+                    vm.statusReason =
+                        "\(reason) (the half-made VM \(created.reference) could not be destroyed: \(FlotillaError.describe(error)))"
                 }
             } else {
                 vm.statusReason = reason
@@ -201,8 +204,10 @@ struct VMOperations: Sendable {
     /// set, the template and every place are looked up inside it (names repeat across
     /// datacenters); a place left blank is the template's own; a network set moves the clone's
     /// first network card there.
-    func clonePlan(name: String, role: Role, connection: VSphereConnection, endpoint: any VSphereEndpoint,
-                   extraConfig: [ExtraConfigEntry]) async throws -> (template: any VSphereMachine, request: CloneRequest) {
+    func clonePlan(
+        name: String, role: Role, connection: VSphereConnection, endpoint: any VSphereEndpoint,
+        extraConfig: [ExtraConfigEntry]
+    ) async throws -> (template: any VSphereMachine, request: CloneRequest) {
         let datacenter = try await find(.datacenter, connection.datacenter, on: endpoint, in: nil)
         let template = try await endpoint.findTemplate(named: role.template, in: datacenter)
         let request = CloneRequest(
@@ -216,8 +221,10 @@ struct VMOperations: Sendable {
     }
 
     /// A connection setting left blank means the template's own place (nil).
-    private func find(_ type: InventoryType, _ setting: String?, on endpoint: any VSphereEndpoint,
-                      in container: ManagedObjectReference?) async throws -> ManagedObjectReference? {
+    private func find(
+        _ type: InventoryType, _ setting: String?, on endpoint: any VSphereEndpoint,
+        in container: ManagedObjectReference?
+    ) async throws -> ManagedObjectReference? {
         guard let setting else { return nil }
         return try await endpoint.find(type, named: setting, in: container)
     }

@@ -21,21 +21,25 @@ actor VSphereSessions: VSphereProvider {
     }
 
     func connect(_ login: VSphereLogin) async throws -> any VSphereEndpoint {
-        LiveVSphereEndpoint(client: try await Self.connect(url: login.url, username: login.username, password: login.password,
-                                                           thumbprint: login.thumbprint, logger: logger))
+        LiveVSphereEndpoint(
+            client: try await Self.connect(
+                url: login.url, username: login.username, password: login.password,
+                thumbprint: login.thumbprint, logger: logger))
     }
 
     private func client(for connection: VSphereConnection) async throws -> VSphereClient {
         let id = try connection.requireID()
-        let fingerprint = [connection.url, connection.username, connection.passwordSealed, connection.thumbprint ?? ""].joined(separator: "\u{1}")
+        let fingerprint = [connection.url, connection.username, connection.passwordSealed, connection.thumbprint ?? ""].joined(
+            separator: "\u{1}")
         if let cached = clients[id], cached.fingerprint == fingerprint {
             return try await cached.login.value
         }
         await forget(id)
         let password = try secrets.open(connection.passwordSealed)
         let login = Task { [logger] in
-            try await Self.connect(url: connection.url, username: connection.username, password: password,
-                                   thumbprint: connection.thumbprint, logger: logger)
+            try await Self.connect(
+                url: connection.url, username: connection.username, password: password,
+                thumbprint: connection.thumbprint, logger: logger)
         }
         clients[id] = (fingerprint, login)
         do {
@@ -57,11 +61,14 @@ actor VSphereSessions: VSphereProvider {
         for id in clients.keys { await forget(id) }
     }
 
-    private static func connect(url text: String, username: String, password: String, thumbprint: String?,
-                                logger: Logger) async throws -> VSphereClient {
+    private static func connect(
+        url text: String, username: String, password: String, thumbprint: String?,
+        logger: Logger
+    ) async throws -> VSphereClient {
         guard let url = URL(string: text) else { throw FlotillaError.validation("the vSphere URL is not valid") }
         let trust: TrustPolicy = thumbprint.map { .pinnedSHA256($0) } ?? .system
-        return try await VSphereClient.connect(url: url, username: username, password: password,
-                                               trust: trust, timeout: .seconds(30), logger: logger)
+        return try await VSphereClient.connect(
+            url: url, username: username, password: password,
+            trust: trust, timeout: .seconds(30), logger: logger)
     }
 }

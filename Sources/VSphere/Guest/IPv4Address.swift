@@ -14,7 +14,7 @@ public struct IPv4Address: Hashable, Sendable, Comparable, CustomStringConvertib
         var value: UInt32 = 0
         for part in parts {
             guard !part.isEmpty, part.count <= 3, part.allSatisfy(\.isASCII), part.allSatisfy(\.isNumber),
-                  part == "0" || !part.hasPrefix("0"), let octet = UInt8(part)
+                part == "0" || !part.hasPrefix("0"), let octet = UInt8(part)
             else { return nil }
             value = value << 8 | UInt32(octet)
         }

@@ -1,7 +1,8 @@
-@testable import App
 import Foundation
 import RemoteShell
 import VSphere
+
+@testable import App
 
 /// A `GuestShell` over pretend guests kept in memory, for rule tests without root or sshd.
 /// Guests are found by address and log in with their password; they answer the commands
@@ -154,9 +155,10 @@ actor InMemoryGuestShell: GuestShell {
     /// The ifupdown change: the guest takes the address of the new interfaces file.
     private func moveToNewAddress(from host: String, interfaces file: [UInt8]?) {
         guard let file,
-              let line = String(decoding: file, as: UTF8.self).split(separator: "\n").first(where: { $0.contains("address ") }),
-              let address = line.split(separator: " ").last?.split(separator: "/").first.map(String.init),
-              let guest = guests[host], guest.acceptsNetworkChange else { return }
+            let line = String(decoding: file, as: UTF8.self).split(separator: "\n").first(where: { $0.contains("address ") }),
+            let address = line.split(separator: " ").last?.split(separator: "/").first.map(String.init),
+            let guest = guests[host], guest.acceptsNetworkChange
+        else { return }
         guests[host] = nil
         guests[address] = guest
     }

@@ -1,6 +1,7 @@
-@testable import App
 import Foundation
 import VSphere
+
+@testable import App
 
 /// A `VSphereProvider` over one pretend inventory kept in memory, for rule tests without vcsim.
 /// Clones take the template's facts and the guest metadata they are given; a powered-on clone
@@ -36,12 +37,15 @@ actor InMemoryVSphere: VSphereProvider {
 
     /// Adds a VM that exists outside Flotilla (for adoption and power tests).
     @discardableResult
-    func addMachine(_ name: String, powerState: PowerState = .poweredOn, guestIPAddress: String? = nil,
-                    extraConfig: [String: String] = [:]) -> String {
+    func addMachine(
+        _ name: String, powerState: PowerState = .poweredOn, guestIPAddress: String? = nil,
+        extraConfig: [String: String] = [:]
+    ) -> String {
         let reference = "vm-\(nextID)"
         nextID += 1
-        machines[reference] = Machine(name: name, isTemplate: false, powerState: powerState, extraConfig: extraConfig,
-                                      guestIPAddress: guestIPAddress)
+        machines[reference] = Machine(
+            name: name, isTemplate: false, powerState: powerState, extraConfig: extraConfig,
+            guestIPAddress: guestIPAddress)
         return reference
     }
 
@@ -62,7 +66,8 @@ actor InMemoryVSphere: VSphereProvider {
 
     nonisolated func connect(_ login: VSphereLogin) async throws -> any VSphereEndpoint {
         guard login.password != "wrong" else {
-            throw VSphereError.fault(Fault(name: .invalidLogin, message: "Cannot complete login due to an incorrect user name or password."))
+            throw VSphereError.fault(
+                Fault(name: .invalidLogin, message: "Cannot complete login due to an incorrect user name or password."))
         }
         return InMemoryEndpoint(world: self)
     }
@@ -90,8 +95,9 @@ actor InMemoryVSphere: VSphereProvider {
         }
         let reference = "vm-\(nextID)"
         nextID += 1
-        machines[reference] = Machine(name: request.name, isTemplate: false,
-                                      extraConfig: Dictionary(request.extraConfig.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last }))
+        machines[reference] = Machine(
+            name: request.name, isTemplate: false,
+            extraConfig: Dictionary(request.extraConfig.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last }))
         calls.append("clone \(reference)")
         return reference
     }
@@ -118,7 +124,8 @@ actor InMemoryVSphere: VSphereProvider {
     func destroy(_ reference: String) throws {
         let machine = try machine(reference)
         guard machine.powerState == .poweredOff else {
-            throw VSphereError.fault(Fault(name: .invalidPowerState, message: "The attempted operation cannot be performed in the current state (Powered on)."))
+            throw VSphereError.fault(
+                Fault(name: .invalidPowerState, message: "The attempted operation cannot be performed in the current state (Powered on)."))
         }
         calls.append("destroy \(reference)")
         machines[reference] = nil
@@ -132,14 +139,18 @@ actor InMemoryVSphere: VSphereProvider {
     }
 
     private func summary(_ reference: String, _ machine: Machine) -> VMSummary {
-        VMSummary(reference: ManagedObjectReference(type: "VirtualMachine", value: reference), name: machine.name,
-                  powerState: machine.powerState, isTemplate: machine.isTemplate, guestIPAddress: machine.guestIPAddress,
-                  guestOS: "Debian GNU/Linux 12 (64-bit)", cpuCount: 1, memoryMB: 512, diskGB: 1,
-                  guestInfo: machine.extraConfig.filter { $0.key.hasPrefix("guestinfo.") })
+        VMSummary(
+            reference: ManagedObjectReference(type: "VirtualMachine", value: reference), name: machine.name,
+            powerState: machine.powerState, isTemplate: machine.isTemplate, guestIPAddress: machine.guestIPAddress,
+            guestOS: "Debian GNU/Linux 12 (64-bit)", cpuCount: 1, memoryMB: 512, diskGB: 1,
+            guestInfo: machine.extraConfig.filter { $0.key.hasPrefix("guestinfo.") })
     }
 
     private static func gone(_ reference: String) -> VSphereError {
-        VSphereError.fault(Fault(name: .managedObjectNotFound, message: "The object 'vim.VirtualMachine:\(reference)' has already been deleted or has not been completely created"))
+        VSphereError.fault(
+            Fault(
+                name: .managedObjectNotFound,
+                message: "The object 'vim.VirtualMachine:\(reference)' has already been deleted or has not been completely created"))
     }
 }
 

@@ -1,8 +1,9 @@
-@testable import App
 import Fluent
 import Foundation
 import VSphere
 import XCTVapor
+
+@testable import App
 
 /// The real application on SQLite with vSphere and the guests in memory: a signed-in system
 /// administrator, a connection `lab`, the roles `web` and `redis`, and an environment
@@ -20,21 +21,33 @@ struct InMemoryWorld {
     static func run(_ extra: [String: String] = [:], _ body: (InMemoryWorld) async throws -> Void) async throws {
         let vsphere = InMemoryVSphere()
         let shell = InMemoryGuestShell()
-        try await TestApp.run(["FLOTILLA_GUEST_BOOT_SECONDS": "5", "FLOTILLA_SYNC_SECONDS": "0"].merging(extra) { $1 },
-                              outside: OutsideSystems(vsphere: vsphere, shell: shell)) { app in
+        try await TestApp.run(
+            ["FLOTILLA_GUEST_BOOT_SECONDS": "5", "FLOTILLA_SYNC_SECONDS": "0"].merging(extra) { $1 },
+            outside: OutsideSystems(vsphere: vsphere, shell: shell)
+        ) { app in
             let admin = try TestClient(app)
             try await admin.signIn("admin", TestApp.adminPassword)
-            let connection = try admin.decode(API.ConnectionBody.self, try await admin.request(.POST, "/api/v1/connections", json: Connections.Input(
-                name: "lab", url: "https://vcenter.example/sdk", username: "flotilla", password: "vsphere-pass")))
+            let connection = try admin.decode(
+                API.ConnectionBody.self,
+                try await admin.request(
+                    .POST, "/api/v1/connections",
+                    json: Connections.Input(
+                        name: "lab", url: "https://vcenter.example/sdk", username: "flotilla", password: "vsphere-pass")))
             for role in ["web", "redis"] {
-                let answer = try await admin.request(.POST, "/api/v1/roles", json: Roles.Input(
-                    name: role, connectionID: connection.id, template: "tpl-\(role)", sshUser: "root", services: "sshd,\(role)"))
+                let answer = try await admin.request(
+                    .POST, "/api/v1/roles",
+                    json: Roles.Input(
+                        name: role, connectionID: connection.id, template: "tpl-\(role)", sshUser: "root", services: "sshd,\(role)"))
                 XCTAssertEqual(answer.status, .created, answer.body.string)
             }
-            let environment = try admin.decode(API.EnvironmentBody.self, try await admin.request(
-                .POST, "/api/v1/environments", json: API.EnvironmentInput(name: "staging", description: "in memory")))
-            try await body(InMemoryWorld(app: app, admin: admin, vsphere: vsphere, shell: shell, connectionID: connection.id,
-                                         environmentID: environment.id))
+            let environment = try admin.decode(
+                API.EnvironmentBody.self,
+                try await admin.request(
+                    .POST, "/api/v1/environments", json: API.EnvironmentInput(name: "staging", description: "in memory")))
+            try await body(
+                InMemoryWorld(
+                    app: app, admin: admin, vsphere: vsphere, shell: shell, connectionID: connection.id,
+                    environmentID: environment.id))
         }
     }
 
@@ -42,9 +55,11 @@ struct InMemoryWorld {
     @discardableResult
     func addReadyVM(_ hostName: String, _ ip: String, role: String = "web", in environmentID: UUID? = nil) async throws -> API.VMBody {
         await shell.add(.init(hostName: hostName, password: Self.guestPassword, running: ["sshd", role]), at: ip)
-        let answer = try await admin.request(.POST, "/api/v1/environments/\(environmentID ?? self.environmentID)/vms", json: VMs.Input(
-            hostName: hostName, ip: ip, netmask: "24", gateway: "10.77.5.1", dns1: "10.77.5.1", dns2: nil, role: role,
-            password: Self.guestPassword, passwordConfirmation: Self.guestPassword, notes: nil))
+        let answer = try await admin.request(
+            .POST, "/api/v1/environments/\(environmentID ?? self.environmentID)/vms",
+            json: VMs.Input(
+                hostName: hostName, ip: ip, netmask: "24", gateway: "10.77.5.1", dns1: "10.77.5.1", dns2: nil, role: role,
+                password: Self.guestPassword, passwordConfirmation: Self.guestPassword, notes: nil))
         XCTAssertEqual(answer.status, .accepted, answer.body.string)
         let created = try admin.decode(API.NewVMAnswer.self, answer)
         let job = try await waitForJob(created.jobID)

@@ -15,7 +15,8 @@ enum BlueprintsAPI {
     }
 
     @Sendable static func deploy(request: Request) async throws -> Response {
-        try await request.deployments.deploy(try request.content.decode(Deployments.Input.self)).encodeResponse(status: .accepted, for: request)
+        try await request.deployments.deploy(try request.content.decode(Deployments.Input.self)).encodeResponse(
+            status: .accepted, for: request)
     }
 
     @Sendable static func export(request: Request) async throws -> API.BlueprintText {
@@ -25,9 +26,11 @@ enum BlueprintsAPI {
     /// "Clone environment": a new environment shaped like this one, under a new name and address range.
     @Sendable static func clone(request: Request) async throws -> Response {
         let input = try request.content.decode(API.CloneInput.self)
-        let blueprint = try await request.deployments.blueprint(of: try request.uuidParameter("environment"), name: input.name, range: input.range)
-        let deployment = try await request.deployments.deploy(Deployments.Input(
-            blueprint: try blueprint.yaml(), password: input.password, passwordConfirmation: input.passwordConfirmation))
+        let blueprint = try await request.deployments.blueprint(
+            of: try request.uuidParameter("environment"), name: input.name, range: input.range)
+        let deployment = try await request.deployments.deploy(
+            Deployments.Input(
+                blueprint: try blueprint.yaml(), password: input.password, passwordConfirmation: input.passwordConfirmation))
         return try await deployment.encodeResponse(status: .accepted, for: request)
     }
 }

@@ -22,15 +22,18 @@ enum EnvironmentsAPI {
     @Sendable static func add(request: Request) async throws -> Response {
         let input = try request.content.decode(API.EnvironmentInput.self)
         let environment = try await request.environments.add(name: input.name, description: input.description ?? "")
-        return try await API.EnvironmentBody(id: try environment.requireID(), name: environment.name, description: environment.description, vms: [])
-            .encodeResponse(status: .created, for: request)
+        return try await API.EnvironmentBody(
+            id: try environment.requireID(), name: environment.name, description: environment.description, vms: []
+        )
+        .encodeResponse(status: .created, for: request)
     }
 
     @Sendable static func show(request: Request) async throws -> API.EnvironmentBody {
         let environment = try await request.environments.find(try request.uuidParameter("environment"))
         let vms = try await environment.$vms.query(on: request.db).with(\.$role).sort(\.$hostName).all()
-        return API.EnvironmentBody(id: try environment.requireID(), name: environment.name, description: environment.description,
-                                   vms: try vms.map(API.VMBody.init))
+        return API.EnvironmentBody(
+            id: try environment.requireID(), name: environment.name, description: environment.description,
+            vms: try vms.map(API.VMBody.init))
     }
 
     @Sendable static func liveStatus(request: Request) async throws -> [LiveStatus.LiveVM] {
@@ -48,7 +51,8 @@ enum EnvironmentsAPI {
     }
 
     @Sendable static func deleteSeveral(request: Request) async throws -> Response {
-        try await API.JobReference.accepted(try await request.environments.delete(try request.content.decode(API.IDs.self).ids), for: request)
+        try await API.JobReference.accepted(
+            try await request.environments.delete(try request.content.decode(API.IDs.self).ids), for: request)
     }
 
     @Sendable static func power(request: Request) async throws -> Response {

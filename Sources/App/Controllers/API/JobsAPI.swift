@@ -11,7 +11,8 @@ enum JobsAPI {
 
     @Sendable static func list(request: Request) async throws -> ListResponse<API.JobBody> {
         let query = QueryParameters(request.url.query)
-        let page = try await JobQueries.search(query, page: try PageRequest(page: query.first("page"), per: query.first("per")), on: request.db)
+        let page = try await JobQueries.search(
+            query, page: try PageRequest(page: query.first("page"), per: query.first("per")), on: request.db)
         return ListResponse(try page.map { try API.JobBody($0) })
     }
 
@@ -74,8 +75,9 @@ extension API {
             startedAt = job.startedAt
             finishedAt = job.finishedAt
             self.steps = steps?.map {
-                StepBody(position: $0.position, title: $0.title, vmName: $0.vmName, status: $0.status.rawValue,
-                         attempts: $0.attempts, log: $0.log, startedAt: $0.startedAt, finishedAt: $0.finishedAt)
+                StepBody(
+                    position: $0.position, title: $0.title, vmName: $0.vmName, status: $0.status.rawValue,
+                    attempts: $0.attempts, log: $0.log, startedAt: $0.startedAt, finishedAt: $0.finishedAt)
             }
         }
     }

@@ -19,7 +19,9 @@ enum RolesAPI {
     }
 
     @Sendable static func edit(request: Request) async throws -> API.RoleBody {
-        guard let role = try await Role.find(try request.uuidParameter("role"), on: request.db) else { throw FlotillaError.notFound("no such role") }
+        guard let role = try await Role.find(try request.uuidParameter("role"), on: request.db) else {
+            throw FlotillaError.notFound("no such role")
+        }
         return try API.RoleBody(try await request.roles.save(try request.content.decode(Roles.Input.self), existing: role))
     }
 }

@@ -14,13 +14,15 @@ enum VMsAPI {
     }
 
     @Sendable static func add(request: Request) async throws -> Response {
-        let (vm, jobID) = try await request.vms.add(try request.content.decode(VMs.Input.self), to: try request.uuidParameter("environment"))
+        let (vm, jobID) = try await request.vms.add(
+            try request.content.decode(VMs.Input.self), to: try request.uuidParameter("environment"))
         return try await API.NewVMAnswer(vm: try API.VMBody(vm), jobID: jobID).encodeResponse(status: .accepted, for: request)
     }
 
     @Sendable static func adopt(request: Request) async throws -> Response {
-        let vms = try await request.vsphereImport.adopt(try request.content.decode(VSphereImport.Input.self),
-                                                        into: try request.uuidParameter("environment"))
+        let vms = try await request.vsphereImport.adopt(
+            try request.content.decode(VSphereImport.Input.self),
+            into: try request.uuidParameter("environment"))
         return try await vms.map(API.VMBody.init).encodeResponse(status: .created, for: request)
     }
 
@@ -39,7 +41,8 @@ enum VMsAPI {
     }
 
     @Sendable static func changePassword(request: Request) async throws -> Response {
-        let jobID = try await request.vms.changePassword(try request.uuidParameter("VM"), try request.content.decode(VMs.PasswordInput.self))
+        let jobID = try await request.vms.changePassword(
+            try request.uuidParameter("VM"), try request.content.decode(VMs.PasswordInput.self))
         return try await API.JobReference.accepted(jobID, for: request)
     }
 

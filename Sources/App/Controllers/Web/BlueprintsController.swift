@@ -38,8 +38,10 @@ enum BlueprintsController {
         routes.post(SiteURL.environmentClone(id: nil).pathComponents, use: clone).requires(.addEnvironment)
     }
 
-    private static func render(_ request: Request, blueprint: String, planned: [PlannedRow]? = nil,
-                               error: String? = nil, status: HTTPResponseStatus = .ok) async throws -> Response {
+    private static func render(
+        _ request: Request, blueprint: String, planned: [PlannedRow]? = nil,
+        error: String? = nil, status: HTTPResponseStatus = .ok
+    ) async throws -> Response {
         let page = Page(chrome: PageChrome(request, title: "Deploy a blueprint"), blueprint: blueprint, planned: planned, error: error)
         let response = try await request.view.render("blueprints", page).encodeResponse(for: request)
         response.status = status
@@ -58,8 +60,9 @@ enum BlueprintsController {
         let text = QueryParameters(request.body.string).first("blueprint") ?? ""
         do {
             let planned = try await request.deployments.check(try Blueprint.parse(text))
-            return try await render(request, blueprint: text,
-                                    planned: planned.map { PlannedRow(hostName: $0.spec.hostName, ip: $0.spec.ip, role: $0.role) })
+            return try await render(
+                request, blueprint: text,
+                planned: planned.map { PlannedRow(hostName: $0.spec.hostName, ip: $0.spec.ip, role: $0.role) })
         } catch let error as FlotillaError {
             return try await render(request, blueprint: text, error: error.message, status: error.status)
         }
@@ -80,8 +83,9 @@ enum BlueprintsController {
     /// Deploys the text and sends the browser to the job, or shows the page again with the error.
     private static func deployAndRedirect(_ request: Request, text: String, query: QueryParameters) async throws -> Response {
         do {
-            let deployment = try await request.deployments.deploy(Deployments.Input(
-                blueprint: text, password: query.first("password"), passwordConfirmation: query.first("passwordConfirmation")))
+            let deployment = try await request.deployments.deploy(
+                Deployments.Input(
+                    blueprint: text, password: query.first("password"), passwordConfirmation: query.first("passwordConfirmation")))
             return request.redirect(to: SiteURL.job(id: deployment.jobID).relative)
         } catch let error as FlotillaError {
             return try await render(request, blueprint: text, error: error.message, status: error.status)

@@ -86,14 +86,17 @@ enum EnvironmentsController {
             url: SiteURL.environment(id: id).relative, liveURL: "/api/v1/environments/\(id.uuidString)/live",
             vms: try vms.map { vm in
                 let vmID = try vm.requireID()
-                let resources = [vm.cpus.map { "\($0) CPU" }, vm.memoryMB.map { "\($0) MB" }, vm.diskGB.map { String(format: "%.0f GB", $0) }]
-                    .compactMap { $0 }.joined(separator: " · ")
-                return VMRow(id: vmID.uuidString, hostName: vm.hostName, ip: vm.ip, role: vm.$role.value?.name ?? "",
-                             status: vm.status.rawValue, statusReason: vm.statusReason, powerState: vm.powerState ?? "unknown",
-                             resources: resources, notes: vm.notes, powerURL: SiteURL.vmPower(id: vmID).relative,
-                             deleteURL: SiteURL.vmDelete(id: vmID).relative, passwordURL: SiteURL.vmPassword(id: vmID).relative,
-                             networkURL: SiteURL.vmNetwork(id: vmID).relative, netmask: String(vm.prefixLength), gateway: vm.gateway,
-                             dns1: vm.dns1 ?? "", dns2: vm.dns2 ?? "")
+                let resources = [
+                    vm.cpus.map { "\($0) CPU" }, vm.memoryMB.map { "\($0) MB" }, vm.diskGB.map { String(format: "%.0f GB", $0) },
+                ]
+                .compactMap { $0 }.joined(separator: " · ")
+                return VMRow(
+                    id: vmID.uuidString, hostName: vm.hostName, ip: vm.ip, role: vm.$role.value?.name ?? "",
+                    status: vm.status.rawValue, statusReason: vm.statusReason, powerState: vm.powerState ?? "unknown",
+                    resources: resources, notes: vm.notes, powerURL: SiteURL.vmPower(id: vmID).relative,
+                    deleteURL: SiteURL.vmDelete(id: vmID).relative, passwordURL: SiteURL.vmPassword(id: vmID).relative,
+                    networkURL: SiteURL.vmNetwork(id: vmID).relative, netmask: String(vm.prefixLength), gateway: vm.gateway,
+                    dns1: vm.dns1 ?? "", dns2: vm.dns2 ?? "")
             })
     }
 
@@ -107,16 +110,21 @@ enum EnvironmentsController {
             return try row(environment, vms: [], count: item.vmCount)
         }
         let role = request.auth.get(User.self)?.role
-        return try await request.view.render("environments", ListPage(
-            chrome: PageChrome(request, title: "Environments"), environments: rows,
-            pagination: PaginationView(page, path: SiteURL.environments.relative, query: []),
-            canAdd: Action.addEnvironment.isAllowed(for: role), canDelete: Action.deleteEnvironment.isAllowed(for: role),
-            canPower: Action.powerVM.isAllowed(for: role)))
+        return try await request.view.render(
+            "environments",
+            ListPage(
+                chrome: PageChrome(request, title: "Environments"), environments: rows,
+                pagination: PaginationView(page, path: SiteURL.environments.relative, query: []),
+                canAdd: Action.addEnvironment.isAllowed(for: role), canDelete: Action.deleteEnvironment.isAllowed(for: role),
+                canPower: Action.powerVM.isAllowed(for: role)))
     }
 
     @Sendable static func new(request: Request) async throws -> View {
-        try await request.view.render("environment-new", NewPage(chrome: PageChrome(request, title: "Add environment"),
-                                                                 error: nil, name: "", description: ""))
+        try await request.view.render(
+            "environment-new",
+            NewPage(
+                chrome: PageChrome(request, title: "Add environment"),
+                error: nil, name: "", description: ""))
     }
 
     struct EnvironmentForm: Content {
@@ -130,8 +138,9 @@ enum EnvironmentsController {
             let environment = try await request.environments.add(name: form.name ?? "", description: form.description ?? "")
             return request.redirect(to: SiteURL.environment(id: try environment.requireID()).relative)
         } catch let error as FlotillaError {
-            let page = NewPage(chrome: PageChrome(request, title: "Add environment"), error: error.message,
-                               name: String((form.name ?? "").prefix(64)), description: String((form.description ?? "").prefix(2000)))
+            let page = NewPage(
+                chrome: PageChrome(request, title: "Add environment"), error: error.message,
+                name: String((form.name ?? "").prefix(64)), description: String((form.description ?? "").prefix(2000)))
             let response = try await request.view.render("environment-new", page).encodeResponse(for: request)
             response.status = error.status
             return response
@@ -163,7 +172,9 @@ enum EnvironmentsController {
         try await render(request, error: nil, form: [:], status: .ok)
     }
 
-    private static func render(_ request: Request, error: String?, form: [String: String], status: HTTPResponseStatus) async throws -> Response {
+    private static func render(
+        _ request: Request, error: String?, form: [String: String], status: HTTPResponseStatus
+    ) async throws -> Response {
         let id = try request.uuidParameter("environment")
         let environment = try await request.environments.find(id)
         let vms = try await environment.$vms.query(on: request.db).with(\.$role).sort(\.$hostName).all()
@@ -194,7 +205,8 @@ enum EnvironmentsController {
         let input = VMs.Input(
             hostName: query.first("hostName") ?? "", ip: query.first("ip") ?? "", netmask: query.first("netmask") ?? "",
             gateway: query.first("gateway") ?? "", dns1: query.first("dns1"), dns2: query.first("dns2"), role: query.first("role") ?? "",
-            password: query.first("password") ?? "", passwordConfirmation: query.first("passwordConfirmation") ?? "", notes: query.first("notes"))
+            password: query.first("password") ?? "", passwordConfirmation: query.first("passwordConfirmation") ?? "",
+            notes: query.first("notes"))
         do {
             let (_, jobID) = try await request.vms.add(input, to: id)
             return request.redirect(to: SiteURL.job(id: jobID).relative)
@@ -219,15 +231,17 @@ enum EnvironmentsController {
     @Sendable static func changePassword(request: Request) async throws -> Response {
         let id = try request.uuidParameter("VM")
         let query = QueryParameters(request.body.string)
-        let input = VMs.PasswordInput(password: query.first("password") ?? "", passwordConfirmation: query.first("passwordConfirmation") ?? "")
+        let input = VMs.PasswordInput(
+            password: query.first("password") ?? "", passwordConfirmation: query.first("passwordConfirmation") ?? "")
         return request.redirect(to: SiteURL.job(id: try await request.vms.changePassword(id, input)).relative)
     }
 
     @Sendable static func changeNetwork(request: Request) async throws -> Response {
         let id = try request.uuidParameter("VM")
         let query = QueryParameters(request.body.string)
-        let input = VMs.NetworkInput(ip: query.first("ip") ?? "", netmask: query.first("netmask") ?? "",
-                                           gateway: query.first("gateway") ?? "", dns1: query.first("dns1"), dns2: query.first("dns2"))
+        let input = VMs.NetworkInput(
+            ip: query.first("ip") ?? "", netmask: query.first("netmask") ?? "",
+            gateway: query.first("gateway") ?? "", dns1: query.first("dns1"), dns2: query.first("dns2"))
         return request.redirect(to: SiteURL.job(id: try await request.vms.changeNetwork(id, input)).relative)
     }
 }

@@ -44,22 +44,27 @@ enum SettingsController {
         try await render(request)
     }
 
-    private static func render(_ request: Request, report: Connections.Report? = nil, error: String? = nil,
-                               form: [String: String] = [:], status: HTTPResponseStatus = .ok) async throws -> Response {
+    private static func render(
+        _ request: Request, report: Connections.Report? = nil, error: String? = nil,
+        form: [String: String] = [:], status: HTTPResponseStatus = .ok
+    ) async throws -> Response {
         let connections = try await VSphereConnection.query(on: request.db).sort(\.$name).all()
         let rows = try connections.map { connection in
             let id = try connection.requireID()
-            return ConnectionRow(id: id.uuidString, name: connection.name, url: connection.url, username: connection.username,
-                                 pinned: connection.thumbprint != nil, templatesURL: "/api/v1/connections/\(id.uuidString)/templates",
-                                 deleteURL: SiteURL.settingsConnectionDelete(id: id).relative)
+            return ConnectionRow(
+                id: id.uuidString, name: connection.name, url: connection.url, username: connection.username,
+                pinned: connection.thumbprint != nil, templatesURL: "/api/v1/connections/\(id.uuidString)/templates",
+                deleteURL: SiteURL.settingsConnectionDelete(id: id).relative)
         }
         let names = Dictionary(uniqueKeysWithValues: try connections.map { (try $0.requireID(), $0.name) })
         let roles = try await Role.query(on: request.db).sort(\.$name).all().map {
-            RoleRow(name: $0.name, connection: names[$0.$connection.id] ?? "", template: $0.template, sshUser: $0.sshUser,
-                    services: $0.services.replacingOccurrences(of: ",", with: ", "))
+            RoleRow(
+                name: $0.name, connection: names[$0.$connection.id] ?? "", template: $0.template, sshUser: $0.sshUser,
+                services: $0.services.replacingOccurrences(of: ",", with: ", "))
         }
-        let page = Page(chrome: PageChrome(request, title: "Settings"), connections: rows, roles: roles, report: report,
-                        error: error, form: form)
+        let page = Page(
+            chrome: PageChrome(request, title: "Settings"), connections: rows, roles: roles, report: report,
+            error: error, form: form)
         let response = try await request.view.render("settings", page).encodeResponse(for: request)
         response.status = status
         return response
@@ -75,8 +80,10 @@ enum SettingsController {
 
     /// The form as typed, minus the password, to show it again.
     private static func kept(_ query: QueryParameters) -> [String: String] {
-        let fields = ["name", "url", "username", "thumbprint", "datacenter", "vmFolder", "resourcePool", "datastore", "network",
-                      "roleName", "connectionID", "template", "sshUser", "services"]
+        let fields = [
+            "name", "url", "username", "thumbprint", "datacenter", "vmFolder", "resourcePool", "datastore", "network",
+            "roleName", "connectionID", "template", "sshUser", "services",
+        ]
         return Dictionary(uniqueKeysWithValues: fields.map { ($0, String((query.first($0) ?? "").prefix(256))) })
     }
 
