@@ -101,7 +101,8 @@ extension VSphereClient {
             guard let card = facts.networkCards.first else {
                 return DataObject(nil, [("operation", "add"), ("device", DataObject.networkCard(key: -200, backing: backing))])
             }
-            let moved = ElementCopy(element: card, dropping: ["deviceInfo", "macAddress"], replacing: ["backing": backing])
+            // deviceInfo stays (vSphere and vcsim expect the device as read); the MAC is the clone's own.
+            let moved = ElementCopy(element: card, dropping: ["macAddress"], replacing: ["backing": backing])
             return DataObject(nil, [("operation", "edit"), ("device", moved)])
         }
         let config: DataObject? = request.extraConfig.isEmpty && networkChange == nil
