@@ -72,6 +72,11 @@ final class TestClient: @unchecked Sendable {
     private(set) var cookies: [String: String] = [:]
     var bearer: String?
     var forwardedFor: String?
+    /// The session's CSRF token, as the page JavaScript reads it from the page; sent in the
+    /// `X-CSRF-Token` header on state-changing API calls made with the cookie.
+    var csrfHeader: String?
+    /// False sends cookie-authenticated API calls without the header (a forged request).
+    var sendsCSRFHeader = true
 
     init(_ app: Application, tester: (any XCTApplicationTester)? = nil) throws {
         self.app = app
@@ -87,6 +92,10 @@ final class TestClient: @unchecked Sendable {
         }
         if let bearer { headers.bearerAuthorization = .init(token: bearer) }
         if let forwardedFor { headers.replaceOrAdd(name: .xForwardedFor, value: forwardedFor) }
+        if sendsCSRFHeader, bearer == nil, path.hasPrefix("/api/"), ![.GET, .HEAD].contains(method), let csrfHeader,
+           headers.first(name: "X-CSRF-Token") == nil {
+            headers.replaceOrAdd(name: "X-CSRF-Token", value: csrfHeader)
+        }
         var body = ByteBuffer()
         if let json {
             headers.contentType = .json
@@ -97,6 +106,7 @@ final class TestClient: @unchecked Sendable {
         }
         let response = try await tester.performTest(request: TestingHTTPRequest(
             method: method, url: URI(string: path), headers: headers, body: body))
+        if let token = response.headers.first(name: "X-CSRF-Token") { csrfHeader = token }
         for cookie in response.headers[.setCookie] {
             let pair = cookie.split(separator: ";")[0].split(separator: "=", maxSplits: 1).map(String.init)
             guard pair.count == 2 else { continue }
@@ -117,13 +127,15 @@ final class TestClient: @unchecked Sendable {
 
     /// Reads the CSRF token from a page, the way a browser gets it.
     func csrfToken() async throws -> String {
-        let page = try await request(.GET, cookies.isEmpty ? "/login" : "/account")
+        let page = try await request(.GET, cookies[SessionCookie.name] == nil ? "/login" : "/account")
         let html = page.body.string
         guard let range = html.range(of: #"name="csrf" value="([^"]+)""#, options: .regularExpression) else {
             XCTFail("no CSRF token on the page (status \(page.status))")
             return ""
         }
-        return String(html[range].split(separator: "\"")[3])
+        let token = String(html[range].split(separator: "\"")[3])
+        if cookies[SessionCookie.name] != nil { csrfHeader = token }
+        return token
     }
 
     /// Signs in through the API (the session cookie is kept).

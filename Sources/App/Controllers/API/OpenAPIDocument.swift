@@ -35,8 +35,6 @@ enum OpenAPIDocument {
         .init(method: .DELETE, path: "/api/v1/tokens/{id}", summary: "Revoke one of your API tokens", action: .manageOwnTokens, status: 204),
         .init(method: .GET, path: "/api/v1/users/{id}/tokens", summary: "List a user's API tokens", action: .manageUserTokens, response: "TokenList"),
         .init(method: .DELETE, path: "/api/v1/users/{id}/tokens/{tokenID}", summary: "Revoke a user's API token", action: .manageUserTokens, status: 204),
-        .init(method: .GET, path: "/api/v1/users/{id}/tokens", summary: "List a user's API tokens", action: .manageUserTokens, response: "TokenList"),
-        .init(method: .DELETE, path: "/api/v1/users/{id}/tokens/{tokenID}", summary: "Revoke a user's API token", action: .manageUserTokens, status: 204),
         .init(method: .GET, path: "/api/v1/connections", summary: "List vSphere connections", action: .viewSettings, response: "ConnectionList"),
         .init(method: .POST, path: "/api/v1/connections", summary: "Add a vSphere connection", action: .changeSettings, request: "ConnectionInput", response: "Connection", status: 201),
         .init(method: .POST, path: "/api/v1/connections/test", summary: "Log in with connection settings and report what vSphere shows", action: .changeSettings, request: "ConnectionInput", response: "ConnectionReport"),
