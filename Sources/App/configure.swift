@@ -27,8 +27,9 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
     app.routes.defaultMaxBodySize = "1mb"
 
     // 0700: sessions, password hashes and the audit log are no other local account's business.
-    try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true,
-                                            attributes: [.posixPermissions: 0o700])
+    try FileManager.default.createDirectory(
+        atPath: config.dataDirectory, withIntermediateDirectories: true,
+        attributes: [.posixPermissions: 0o700])
     switch config.database {
     case .sqlite(let path):
         try SQLiteSetup.prepareFiles(dataDirectory: config.dataDirectory, databasePath: path)
@@ -43,19 +44,22 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
     let vsphere = outside.vsphere ?? VSphereSessions(secrets: secrets, logger: app.logger)
     app.flotilla = FlotillaContext(
         config: config, secrets: secrets,
-        jobs: JobEngine(database: app.db, logger: app.logger, concurrency: config.jobConcurrency,
-                        perConnection: config.jobConcurrencyPerConnection),
+        jobs: JobEngine(
+            database: app.db, logger: app.logger, concurrency: config.jobConcurrency,
+            perConnection: config.jobConcurrencyPerConnection),
         vsphere: vsphere, shell: shell,
-        vmOperations: VMOperations(database: app.db, vsphere: vsphere, secrets: secrets, shell: shell,
-                                   keys: PlatformKeys(database: app.db, secrets: secrets),
-                                   guestBootTimeout: .seconds(config.guestBootTimeoutSeconds)))
+        vmOperations: VMOperations(
+            database: app.db, vsphere: vsphere, secrets: secrets, shell: shell,
+            keys: PlatformKeys(database: app.db, secrets: secrets),
+            guestBootTimeout: .seconds(config.guestBootTimeoutSeconds)))
     registerMigrations(app)
 
     app.passwords.use(.bcrypt(cost: config.passwordHashCost))
     app.sessions.use { _ in DatabaseSessions() }
     app.sessions.configuration = SessionsConfiguration(cookieName: SessionCookie.name) { id in
-        HTTPCookies.Value(string: id.string, maxAge: config.sessionLifetimeHours * 3600, path: "/",
-                          isSecure: config.secureCookies ?? false, isHTTPOnly: true, sameSite: .lax)
+        HTTPCookies.Value(
+            string: id.string, maxAge: config.sessionLifetimeHours * 3600, path: "/",
+            isSecure: config.secureCookies ?? false, isHTTPOnly: true, sameSite: .lax)
     }
 
     app.views.use(.leaf)
@@ -129,16 +133,19 @@ struct StartupTasks: LifecycleHandler {
         try await JobEngine.interruptUnfinished(on: app.db)
         // The installation's own SSH key pair, made on first start (SPEC BEY-9).
         _ = try await PlatformKeys(database: app.db, secrets: app.flotilla.secrets).active()
-        if let generated = try await app.users(actor: .system).createInitialAdministrator(password: app.flotilla.config.initialAdminPassword) {
+        if let generated = try await app.users(actor: .system).createInitialAdministrator(
+            password: app.flotilla.config.initialAdminPassword)
+        {
             // Printed once on the console on purpose, never written to the log.
-            print("""
+            print(
+                """
 
-            Created the first system administrator.
-              user name: admin
-              password:  \(generated)
-            This password is shown only now; change it after signing in.
+                Created the first system administrator.
+                  user name: admin
+                  password:  \(generated)
+                This password is shown only now; change it after signing in.
 
-            """)
+                """)
         }
     }
 

@@ -59,7 +59,9 @@ final class ExecHandler: ChannelInboundHandler {
         if let timeout {
             timeoutTask = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) {
                 self.abandon(
-                    RemoteShellError(.timeout, host: self.hostKeyName, message: "command did not finish within \(timeout.secondsDescription): \(self.command)"),
+                    RemoteShellError(
+                        .timeout, host: self.hostKeyName,
+                        message: "command did not finish within \(timeout.secondsDescription): \(self.command)"),
                     context: context
                 )
             }
@@ -106,7 +108,9 @@ final class ExecHandler: ChannelInboundHandler {
         case is CancelCommandEvent:
             abandon(CancellationError(), context: context)
         case is ChannelFailureEvent:
-            abandon(RemoteShellError(.channel, host: hostKeyName, message: "server refused to execute the command: \(command)"), context: context)
+            abandon(
+                RemoteShellError(.channel, host: hostKeyName, message: "server refused to execute the command: \(command)"),
+                context: context)
         default:
             // Includes ChannelEvent.inputClosed: the server's end-of-file precedes the exit status.
             context.fireUserInboundEventTriggered(event)
@@ -133,7 +137,8 @@ final class ExecHandler: ChannelInboundHandler {
             )
         } else {
             result.fail(
-                RemoteShellError(.connectionClosed, host: hostKeyName, message: "channel closed before the command reported an exit status: \(command)")
+                RemoteShellError(
+                    .connectionClosed, host: hostKeyName, message: "channel closed before the command reported an exit status: \(command)")
             )
         }
         context.fireChannelInactive()

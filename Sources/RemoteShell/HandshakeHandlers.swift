@@ -78,11 +78,15 @@ final class CredentialOffer: NIOSSHClientUserAuthenticationDelegate {
         let methodName = method == .password ? "password" : "public key"
         if offered {
             nextChallengePromise.fail(
-                RemoteShellError(.authentication, host: target.hostKeyName, message: "server refused \(methodName) authentication for user \(target.user)")
+                RemoteShellError(
+                    .authentication, host: target.hostKeyName,
+                    message: "server refused \(methodName) authentication for user \(target.user)")
             )
         } else if !availableMethods.contains(method) {
             nextChallengePromise.fail(
-                RemoteShellError(.authentication, host: target.hostKeyName, message: "server does not accept \(methodName) authentication for user \(target.user)")
+                RemoteShellError(
+                    .authentication, host: target.hostKeyName,
+                    message: "server does not accept \(methodName) authentication for user \(target.user)")
             )
         } else {
             offered = true
@@ -126,7 +130,9 @@ final class ConnectionStageHandler: ChannelInboundHandler {
         guard timeoutTask == nil, !isAuthenticated else { return }
         timeoutTask = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(handshakeTimeout)) {
             self.fail(
-                RemoteShellError(.timeout, host: self.hostKeyName, message: "SSH handshake did not complete within \(self.handshakeTimeout.secondsDescription)"),
+                RemoteShellError(
+                    .timeout, host: self.hostKeyName,
+                    message: "SSH handshake did not complete within \(self.handshakeTimeout.secondsDescription)"),
                 context: context
             )
         }
@@ -159,7 +165,8 @@ final class ConnectionStageHandler: ChannelInboundHandler {
             firstError
                 ?? RemoteShellError(
                     .handshake, host: hostKeyName,
-                    message: "server closed the connection during the SSH handshake (sshd MaxStartups may be dropping concurrent handshakes)"
+                    message:
+                        "server closed the connection during the SSH handshake (sshd MaxStartups may be dropping concurrent handshakes)"
                 )
         )
         context.fireChannelInactive()

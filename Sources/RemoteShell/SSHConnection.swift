@@ -48,11 +48,13 @@ public final class SSHConnection: Sendable {
                     let configuration = SSHClientConfiguration(
                         userAuthDelegate: CredentialOffer(target: target),
                         serverAuthDelegate: HostKeyVerifier(
-                            hostKeyName: hostKeyName, check: target.hostKeyCheck, store: hostKeyStore, accepted: acceptedHostKey, logger: logger)
+                            hostKeyName: hostKeyName, check: target.hostKeyCheck, store: hostKeyStore, accepted: acceptedHostKey,
+                            logger: logger)
                     )
                     try channel.pipeline.syncOperations.addHandlers(
                         NIOSSHHandler(role: .client(configuration), allocator: channel.allocator, inboundChildChannelInitializer: nil),
-                        ConnectionStageHandler(hostKeyName: hostKeyName, handshakeTimeout: options.handshakeTimeout, authenticated: authenticated)
+                        ConnectionStageHandler(
+                            hostKeyName: hostKeyName, handshakeTimeout: options.handshakeTimeout, authenticated: authenticated)
                     )
                 }
             }
@@ -103,7 +105,9 @@ public final class SSHConnection: Sendable {
                 await channelPermits.release()
                 guard openElsewhere > 0 else { throw refusal.error }
                 await channelPermits.lowerLimit(to: openElsewhere)
-                logger.debug("server refused a session channel; lowering the channel cap", metadata: ["target": "\(target)", "cap": "\(openElsewhere)"])
+                logger.debug(
+                    "server refused a session channel; lowering the channel cap",
+                    metadata: ["target": "\(target)", "cap": "\(openElsewhere)"])
             } catch {
                 await channelPermits.release()
                 throw error
@@ -209,14 +213,17 @@ public final class SSHConnection: Sendable {
 
 private func connectError(_ error: any Error, target: SSHTarget, timeout: Duration) -> RemoteShellError {
     if case ChannelError.connectTimeout = error {
-        return RemoteShellError(.timeout, host: target.hostKeyName, message: "TCP connect did not complete within \(timeout.secondsDescription)")
+        return RemoteShellError(
+            .timeout, host: target.hostKeyName, message: "TCP connect did not complete within \(timeout.secondsDescription)")
     }
     guard let error = error as? NIOConnectionError else {
         return RemoteShellError(.connect, host: target.hostKeyName, message: "cannot connect: \(error)")
     }
     if error.connectionErrors.isEmpty {
         let resolverError = error.dnsAError ?? error.dnsAAAAError
-        return RemoteShellError(.connect, host: target.hostKeyName, message: "cannot resolve \(target.host): \(resolverError.map { "\($0)" } ?? "no addresses")")
+        return RemoteShellError(
+            .connect, host: target.hostKeyName, message: "cannot resolve \(target.host): \(resolverError.map { "\($0)" } ?? "no addresses")"
+        )
     }
     let attempts = error.connectionErrors.map { "\($0.target): \($0.error)" }.joined(separator: "; ")
     return RemoteShellError(.connect, host: target.hostKeyName, message: "cannot connect: \(attempts)")

@@ -16,7 +16,8 @@ public struct SSHTarget: Sendable, Identifiable, CustomStringConvertible {
     /// How the host's key is checked before any credential is sent.
     public var hostKeyCheck: HostKeyCheck
 
-    public init(host: String, port: Int = 22, user: String, authentication: SSHAuthentication, hostKeyCheck: HostKeyCheck = .pinnedByStore) {
+    public init(host: String, port: Int = 22, user: String, authentication: SSHAuthentication, hostKeyCheck: HostKeyCheck = .pinnedByStore)
+    {
         self.host = host
         self.port = port
         self.user = user

@@ -62,7 +62,9 @@ public actor ShellPool {
     }
 
     /// Runs `command` on `target` over the pooled connection. See `SSHConnection.run`.
-    public func run(_ command: Command, on target: SSHTarget, standardInput: [UInt8] = [], timeout: Duration? = nil) async throws -> CommandResult {
+    public func run(
+        _ command: Command, on target: SSHTarget, standardInput: [UInt8] = [], timeout: Duration? = nil
+    ) async throws -> CommandResult {
         try await withConnection(to: target) { try await $0.run(command, standardInput: standardInput, timeout: timeout) }
     }
 
@@ -126,7 +128,8 @@ public actor ShellPool {
         let (hostKeyStore, options, eventLoopGroup, logger) = (hostKeyStore, options, eventLoopGroup, logger)
         let task = Task {
             try await permits.withPermit {
-                try await SSHConnection.connect(to: target, hostKeyStore: hostKeyStore, options: options, eventLoopGroup: eventLoopGroup, logger: logger)
+                try await SSHConnection.connect(
+                    to: target, hostKeyStore: hostKeyStore, options: options, eventLoopGroup: eventLoopGroup, logger: logger)
             }
         }
         entries[id] = .connecting(task)

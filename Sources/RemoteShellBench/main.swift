@@ -17,7 +17,10 @@ struct Options {
 }
 
 func usage(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("remoteshell-bench: \(message)\nusage: remoteshell-bench [--hosts FILE] [--concurrency C] [--key PATH] [--rounds R] [USER:PASSWORD@HOST:PORT ...]\n".utf8))
+    FileHandle.standardError.write(
+        Data(
+            "remoteshell-bench: \(message)\nusage: remoteshell-bench [--hosts FILE] [--concurrency C] [--key PATH] [--rounds R] [USER:PASSWORD@HOST:PORT ...]\n"
+                .utf8))
     exit(2)
 }
 
@@ -63,7 +66,8 @@ func loadTargets(_ options: Options) throws -> [SSHTarget] {
             if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
             let fields = trimmed.split(separator: " ", maxSplits: 3).map(String.init)
             guard fields.count >= 3 else { usage("host file line needs HOST PORT USER [PASSWORD]: \(line)") }
-            targets.append(target(host: fields[0], port: fields[1], user: fields[2], password: fields.count > 3 ? fields[3] : nil, key: key))
+            targets.append(
+                target(host: fields[0], port: fields[1], user: fields[2], password: fields.count > 3 ? fields[3] : nil, key: key))
         }
     }
     for spec in options.inlineHosts {
@@ -72,7 +76,8 @@ func loadTargets(_ options: Options) throws -> [SSHTarget] {
         let credentials = spec[..<at].split(separator: ":", maxSplits: 1).map(String.init)
         let host = String(spec[spec.index(after: at)..<colon])
         let port = String(spec[spec.index(after: colon)...])
-        targets.append(target(host: host, port: port, user: credentials[0], password: credentials.count > 1 ? credentials[1] : nil, key: key))
+        targets.append(
+            target(host: host, port: port, user: credentials[0], password: credentials.count > 1 ? credentials[1] : nil, key: key))
     }
     return targets
 }
@@ -92,7 +97,8 @@ do {
 }
 guard !targets.isEmpty else { usage("no hosts given") }
 
-let pool = ShellPool(hostKeyStore: InMemoryHostKeyStore(), options: SSHConnectionOptions(connectTimeout: .seconds(10), handshakeTimeout: .seconds(60)))
+let pool = ShellPool(
+    hostKeyStore: InMemoryHostKeyStore(), options: SSHConnectionOptions(connectTimeout: .seconds(10), handshakeTimeout: .seconds(60)))
 var allSucceeded = true
 for round in 1...options.rounds {
     let start = ContinuousClock.now
@@ -101,7 +107,10 @@ for round in 1...options.rounds {
     let succeeded = results.filter(\.succeeded).count
     let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     let phase = round == 1 ? "connect+run" : "pooled connections"
-    print(String(format: "remoteshell round %d (%@): hosts=%d ok=%d failed=%d concurrency=%d wall=%.3fs", round, phase, targets.count, succeeded, targets.count - succeeded, options.concurrency, seconds))
+    print(
+        String(
+            format: "remoteshell round %d (%@): hosts=%d ok=%d failed=%d concurrency=%d wall=%.3fs", round, phase, targets.count, succeeded,
+            targets.count - succeeded, options.concurrency, seconds))
     var failuresByKind: [String: (count: Int, example: String)] = [:]
     for case let failure? in results.map(\.failure) {
         failuresByKind["\(failure.kind)", default: (0, "\(failure)")].count += 1

@@ -26,11 +26,14 @@ struct Arguments {
         var iterator = CommandLine.arguments.dropFirst().makeIterator()
         while let flag = iterator.next() {
             guard flag.hasPrefix("--"), let value = iterator.next() else {
-                throw BenchError("usage: vsphere-bench --url URL --username U --password P [--thumbprint T] [--iterations N] [--full-listing yes|no]")
+                throw BenchError(
+                    "usage: vsphere-bench --url URL --username U --password P [--thumbprint T] [--iterations N] [--full-listing yes|no]")
             }
             values[String(flag.dropFirst(2))] = value
         }
-        guard let urlText = values["url"], let url = URL(string: urlText), let username = values["username"], let password = values["password"] else {
+        guard let urlText = values["url"], let url = URL(string: urlText), let username = values["username"],
+            let password = values["password"]
+        else {
             throw BenchError("--url, --username and --password are required")
         }
         self.url = url
@@ -76,7 +79,8 @@ do {
         timeout: .seconds(300)
     )
     let listing = try await measure(arguments.iterations) { try await client.listVirtualMachines(fields: .overview) }
-    let fullListing = arguments.fullListing
+    let fullListing =
+        arguments.fullListing
         ? try await measure(arguments.iterations) { try await client.listVirtualMachines(fields: .all) }.seconds
         : nil
     let vms = listing.result.filter { !$0.isTemplate }.map(\.reference)

@@ -1,5 +1,6 @@
-@testable import App
 import XCTest
+
+@testable import App
 
 /// A hostile blueprint is a 400, never a crash or a hang (security review, finding 8).
 final class BlueprintLimitsTests: XCTestCase {
@@ -57,7 +58,8 @@ final class BlueprintLimitsTests: XCTestCase {
     }
 
     func testManyValuesAreRefused() {
-        let text = "name: wide\nroles: {web: 1}\n" + network + "dns: [" + Array(repeating: "1", count: 20_000).joined(separator: ",") + "]\n"
+        let text =
+            "name: wide\nroles: {web: 1}\n" + network + "dns: [" + Array(repeating: "1", count: 20_000).joined(separator: ",") + "]\n"
         XCTAssertThrowsError(try Blueprint.parse(text)) { error in
             XCTAssertTrue("\(error)".contains("more than"), "\(error)")
         }
@@ -67,8 +69,10 @@ final class BlueprintLimitsTests: XCTestCase {
         try await TestApp.run { app in
             let client = try TestClient(app)
             try await client.signIn("admin", TestApp.adminPassword)
-            for text in ["name: ovf\nroles: {a: 9223372036854775807, b: 1}\n" + network,
-                         "name: deep\n" + network + "roles: " + String(repeating: "[", count: 30_000)] {
+            for text in [
+                "name: ovf\nroles: {a: 9223372036854775807, b: 1}\n" + network,
+                "name: deep\n" + network + "roles: " + String(repeating: "[", count: 30_000),
+            ] {
                 let response = try await client.request(.POST, "/api/v1/blueprints/check", json: ["blueprint": text])
                 XCTAssertEqual(response.status, .badRequest, response.body.string)
                 XCTAssertEqual(response.errorCode, "validation")

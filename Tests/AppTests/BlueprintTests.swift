@@ -1,5 +1,6 @@
-@testable import App
 import XCTest
+
+@testable import App
 
 final class BlueprintTests: XCTestCase {
     private let text = """
@@ -22,7 +23,9 @@ final class BlueprintTests: XCTestCase {
         XCTAssertThrowsError(try Blueprint.parse(text).plan()) {
             XCTAssertTrue("\($0)".contains("outside the subnet"), "\($0)")
         }
-        XCTAssertThrowsError(try Blueprint.parse(text.replacingOccurrences(of: "10.77.20.254-10.77.21.10", with: "10.77.20.253-10.77.20.254")).plan()) {
+        XCTAssertThrowsError(
+            try Blueprint.parse(text.replacingOccurrences(of: "10.77.20.254-10.77.21.10", with: "10.77.20.253-10.77.20.254")).plan()
+        ) {
             XCTAssertTrue("\($0)".contains("fewer addresses"), "\($0)")
         }
     }

@@ -1,6 +1,7 @@
-@testable import App
 import VSphere
 import XCTVapor
+
+@testable import App
 
 /// A connection's datacenter and network are used when cloning (issue 8, §3: a new VM landed
 /// on the template's network). Against vcsim's vCenter model, without the lab.
@@ -9,7 +10,8 @@ final class ClonePlacementTests: XCTestCase {
         let vcsim = try VcsimForTest()
         defer { vcsim.stop() }
         try await TestApp.run(["FLOTILLA_SYNC_SECONDS": "0"]) { app in
-            let login = VSphereLogin(url: vcsim.url, username: VcsimForTest.username, password: VcsimForTest.password, thumbprint: vcsim.thumbprint)
+            let login = VSphereLogin(
+                url: vcsim.url, username: VcsimForTest.username, password: VcsimForTest.password, thumbprint: vcsim.thumbprint)
             let endpoint = try await app.flotilla.vsphere.connect(login)
             let role = Role()
             role.name = "web"
@@ -24,10 +26,12 @@ final class ClonePlacementTests: XCTestCase {
             let clone = try await endpoint.clone(template, request)
 
             // The library's own reads, on a separate login: the clone's card is on DC0_DVPG0.
-            let client = try await VSphereClient.connect(url: try XCTUnwrap(URL(string: vcsim.url)), username: VcsimForTest.username,
-                                                         password: VcsimForTest.password, trust: .pinnedSHA256(try XCTUnwrap(vcsim.thumbprint)))
+            let client = try await VSphereClient.connect(
+                url: try XCTUnwrap(URL(string: vcsim.url)), username: VcsimForTest.username,
+                password: VcsimForTest.password, trust: .pinnedSHA256(try XCTUnwrap(vcsim.thumbprint)))
             let portgroupKey = try await client.property("key", of: try XCTUnwrap(request.network))?.text
-            let devices = try await client.property("config.hardware.device", of: ManagedObjectReference(type: "VirtualMachine", value: clone.reference))
+            let devices = try await client.property(
+                "config.hardware.device", of: ManagedObjectReference(type: "VirtualMachine", value: clone.reference))
             let cards = devices?.children.filter { $0.child("macAddress") != nil || $0.child("addressType") != nil } ?? []
             XCTAssertEqual(cards.count, 1)
             XCTAssertEqual(cards.first?.descendant("backing", "port", "portgroupKey")?.text, portgroupKey)
@@ -35,7 +39,8 @@ final class ClonePlacementTests: XCTestCase {
 
             connection.datacenter = "DC-elsewhere"
             do {
-                _ = try await app.flotilla.vmOperations.clonePlan(name: "placed-02", role: role, connection: connection, endpoint: endpoint, extraConfig: [])
+                _ = try await app.flotilla.vmOperations.clonePlan(
+                    name: "placed-02", role: role, connection: connection, endpoint: endpoint, extraConfig: [])
                 XCTFail("a datacenter that does not exist was ignored")
             } catch let error as VSphereError {
                 XCTAssertTrue("\(error)".contains("DC-elsewhere"), "\(error)")
@@ -59,8 +64,10 @@ private final class VcsimForTest: @unchecked Sendable {
             throw VcsimProblem(description: "vcsim not built at \(binary): run `scripts/vcsim build`")
         }
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["-model", "vcenter", "-vms", "1", "-templates", "web", "-listen", "127.0.0.1:0",
-                             "-username", Self.username, "-password", Self.password]
+        process.arguments = [
+            "-model", "vcenter", "-vms", "1", "-templates", "web", "-listen", "127.0.0.1:0",
+            "-username", Self.username, "-password", Self.password,
+        ]
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice

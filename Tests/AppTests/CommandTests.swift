@@ -1,7 +1,8 @@
-@testable import App
 import ConsoleKit
 import Fluent
 import XCTVapor
+
+@testable import App
 
 /// The commands run through Vapor's console exactly as `flotilla user …` and `flotilla logs …` do.
 final class CommandTests: XCTestCase {
@@ -17,7 +18,8 @@ final class CommandTests: XCTestCase {
         try await TestApp.run { app in
             let console = TestConsole()
             console.answers = ["cli-password-1", "cli-password-1"]
-            var context = CommandContext(console: console, input: CommandInput(arguments: ["flotilla", "user", "add", "carol", "--role", "system"]))
+            var context = CommandContext(
+                console: console, input: CommandInput(arguments: ["flotilla", "user", "add", "carol", "--role", "system"]))
             context.application = app
             try await console.run(app.asyncCommands.group(), with: context)
             XCTAssertTrue(console.output.contains("Added carol"))
@@ -48,8 +50,9 @@ final class CommandTests: XCTestCase {
             let files = try LogBackup(directory: app.flotilla.config.backupDirectory, displayTime: DisplayTime(timeZone: .gmt)).list()
             XCTAssertEqual(files.count, 1)
             let entries = try await LogEntry.query(on: app.db).filter(\.$operatorName == "cli").sort(\.$id).all()
-            XCTAssertEqual(entries.map { "\($0.action) \($0.result)" },
-                           ["user.add success", "user.add failure", "user.edit success", "logs.backup success"])
+            XCTAssertEqual(
+                entries.map { "\($0.action) \($0.result)" },
+                ["user.add success", "user.add failure", "user.edit success", "logs.backup success"])
         }
     }
 }

@@ -1,5 +1,6 @@
-@testable import App
 import XCTest
+
+@testable import App
 
 final class ConfigTests: XCTestCase {
     func testDefaults() throws {

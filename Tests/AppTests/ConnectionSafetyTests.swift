@@ -1,6 +1,7 @@
-@testable import App
 import VSphere
 import XCTVapor
+
+@testable import App
 
 /// A thumbprint is never stored for a plain-HTTP URL (it would pin nothing while the settings
 /// say "pinned"), and a connection test repeats nothing of what answered (security review,
@@ -13,16 +14,20 @@ final class ConnectionSafetyTests: XCTestCase {
             let admin = try TestClient(app)
             try await admin.signIn("admin", TestApp.adminPassword)
             for path in ["/api/v1/connections", "/api/v1/connections/test"] {
-                let answer = try await admin.request(.POST, path, json: Connections.Input(
-                    name: "plainpin", url: "http://127.0.0.1:9/sdk", username: "u", password: "p", thumbprint: pin))
+                let answer = try await admin.request(
+                    .POST, path,
+                    json: Connections.Input(
+                        name: "plainpin", url: "http://127.0.0.1:9/sdk", username: "u", password: "p", thumbprint: pin))
                 XCTAssertEqual(answer.status, .badRequest, answer.body.string)
                 XCTAssertTrue(answer.body.string.contains("pins an HTTPS certificate"), answer.body.string)
             }
             let list = try await admin.request(.GET, "/api/v1/connections")
             XCTAssertFalse(list.body.string.contains("plainpin"), "nothing was stored")
             // The same settings over HTTPS pass validation (the test then fails to connect, as nothing listens).
-            let https = try await admin.request(.POST, "/api/v1/connections/test", json: Connections.Input(
-                name: "pinned", url: "https://127.0.0.1:9/sdk", username: "u", password: "p", thumbprint: pin))
+            let https = try await admin.request(
+                .POST, "/api/v1/connections/test",
+                json: Connections.Input(
+                    name: "pinned", url: "https://127.0.0.1:9/sdk", username: "u", password: "p", thumbprint: pin))
             XCTAssertEqual(https.status, .serviceUnavailable, https.body.string)
         }
     }
@@ -31,8 +36,9 @@ final class ConnectionSafetyTests: XCTestCase {
         let marker = "PRIVATE-INTERNAL-PAGE"
         let decoy = try await Application.make(.testing)
         decoy.post("sdk") { _ in
-            Response(status: .notImplemented, headers: ["Content-Type": "text/html"],
-                     body: .init(string: "<!DOCTYPE HTML><title>Error response</title>\(marker)"))
+            Response(
+                status: .notImplemented, headers: ["Content-Type": "text/html"],
+                body: .init(string: "<!DOCTYPE HTML><title>Error response</title>\(marker)"))
         }
         try await decoy.server.start(address: .hostname("127.0.0.1", port: 0))
         do {
@@ -40,8 +46,10 @@ final class ConnectionSafetyTests: XCTestCase {
             try await TestApp.run { app in
                 let admin = try TestClient(app)
                 try await admin.signIn("admin", TestApp.adminPassword)
-                let answer = try await admin.request(.POST, "/api/v1/connections/test", json: Connections.Input(
-                    name: "decoy", url: "http://127.0.0.1:\(port)/sdk", username: "u", password: "p"))
+                let answer = try await admin.request(
+                    .POST, "/api/v1/connections/test",
+                    json: Connections.Input(
+                        name: "decoy", url: "http://127.0.0.1:\(port)/sdk", username: "u", password: "p"))
                 XCTAssertEqual(answer.status, .serviceUnavailable)
                 let text = answer.body.string
                 XCTAssertFalse(text.contains(marker) || text.contains("Error response") || text.contains("DOCTYPE"), text)

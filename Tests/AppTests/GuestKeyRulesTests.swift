@@ -1,8 +1,9 @@
-@testable import App
 import Fluent
 import RemoteShell
 import VSphere
 import XCTVapor
+
+@testable import App
 
 /// How the platform reaches guests (SPEC BEY-9), without root: the platform key and the VM's
 /// pinned host key, the password hash gone from the metadata, a network change that meets
@@ -30,8 +31,9 @@ final class GuestKeyRulesTests: XCTestCase {
             let vm = try await world.addReadyVM("web-01", "10.77.5.20")
             await world.shell.update("10.77.5.20") { $0.acceptsNetworkChange = false }
             await world.shell.add(.init(hostName: "impostor", password: "whatever-1"), at: "10.77.5.30")
-            let job = try await world.runJob(.POST, "/api/v1/vms/\(vm.id)/network",
-                                             json: VMs.NetworkInput(ip: "10.77.5.30", netmask: "24", gateway: "10.77.5.1"))
+            let job = try await world.runJob(
+                .POST, "/api/v1/vms/\(vm.id)/network",
+                json: VMs.NetworkInput(ip: "10.77.5.30", netmask: "24", gateway: "10.77.5.1"))
             let log = job.steps?.first?.log ?? ""
             XCTAssertEqual(job.status, "failed", log)
             XCTAssertTrue(log.contains("answers with another host key than web-01's"), log)

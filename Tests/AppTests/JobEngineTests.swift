@@ -1,11 +1,13 @@
-@testable import App
 import Fluent
 import XCTVapor
+
+@testable import App
 
 /// The job engine on its own: phases, failures, retries, limits, cancellation, restarts.
 final class JobEngineTests: XCTestCase {
     private func engine(_ app: Application, concurrency: Int = 8, perConnection: Int = 8) -> JobEngine {
-        JobEngine(database: app.db, logger: app.logger, concurrency: concurrency, perConnection: perConnection, retryDelay: .milliseconds(10))
+        JobEngine(
+            database: app.db, logger: app.logger, concurrency: concurrency, perConnection: perConnection, retryDelay: .milliseconds(10))
     }
 
     private func steps(_ app: Application, _ jobID: UUID) async throws -> [JobStep] {
@@ -16,17 +18,19 @@ final class JobEngineTests: XCTestCase {
         try await TestApp.run { app in
             let jobs = engine(app)
             let order = Recorder()
-            let jobID = try await jobs.submit(kind: "test", title: "phases", by: .system, steps: [
-                StepPlan(action: "test.a", title: "a", vmName: "vm-a") { context in
-                    await context.log("working")
-                    await order.add("a")
-                },
-                StepPlan(action: "test.b", title: "b", vmName: "vm-b") { _ in
-                    await order.add("b")
-                    throw FlotillaError(.unavailable, "b broke")
-                },
-                StepPlan(action: "test.c", title: "c", phase: 1) { _ in await order.add("c") },
-            ])
+            let jobID = try await jobs.submit(
+                kind: "test", title: "phases", by: .system,
+                steps: [
+                    StepPlan(action: "test.a", title: "a", vmName: "vm-a") { context in
+                        await context.log("working")
+                        await order.add("a")
+                    },
+                    StepPlan(action: "test.b", title: "b", vmName: "vm-b") { _ in
+                        await order.add("b")
+                        throw FlotillaError(.unavailable, "b broke")
+                    },
+                    StepPlan(action: "test.c", title: "c", phase: 1) { _ in await order.add("c") },
+                ])
             await jobs.waitUntilFinished(jobID)
             let job = try await Job.find(jobID, on: app.db)
             XCTAssertEqual(job?.status, .failed)
@@ -38,8 +42,9 @@ final class JobEngineTests: XCTestCase {
             let log = try await steps(app, jobID)[1].log
             XCTAssertTrue(log.contains("failed: b broke"), log)
             let audit = try await LogEntry.query(on: app.db).filter(\.$action ~~ ["test.a", "test.b"]).all()
-            XCTAssertEqual(Set(audit.map { "\($0.kind) \($0.action) \($0.result) \($0.vmName ?? "")" }),
-                           ["operation test.a success vm-a", "error test.b failure vm-b"])
+            XCTAssertEqual(
+                Set(audit.map { "\($0.kind) \($0.action) \($0.result) \($0.vmName ?? "")" }),
+                ["operation test.a success vm-a", "error test.b failure vm-b"])
         }
     }
 
@@ -47,12 +52,14 @@ final class JobEngineTests: XCTestCase {
         try await TestApp.run { app in
             let jobs = engine(app)
             let attempts = Recorder()
-            let jobID = try await jobs.submit(kind: "test", title: "retry", by: .system, steps: [
-                StepPlan(action: "test.flaky", title: "flaky", retryable: true) { _ in
-                    await attempts.add("try")
-                    if await attempts.items.count < 3 { throw FlotillaError(.unavailable, "not yet") }
-                },
-            ])
+            let jobID = try await jobs.submit(
+                kind: "test", title: "retry", by: .system,
+                steps: [
+                    StepPlan(action: "test.flaky", title: "flaky", retryable: true) { _ in
+                        await attempts.add("try")
+                        if await attempts.items.count < 3 { throw FlotillaError(.unavailable, "not yet") }
+                    }
+                ])
             await jobs.waitUntilFinished(jobID)
             let status = try await Job.find(jobID, on: app.db)?.status
             XCTAssertEqual(status, .succeeded)
@@ -116,9 +123,11 @@ final class JobEngineTests: XCTestCase {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("flotilla-restart-\(UUID())").path
         let first = try await TestApp.make(["FLOTILLA_DATA_DIR": directory])
         let jobs = engine(first)
-        let jobID = try await jobs.submit(kind: "test", title: "long", by: .system, steps: [
-            StepPlan(action: "test.long", title: "long") { _ in try await Task.sleep(for: .seconds(60)) },
-        ])
+        let jobID = try await jobs.submit(
+            kind: "test", title: "long", by: .system,
+            steps: [
+                StepPlan(action: "test.long", title: "long") { _ in try await Task.sleep(for: .seconds(60)) }
+            ])
         while try await Job.find(jobID, on: first.db)?.status != .running { try await Task.sleep(for: .milliseconds(20)) }
         // The server goes away without finishing the job (as a crash would leave it).
         try await first.asyncShutdown()

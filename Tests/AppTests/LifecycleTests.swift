@@ -1,9 +1,10 @@
-@testable import App
 import Fluent
 import Lab
 import RemoteShell
 import VSphere
 import XCTVapor
+
+@testable import App
 
 /// The VM lifecycle end to end: Flotilla's API drives vcsim, and the lab turns each VM into a
 /// guest that boots, answers SSH with the chosen password, and powers off and on like a VM.
@@ -36,22 +37,29 @@ final class LifecycleTests: XCTestCase {
         do {
             let launched = await supervisor.vcsim
             let vcsim = try XCTUnwrap(launched)
-            let client = try await VSphereClient.connect(url: try XCTUnwrap(URL(string: vcsim.url)), username: vcsim.username,
-                                                         password: vcsim.password, trust: .pinnedSHA256(try XCTUnwrap(vcsim.thumbprint)))
+            let client = try await VSphereClient.connect(
+                url: try XCTUnwrap(URL(string: vcsim.url)), username: vcsim.username,
+                password: vcsim.password, trust: .pinnedSHA256(try XCTUnwrap(vcsim.thumbprint)))
             defer { Task { try? await client.close() } }
             try await TestApp.run(["FLOTILLA_GUEST_BOOT_SECONDS": "20"].merging(extra) { $1 }) { app in
                 let admin = try TestClient(app)
                 try await admin.signIn("admin", TestApp.adminPassword)
                 let connectionInput = Connections.Input(
                     name: "lab", url: vcsim.url, username: vcsim.username, password: vcsim.password, thumbprint: vcsim.thumbprint)
-                let report = try admin.decode(Connections.Report.self, try await admin.request(.POST, "/api/v1/connections/test", json: connectionInput))
+                let report = try admin.decode(
+                    Connections.Report.self, try await admin.request(.POST, "/api/v1/connections/test", json: connectionInput))
                 XCTAssertTrue(report.templates.contains("tpl-web"), "the test shows the templates: \(report.templates)")
-                let connection = try admin.decode(API.ConnectionBody.self, try await admin.request(.POST, "/api/v1/connections", json: connectionInput))
-                let role = try await admin.request(.POST, "/api/v1/roles", json: Roles.Input(
-                    name: "web", connectionID: connection.id, template: "tpl-web", sshUser: "root", services: "sshd"))
+                let connection = try admin.decode(
+                    API.ConnectionBody.self, try await admin.request(.POST, "/api/v1/connections", json: connectionInput))
+                let role = try await admin.request(
+                    .POST, "/api/v1/roles",
+                    json: Roles.Input(
+                        name: "web", connectionID: connection.id, template: "tpl-web", sshUser: "root", services: "sshd"))
                 XCTAssertEqual(role.status, .created, role.body.string)
-                let environment = try admin.decode(API.EnvironmentBody.self, try await admin.request(
-                    .POST, "/api/v1/environments", json: API.EnvironmentInput(name: "staging-3", description: "lab")))
+                let environment = try admin.decode(
+                    API.EnvironmentBody.self,
+                    try await admin.request(
+                        .POST, "/api/v1/environments", json: API.EnvironmentInput(name: "staging-3", description: "lab")))
                 try await body(Fixture(app: app, admin: admin, client: client, environmentID: environment.id, vcsimPID: vcsim.pid))
             }
         } catch {
@@ -78,10 +86,13 @@ final class LifecycleTests: XCTestCase {
         throw FlotillaError(.unavailable, "job timeout")
     }
 
-    private func vmInput(_ name: String, _ ip: String, netmask: String = "16", gateway: String = "10.77.0.1",
-                         password: String = "Guest-pass-1") -> VMs.Input {
-        VMs.Input(hostName: name, ip: ip, netmask: netmask, gateway: gateway, dns1: "10.77.0.1", dns2: nil,
-                          role: "web", password: password, passwordConfirmation: password, notes: "made by a test")
+    private func vmInput(
+        _ name: String, _ ip: String, netmask: String = "16", gateway: String = "10.77.0.1",
+        password: String = "Guest-pass-1"
+    ) -> VMs.Input {
+        VMs.Input(
+            hostName: name, ip: ip, netmask: netmask, gateway: gateway, dns1: "10.77.0.1", dns2: nil,
+            role: "web", password: password, passwordConfirmation: password, notes: "made by a test")
     }
 
     private func ssh(_ ip: String, password: String) async throws -> String {
@@ -95,7 +106,8 @@ final class LifecycleTests: XCTestCase {
     func testAddPowerAndDeleteAVMThroughTheAPI() async throws {
         try await withLab { fixture in
             let admin = fixture.admin
-            let answer = try await admin.request(.POST, "/api/v1/environments/\(fixture.environmentID)/vms", json: vmInput("web-01", "10.77.5.10"))
+            let answer = try await admin.request(
+                .POST, "/api/v1/environments/\(fixture.environmentID)/vms", json: vmInput("web-01", "10.77.5.10"))
             XCTAssertEqual(answer.status, .accepted, answer.body.string)
             XCTAssertFalse(answer.body.string.contains("Guest-pass-1"), "the password is never answered")
             let created = try admin.decode(API.NewVMAnswer.self, answer)
@@ -124,8 +136,10 @@ final class LifecycleTests: XCTestCase {
             XCTAssertFalse(stored?.passwordSealed.contains("Guest-pass-1") ?? true, "sealed at rest")
 
             // Power the environment off: the guest stops answering; restart brings it back.
-            let off = try admin.decode(API.JobReference.self, try await admin.request(
-                .POST, "/api/v1/environments/power", json: API.PowerInput(action: "off", ids: [fixture.environmentID])))
+            let off = try admin.decode(
+                API.JobReference.self,
+                try await admin.request(
+                    .POST, "/api/v1/environments/power", json: API.PowerInput(action: "off", ids: [fixture.environmentID])))
             let offJob = try await waitForJob(admin, off.jobID)
             XCTAssertEqual(offJob.status, "succeeded")
             try await Task.sleep(for: .seconds(1))
@@ -135,8 +149,10 @@ final class LifecycleTests: XCTestCase {
             } catch let error as RemoteShellError {
                 XCTAssertTrue([.connect, .timeout].contains(error.kind), "\(error)")
             }
-            let restart = try admin.decode(API.JobReference.self, try await admin.request(
-                .POST, "/api/v1/environments/power", json: API.PowerInput(action: "restart", ids: [fixture.environmentID])))
+            let restart = try admin.decode(
+                API.JobReference.self,
+                try await admin.request(
+                    .POST, "/api/v1/environments/power", json: API.PowerInput(action: "restart", ids: [fixture.environmentID])))
             let restartJob = try await waitForJob(admin, restart.jobID)
             XCTAssertEqual(restartJob.status, "succeeded")
             var back = false
@@ -147,7 +163,8 @@ final class LifecycleTests: XCTestCase {
             XCTAssertTrue(back, "the guest answers again after the restart")
 
             // Delete the environment: the VM is destroyed first, then the records go.
-            let delete = try admin.decode(API.JobReference.self, try await admin.request(.DELETE, "/api/v1/environments/\(fixture.environmentID)"))
+            let delete = try admin.decode(
+                API.JobReference.self, try await admin.request(.DELETE, "/api/v1/environments/\(fixture.environmentID)"))
             let deletion = try await waitForJob(admin, delete.jobID)
             XCTAssertEqual(deletion.status, "succeeded", deletion.steps?.map(\.log).joined() ?? "")
             let remaining = try await fixture.client.listVirtualMachines().map(\.name)
@@ -184,7 +201,8 @@ final class LifecycleTests: XCTestCase {
 
             // A guest that never comes up (its address is outside the lab's range, so no guest
             // boots): the job fails with the reason and the half-made VM is destroyed.
-            let lost = try admin.decode(API.NewVMAnswer.self, try await admin.request(.POST, path, json: vmInput("web-03", "10.99.0.10", gateway: "10.99.0.1")))
+            let lost = try admin.decode(
+                API.NewVMAnswer.self, try await admin.request(.POST, path, json: vmInput("web-03", "10.99.0.10", gateway: "10.99.0.1")))
             let job = try await waitForJob(admin, lost.jobID)
             XCTAssertEqual(job.status, "failed")
             XCTAssertTrue(job.steps?.first?.log.contains("never came up") ?? false, job.steps?.first?.log ?? "")
@@ -205,15 +223,19 @@ final class LifecycleTests: XCTestCase {
     func testPasswordAndNetworkChangesAreAppliedInsideTheGuest() async throws {
         try await withLab { fixture in
             let admin = fixture.admin
-            let created = try admin.decode(API.NewVMAnswer.self, try await admin.request(
-                .POST, "/api/v1/environments/\(fixture.environmentID)/vms", json: vmInput("web-05", "10.77.6.10")))
+            let created = try admin.decode(
+                API.NewVMAnswer.self,
+                try await admin.request(
+                    .POST, "/api/v1/environments/\(fixture.environmentID)/vms", json: vmInput("web-05", "10.77.6.10")))
             let createJob = try await waitForJob(admin, created.jobID)
             XCTAssertEqual(createJob.status, "succeeded")
 
             // VM-9: the new password works inside the guest, the old one no longer does.
-            let password = try admin.decode(API.JobReference.self, try await admin.request(
-                .POST, "/api/v1/vms/\(created.vm.id)/password",
-                json: VMs.PasswordInput(password: "Changed-pass-2", passwordConfirmation: "Changed-pass-2")))
+            let password = try admin.decode(
+                API.JobReference.self,
+                try await admin.request(
+                    .POST, "/api/v1/vms/\(created.vm.id)/password",
+                    json: VMs.PasswordInput(password: "Changed-pass-2", passwordConfirmation: "Changed-pass-2")))
             let passwordJob = try await waitForJob(admin, password.jobID)
             XCTAssertEqual(passwordJob.status, "succeeded", passwordJob.steps?.first?.log ?? "")
             let hostName = try await ssh("10.77.6.10", password: "Changed-pass-2")
@@ -226,9 +248,11 @@ final class LifecycleTests: XCTestCase {
             }
 
             // VM-10: the guest moves to the new address and answers there; metadata follows.
-            let network = try admin.decode(API.JobReference.self, try await admin.request(
-                .POST, "/api/v1/vms/\(created.vm.id)/network",
-                json: VMs.NetworkInput(ip: "10.77.6.20", netmask: "255.255.0.0", gateway: "10.77.0.1", dns1: "10.77.0.1", dns2: nil)))
+            let network = try admin.decode(
+                API.JobReference.self,
+                try await admin.request(
+                    .POST, "/api/v1/vms/\(created.vm.id)/network",
+                    json: VMs.NetworkInput(ip: "10.77.6.20", netmask: "255.255.0.0", gateway: "10.77.0.1", dns1: "10.77.0.1", dns2: nil)))
             let networkJob = try await waitForJob(admin, network.jobID)
             XCTAssertEqual(networkJob.status, "succeeded", networkJob.steps?.first?.log ?? "")
             let moved = try await ssh("10.77.6.20", password: "Changed-pass-2")
@@ -242,8 +266,9 @@ final class LifecycleTests: XCTestCase {
             XCTAssertEqual(guest.authorizedKeys.count, 1, "a rebuild keeps the platform key")
 
             // An address the guest cannot reach from Flotilla: refused before anything changes.
-            let outside = try await admin.request(.POST, "/api/v1/vms/\(created.vm.id)/network",
-                                                  json: VMs.NetworkInput(ip: "10.77.6.30", netmask: "24", gateway: "10.77.7.1"))
+            let outside = try await admin.request(
+                .POST, "/api/v1/vms/\(created.vm.id)/network",
+                json: VMs.NetworkInput(ip: "10.77.6.30", netmask: "24", gateway: "10.77.7.1"))
             XCTAssertEqual(outside.status, .badRequest)
         }
     }
@@ -255,8 +280,10 @@ final class LifecycleTests: XCTestCase {
     func testGuestsAreReachedByKeyOnlyAndANetworkChangeRefusesAnotherHostKey() async throws {
         try await withLab { fixture in
             let admin = fixture.admin
-            let created = try admin.decode(API.NewVMAnswer.self, try await admin.request(
-                .POST, "/api/v1/environments/\(fixture.environmentID)/vms", json: vmInput("web-07", "10.77.8.10")))
+            let created = try admin.decode(
+                API.NewVMAnswer.self,
+                try await admin.request(
+                    .POST, "/api/v1/environments/\(fixture.environmentID)/vms", json: vmInput("web-07", "10.77.8.10")))
             let createJob = try await waitForJob(admin, created.jobID)
             XCTAssertEqual(createJob.status, "succeeded", createJob.steps?.first?.log ?? "")
             let machine = try await fixture.client.findVirtualMachine(named: "web-07")
@@ -313,15 +340,18 @@ final class LifecycleTests: XCTestCase {
             let impostorConfiguration = GuestConfiguration(
                 hostName: "impostor", ipv4: .init(address: "10.77.8.20", prefixLength: 16, gateway: "10.77.0.1", dns: []),
                 authorizedKeys: [newKey.publicKey])
-            let impostor = try await fixture.client.clone(try await fixture.client.findTemplate(named: "tpl-web"), CloneRequest(
-                name: "impostor", extraConfig: try impostorConfiguration.extraConfig()))
+            let impostor = try await fixture.client.clone(
+                try await fixture.client.findTemplate(named: "tpl-web"),
+                CloneRequest(
+                    name: "impostor", extraConfig: try impostorConfiguration.extraConfig()))
             try await impostor.powerOn()
             // Logging in to it also leaves the machine's ARP entry for the address pointing at it.
             var impostorUp = false
             for _ in 0..<40 where !impostorUp {
                 if let connection = try? await SSHConnection.connect(
                     to: SSHTarget(host: "10.77.8.20", user: "root", authentication: .privateKey(try keys.privateKey(newKey))),
-                    hostKeyStore: InMemoryHostKeyStore(), options: SSHConnectionOptions(connectTimeout: .seconds(2))) {
+                    hostKeyStore: InMemoryHostKeyStore(), options: SSHConnectionOptions(connectTimeout: .seconds(2)))
+                {
                     await connection.close()
                     impostorUp = true
                 } else {
@@ -332,15 +362,18 @@ final class LifecycleTests: XCTestCase {
             let impostorLog = Self.lab.guestsDirectory + "/" + impostor.reference.value + "/upper/var/log/sshd.log"
             let impostorLogBefore = (try? Data(contentsOf: URL(fileURLWithPath: impostorLog)).count) ?? 0
 
-            let change = try admin.decode(API.JobReference.self, try await admin.request(
-                .POST, "/api/v1/vms/\(created.vm.id)/network",
-                json: VMs.NetworkInput(ip: "10.77.8.20", netmask: "16", gateway: "10.77.0.1", dns1: nil, dns2: nil)))
+            let change = try admin.decode(
+                API.JobReference.self,
+                try await admin.request(
+                    .POST, "/api/v1/vms/\(created.vm.id)/network",
+                    json: VMs.NetworkInput(ip: "10.77.8.20", netmask: "16", gateway: "10.77.0.1", dns1: nil, dns2: nil)))
             let changeJob = try await waitForJob(admin, change.jobID)
             let log = changeJob.steps?.first?.log ?? ""
             XCTAssertEqual(changeJob.status, "failed", log)
             XCTAssertTrue(log.contains("another host key"), log)
-            let impostorKey = try String(contentsOfFile: Self.lab.guestsDirectory + "/" + impostor.reference.value
-                                         + "/upper/etc/ssh/ssh_host_ed25519_key.pub", encoding: .utf8)
+            let impostorKey = try String(
+                contentsOfFile: Self.lab.guestsDirectory + "/" + impostor.reference.value
+                    + "/upper/etc/ssh/ssh_host_ed25519_key.pub", encoding: .utf8)
             let fingerprint = try SSHHostKey(openSSHPublicKey: impostorKey).fingerprint
             XCTAssertTrue(log.contains(fingerprint), "the error names the impostor's key: \(log)")
             XCTAssertTrue(log.contains(try SSHHostKey(openSSHPublicKey: try XCTUnwrap(record.hostKey)).fingerprint), log)
@@ -361,16 +394,21 @@ final class LifecycleTests: XCTestCase {
                 network: { range: 10.77.40.10-10.77.40.20, netmask: 255.255.0.0, gateway: 10.77.0.1, dns: [10.77.0.1] }
                 password: shared
                 """
-            let unknown = try await admin.request(.POST, "/api/v1/blueprints/check",
-                                                  json: API.BlueprintText(blueprint: blueprint.replacingOccurrences(of: "web", with: "db")))
+            let unknown = try await admin.request(
+                .POST, "/api/v1/blueprints/check",
+                json: API.BlueprintText(blueprint: blueprint.replacingOccurrences(of: "web", with: "db")))
             XCTAssertEqual(unknown.status, .badRequest)
             XCTAssertTrue(unknown.body.string.contains("not a known role"))
-            let planned = try admin.decode([API.PlannedVM].self, try await admin.request(
-                .POST, "/api/v1/blueprints/check", json: API.BlueprintText(blueprint: blueprint)))
+            let planned = try admin.decode(
+                [API.PlannedVM].self,
+                try await admin.request(
+                    .POST, "/api/v1/blueprints/check", json: API.BlueprintText(blueprint: blueprint)))
             XCTAssertEqual(planned.map(\.hostName), ["bp-1-web-01", "bp-1-web-02", "bp-1-web-03"])
 
-            let answer = try await admin.request(.POST, "/api/v1/blueprints/deploy", json: Deployments.Input(
-                blueprint: blueprint, password: "Fleet-pass-1", passwordConfirmation: "Fleet-pass-1"))
+            let answer = try await admin.request(
+                .POST, "/api/v1/blueprints/deploy",
+                json: Deployments.Input(
+                    blueprint: blueprint, password: "Fleet-pass-1", passwordConfirmation: "Fleet-pass-1"))
             XCTAssertEqual(answer.status, .accepted, answer.body.string)
             let deployment = try admin.decode(Deployments.Deployment.self, answer)
             let job = try await waitForJob(admin, deployment.jobID)
@@ -382,12 +420,17 @@ final class LifecycleTests: XCTestCase {
             }
 
             // Overlapping addresses are caught before anything is created.
-            let overlap = try await admin.request(.POST, "/api/v1/blueprints/deploy", json: Deployments.Input(
-                blueprint: blueprint.replacingOccurrences(of: "bp-1", with: "bp-2"), password: "Fleet-pass-1", passwordConfirmation: "Fleet-pass-1"))
+            let overlap = try await admin.request(
+                .POST, "/api/v1/blueprints/deploy",
+                json: Deployments.Input(
+                    blueprint: blueprint.replacingOccurrences(of: "bp-1", with: "bp-2"), password: "Fleet-pass-1",
+                    passwordConfirmation: "Fleet-pass-1"))
             XCTAssertEqual(overlap.status, .conflict)
 
-            let clone = try await admin.request(.POST, "/api/v1/environments/\(deployment.environmentID)/clone", json: API.CloneInput(
-                name: "bp-1-copy", range: "10.77.41.10-10.77.41.20", password: "Copy-pass-1", passwordConfirmation: "Copy-pass-1"))
+            let clone = try await admin.request(
+                .POST, "/api/v1/environments/\(deployment.environmentID)/clone",
+                json: API.CloneInput(
+                    name: "bp-1-copy", range: "10.77.41.10-10.77.41.20", password: "Copy-pass-1", passwordConfirmation: "Copy-pass-1"))
             XCTAssertEqual(clone.status, .accepted, clone.body.string)
             let cloned = try admin.decode(Deployments.Deployment.self, clone)
             let cloneJob = try await waitForJob(admin, cloned.jobID)
@@ -401,28 +444,37 @@ final class LifecycleTests: XCTestCase {
         try await withLab(["FLOTILLA_SYNC_SECONDS": "1"]) { fixture in
             let admin = fixture.admin
             // A VM made outside Flotilla, the way another tool would clone it.
-            let outside = GuestConfiguration(hostName: "legacy-web", ipv4: .init(address: "10.77.7.10", prefixLength: 16, gateway: "10.77.0.1", dns: []),
-                                             passwordHash: CryptSHA512.hash(password: "Legacy-pass-1"))
+            let outside = GuestConfiguration(
+                hostName: "legacy-web", ipv4: .init(address: "10.77.7.10", prefixLength: 16, gateway: "10.77.0.1", dns: []),
+                passwordHash: CryptSHA512.hash(password: "Legacy-pass-1"))
             let template = try await fixture.client.findTemplate(named: "tpl-web")
-            let legacy = try await fixture.client.clone(template, CloneRequest(
-                name: "legacy-web", extraConfig: try outside.extraConfig() + [ExtraConfigEntry(key: "guestinfo.flotilla.role", value: "web")]))
+            let legacy = try await fixture.client.clone(
+                template,
+                CloneRequest(
+                    name: "legacy-web",
+                    extraConfig: try outside.extraConfig() + [ExtraConfigEntry(key: "guestinfo.flotilla.role", value: "web")]))
             try await legacy.powerOn()
 
             let connection = try admin.decode([API.ConnectionBody].self, try await admin.request(.GET, "/api/v1/connections"))[0]
-            let adopted = try await admin.request(.POST, "/api/v1/environments/\(fixture.environmentID)/adopt", json: VSphereImport.Input(
-                connectionID: connection.id, names: ["legacy-web"], role: "web", password: "Legacy-pass-1"))
+            let adopted = try await admin.request(
+                .POST, "/api/v1/environments/\(fixture.environmentID)/adopt",
+                json: VSphereImport.Input(
+                    connectionID: connection.id, names: ["legacy-web"], role: "web", password: "Legacy-pass-1"))
             XCTAssertEqual(adopted.status, .created, adopted.body.string)
             let vm = try admin.decode([API.VMBody].self, adopted)[0]
             XCTAssertEqual(vm.ip, "10.77.7.10")
             XCTAssertEqual(vm.status, "ready")
-            let again = try await admin.request(.POST, "/api/v1/environments/\(fixture.environmentID)/adopt", json: VSphereImport.Input(
-                connectionID: connection.id, names: ["legacy-web"], role: "web", password: "Legacy-pass-1"))
+            let again = try await admin.request(
+                .POST, "/api/v1/environments/\(fixture.environmentID)/adopt",
+                json: VSphereImport.Input(
+                    connectionID: connection.id, names: ["legacy-web"], role: "web", password: "Legacy-pass-1"))
             XCTAssertEqual(again.status, .conflict)
 
             // Its services are read over SSH with the adopted password.
             var live: [LiveStatus.LiveVM] = []
             for _ in 0..<20 {
-                live = try admin.decode([LiveStatus.LiveVM].self, try await admin.request(.GET, "/api/v1/environments/\(fixture.environmentID)/live"))
+                live = try admin.decode(
+                    [LiveStatus.LiveVM].self, try await admin.request(.GET, "/api/v1/environments/\(fixture.environmentID)/live"))
                 if live.first?.services != nil { break }
                 try await Task.sleep(for: .milliseconds(500))
             }
@@ -439,7 +491,8 @@ final class LifecycleTests: XCTestCase {
                 status = try admin.decode(API.VMBody.self, try await admin.request(.GET, "/api/v1/vms/\(vm.id)")).status
             }
             XCTAssertEqual(status, "missing")
-            let logged = try await LogEntry.query(on: fixture.app.db).filter(\.$action == "vm.missing").filter(\.$vmName == "legacy-web").count()
+            let logged = try await LogEntry.query(on: fixture.app.db).filter(\.$action == "vm.missing").filter(\.$vmName == "legacy-web")
+                .count()
             XCTAssertEqual(logged, 1)
         }
     }
@@ -449,7 +502,8 @@ final class LifecycleTests: XCTestCase {
             let admin = fixture.admin
             let path = "/api/v1/environments/\(fixture.environmentID)/vms"
             // vSphere refuses the clone: the typed fault reaches the job, the log and the VM's record.
-            let refused = try admin.decode(API.NewVMAnswer.self, try await admin.request(.POST, path, json: vmInput("bad-01", "10.77.8.10")))
+            let refused = try admin.decode(
+                API.NewVMAnswer.self, try await admin.request(.POST, path, json: vmInput("bad-01", "10.77.8.10")))
             let job = try await waitForJob(admin, refused.jobID)
             XCTAssertEqual(job.status, "failed")
             XCTAssertTrue(job.steps?.first?.log.contains("InsufficientResourcesFault") ?? false, job.steps?.first?.log ?? "")
@@ -464,7 +518,8 @@ final class LifecycleTests: XCTestCase {
 
             // vCenter goes away while a VM is being made (its guest never reports, so the job is
             // still waiting): the job ends failed with the reason, within its own deadline.
-            let lost = try admin.decode(API.NewVMAnswer.self, try await admin.request(.POST, path, json: vmInput("lost-01", "10.99.0.20", gateway: "10.99.0.1")))
+            let lost = try admin.decode(
+                API.NewVMAnswer.self, try await admin.request(.POST, path, json: vmInput("lost-01", "10.99.0.20", gateway: "10.99.0.1")))
             for _ in 0..<40 {
                 let current = try admin.decode(API.JobBody.self, try await admin.request(.GET, "/api/v1/jobs/\(lost.jobID)"))
                 if current.steps?.first?.log.contains("powering on") == true { break }

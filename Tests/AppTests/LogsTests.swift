@@ -1,6 +1,7 @@
-@testable import App
 import Fluent
 import XCTVapor
+
+@testable import App
 
 final class LogsTests: XCTestCase {
     private static let roles: [String?] = ["web", "mysql", "redis", "spider", nil]
@@ -96,8 +97,10 @@ final class LogsTests: XCTestCase {
             XCTAssertTrue(html.contains("&lt;b&gt;&amp;amp;&lt;/b&gt;"), "details are escaped")
             XCTAssertFalse(html.contains("<b>&amp;</b>"))
 
-            for bad in ["from=yesterday", "from=2026-13-01T00:00", "to=2026-02-30T10:00", "kind=debug", "ip=10.0.0.300",
-                        "ip=%27%20OR%201%3D1--", "from=2026-09-22T00:00&to=2026-09-21T00:00"] {
+            for bad in [
+                "from=yesterday", "from=2026-13-01T00:00", "to=2026-02-30T10:00", "kind=debug", "ip=10.0.0.300",
+                "ip=%27%20OR%201%3D1--", "from=2026-09-22T00:00&to=2026-09-21T00:00",
+            ] {
                 let response = try await client.request(.GET, "/logs?\(bad)")
                 XCTAssertEqual(response.status, .badRequest, bad)
                 XCTAssertTrue(response.body.string.contains("class=\"error\""), bad)
@@ -125,7 +128,8 @@ final class LogsTests: XCTestCase {
             let text = try String(contentsOfFile: path, encoding: .utf8)
             let lines = text.split(separator: "\n").filter { $0.hasPrefix("#") && !$0.hasPrefix("# ") }
             XCTAssertEqual(lines.count, 1000)
-            XCTAssertEqual(Set(lines.map { String($0.split(separator: "\t")[0].dropFirst()) }), Set(entries.compactMap(\.id).map(String.init)))
+            XCTAssertEqual(
+                Set(lines.map { String($0.split(separator: "\t")[0].dropFirst()) }), Set(entries.compactMap(\.id).map(String.init)))
 
             let filtered = try client.decode(API.BackupBody.self, try await client.request(.POST, "/api/v1/logs/backup?kind=login"))
             XCTAssertEqual(filtered.entries, entries.filter { $0.kind == "login" }.count)
@@ -197,7 +201,8 @@ final class LogsTests: XCTestCase {
     private static func subsets<T>(of items: [T], size: Int) -> [[T]] {
         guard size > 0 else { return [[]] }
         guard items.count >= size else { return [] }
-        let head = items[0], tail = Array(items.dropFirst())
+        let head = items[0]
+        let tail = Array(items.dropFirst())
         return subsets(of: tail, size: size - 1).map { [head] + $0 } + subsets(of: tail, size: size)
     }
 }

@@ -1,6 +1,7 @@
-@testable import App
 import Fluent
 import XCTVapor
+
+@testable import App
 
 /// Every registered route is checked against the permission table as an anonymous visitor,
 /// an ordinary administrator and a system administrator, so a route added without a rule,
@@ -20,13 +21,15 @@ final class PermissionTests: XCTestCase {
                     XCTFail("\(name) has no permission rule")
                     continue
                 }
-                let path = "/" + route.path.map { component -> String in
-                    switch component {
-                    case .parameter("name"): "flotilla-logs-20000101-000000.txt"
-                    case .parameter: UUID().uuidString
-                    default: component.description
-                    }
-                }.joined(separator: "/")
+                let path =
+                    "/"
+                    + route.path.map { component -> String in
+                        switch component {
+                        case .parameter("name"): "flotilla-logs-20000101-000000.txt"
+                        case .parameter: UUID().uuidString
+                        default: component.description
+                        }
+                    }.joined(separator: "/")
 
                 for role in [nil, UserRole.ordinary, .system] {
                     let client = try TestClient(app)
@@ -44,7 +47,8 @@ final class PermissionTests: XCTestCase {
                     }
                     let who = role?.rawValue ?? "anonymous"
                     if action.isAllowed(for: role) {
-                        XCTAssertNotEqual(response.status, .forbidden, "\(who) may \(name) (\(action)): \(response.body.string.prefix(200))")
+                        XCTAssertNotEqual(
+                            response.status, .forbidden, "\(who) may \(name) (\(action)): \(response.body.string.prefix(200))")
                         // The guard answers "sign in first" (API) or sends to the sign-in page (web).
                         XCTAssertFalse(response.body.string.contains("sign in first"), "\(who) may \(name) (\(action))")
                         XCTAssertFalse(response.headers.first(name: .location)?.hasPrefix("/login?next=") ?? false, "\(who) may \(name)")
@@ -70,10 +74,12 @@ final class PermissionTests: XCTestCase {
 
     func testTheTableGivesOrdinaryAdministratorsExactlyUSR6() {
         let ordinary = Set(Action.allCases.filter { $0.isAllowed(for: .ordinary) })
-        XCTAssertEqual(ordinary, [
-            .signIn, .readAPIDocument, .signOut, .viewDashboard, .viewEnvironments, .viewVMs, .powerVM, .changeVMNetwork,
-            .viewJobs, .viewLogs, .backupLogs, .viewUsers, .changeOwnPassword, .manageOwnTokens,
-        ])
+        XCTAssertEqual(
+            ordinary,
+            [
+                .signIn, .readAPIDocument, .signOut, .viewDashboard, .viewEnvironments, .viewVMs, .powerVM, .changeVMNetwork,
+                .viewJobs, .viewLogs, .backupLogs, .viewUsers, .changeOwnPassword, .manageOwnTokens,
+            ])
         XCTAssertTrue(Action.allCases.allSatisfy { $0.isAllowed(for: .system) })
         XCTAssertEqual(Set(Action.allCases.filter { $0.isAllowed(for: nil) }), [.signIn, .readAPIDocument])
     }

@@ -1,7 +1,8 @@
-@testable import App
 import Foundation
 import Logging
 import XCTVapor
+
+@testable import App
 
 /// Views and static files are found without the working directory, and the error path cannot
 /// fail (issue 8, §3: `flotilla serve` outside the checkout answered every page with nothing).
@@ -10,8 +11,10 @@ final class ResourceTests: XCTestCase {
     private var program: String {
         get throws {
             let folder = Bundle.main.bundleURL.deletingLastPathComponent()
-            let candidates = [folder.appendingPathComponent("flotilla").path,
-                              ResourceDirectory.checkoutDirectory + "/.build/debug/flotilla"]
+            let candidates = [
+                folder.appendingPathComponent("flotilla").path,
+                ResourceDirectory.checkoutDirectory + "/.build/debug/flotilla",
+            ]
             guard let found = candidates.first(where: FileManager.default.isExecutableFile(atPath:)) else {
                 throw XCTSkip("no built flotilla program in \(candidates); run `swift build --build-tests` first")
             }
@@ -22,9 +25,11 @@ final class ResourceTests: XCTestCase {
     func testServerStartedElsewhereServesTheSignInPage() async throws {
         let workingDirectory = try temporaryDirectory()
         let port = try freeTCPPort()
-        let server = try launch(try program, in: workingDirectory, ["serve"], environment: [
-            "FLOTILLA_PORT": String(port), "FLOTILLA_SYNC_SECONDS": "0",
-        ])
+        let server = try launch(
+            try program, in: workingDirectory, ["serve"],
+            environment: [
+                "FLOTILLA_PORT": String(port), "FLOTILLA_SYNC_SECONDS": "0",
+            ])
         defer { server.stop() }
 
         let page = try await server.get("http://127.0.0.1:\(port)/login")
@@ -57,7 +62,8 @@ final class ResourceTests: XCTestCase {
         XCTAssertEqual(try ResourceDirectory.find(configured: nil, executable: root + "/opt/flotilla", checkout: checkout).path, checkout)
         XCTAssertEqual(try ResourceDirectory.find(configured: checkout, executable: program, checkout: installed).path, checkout)
 
-        XCTAssertThrowsError(try ResourceDirectory.find(configured: nil, executable: root + "/opt/bin/flotilla", checkout: root + "/gone")) { error in
+        XCTAssertThrowsError(try ResourceDirectory.find(configured: nil, executable: root + "/opt/bin/flotilla", checkout: root + "/gone"))
+        { error in
             let text = String(describing: error)
             for place in [root + "/opt/share/flotilla", root + "/opt/bin", root + "/gone"] {
                 XCTAssertTrue(text.contains(place), "\(place) not named in: \(text)")
@@ -71,16 +77,23 @@ final class ResourceTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: resources + "/Resources/Views", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: resources + "/Public", withIntermediateDirectories: true)
         let log = CapturedLog()
-        try await TestApp.run(["FLOTILLA_RESOURCES_DIR": resources], beforeBoot: { app in
-            app.logger = Logger(label: "test") { _ in log }
-        }) { app in
+        try await TestApp.run(
+            ["FLOTILLA_RESOURCES_DIR": resources],
+            beforeBoot: { app in
+                app.logger = Logger(label: "test") { _ in log }
+            }
+        ) { app in
             let client = try TestClient(app)
             let page = try await client.request(.GET, "/login")
             XCTAssertEqual(page.status, .internalServerError)
             XCTAssertEqual(page.headers.contentType, .plainText)
             XCTAssertTrue(page.body.string.contains("500"), page.body.string)
-            XCTAssertTrue(log.lines.contains { $0.level == .error && $0.message.contains("GET /login answered 500") }, "\(log.lines.filter { $0.level >= .error })")
-            XCTAssertTrue(log.lines.contains { $0.level == .critical && $0.message.contains("error page could not be made") }, "\(log.lines.filter { $0.level >= .error })")
+            XCTAssertTrue(
+                log.lines.contains { $0.level == .error && $0.message.contains("GET /login answered 500") },
+                "\(log.lines.filter { $0.level >= .error })")
+            XCTAssertTrue(
+                log.lines.contains { $0.level == .critical && $0.message.contains("error page could not be made") },
+                "\(log.lines.filter { $0.level >= .error })")
         }
     }
 
@@ -89,10 +102,13 @@ final class ResourceTests: XCTestCase {
         try await TestApp.run(beforeBoot: { app in
             app.logger = Logger(label: "test") { _ in log }
         }) { app in
-            let request = Request(application: app, method: .GET, url: "/api/v1/anything", logger: app.logger, on: app.eventLoopGroup.next())
+            let request = Request(
+                application: app, method: .GET, url: "/api/v1/anything", logger: app.logger, on: app.eventLoopGroup.next())
             let response = await ErrorRendering.answer(FlotillaError(.unavailable, "vSphere is away"), to: request)
             XCTAssertEqual(response.status, .serviceUnavailable)
-            XCTAssertTrue(log.lines.contains { $0.level == .error && $0.message.contains("answered 503") }, "\(log.lines.filter { $0.level >= .error })")
+            XCTAssertTrue(
+                log.lines.contains { $0.level == .error && $0.message.contains("answered 503") },
+                "\(log.lines.filter { $0.level >= .error })")
         }
     }
 
@@ -105,8 +121,10 @@ final class ResourceTests: XCTestCase {
         return path
     }
 
-    private func launch(_ program: String, in directory: String, _ arguments: [String],
-                        environment extra: [String: String]) throws -> RunningProgram {
+    private func launch(
+        _ program: String, in directory: String, _ arguments: [String],
+        environment extra: [String: String]
+    ) throws -> RunningProgram {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: program)
         process.arguments = arguments
@@ -134,7 +152,9 @@ final class ResourceTests: XCTestCase {
         address.sin_addr.s_addr = in_addr_t(0x7F00_0001).bigEndian
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
+            }
         }
         guard bound else { throw XCTSkip("no free loopback port") }
         return Int(UInt16(bigEndian: address.sin_port))

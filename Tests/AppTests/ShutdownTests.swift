@@ -1,8 +1,9 @@
-@testable import App
 import Fluent
 import FluentPostgresDriver
 import FluentSQLiteDriver
 import XCTVapor
+
+@testable import App
 
 /// At shutdown, running jobs end as interrupted instead of staying "running" until the next
 /// start (issue 8, §3).

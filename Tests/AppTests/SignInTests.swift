@@ -1,6 +1,7 @@
-@testable import App
 import Fluent
 import XCTVapor
+
+@testable import App
 
 final class SignInTests: XCTestCase {
     func testFirstStartCreatesTheAdministrator() async throws {
@@ -35,8 +36,11 @@ final class SignInTests: XCTestCase {
             XCTAssertEqual(dashboard.headers.first(name: .location), "/login?next=/")
 
             let token = try await client.csrfToken()
-            let signedIn = try await client.request(.POST, "/login", form: [
-                ("username", "admin"), ("password", TestApp.adminPassword), ("next", "/logs"), ("csrf", token)])
+            let signedIn = try await client.request(
+                .POST, "/login",
+                form: [
+                    ("username", "admin"), ("password", TestApp.adminPassword), ("next", "/logs"), ("csrf", token),
+                ])
             XCTAssertEqual(signedIn.status, .seeOther)
             XCTAssertEqual(signedIn.headers.first(name: .location), "/logs")
             let cookie = try XCTUnwrap(signedIn.headers[.setCookie].first { $0.hasPrefix("flotilla_session=") })
@@ -64,8 +68,9 @@ final class SignInTests: XCTestCase {
             try await client.signIn("admin", TestApp.adminPassword)
             XCTAssertNotEqual(client.cookies["flotilla_session"], first)
             let planted = try TestClient(app)
-            let response = try await planted.request(.POST, "/api/v1/login", json: API.Credentials(username: "admin", password: TestApp.adminPassword),
-                                                     headers: ["Cookie": "flotilla_session=planted-by-someone"])
+            let response = try await planted.request(
+                .POST, "/api/v1/login", json: API.Credentials(username: "admin", password: TestApp.adminPassword),
+                headers: ["Cookie": "flotilla_session=planted-by-someone"])
             XCTAssertEqual(response.status, .ok)
             XCTAssertNotEqual(planted.cookies["flotilla_session"], "planted-by-someone", "a planted ID is never adopted")
         }
@@ -74,7 +79,8 @@ final class SignInTests: XCTestCase {
     func testSecureCookieBehindTrustedHTTPSProxy() async throws {
         try await TestApp.run(["FLOTILLA_COOKIE_SECURE": "true"]) { app in
             let client = try TestClient(app)
-            let response = try await client.request(.POST, "/api/v1/login", json: API.Credentials(username: "admin", password: TestApp.adminPassword))
+            let response = try await client.request(
+                .POST, "/api/v1/login", json: API.Credentials(username: "admin", password: TestApp.adminPassword))
             XCTAssertTrue(try XCTUnwrap(response.headers[.setCookie].first).contains("Secure"))
         }
     }
@@ -83,11 +89,13 @@ final class SignInTests: XCTestCase {
         try await TestApp.run(["FLOTILLA_LOGIN_MAX_FAILURES": "3", "FLOTILLA_LOGIN_LOCKOUT_SECONDS": "2"]) { app in
             let client = try TestClient(app)
             for _ in 0..<3 {
-                let response = try await client.request(.POST, "/api/v1/login", json: API.Credentials(username: "admin", password: "wrong-password"))
+                let response = try await client.request(
+                    .POST, "/api/v1/login", json: API.Credentials(username: "admin", password: "wrong-password"))
                 XCTAssertEqual(response.status, .unauthorized)
                 XCTAssertEqual(response.errorCode, "unauthenticated")
             }
-            let locked = try await client.request(.POST, "/api/v1/login", json: API.Credentials(username: "admin", password: TestApp.adminPassword))
+            let locked = try await client.request(
+                .POST, "/api/v1/login", json: API.Credentials(username: "admin", password: TestApp.adminPassword))
             XCTAssertEqual(locked.status, .tooManyRequests, "even the right password waits out the lockout")
             XCTAssertEqual(locked.errorCode, "too_many_attempts")
 
@@ -104,8 +112,9 @@ final class SignInTests: XCTestCase {
     func testUnknownUsersAreThrottledPerIPToo() async throws {
         try await TestApp.run(["FLOTILLA_LOGIN_MAX_FAILURES": "3"]) { app in
             let client = try TestClient(app)
-            for index in 0..<9 { // three times the limit (SignIn.namesPerAddress)
-                let response = try await client.request(.POST, "/api/v1/login", json: API.Credentials(username: "name\(index)", password: "x"))
+            for index in 0..<9 {  // three times the limit (SignIn.namesPerAddress)
+                let response = try await client.request(
+                    .POST, "/api/v1/login", json: API.Credentials(username: "name\(index)", password: "x"))
                 XCTAssertEqual(response.status, .unauthorized)
             }
             let next = try await client.request(.POST, "/api/v1/login", json: API.Credentials(username: "another", password: "x"))
@@ -126,8 +135,11 @@ final class SignInTests: XCTestCase {
         try await TestApp.run { app in
             let client = try TestClient(app)
             try await client.signIn("admin", TestApp.adminPassword)
-            let response = try await client.request(.POST, "/users", form: [
-                ("username", "mallory"), ("password", "password-123"), ("passwordConfirmation", "password-123"), ("role", "system")])
+            let response = try await client.request(
+                .POST, "/users",
+                form: [
+                    ("username", "mallory"), ("password", "password-123"), ("passwordConfirmation", "password-123"), ("role", "system"),
+                ])
             XCTAssertEqual(response.status, .forbidden)
             XCTAssertTrue(response.body.string.contains("did not come from Flotilla"))
             let mallory = try await User.query(on: app.db).filter(\.$username == "mallory").count()
@@ -155,8 +167,10 @@ final class SignInTests: XCTestCase {
             robot.bearer = secret
             let users = try await robot.request(.GET, "/api/v1/users")
             XCTAssertEqual(users.status, .ok)
-            let added = try await robot.request(.POST, "/api/v1/users", json: API.NewUser(
-                username: "robot-made", password: "password-123", passwordConfirmation: "password-123", role: "ordinary"))
+            let added = try await robot.request(
+                .POST, "/api/v1/users",
+                json: API.NewUser(
+                    username: "robot-made", password: "password-123", passwordConfirmation: "password-123", role: "ordinary"))
             XCTAssertEqual(added.status, .created, "bearer requests need no CSRF token")
 
             client.sendsCSRFHeader = false

@@ -1,6 +1,7 @@
-@testable import App
 import Fluent
 import XCTVapor
+
+@testable import App
 
 final class UsersTests: XCTestCase {
     private func usernames(_ app: Application) async throws -> [String] {
@@ -21,12 +22,14 @@ final class UsersTests: XCTestCase {
 
             let promoted = try await admin.request(.PATCH, "/api/v1/users/\(olga.id)", json: API.UserChanges(role: "system"))
             XCTAssertEqual(try admin.decode(API.UserBody.self, promoted).role, .system)
-            let blank = try await admin.request(.PATCH, "/api/v1/users/\(olga.id)", json: API.UserChanges(password: "", passwordConfirmation: ""))
+            let blank = try await admin.request(
+                .PATCH, "/api/v1/users/\(olga.id)", json: API.UserChanges(password: "", passwordConfirmation: ""))
             XCTAssertEqual(blank.status, .ok, "a blank password keeps the old one")
             try await TestClient(app).signIn("olga", "password-123")
 
-            let changed = try await admin.request(.PATCH, "/api/v1/users/\(olga.id)",
-                                                  json: API.UserChanges(password: "new-password-9", passwordConfirmation: "new-password-9"))
+            let changed = try await admin.request(
+                .PATCH, "/api/v1/users/\(olga.id)",
+                json: API.UserChanges(password: "new-password-9", passwordConfirmation: "new-password-9"))
             XCTAssertEqual(changed.status, .ok)
             try await TestClient(app).signIn("olga", "new-password-9")
 
@@ -50,17 +53,41 @@ final class UsersTests: XCTestCase {
             let long = String(repeating: "a", count: 10_240)
             let hostile = ["x'; DROP TABLE users; --", "<script>alert(1)</script>", "\"quoted\"", "a b", "../etc", "ünïcode", "-dash"]
             var cases: [(API.NewUser, HTTPStatus, String)] = [
-                (.init(username: "", password: "password-123", passwordConfirmation: "password-123", role: "ordinary"), .badRequest, "user name is required"),
+                (
+                    .init(username: "", password: "password-123", passwordConfirmation: "password-123", role: "ordinary"), .badRequest,
+                    "user name is required"
+                ),
                 (.init(username: "newbie", password: "", passwordConfirmation: "", role: "ordinary"), .badRequest, "password is required"),
-                (.init(username: "newbie", password: "password-123", passwordConfirmation: "password-124", role: "ordinary"), .badRequest, "do not match"),
+                (
+                    .init(username: "newbie", password: "password-123", passwordConfirmation: "password-124", role: "ordinary"),
+                    .badRequest, "do not match"
+                ),
                 (.init(username: "newbie", password: "short", passwordConfirmation: "short", role: "ordinary"), .badRequest, "at least 8"),
-                (.init(username: "newbie", password: String(repeating: "p", count: 80), passwordConfirmation: String(repeating: "p", count: 80),
-                       role: "ordinary"), .badRequest, "72 bytes"),
-                (.init(username: "newbie", password: "password-123", passwordConfirmation: "password-123", role: "root"), .badRequest, "role must be"),
-                (.init(username: long, password: "password-123", passwordConfirmation: "password-123", role: "ordinary"), .badRequest, "at most 64"),
-                (.init(username: "admin", password: "password-123", passwordConfirmation: "password-123", role: "ordinary"), .conflict, "already exists"),
+                (
+                    .init(
+                        username: "newbie", password: String(repeating: "p", count: 80),
+                        passwordConfirmation: String(repeating: "p", count: 80),
+                        role: "ordinary"), .badRequest, "72 bytes"
+                ),
+                (
+                    .init(username: "newbie", password: "password-123", passwordConfirmation: "password-123", role: "root"), .badRequest,
+                    "role must be"
+                ),
+                (
+                    .init(username: long, password: "password-123", passwordConfirmation: "password-123", role: "ordinary"), .badRequest,
+                    "at most 64"
+                ),
+                (
+                    .init(username: "admin", password: "password-123", passwordConfirmation: "password-123", role: "ordinary"), .conflict,
+                    "already exists"
+                ),
             ]
-            cases += hostile.map { (.init(username: $0, password: "password-123", passwordConfirmation: "password-123", role: "ordinary"), .badRequest, "user name may use") }
+            cases += hostile.map {
+                (
+                    .init(username: $0, password: "password-123", passwordConfirmation: "password-123", role: "ordinary"), .badRequest,
+                    "user name may use"
+                )
+            }
             for (body, status, message) in cases {
                 let response = try await admin.request(.POST, "/api/v1/users", json: body)
                 XCTAssertEqual(response.status, status, "\(body.username.prefix(40)): \(response.body.string.prefix(200))")
@@ -75,17 +102,29 @@ final class UsersTests: XCTestCase {
             XCTAssertEqual(names, ["admin"], "nothing was created")
 
             // The same through the web form: the message is shown, the input is escaped.
-            let page = try await admin.submit("/users", [("username", "<b>bold</b>"), ("password", "password-123"),
-                                                          ("passwordConfirmation", "password-123"), ("role", "ordinary")])
+            let page = try await admin.submit(
+                "/users",
+                [
+                    ("username", "<b>bold</b>"), ("password", "password-123"),
+                    ("passwordConfirmation", "password-123"), ("role", "ordinary"),
+                ])
             XCTAssertEqual(page.status, .badRequest)
             XCTAssertTrue(page.body.string.contains("user name may use"))
             XCTAssertTrue(page.body.string.contains("&lt;b&gt;bold&lt;/b&gt;"))
             XCTAssertFalse(page.body.string.contains("<b>bold</b>"))
-            let mismatch = try await admin.submit("/users", [("username", "webuser"), ("password", "password-123"),
-                                                              ("passwordConfirmation", "password-999"), ("role", "ordinary")])
+            let mismatch = try await admin.submit(
+                "/users",
+                [
+                    ("username", "webuser"), ("password", "password-123"),
+                    ("passwordConfirmation", "password-999"), ("role", "ordinary"),
+                ])
             XCTAssertTrue(mismatch.body.string.contains("do not match"))
-            let hugeForm = try await admin.submit("/users", [("username", long), ("password", "password-123"),
-                                                              ("passwordConfirmation", "password-123"), ("role", "ordinary")])
+            let hugeForm = try await admin.submit(
+                "/users",
+                [
+                    ("username", long), ("password", "password-123"),
+                    ("passwordConfirmation", "password-123"), ("role", "ordinary"),
+                ])
             XCTAssertEqual(hugeForm.status, .badRequest)
             let namesAfter = try await usernames(app)
             XCTAssertEqual(namesAfter, ["admin"])
@@ -123,7 +162,10 @@ final class UsersTests: XCTestCase {
             let olga = try TestClient(app)
             try await olga.signIn("olga", "password-123")
             let attempts: [(HTTPMethod, String, (any Encodable)?)] = [
-                (.POST, "/api/v1/users", API.NewUser(username: "eve", password: "password-123", passwordConfirmation: "password-123", role: "system")),
+                (
+                    .POST, "/api/v1/users",
+                    API.NewUser(username: "eve", password: "password-123", passwordConfirmation: "password-123", role: "system")
+                ),
                 (.PATCH, "/api/v1/users/\(adminID)", API.UserChanges(role: "ordinary")),
                 (.PATCH, "/api/v1/users/\(adminID)", API.UserChanges(password: "hijacked-123", passwordConfirmation: "hijacked-123")),
                 (.DELETE, "/api/v1/users/\(adminID)", nil),
@@ -134,9 +176,14 @@ final class UsersTests: XCTestCase {
                 XCTAssertEqual(response.status, .forbidden, "\(method) \(path)")
                 XCTAssertEqual(response.errorCode, "forbidden")
             }
-            for (path, fields) in [("/users", [("username", "eve"), ("password", "password-123"), ("passwordConfirmation", "password-123"), ("role", "system")]),
-                                   ("/users/\(adminID)", [("role", "ordinary")]),
-                                   ("/users/\(adminID)/delete", []), ("/logs/delete", [])] {
+            for (path, fields) in [
+                (
+                    "/users",
+                    [("username", "eve"), ("password", "password-123"), ("passwordConfirmation", "password-123"), ("role", "system")]
+                ),
+                ("/users/\(adminID)", [("role", "ordinary")]),
+                ("/users/\(adminID)/delete", []), ("/logs/delete", []),
+            ] {
                 let response = try await olga.submit(path, fields)
                 XCTAssertEqual(response.status, .forbidden, path)
             }
@@ -153,12 +200,16 @@ final class UsersTests: XCTestCase {
             XCTAssertGreaterThan(logCountAfter, logCount)
 
             // What USR-6 does allow: viewing users and changing the own password.
-            let own = try await olga.request(.POST, "/api/v1/users/me/password", json: API.PasswordChange(
-                currentPassword: "password-123", password: "olga-new-pass", passwordConfirmation: "olga-new-pass"))
+            let own = try await olga.request(
+                .POST, "/api/v1/users/me/password",
+                json: API.PasswordChange(
+                    currentPassword: "password-123", password: "olga-new-pass", passwordConfirmation: "olga-new-pass"))
             XCTAssertEqual(own.status, .ok)
             try await TestClient(app).signIn("olga", "olga-new-pass")
-            let wrongCurrent = try await olga.request(.POST, "/api/v1/users/me/password", json: API.PasswordChange(
-                currentPassword: "guess", password: "olga-newer-pass", passwordConfirmation: "olga-newer-pass"))
+            let wrongCurrent = try await olga.request(
+                .POST, "/api/v1/users/me/password",
+                json: API.PasswordChange(
+                    currentPassword: "guess", password: "olga-newer-pass", passwordConfirmation: "olga-newer-pass"))
             XCTAssertEqual(wrongCurrent.status, .badRequest)
             let usersPage = try await olga.request(.GET, "/users")
             XCTAssertEqual(usersPage.status, .ok)
@@ -169,8 +220,12 @@ final class UsersTests: XCTestCase {
         try await TestApp.run { app in
             let admin = try TestClient(app)
             try await admin.signIn("admin", TestApp.adminPassword)
-            let added = try await admin.submit("/users", [("username", "webuser"), ("password", "password-123"),
-                                                           ("passwordConfirmation", "password-123"), ("role", "ordinary")])
+            let added = try await admin.submit(
+                "/users",
+                [
+                    ("username", "webuser"), ("password", "password-123"),
+                    ("passwordConfirmation", "password-123"), ("role", "ordinary"),
+                ])
             XCTAssertEqual(added.status, .seeOther)
             let list = try await admin.request(.GET, "/users")
             XCTAssertTrue(list.body.string.contains("User &#39;webuser&#39; was added.") || list.body.string.contains("was added"))

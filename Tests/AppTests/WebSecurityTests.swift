@@ -1,8 +1,9 @@
-@testable import App
 import Crypto
 import Fluent
 import SQLKit
 import XCTVapor
+
+@testable import App
 
 /// Review findings 2-7 and 12-14 (security review 2026-12) and issue 8 §5: each test failed
 /// before its fix.
@@ -45,8 +46,11 @@ final class WebSecurityTests: XCTestCase {
             let forged = try await client.request(.POST, "/api/v1/users", json: newUser())
             XCTAssertEqual(forged.status, .forbidden)
             XCTAssertEqual(forged.errorCode, "csrf")
-            let form = try await client.request(.POST, "/api/v1/users", form: [
-                ("username", "mallory"), ("password", "Mallory-pass-1"), ("passwordConfirmation", "Mallory-pass-1"), ("role", "system")])
+            let form = try await client.request(
+                .POST, "/api/v1/users",
+                form: [
+                    ("username", "mallory"), ("password", "Mallory-pass-1"), ("passwordConfirmation", "Mallory-pass-1"), ("role", "system"),
+                ])
             XCTAssertEqual(form.status, .forbidden, "a plain HTML form reaches no API route with the cookie")
             let wrong = try await client.request(.POST, "/api/v1/users", json: newUser(), headers: ["X-CSRF-Token": "guessed"])
             XCTAssertEqual(wrong.status, .forbidden)
@@ -69,9 +73,10 @@ final class WebSecurityTests: XCTestCase {
             let form = try await client.request(.POST, "/api/v1/login", form: [("username", "admin"), ("password", TestApp.adminPassword)])
             XCTAssertEqual(form.status, .unsupportedMediaType, "a cross-site form cannot sign a browser in")
             XCTAssertNil(client.cookies[SessionCookie.name])
-            let crossSite = try await client.request(.POST, "/api/v1/login",
-                                                     json: API.Credentials(username: "admin", password: TestApp.adminPassword),
-                                                     headers: ["Sec-Fetch-Site": "same-site"])
+            let crossSite = try await client.request(
+                .POST, "/api/v1/login",
+                json: API.Credentials(username: "admin", password: TestApp.adminPassword),
+                headers: ["Sec-Fetch-Site": "same-site"])
             XCTAssertEqual(crossSite.status, .forbidden, "the browser says the request came from another site")
             XCTAssertNil(client.cookies[SessionCookie.name])
             try await client.signIn("admin", TestApp.adminPassword)
@@ -110,8 +115,10 @@ final class WebSecurityTests: XCTestCase {
                 for attempt in 0..<20 {
                     group.addTask {
                         let client = try TestClient(app)
-                        return try await client.request(.POST, "/api/v1/login",
-                                                        json: API.Credentials(username: "admin", password: "wrong-\(attempt)")).status
+                        return try await client.request(
+                            .POST, "/api/v1/login",
+                            json: API.Credentials(username: "admin", password: "wrong-\(attempt)")
+                        ).status
                     }
                 }
                 return try await group.reduce(into: [HTTPStatus]()) { $0.append($1) }
@@ -130,7 +137,8 @@ final class WebSecurityTests: XCTestCase {
             for attempt in 0..<5 {
                 try await attacker.request(.POST, "/api/v1/login", json: API.Credentials(username: "admin", password: "guess-\(attempt)"))
             }
-            let locked = try await attacker.request(.POST, "/api/v1/login", json: API.Credentials(username: "admin", password: TestApp.adminPassword))
+            let locked = try await attacker.request(
+                .POST, "/api/v1/login", json: API.Credentials(username: "admin", password: TestApp.adminPassword))
             XCTAssertEqual(locked.status, .tooManyRequests, "the attacker's address is locked")
             let owner = try TestClient(app, tester: tester)
             owner.forwardedFor = "198.51.100.7"
@@ -162,7 +170,8 @@ final class WebSecurityTests: XCTestCase {
             ]
             for (next, expected) in cases {
                 let client = try TestClient(app)
-                let response = try await client.submit("/login", [("username", "admin"), ("password", TestApp.adminPassword), ("next", next)])
+                let response = try await client.submit(
+                    "/login", [("username", "admin"), ("password", TestApp.adminPassword), ("next", next)])
                 XCTAssertEqual(response.status, .seeOther, next)
                 XCTAssertEqual(response.headers.first(name: .location), expected, next.debugDescription)
                 XCTAssertNil(response.headers.first(name: "X-Injected"))
@@ -177,12 +186,15 @@ final class WebSecurityTests: XCTestCase {
             let admin = try TestClient(app)
             try await admin.signIn("admin", TestApp.adminPassword)
             try await createUser(admin, "op", role: .ordinary)
-            let first = try TestClient(app), second = try TestClient(app)
+            let first = try TestClient(app)
+            let second = try TestClient(app)
             try await first.signIn("op", "password-123")
             try await second.signIn("op", "password-123")
 
-            let change = try await first.request(.POST, "/api/v1/users/me/password", json: API.PasswordChange(
-                currentPassword: "password-123", password: "password-456", passwordConfirmation: "password-456"))
+            let change = try await first.request(
+                .POST, "/api/v1/users/me/password",
+                json: API.PasswordChange(
+                    currentPassword: "password-123", password: "password-456", passwordConfirmation: "password-456"))
             XCTAssertEqual(change.status, .ok)
             let changer = try await first.request(.GET, "/api/v1/users").status
             XCTAssertEqual(changer, .ok, "the session that changed it stays")
@@ -191,8 +203,9 @@ final class WebSecurityTests: XCTestCase {
 
             let opRecord = try await User.query(on: app.db).filter(\.$username == "op").first()
             let op = try XCTUnwrap(opRecord)
-            let reset = try await admin.request(.PATCH, "/api/v1/users/\(try op.requireID())",
-                                                json: API.UserChanges(password: "password-789", passwordConfirmation: "password-789"))
+            let reset = try await admin.request(
+                .PATCH, "/api/v1/users/\(try op.requireID())",
+                json: API.UserChanges(password: "password-789", passwordConfirmation: "password-789"))
             XCTAssertEqual(reset.status, .ok)
             let afterReset = try await first.request(.GET, "/api/v1/users").status
             XCTAssertEqual(afterReset, .unauthorized, "a reset ends every session")
@@ -232,7 +245,8 @@ final class WebSecurityTests: XCTestCase {
             try await createUser(admin, "op", role: .ordinary)
             let op = try TestClient(app)
             try await op.signIn("op", "password-123")
-            let created = try op.decode(TokenAnswer.self, try await op.request(.POST, "/api/v1/tokens", json: NewTokenInput(name: "laptop")))
+            let created = try op.decode(
+                TokenAnswer.self, try await op.request(.POST, "/api/v1/tokens", json: NewTokenInput(name: "laptop")))
             let opRecordID = try await User.query(on: app.db).filter(\.$username == "op").first()?.requireID()
             let opID = try XCTUnwrap(opRecordID)
             let adminRecordID = try await User.query(on: app.db).filter(\.$username == "admin").first()?.requireID()
@@ -252,8 +266,9 @@ final class WebSecurityTests: XCTestCase {
             let beforeRevoke = try await robot.request(.GET, "/api/v1/users").status
             XCTAssertEqual(beforeRevoke, .ok)
             let wrongOwner = try await admin.request(.DELETE, "/api/v1/users/\(adminID)/tokens/\(created.id)").status
-            XCTAssertEqual(wrongOwner, .notFound,
-                           "the token belongs to the user named in the path")
+            XCTAssertEqual(
+                wrongOwner, .notFound,
+                "the token belongs to the user named in the path")
             let revoked = try await admin.request(.DELETE, "/api/v1/users/\(opID)/tokens/\(created.id)").status
             XCTAssertEqual(revoked, .noContent)
             let afterRevoke = try await robot.request(.GET, "/api/v1/users").status
@@ -271,7 +286,8 @@ final class WebSecurityTests: XCTestCase {
             try await createUser(admin, "op", role: .ordinary)
             let op = try TestClient(app)
             try await op.signIn("op", "password-123")
-            let created = try op.decode(TokenAnswer.self, try await op.request(.POST, "/api/v1/tokens", json: NewTokenInput(name: "laptop")))
+            let created = try op.decode(
+                TokenAnswer.self, try await op.request(.POST, "/api/v1/tokens", json: NewTokenInput(name: "laptop")))
             let opRecordID = try await User.query(on: app.db).filter(\.$username == "op").first()?.requireID()
             let opID = try XCTUnwrap(opRecordID)
             let revoked = try await admin.submit("/users/\(opID)/tokens/\(created.id)/revoke")
@@ -305,7 +321,10 @@ final class WebSecurityTests: XCTestCase {
             let client = try TestClient(app)
             try await client.signIn("admin", TestApp.adminPassword)
             let id = try XCTUnwrap(client.cookies[SessionCookie.name])
-            struct Row: Decodable { var key_digest: String; var data: String }
+            struct Row: Decodable {
+                var key_digest: String
+                var data: String
+            }
             let rows = try await sql(app).select().columns("key_digest", "data").from("browser_sessions").all(decoding: Row.self)
             XCTAssertEqual(rows.map(\.key_digest), [SHA256.hash(data: Data(id.utf8)).hex])
             XCTAssertFalse(rows.contains { $0.data.contains(id) })
@@ -370,7 +389,8 @@ final class WebSecurityTests: XCTestCase {
         try await TestApp.run { app in
             let client = try TestClient(app)
             try await client.signIn("admin", TestApp.adminPassword)
-            let token = try client.decode(TokenAnswer.self, try await client.request(.POST, "/api/v1/tokens", json: NewTokenInput(name: "ci")))
+            let token = try client.decode(
+                TokenAnswer.self, try await client.request(.POST, "/api/v1/tokens", json: NewTokenInput(name: "ci")))
             let robot = try TestClient(app)
             robot.bearer = token.token
             struct Used: Decodable { var last_used_at: Date? }

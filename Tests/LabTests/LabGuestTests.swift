@@ -53,8 +53,10 @@ final class LabGuestTests: XCTestCase {
         let generated = try await runLocal("/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", keyFile)
         XCTAssertEqual(generated.status, 0)
         let key = try SSHPrivateKey(contentsOfFile: keyFile)
-        let installed = try await lab.ssh("10.77.1.10", .script(
-            #"mkdir -p /root/.ssh && printf '%s\n' "$1" >> /root/.ssh/authorized_keys"#, arguments: [key.publicKeyLine]))
+        let installed = try await lab.ssh(
+            "10.77.1.10",
+            .script(
+                #"mkdir -p /root/.ssh && printf '%s\n' "$1" >> /root/.ssh/authorized_keys"#, arguments: [key.publicKeyLine]))
         XCTAssertTrue(installed.succeeded, installed.errorOutput)
         let byKey = try await SSHConnection.connect(
             to: SSHTarget(host: "10.77.1.10", user: "root", authentication: .privateKey(key)), hostKeyStore: InMemoryHostKeyStore())
@@ -127,9 +129,10 @@ final class LabGuestTests: XCTestCase {
         XCTAssertTrue(up)
         let seed = LabHarness.configuration.guestsDirectory + "/" + vm.reference.value + "/seed"
         XCTAssertFalse(FileManager.default.fileExists(atPath: seed + "/password.hash"))
-        try await vm.reconfigure(extraConfig: try GuestConfiguration(
-            hostName: "web-06", ipv4: .init(address: "10.77.1.16", prefixLength: 16, gateway: "10.77.0.1", dns: ["10.77.0.1"])
-        ).extraConfig())
+        try await vm.reconfigure(
+            extraConfig: try GuestConfiguration(
+                hostName: "web-06", ipv4: .init(address: "10.77.1.16", prefixLength: 16, gateway: "10.77.0.1", dns: ["10.77.0.1"])
+            ).extraConfig())
         try await vm.reset()
         try await Task.sleep(for: .seconds(1))
         let back = await eventually(within: .seconds(8)) { await lab.canSSH("10.77.1.16") }
@@ -142,10 +145,12 @@ final class LabGuestTests: XCTestCase {
         XCTAssertTrue(up)
         // What VM-10 does on a VM: ifdown, edit, ifup. The connection drops with the old address.
         let connection = try await lab.connect("10.77.1.11")
-        _ = try? await connection.run(.script("""
-            (ifdown eth0 && sed -i 's#10.77.1.11/16#10.77.1.12/16#' /etc/network/interfaces && ifup eth0) \
-              >/dev/null 2>&1 </dev/null &
-            """), timeout: .seconds(3))
+        _ = try? await connection.run(
+            .script(
+                """
+                (ifdown eth0 && sed -i 's#10.77.1.11/16#10.77.1.12/16#' /etc/network/interfaces && ifup eth0) \
+                  >/dev/null 2>&1 </dev/null &
+                """), timeout: .seconds(3))
         await connection.close()
         let moved = await eventually(within: .seconds(5)) { await lab.canSSH("10.77.1.12") }
         XCTAssertTrue(moved, "guest not reachable on its new address")
@@ -164,17 +169,23 @@ final class LabGuestTests: XCTestCase {
             let up = await eventually(within: .seconds(5)) { await lab.canSSH(address) }
             XCTAssertTrue(up, "\(address) never came up")
         }
-        let created = try await lab.ssh("10.77.1.21", .script("""
-            echo secret > /root/only-in-a && echo guest > /etc/flotilla-lab-test-marker
-            setsid sleep 4242 >/dev/null 2>&1 </dev/null &
-            pgrep -x sleep >/dev/null
-            """))
+        let created = try await lab.ssh(
+            "10.77.1.21",
+            .script(
+                """
+                echo secret > /root/only-in-a && echo guest > /etc/flotilla-lab-test-marker
+                setsid sleep 4242 >/dev/null 2>&1 </dev/null &
+                pgrep -x sleep >/dev/null
+                """))
         XCTAssertTrue(created.succeeded, created.errorOutput)
 
-        let other = try await lab.ssh("10.77.1.22", .script("""
-            hostname; test -e /root/only-in-a && echo FILE-VISIBLE; pgrep -f 'slee[p] 4242' && echo PROCESS-VISIBLE
-            pgrep -x redis-server && echo REDIS-VISIBLE; pgrep -x mysqld >/dev/null && echo own-mysqld; true
-            """))
+        let other = try await lab.ssh(
+            "10.77.1.22",
+            .script(
+                """
+                hostname; test -e /root/only-in-a && echo FILE-VISIBLE; pgrep -f 'slee[p] 4242' && echo PROCESS-VISIBLE
+                pgrep -x redis-server && echo REDIS-VISIBLE; pgrep -x mysqld >/dev/null && echo own-mysqld; true
+                """))
         XCTAssertEqual(other.output, "db-01\nown-mysqld\n")
         // Root in a guest writes only into its own layer, never the machine's files.
         XCTAssertFalse(FileManager.default.fileExists(atPath: "/etc/flotilla-lab-test-marker"))
@@ -211,9 +222,12 @@ final class LabGuestTests: XCTestCase {
         let vm = try await lab.createGuest(name: "web-03", role: "web", address: "10.77.1.30")
         let up = await eventually(within: .seconds(5)) { await lab.canSSH("10.77.1.30") }
         XCTAssertTrue(up)
-        let prepared = try await lab.ssh("10.77.1.30", .script("""
-            echo kept > /root/kept && setsid sleep 4343 >/dev/null 2>&1 </dev/null & sleep 0.1; pgrep -f 'slee[p] 4343' >/dev/null
-            """))
+        let prepared = try await lab.ssh(
+            "10.77.1.30",
+            .script(
+                """
+                echo kept > /root/kept && setsid sleep 4343 >/dev/null 2>&1 </dev/null & sleep 0.1; pgrep -f 'slee[p] 4343' >/dev/null
+                """))
         XCTAssertTrue(prepared.succeeded)
 
         try await vm.powerOff()

@@ -84,9 +84,11 @@ final class LabHarness: @unchecked Sendable {
             hostName: name, ipv4: .init(address: address, prefixLength: prefixLength, gateway: "10.77.0.1", dns: ["10.77.0.1"]),
             passwordHash: password.map { CryptSHA512.hash(password: $0) }, user: user, authorizedKeys: authorizedKeys, sudo: sudo)
         let template = try await client.findTemplate(named: "tpl-\(role)")
-        let vm = try await client.clone(template, CloneRequest(
-            name: name,
-            extraConfig: try configuration.extraConfig() + [ExtraConfigEntry(key: VSphereLabInventory.roleKey, value: role)]))
+        let vm = try await client.clone(
+            template,
+            CloneRequest(
+                name: name,
+                extraConfig: try configuration.extraConfig() + [ExtraConfigEntry(key: VSphereLabInventory.roleKey, value: role)]))
         if powerOn {
             try await vm.powerOn()
         }
@@ -165,7 +167,8 @@ func runLocal(_ executable: String, _ arguments: String...) async throws -> Loca
                 try process.run()
                 let data = pipe.fileHandleForReading.readDataToEndOfFile()
                 process.waitUntilExit()
-                continuation.resume(returning: LocalResult(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self)))
+                continuation.resume(
+                    returning: LocalResult(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self)))
             } catch {
                 continuation.resume(throwing: error)
             }
@@ -175,7 +178,9 @@ func runLocal(_ executable: String, _ arguments: String...) async throws -> Loca
 
 /// Sends `request` to a TCP port; status 0 when it connected, output the first bytes of the answer.
 func tcpExchange(_ address: String, port: Int, _ request: String) async throws -> LocalResult {
-    try await runLocal("/usr/bin/python3", "-c", """
+    try await runLocal(
+        "/usr/bin/python3", "-c",
+        """
         import socket, sys
         s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
         s.sendall(sys.argv[3].encode())

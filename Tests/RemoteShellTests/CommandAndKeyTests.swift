@@ -53,7 +53,9 @@ final class CommandAndKeyTests: XCTestCase {
             XCTAssertEqual((error as? RemoteShellError)?.kind, .invalidPrivateKey)
             XCTAssertTrue("\(error)".contains("encrypted"), "\(error)")
         }
-        XCTAssertThrowsError(try SSHPrivateKey(openSSHFileContents: "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n")) { error in
+        XCTAssertThrowsError(
+            try SSHPrivateKey(openSSHFileContents: "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n")
+        ) { error in
             XCTAssertEqual((error as? RemoteShellError)?.kind, .invalidPrivateKey)
         }
         XCTAssertThrowsError(try SSHPrivateKey(openSSHFileContents: "-----BEGIN RSA PRIVATE KEY-----")) { error in
@@ -62,7 +64,8 @@ final class CommandAndKeyTests: XCTestCase {
     }
 
     func testErrorDescriptionNamesKindAndHost() {
-        let error = RemoteShellError(.authentication, host: "[10.0.0.5]:2222", message: "server refused password authentication for user root")
+        let error = RemoteShellError(
+            .authentication, host: "[10.0.0.5]:2222", message: "server refused password authentication for user root")
         XCTAssertEqual("\(error)", "authentication ([10.0.0.5]:2222): server refused password authentication for user root")
     }
 }

@@ -7,14 +7,18 @@ final class RemoteShellTests: XCTestCase {
         SSHTarget(host: "127.0.0.1", port: server.port, user: TestSSHServer.user, authentication: .password(password))
     }
 
-    private func connect(_ server: TestSSHServer, store: any HostKeyStore = InMemoryHostKeyStore(), options: SSHConnectionOptions = .init())
+    private func connect(
+        _ server: TestSSHServer, store: any HostKeyStore = InMemoryHostKeyStore(), options: SSHConnectionOptions = .init()
+    )
         async throws -> SSHConnection
     {
         try await SSHConnection.connect(to: passwordTarget(server), hostKeyStore: store, options: options)
     }
 
     /// Runs `body`, expecting a RemoteShellError, and returns it with the time it took.
-    private func expectError(_ body: () async throws -> Void, file: StaticString = #filePath, line: UInt = #line)
+    private func expectError(
+        _ body: () async throws -> Void, file: StaticString = #filePath, line: UInt = #line
+    )
         async -> (RemoteShellError?, Duration)
     {
         let start = ContinuousClock.now
@@ -68,7 +72,9 @@ final class RemoteShellTests: XCTestCase {
         let server = try TestSSHServer()
         for path in [server.clientKeyPath, server.clientECDSAKeyPath] {
             let key = try SSHPrivateKey(contentsOfFile: path)
-            XCTAssertEqual(key.publicKeyLine, try String(contentsOfFile: path + ".pub", encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " "))
+            XCTAssertEqual(
+                key.publicKeyLine,
+                try String(contentsOfFile: path + ".pub", encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " "))
             let target = SSHTarget(host: "127.0.0.1", port: server.port, user: TestSSHServer.user, authentication: .privateKey(key))
             let connection = try await SSHConnection.connect(to: target, hostKeyStore: InMemoryHostKeyStore())
             let result = try await connection.run(Command("id", "-un"))
@@ -85,7 +91,9 @@ final class RemoteShellTests: XCTestCase {
         }
         XCTAssertEqual(error?.kind, .authentication)
         XCTAssertEqual(error?.host, "[127.0.0.1]:\(server.port)")
-        XCTAssertTrue(error?.message.contains("refused password authentication for user \(TestSSHServer.user)") ?? false, "\(String(describing: error))")
+        XCTAssertTrue(
+            error?.message.contains("refused password authentication for user \(TestSSHServer.user)") ?? false,
+            "\(String(describing: error))")
         XCTAssertLessThan(elapsed, .seconds(10))
     }
 
@@ -137,7 +145,8 @@ final class RemoteShellTests: XCTestCase {
 
         try await connect(server, store: FileHostKeyStore(path: path)).close()
         let contents = try String(contentsOfFile: path, encoding: .utf8)
-        let hostKeyLine = try String(contentsOfFile: server.hostKeyPath + ".pub", encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
+        let hostKeyLine = try String(contentsOfFile: server.hostKeyPath + ".pub", encoding: .utf8).split(separator: " ").prefix(2).joined(
+            separator: " ")
         XCTAssertTrue(contents.hasPrefix("# kept comment\nother.example "), contents)
         XCTAssertTrue(contents.contains("[127.0.0.1]:\(server.port) \(hostKeyLine)\n"), contents)
 
@@ -205,7 +214,8 @@ final class RemoteShellTests: XCTestCase {
         listener.fillAcceptQueue()
         let target = SSHTarget(host: "127.0.0.1", port: listener.port, user: "nobody", authentication: .password("x"))
         let (error, elapsed) = await expectError {
-            _ = try await SSHConnection.connect(to: target, hostKeyStore: InMemoryHostKeyStore(), options: .init(connectTimeout: .seconds(1)))
+            _ = try await SSHConnection.connect(
+                to: target, hostKeyStore: InMemoryHostKeyStore(), options: .init(connectTimeout: .seconds(1)))
         }
         XCTAssertEqual(error?.kind, .timeout)
         XCTAssertTrue(error?.message.contains("TCP connect") ?? false, "\(String(describing: error))")
@@ -216,7 +226,8 @@ final class RemoteShellTests: XCTestCase {
         let listener = try LoopbackListener(backlog: 16)
         let target = SSHTarget(host: "127.0.0.1", port: listener.port, user: "nobody", authentication: .password("x"))
         let (error, elapsed) = await expectError {
-            _ = try await SSHConnection.connect(to: target, hostKeyStore: InMemoryHostKeyStore(), options: .init(handshakeTimeout: .seconds(1)))
+            _ = try await SSHConnection.connect(
+                to: target, hostKeyStore: InMemoryHostKeyStore(), options: .init(handshakeTimeout: .seconds(1)))
         }
         XCTAssertEqual(error?.kind, .timeout)
         XCTAssertTrue(error?.message.contains("handshake") ?? false, "\(String(describing: error))")
@@ -297,8 +308,9 @@ final class RemoteShellTests: XCTestCase {
     func testExpectedHostKeyIsEnforcedPerTarget() async throws {
         let server = try TestSSHServer()
         let firstContact = try await SSHConnection.connect(
-            to: SSHTarget(host: "127.0.0.1", port: server.port, user: TestSSHServer.user,
-                          authentication: .password(TestSSHServer.password), hostKeyCheck: .firstContact),
+            to: SSHTarget(
+                host: "127.0.0.1", port: server.port, user: TestSSHServer.user,
+                authentication: .password(TestSSHServer.password), hostKeyCheck: .firstContact),
             hostKeyStore: InMemoryHostKeyStore())
         let machineKey = firstContact.hostKey
         XCTAssertEqual(machineKey.fingerprint, try server.hostKeyFingerprint())
@@ -335,7 +347,8 @@ final class RemoteShellTests: XCTestCase {
         target.hostKeyCheck = .expected(first.hostKey)
         let same = try await pool.connection(to: target)
         XCTAssertTrue(first === same)
-        target.hostKeyCheck = .expected(try SSHHostKey(openSSHPublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBMCdFYcbgWrUuWI0Ck5fX4QmySZJKWTeo1gVNlLa4NB"))
+        target.hostKeyCheck = .expected(
+            try SSHHostKey(openSSHPublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBMCdFYcbgWrUuWI0Ck5fX4QmySZJKWTeo1gVNlLa4NB"))
         let (error, _) = await expectError { _ = try await pool.run(Command("true"), on: target) }
         XCTAssertEqual(error?.kind, .hostKeyMismatch)
         XCTAssertFalse(first.isActive, "the connection to a host with another key is dropped")
@@ -356,7 +369,8 @@ final class RemoteShellTests: XCTestCase {
         XCTAssertEqual(try SSHPrivateKey(contentsOfFile: path).publicKeyLine, key.publicKeyLine)
 
         let authorized = server.directory.appendingPathComponent("authorized_keys")
-        try (try String(contentsOf: authorized, encoding: .utf8) + key.publicKeyLine + "\n").write(to: authorized, atomically: true, encoding: .utf8)
+        try (try String(contentsOf: authorized, encoding: .utf8) + key.publicKeyLine + "\n").write(
+            to: authorized, atomically: true, encoding: .utf8)
         let connection = try await SSHConnection.connect(
             to: SSHTarget(host: "127.0.0.1", port: server.port, user: TestSSHServer.user, authentication: .privateKey(key)),
             hostKeyStore: InMemoryHostKeyStore())

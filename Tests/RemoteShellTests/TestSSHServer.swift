@@ -12,7 +12,8 @@ final class TestSSHServer {
     static let userID = 48213
     static let password = "correct horse battery staple"
     /// `openssl passwd -6 -salt RemoteShellTest` of `password`, precomputed so the tests need no openssl binary.
-    private static let passwordHash = "$6$RemoteShellTest$OyitijzQi8HMCaoicCXv8NzZ2pbsR3SI.WFo1dJt5qmfmO8HO5VbFVrIwNK88GOUImT/qmEXcwUNAt70M4mDk/"
+    private static let passwordHash =
+        "$6$RemoteShellTest$OyitijzQi8HMCaoicCXv8NzZ2pbsR3SI.WFo1dJt5qmfmO8HO5VbFVrIwNK88GOUImT/qmEXcwUNAt70M4mDk/"
 
     let directory: URL
     let port: Int
@@ -28,7 +29,8 @@ final class TestSSHServer {
 
     init(maxSessions: Int = 10) throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/sshd") else {
-            throw TestEnvironmentError("/usr/sbin/sshd not found: install the Debian package openssh-server (listed in scripts/apt-packages.txt)")
+            throw TestEnvironmentError(
+                "/usr/sbin/sshd not found: install the Debian package openssh-server (listed in scripts/apt-packages.txt)")
         }
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("remoteshell-sshd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -83,7 +85,8 @@ final class TestSSHServer {
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid {
                 self.pid = nil
-                throw TestEnvironmentError("sshd exited (wait status \(status)): \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+                throw TestEnvironmentError(
+                    "sshd exited (wait status \(status)): \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
             }
             if canConnect(port: port) { return }
             usleep(20_000)

@@ -57,8 +57,11 @@ final class CloneNetworkTests: XCTestCase {
                 // Somewhere the card is not already.
                 let target = try XCTUnwrap(targets.first { $0.seen != item.current })
                 let name = "net-\(model.rawValue)-\(index)"
-                _ = try await client.clone(item.source, CloneRequest(name: name, folder: datacenter.vmFolder, network: target.network,
-                                                                       method: item.method))
+                _ = try await client.clone(
+                    item.source,
+                    CloneRequest(
+                        name: name, folder: datacenter.vmFolder, network: target.network,
+                        method: item.method))
                 let nics = try networks(of: name, on: simulator)
                 XCTAssertEqual(nics.count, item.cards, "\(name): \(nics)")
                 XCTAssertEqual(nics.first, target.seen, "\(name) (\(item.method)): pyvmomi sees the first card on \(nics)")

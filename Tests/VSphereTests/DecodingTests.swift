@@ -21,7 +21,8 @@ final class DecodingTests: XCTestCase {
     }
 
     func testEntitiesCDATAAndComments() throws {
-        let root = try XMLDocumentParser.parse("<?xml version=\"1.0\"?><!-- c --><a k='1 &amp; 2'>x &lt;&#65;&#x42;&gt; <![CDATA[<raw>]]></a>")
+        let root = try XMLDocumentParser.parse(
+            "<?xml version=\"1.0\"?><!-- c --><a k='1 &amp; 2'>x &lt;&#65;&#x42;&gt; <![CDATA[<raw>]]></a>")
         XCTAssertEqual(root.attribute("k"), "1 & 2")
         XCTAssertEqual(root.text, "x <AB> <raw>")
     }
@@ -61,15 +62,32 @@ final class DecodingTests: XCTestCase {
     }
 
     func testRequestEnvelope() {
-        let operation = SOAPOperation("CloneVM_Task", on: ManagedObjectReference(type: "VirtualMachine", value: "vm-57"), [
-            ("folder", ManagedObjectReference(type: "Folder", value: "folder-3")),
-            ("name", "web <01>"),
-            ("spec", DataObject(nil, [("config", DataObject(nil, [("extraConfig", [ExtraConfigEntry(key: "guestinfo.a", value: "b&c").optionValue])])), ("powerOn", false)])),
-            ("absent", nil),
-        ])
+        let operation = SOAPOperation(
+            "CloneVM_Task", on: ManagedObjectReference(type: "VirtualMachine", value: "vm-57"),
+            [
+                ("folder", ManagedObjectReference(type: "Folder", value: "folder-3")),
+                ("name", "web <01>"),
+                (
+                    "spec",
+                    DataObject(
+                        nil,
+                        [
+                            (
+                                "config",
+                                DataObject(nil, [("extraConfig", [ExtraConfigEntry(key: "guestinfo.a", value: "b&c").optionValue])])
+                            ), ("powerOn", false),
+                        ])
+                ),
+                ("absent", nil),
+            ])
         let xml = operation.envelope()
-        XCTAssertTrue(xml.contains("<CloneVM_Task xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">vm-57</_this><folder type=\"Folder\">folder-3</folder><name>web &lt;01&gt;</name>"))
-        XCTAssertTrue(xml.contains("<extraConfig xsi:type=\"OptionValue\"><key>guestinfo.a</key><value xsi:type=\"xsd:string\">b&amp;c</value></extraConfig>"))
+        XCTAssertTrue(
+            xml.contains(
+                "<CloneVM_Task xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">vm-57</_this><folder type=\"Folder\">folder-3</folder><name>web &lt;01&gt;</name>"
+            ))
+        XCTAssertTrue(
+            xml.contains(
+                "<extraConfig xsi:type=\"OptionValue\"><key>guestinfo.a</key><value xsi:type=\"xsd:string\">b&amp;c</value></extraConfig>"))
         XCTAssertFalse(xml.contains("absent"))
         XCTAssertNoThrow(try XMLDocumentParser.parse(xml))
     }
@@ -80,7 +98,9 @@ final class DecodingTests: XCTestCase {
             XCTAssertEqual(fault.name, .invalidLogin)
             XCTAssertEqual(fault.message, "Login failure")
         }
-        let unknown = Recorded.envelope("<soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>x</faultstring><detail><VmWareBrandNewFault xsi:type=\"VmWareBrandNew\"/></detail></soapenv:Fault>")
+        let unknown = Recorded.envelope(
+            "<soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>x</faultstring><detail><VmWareBrandNewFault xsi:type=\"VmWareBrandNew\"/></detail></soapenv:Fault>"
+        )
         XCTAssertThrowsError(try SOAPConnection.decode(status: 500, body: Array(unknown.utf8), method: "X")) { error in
             XCTAssertEqual((error as? VSphereError)?.faultName?.rawValue, "VmWareBrandNew")
         }
@@ -110,7 +130,12 @@ final class DecodingTests: XCTestCase {
         XCTAssertEqual(vms[0].memoryMB, 2048)
         XCTAssertEqual(vms[0].diskGB ?? 0, 17, accuracy: 0.001)
         XCTAssertEqual(vms[2].guestInfo, ["guestinfo.role": "mysql"])
-        XCTAssertEqual(transport.methods, ["RetrieveServiceContent", "Login", "CreateContainerView", "RetrievePropertiesEx", "ContinueRetrievePropertiesEx", "DestroyView"])
+        XCTAssertEqual(
+            transport.methods,
+            [
+                "RetrieveServiceContent", "Login", "CreateContainerView", "RetrievePropertiesEx", "ContinueRetrievePropertiesEx",
+                "DestroyView",
+            ])
         let sent = transport.sent.withLockedValue { $0 }
         XCTAssertEqual(sent[3].soapAction, "urn:vim25/6.5")
         XCTAssertEqual(sent[3].sessionCookie, "\"recorded-session\"")
@@ -127,12 +152,19 @@ final class DecodingTests: XCTestCase {
             "RetrieveServiceContent": [(200, Recorded.serviceContent)],
             "Login": [(200, Recorded.login)],
             "CreateContainerView": [(200, Recorded.createView)],
-            "RetrievePropertiesEx": [(200, Recorded.secondPage.replacingOccurrences(of: "ContinueRetrievePropertiesExResponse", with: "RetrievePropertiesExResponse"))],
+            "RetrievePropertiesEx": [
+                (
+                    200,
+                    Recorded.secondPage.replacingOccurrences(
+                        of: "ContinueRetrievePropertiesExResponse", with: "RetrievePropertiesExResponse")
+                )
+            ],
             "DestroyView": [(200, Recorded.destroyView)],
         ])
         let client = try await VSphereClient.connect(transport: transport, username: "u", password: "p")
         _ = try await client.listVirtualMachines(fields: .overview)
-        let body = try XCTUnwrap(transport.sent.withLockedValue { $0.first { RecordedTransport.method(in: $0.body) == "RetrievePropertiesEx" } }?.body)
+        let body = try XCTUnwrap(
+            transport.sent.withLockedValue { $0.first { RecordedTransport.method(in: $0.body) == "RetrievePropertiesEx" } }?.body)
         XCTAssertEqual(body.components(separatedBy: "<pathSet>").count - 1, 6)
         XCTAssertFalse(body.contains("config.hardware.device"))
     }
@@ -142,13 +174,24 @@ final class DecodingTests: XCTestCase {
             "RetrieveServiceContent": [(200, Recorded.serviceContent)],
             "Login": [(200, Recorded.login)],
             "CreateContainerView": [(500, Recorded.notAuthenticated), (200, Recorded.createView)],
-            "RetrievePropertiesEx": [(200, Recorded.secondPage.replacingOccurrences(of: "ContinueRetrievePropertiesExResponse", with: "RetrievePropertiesExResponse"))],
+            "RetrievePropertiesEx": [
+                (
+                    200,
+                    Recorded.secondPage.replacingOccurrences(
+                        of: "ContinueRetrievePropertiesExResponse", with: "RetrievePropertiesExResponse")
+                )
+            ],
             "DestroyView": [(200, Recorded.destroyView)],
         ])
         let client = try await VSphereClient.connect(transport: transport, username: "u", password: "p")
         let vms = try await client.listVirtualMachines()
         XCTAssertEqual(vms.count, 1)
-        XCTAssertEqual(transport.methods, ["RetrieveServiceContent", "Login", "CreateContainerView", "Login", "CreateContainerView", "RetrievePropertiesEx", "DestroyView"])
+        XCTAssertEqual(
+            transport.methods,
+            [
+                "RetrieveServiceContent", "Login", "CreateContainerView", "Login", "CreateContainerView", "RetrievePropertiesEx",
+                "DestroyView",
+            ])
     }
 
     func testTaskErrorBecomesTypedFault() async throws {

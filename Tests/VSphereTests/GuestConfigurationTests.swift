@@ -46,9 +46,12 @@ final class GuestConfigurationTests: XCTestCase {
             passwordHash: CryptSHA512.hash(password: "TopSecret-123", salt: "abcdefgh")
         )
         let entries = try configuration.extraConfig()
-        XCTAssertEqual(entries.map(\.key), ["guestinfo.metadata", "guestinfo.metadata.encoding", "guestinfo.userdata", "guestinfo.userdata.encoding"])
+        XCTAssertEqual(
+            entries.map(\.key), ["guestinfo.metadata", "guestinfo.metadata.encoding", "guestinfo.userdata", "guestinfo.userdata.encoding"])
         XCTAssertEqual(entries[1].value, "base64")
-        let everything = entries.map(\.value).joined() + entries.compactMap { Data(base64Encoded: $0.value).map { String(decoding: $0, as: UTF8.self) } }.joined()
+        let everything =
+            entries.map(\.value).joined()
+            + entries.compactMap { Data(base64Encoded: $0.value).map { String(decoding: $0, as: UTF8.self) } }.joined()
         XCTAssertFalse(everything.contains("TopSecret-123"))
         let userdata = String(decoding: try XCTUnwrap(Data(base64Encoded: entries[2].value)), as: UTF8.self)
         XCTAssertTrue(userdata.hasPrefix("#cloud-config\n"))
@@ -107,9 +110,12 @@ final class GuestConfigurationTests: XCTestCase {
         XCTAssertThrowsError(try GuestConfiguration(extraConfig: [])) { error in
             XCTAssertEqual(error as? GuestConfiguration.DecodingError, .missingKey("guestinfo.metadata"))
         }
-        XCTAssertThrowsError(try GuestConfiguration(extraConfig: [
-            ExtraConfigEntry(key: "guestinfo.metadata", value: "x"), ExtraConfigEntry(key: "guestinfo.metadata.encoding", value: "gzip+base64"),
-        ])) { error in
+        XCTAssertThrowsError(
+            try GuestConfiguration(extraConfig: [
+                ExtraConfigEntry(key: "guestinfo.metadata", value: "x"),
+                ExtraConfigEntry(key: "guestinfo.metadata.encoding", value: "gzip+base64"),
+            ])
+        ) { error in
             XCTAssertEqual(error as? GuestConfiguration.DecodingError, .unsupportedEncoding("gzip+base64"))
         }
     }

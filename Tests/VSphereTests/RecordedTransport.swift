@@ -51,23 +51,28 @@ enum Recorded {
         """
     }
 
-    static let serviceContent = envelope("""
+    static let serviceContent = envelope(
+        """
         <RetrieveServiceContentResponse xmlns="urn:vim25"><returnval><rootFolder type="Folder">group-d1</rootFolder><propertyCollector type="PropertyCollector">propertyCollector</propertyCollector><viewManager type="ViewManager">ViewManager</viewManager><about><name>VMware vCenter Server</name><fullName>VMware vCenter Server 6.5.0 build-5973321 (Sim)</fullName><vendor>VMware, Inc.</vendor><version>6.5.0</version><build>5973321</build><osType>linux-x64</osType><productLineId>vpx</productLineId><apiType>VirtualCenter</apiType><apiVersion>6.5</apiVersion><instanceUuid>dbed6e0c-bd88-4ef6-b594-21283e1c677f</instanceUuid></about><sessionManager type="SessionManager">SessionManager</sessionManager><searchIndex type="SearchIndex">SearchIndex</searchIndex><perfManager type="PerformanceManager">PerfMgr</perfManager><virtualDiskManager type="VirtualDiskManager">virtualDiskManager</virtualDiskManager></returnval></RetrieveServiceContentResponse>
         """)
 
-    static let login = envelope("""
+    static let login = envelope(
+        """
         <LoginResponse xmlns="urn:vim25"><returnval><key>52d1b2a6</key><userName>flotilla</userName></returnval></LoginResponse>
         """)
 
-    static let notAuthenticated = envelope("""
+    static let notAuthenticated = envelope(
+        """
         <soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>session is not authenticated</faultstring><detail><NotAuthenticatedFault xmlns:XMLSchema-instance="http://www.w3.org/2001/XMLSchema-instance" XMLSchema-instance:type="NotAuthenticated"><object type="Folder">group-d1</object><privilegeId>System.View</privilegeId></NotAuthenticatedFault></detail></soapenv:Fault>
         """)
 
-    static let invalidLogin = envelope("""
+    static let invalidLogin = envelope(
+        """
         <soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>Login failure</faultstring><detail><InvalidLoginFault xmlns:XMLSchema-instance="http://www.w3.org/2001/XMLSchema-instance" XMLSchema-instance:type="InvalidLogin"></InvalidLoginFault></detail></soapenv:Fault>
         """)
 
-    static let createView = envelope("""
+    static let createView = envelope(
+        """
         <CreateContainerViewResponse xmlns="urn:vim25"><returnval type="ContainerView">session[52d1b2a6]view-1</returnval></CreateContainerViewResponse>
         """)
 
@@ -80,15 +85,18 @@ enum Recorded {
     }
 
     /// Real vCenter pages: a first page with a token, then the rest.
-    static let firstPage = envelope("""
+    static let firstPage = envelope(
+        """
         <RetrievePropertiesExResponse xmlns="urn:vim25"><returnval><token>page-2</token>\(vmObject(1, name: "web-01"))\(vmObject(2, name: "tpl-web", template: true))</returnval></RetrievePropertiesExResponse>
         """)
 
-    static let secondPage = envelope("""
+    static let secondPage = envelope(
+        """
         <ContinueRetrievePropertiesExResponse xmlns="urn:vim25"><returnval>\(vmObject(3, name: "db-01", extraConfig: "<OptionValue xsi:type=\"OptionValue\"><key>guestinfo.role</key><value xsi:type=\"xsd:string\">old</value></OptionValue><OptionValue xsi:type=\"OptionValue\"><key>guestinfo.role</key><value xsi:type=\"xsd:string\">mysql</value></OptionValue><OptionValue xsi:type=\"OptionValue\"><key>other</key><value xsi:type=\"xsd:string\">x</value></OptionValue>"))</returnval></ContinueRetrievePropertiesExResponse>
         """)
 
-    static let taskError = envelope("""
+    static let taskError = envelope(
+        """
         <RetrievePropertiesExResponse xmlns="urn:vim25"><returnval><objects><obj type="Task">task-7</obj><propSet><name>info</name><val xsi:type="TaskInfo"><key>task-7</key><task type="Task">task-7</task><name>PowerOnVM_Task</name><state>error</state><error><fault xmlns:XMLSchema-instance="http://www.w3.org/2001/XMLSchema-instance" XMLSchema-instance:type="InvalidPowerState"><requestedState>poweredOn</requestedState><existingState>poweredOn</existingState></fault><localizedMessage>The attempted operation cannot be performed in the current state (Powered on).</localizedMessage></error></val></propSet></objects></returnval></RetrievePropertiesExResponse>
         """)
 }

@@ -39,10 +39,11 @@ final class Simulator: @unchecked Sendable {
         self.model = model
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = [
-            "-model", model.rawValue, "-vms", String(vms), "-templates", templates.joined(separator: ","),
-            "-listen", "127.0.0.1:0", "-username", Self.username, "-password", Self.password, "-tls=\(tls)",
-        ] + extraArguments
+        process.arguments =
+            [
+                "-model", model.rawValue, "-vms", String(vms), "-templates", templates.joined(separator: ","),
+                "-listen", "127.0.0.1:0", "-username", Self.username, "-password", Self.password, "-tls=\(tls)",
+            ] + extraArguments
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
@@ -83,7 +84,8 @@ final class Simulator: @unchecked Sendable {
 
     /// A client logged in to this simulator; `shutdown()` releases it even if the test failed midway.
     func connect(timeout: Duration = .seconds(20)) async throws -> VSphereClient {
-        let client = try await VSphereClient.connect(url: url, username: Self.username, password: Self.password, trust: trust, timeout: timeout)
+        let client = try await VSphereClient.connect(
+            url: url, username: Self.username, password: Self.password, trust: trust, timeout: timeout)
         clients.withLockedValue { $0.append(client) }
         return client
     }
@@ -115,8 +117,11 @@ final class Simulator: @unchecked Sendable {
     func probe(_ arguments: [String]) throws -> [String: Any] {
         let python = Process()
         python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        python.arguments = ["python3", Self.packageRoot.appendingPathComponent("scripts/pyvmomi_probe.py").path,
-                            "--url", url.absoluteString, "--username", Self.username, "--password", Self.password] + arguments
+        python.arguments =
+            [
+                "python3", Self.packageRoot.appendingPathComponent("scripts/pyvmomi_probe.py").path,
+                "--url", url.absoluteString, "--username", Self.username, "--password", Self.password,
+            ] + arguments
         let output = Pipe()
         let errors = Pipe()
         python.standardOutput = output

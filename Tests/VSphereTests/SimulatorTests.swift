@@ -39,7 +39,8 @@ final class SimulatorTests: XCTestCase {
             try await client.close()
 
             do {
-                _ = try await VSphereClient.connect(url: simulator.url, username: Simulator.username, password: "wrong", trust: simulator.trust)
+                _ = try await VSphereClient.connect(
+                    url: simulator.url, username: Simulator.username, password: "wrong", trust: simulator.trust)
                 XCTFail("\(model): a wrong password must not log in")
             } catch let error as VSphereError {
                 XCTAssertEqual(error.faultName, .invalidLogin, "\(model): \(error)")
@@ -51,13 +52,15 @@ final class SimulatorTests: XCTestCase {
         let simulator = try start(model: .vCenter)
         let wrong = String(repeating: "AB:", count: 31) + "AB"
         do {
-            _ = try await VSphereClient.connect(url: simulator.url, username: Simulator.username, password: Simulator.password, trust: .pinnedSHA256(wrong))
+            _ = try await VSphereClient.connect(
+                url: simulator.url, username: Simulator.username, password: Simulator.password, trust: .pinnedSHA256(wrong))
             XCTFail("a wrong pin must be refused")
         } catch VSphereError.transport(let failure) {
             XCTAssertEqual(failure.kind, .certificateMismatch)
         }
         do {
-            _ = try await VSphereClient.connect(url: simulator.url, username: Simulator.username, password: Simulator.password, trust: .system, timeout: .seconds(5))
+            _ = try await VSphereClient.connect(
+                url: simulator.url, username: Simulator.username, password: Simulator.password, trust: .system, timeout: .seconds(5))
             XCTFail("a self-signed certificate must not pass system trust")
         } catch VSphereError.transport(let failure) {
             XCTAssertEqual(failure.kind, .tls, "\(failure)")
@@ -72,7 +75,8 @@ final class SimulatorTests: XCTestCase {
             url: simulator.url, pin: Array(repeating: 0xAB, count: 32), connectTimeout: .seconds(5)
         )
         do {
-            _ = try await VSphereClient.connect(transport: swapped, username: Simulator.username, password: Simulator.password, timeout: .seconds(5))
+            _ = try await VSphereClient.connect(
+                transport: swapped, username: Simulator.username, password: Simulator.password, timeout: .seconds(5))
             XCTFail("a connection to a certificate with another thumbprint must fail")
         } catch VSphereError.transport(let failure) {
             XCTAssertEqual(failure.kind, .connectionClosed, "\(failure)")
@@ -95,7 +99,8 @@ final class SimulatorTests: XCTestCase {
         let admin = try await simulator.connect()
         let session = try await client.property("currentSession", of: client.serviceContent.sessionManager)
         let key = try XCTUnwrap(session?.child("key")?.text)
-        _ = try await admin.connection.invoke(SOAPOperation("TerminateSession", on: admin.serviceContent.sessionManager, [("sessionId", [key])]))
+        _ = try await admin.connection.invoke(
+            SOAPOperation("TerminateSession", on: admin.serviceContent.sessionManager, [("sessionId", [key])]))
         // Several calls notice at once; they share one new login.
         async let first = client.listVirtualMachines()
         async let second = client.list(.datastore)
@@ -194,7 +199,8 @@ final class SimulatorTests: XCTestCase {
             let progress = ProgressRecorder()
             let clone = try await client.clone(
                 template,
-                CloneRequest(name: "web-01", folder: datacenter.vmFolder, extraConfig: try guest.extraConfig(), powerOn: true, method: .cloneTask),
+                CloneRequest(
+                    name: "web-01", folder: datacenter.vmFolder, extraConfig: try guest.extraConfig(), powerOn: true, method: .cloneTask),
                 progress: { progress.record($0) }
             )
             XCTAssertEqual(progress.values.last, 100)
@@ -253,8 +259,11 @@ final class SimulatorTests: XCTestCase {
         let simulator = try start(model: .vCenter)
         let client = try await simulator.connect()
         let vm = try await client.findVirtualMachine(named: "DC0_C0_RP0_VM0")
-        let first = GuestConfiguration(hostName: "a", ipv4: .init(address: "10.0.0.5", prefixLength: 16, gateway: "10.0.0.1", dns: ["1.1.1.1"]))
-        let second = GuestConfiguration(hostName: "b", ipv4: .init(address: "10.0.0.6", prefixLength: 16, gateway: "10.0.0.1", dns: ["1.1.1.1", "9.9.9.9"]), passwordHash: CryptSHA512.hash(password: "x"))
+        let first = GuestConfiguration(
+            hostName: "a", ipv4: .init(address: "10.0.0.5", prefixLength: 16, gateway: "10.0.0.1", dns: ["1.1.1.1"]))
+        let second = GuestConfiguration(
+            hostName: "b", ipv4: .init(address: "10.0.0.6", prefixLength: 16, gateway: "10.0.0.1", dns: ["1.1.1.1", "9.9.9.9"]),
+            passwordHash: CryptSHA512.hash(password: "x"))
         try await vm.reconfigure(extraConfig: try first.extraConfig())
         try await vm.reconfigure(extraConfig: try second.extraConfig() + [ExtraConfigEntry(key: "guestinfo.flotilla.role", value: "web")])
         let entries = try await vm.extraConfig()
@@ -350,7 +359,8 @@ final class SimulatorTests: XCTestCase {
 
     func testInjectedFaultSurfacesTyped() async throws {
         for model in models {
-            let simulator = try start(model: model, extraArguments: ["-fail-prefix", "doomed-", "-fail-fault", "InsufficientResourcesFault"])
+            let simulator = try start(
+                model: model, extraArguments: ["-fail-prefix", "doomed-", "-fail-fault", "InsufficientResourcesFault"])
             let client = try await simulator.connect()
             let template = try await client.findTemplate(named: "tpl-web")
             for method in [CloneRequest.Method.cloneTask, .createAndCopyDisks] {
@@ -426,7 +436,8 @@ final class SimulatorTests: XCTestCase {
             XCTAssertNotNil(counters["cpu.usage.average"])
             XCTAssertEqual(counters["cpu.usage.average"]?.unit, "percent")
             let vms = try await client.listVirtualMachines().filter { !$0.isTemplate }.map(\.reference)
-            let result = try await client.queryPerformance(for: vms, counters: ["cpu.usage.average", "mem.usage.average"], maxSamples: 15, batchSize: 3)
+            let result = try await client.queryPerformance(
+                for: vms, counters: ["cpu.usage.average", "mem.usage.average"], maxSamples: 15, batchSize: 3)
             XCTAssertEqual(Set(result.keys), Set(vms))
             for (_, series) in result {
                 let cpu = try XCTUnwrap(series["cpu.usage.average"])
@@ -469,7 +480,9 @@ final class SimulatorTests: XCTestCase {
 
     // MARK: helpers
 
-    private func assertFault(_ name: FaultName, file: StaticString = #filePath, line: UInt = #line, _ body: () async throws -> Void) async throws {
+    private func assertFault(
+        _ name: FaultName, file: StaticString = #filePath, line: UInt = #line, _ body: () async throws -> Void
+    ) async throws {
         do {
             try await body()
             XCTFail("expected \(name)", file: file, line: line)

@@ -8,8 +8,9 @@ final class UntrustedAnswerTests: XCTestCase {
     private let marker = "PRIVATE-PAGE-CONTENT"
 
     func testHTMLAnswerIsDescribedByStatusAndTypeOnly() async throws {
-        let server = try PlainHTTPServer(status: 501, contentType: "text/html;charset=utf-8",
-                                         body: "<!DOCTYPE HTML><html><title>Error response</title>\(marker)</html>")
+        let server = try PlainHTTPServer(
+            status: 501, contentType: "text/html;charset=utf-8",
+            body: "<!DOCTYPE HTML><html><title>Error response</title>\(marker)</html>")
         defer { server.stop() }
         do {
             _ = try await VSphereClient.connect(url: server.url, username: "u", password: "p", timeout: .seconds(10))
@@ -39,8 +40,9 @@ final class UntrustedAnswerTests: XCTestCase {
         defer { server.stop() }
         let pin = String(repeating: "AB", count: 32)
         do {
-            _ = try await VSphereClient.connect(url: server.url, username: "u", password: "secret", trust: .pinnedSHA256(pin),
-                                                timeout: .seconds(10))
+            _ = try await VSphereClient.connect(
+                url: server.url, username: "u", password: "secret", trust: .pinnedSHA256(pin),
+                timeout: .seconds(10))
             XCTFail("the pin was dropped for http://")
         } catch {
             XCTAssertTrue(String(describing: error).contains("needs an https:// URL"), String(describing: error))

@@ -37,7 +37,8 @@ struct KeyCommands: AsyncCommandGroup {
                 // The step's own last word (the engine's closing "done" says nothing more than the status).
                 let lines = step.log.split(separator: "\n")
                 let outcome = lines.last(where: { !$0.hasSuffix("] done") }) ?? lines.last ?? ""
-                context.console.print("\(step.status.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) \(step.title): \(outcome)")
+                context.console.print(
+                    "\(step.status.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) \(step.title): \(outcome)")
             }
             let job = try await Job.find(jobID, on: app.db)
             context.console.print(job?.summary ?? "")

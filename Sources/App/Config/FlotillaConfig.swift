@@ -59,7 +59,10 @@ public struct FlotillaConfig: Sendable {
         ("FLOTILLA_HOST", "listen address (default 127.0.0.1)"),
         ("FLOTILLA_PORT", "listen port (default 8080)"),
         ("FLOTILLA_DATA_DIR", "data directory (default ./data, created if missing)"),
-        ("FLOTILLA_RESOURCES_DIR", "folder with Resources/Views and Public (default: <bin>/../share/flotilla, <bin>, or the source checkout)"),
+        (
+            "FLOTILLA_RESOURCES_DIR",
+            "folder with Resources/Views and Public (default: <bin>/../share/flotilla, <bin>, or the source checkout)"
+        ),
         ("FLOTILLA_DATABASE_URL", "postgres://user:pass@host:port/db, or sqlite:///path (default <data>/flotilla.sqlite)"),
         ("FLOTILLA_BACKUP_DIR", "where log backups are written (default <data>/backups)"),
         ("FLOTILLA_BACKUP_KEEP", "how many log backups are kept; older ones are deleted after each backup (default 30)"),
@@ -75,7 +78,10 @@ public struct FlotillaConfig: Sendable {
         ("FLOTILLA_SMTP_SECURITY", "none, starttls or tls (default starttls)"),
         ("FLOTILLA_ADMIN_PASSWORD", "password of the first system administrator `admin` (default: generated and printed once)"),
         ("FLOTILLA_PASSWORD_MIN_LENGTH", "minimum password length (default 8)"),
-        ("FLOTILLA_LOGIN_MAX_FAILURES", "failed sign-ins per (user name, IP) before a lockout; 3× this over all names locks the IP (default 5)"),
+        (
+            "FLOTILLA_LOGIN_MAX_FAILURES",
+            "failed sign-ins per (user name, IP) before a lockout; 3× this over all names locks the IP (default 5)"
+        ),
         ("FLOTILLA_LOGIN_LOCKOUT_SECONDS", "lockout length in seconds (default 60)"),
         ("FLOTILLA_SECRET_KEY", "base64 of 32 bytes sealing stored passwords (default: <data>/secret.key, created 0600)"),
         ("FLOTILLA_GUEST_BOOT_SECONDS", "how long a new VM's guest may take to report its address (default 300)"),
@@ -122,15 +128,16 @@ public struct FlotillaConfig: Sendable {
         case let other: throw ConfigError(setting: "FLOTILLA_COOKIE_SECURE", problem: "'\(other)' is not true, false or auto")
         }
         sessionLifetimeHours = try reader.integer("FLOTILLA_SESSION_HOURS", default: 12, range: 1...24 * 90)
-        trustedProxies = try reader.optional("FLOTILLA_TRUSTED_PROXIES").map { list in
-            try list.split(separator: ",").map { item in
-                let text = item.trimmingCharacters(in: .whitespaces)
-                guard let cidr = CIDR(text) else {
-                    throw ConfigError(setting: "FLOTILLA_TRUSTED_PROXIES", problem: "'\(text)' is not an IPv4 or IPv6 CIDR")
+        trustedProxies =
+            try reader.optional("FLOTILLA_TRUSTED_PROXIES").map { list in
+                try list.split(separator: ",").map { item in
+                    let text = item.trimmingCharacters(in: .whitespaces)
+                    guard let cidr = CIDR(text) else {
+                        throw ConfigError(setting: "FLOTILLA_TRUSTED_PROXIES", problem: "'\(text)' is not an IPv4 or IPv6 CIDR")
+                    }
+                    return cidr
                 }
-                return cidr
-            }
-        } ?? []
+            } ?? []
         smtp = try Self.parseSMTP(&reader)
         initialAdminPassword = try reader.optional("FLOTILLA_ADMIN_PASSWORD")
         passwordMinimumLength = try reader.integer("FLOTILLA_PASSWORD_MIN_LENGTH", default: 8, range: 4...128)
@@ -142,8 +149,9 @@ public struct FlotillaConfig: Sendable {
         jobConcurrency = try reader.integer("FLOTILLA_JOB_CONCURRENCY", default: 32, range: 1...1000)
         jobConcurrencyPerConnection = try reader.integer("FLOTILLA_JOB_CONCURRENCY_PER_CONNECTION", default: 16, range: 1...1000)
         if let password = initialAdminPassword, password.count < passwordMinimumLength {
-            throw ConfigError(setting: "FLOTILLA_ADMIN_PASSWORD",
-                              problem: "is shorter than FLOTILLA_PASSWORD_MIN_LENGTH (\(passwordMinimumLength))")
+            throw ConfigError(
+                setting: "FLOTILLA_ADMIN_PASSWORD",
+                problem: "is shorter than FLOTILLA_PASSWORD_MIN_LENGTH (\(passwordMinimumLength))")
         }
     }
 
@@ -160,7 +168,8 @@ public struct FlotillaConfig: Sendable {
         if url.hasPrefix("sqlite://") {
             let path = String(url.dropFirst("sqlite://".count))
             guard !path.isEmpty else {
-                throw ConfigError(setting: "FLOTILLA_DATABASE_URL", problem: "sqlite:// needs a file path, e.g. sqlite:///var/lib/flotilla/db.sqlite")
+                throw ConfigError(
+                    setting: "FLOTILLA_DATABASE_URL", problem: "sqlite:// needs a file path, e.g. sqlite:///var/lib/flotilla/db.sqlite")
             }
             return .sqlite(path: path)
         }
@@ -178,8 +187,9 @@ public struct FlotillaConfig: Sendable {
         guard from.contains("@") else {
             throw ConfigError(setting: "FLOTILLA_SMTP_FROM", problem: "'\(from)' is not an email address")
         }
-        return SMTP(host: host, port: port, username: try reader.optional("FLOTILLA_SMTP_USER"),
-                    password: try reader.optional("FLOTILLA_SMTP_PASSWORD"), from: from, security: security)
+        return SMTP(
+            host: host, port: port, username: try reader.optional("FLOTILLA_SMTP_USER"),
+            password: try reader.optional("FLOTILLA_SMTP_PASSWORD"), from: from, security: security)
     }
 
     private static func readConfigFile(at path: String) throws -> [String: String] {

@@ -18,8 +18,10 @@ public struct ResourceDirectory: Sendable, Equatable {
     ///   - configured: the `FLOTILLA_RESOURCES_DIR` setting; when given, the only candidate.
     ///   - executable: the running program's path (symbolic links resolved).
     ///   - checkout: the repository the program was built from.
-    public static func find(configured: String?, executable: String? = Self.executablePath,
-                            checkout: String = Self.checkoutDirectory) throws -> ResourceDirectory {
+    public static func find(
+        configured: String?, executable: String? = Self.executablePath,
+        checkout: String = Self.checkoutDirectory
+    ) throws -> ResourceDirectory {
         let candidates: [String]
         if let configured {
             candidates = [configured]
@@ -35,7 +37,8 @@ public struct ResourceDirectory: Sendable, Equatable {
             let directory = ResourceDirectory(path: candidate)
             if directory.isComplete { return directory }
         }
-        let problem = configured == nil
+        let problem =
+            configured == nil
             ? "is not set, and no folder with Resources/Views and Public was found in: "
             : "must name a folder with Resources/Views and Public; looked in: "
         throw ConfigError(setting: "FLOTILLA_RESOURCES_DIR", problem: problem + candidates.joined(separator: ", "))

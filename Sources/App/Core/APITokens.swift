@@ -19,8 +19,9 @@ struct APITokens {
             throw FlotillaError.validation("a token expires after 1 to \(Self.maximumLifetimeDays) days, or never")
         }
         let secret = APIToken.generateSecret()
-        let token = APIToken(userID: try user.requireID(), name: trimmed, tokenDigest: APIToken.digest(of: secret),
-                             expiresAt: days.map { Date().addingTimeInterval(TimeInterval($0) * 86_400) })
+        let token = APIToken(
+            userID: try user.requireID(), name: trimmed, tokenDigest: APIToken.digest(of: secret),
+            expiresAt: days.map { Date().addingTimeInterval(TimeInterval($0) * 86_400) })
         try await token.create(on: database)
         return (token, secret)
     }
@@ -31,8 +32,10 @@ struct APITokens {
 
     /// Revokes one of the user's tokens (a token of another user is "no such token").
     func revoke(_ id: UUID, of user: User) async throws -> APIToken {
-        guard let token = try await APIToken.query(on: database)
-            .filter(\.$id == id).filter(\.$user.$id == user.requireID()).first() else {
+        guard
+            let token = try await APIToken.query(on: database)
+                .filter(\.$id == id).filter(\.$user.$id == user.requireID()).first()
+        else {
             throw FlotillaError.notFound("no such token")
         }
         try await token.delete(on: database)

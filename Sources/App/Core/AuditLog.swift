@@ -22,8 +22,9 @@ public enum AuditLog {
         _ kind: LogKind, action: String, result: LogResult, details: String = "",
         vmName: String? = nil, vmRole: String? = nil, by actor: Actor, on database: any Database, logger: Logger
     ) async {
-        let entry = LogEntry(kind: kind, vmName: vmName, vmRole: vmRole, operatorName: actor.name,
-                             operatorIP: actor.ip, action: action, result: result, details: details)
+        let entry = LogEntry(
+            kind: kind, vmName: vmName, vmRole: vmRole, operatorName: actor.name,
+            operatorIP: actor.ip, action: action, result: result, details: details)
         do {
             try await entry.create(on: database)
         } catch {
@@ -47,9 +48,10 @@ public enum AuditLog {
         try await database.transaction { transaction in
             let count = try await LogEntry.query(on: transaction).count()
             try await LogEntry.query(on: transaction).delete()
-            let entry = LogEntry(kind: .operation, operatorName: actor.name, operatorIP: actor.ip,
-                                 action: "logs.delete", result: .success,
-                                 details: "\(actor.name ?? "unknown") deleted all \(count) log entries")
+            let entry = LogEntry(
+                kind: .operation, operatorName: actor.name, operatorIP: actor.ip,
+                action: "logs.delete", result: .success,
+                details: "\(actor.name ?? "unknown") deleted all \(count) log entries")
             try await entry.create(on: transaction)
             return count
         }
@@ -77,7 +79,8 @@ extension Request {
         _ kind: LogKind, action: String, result: LogResult, details: String = "",
         vmName: String? = nil, vmRole: String? = nil, actor: AuditLog.Actor? = nil
     ) async {
-        await AuditLog.record(kind, action: action, result: result, details: details, vmName: vmName,
-                              vmRole: vmRole, by: actor ?? auditActor, on: db, logger: logger)
+        await AuditLog.record(
+            kind, action: action, result: result, details: details, vmName: vmName,
+            vmRole: vmRole, by: actor ?? auditActor, on: db, logger: logger)
     }
 }

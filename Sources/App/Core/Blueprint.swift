@@ -1,5 +1,5 @@
-import Vapor
 import VSphere
+import Vapor
 import Yams
 
 /// An environment described in a document (SPEC BEY-2): roles × counts, an address range,
@@ -87,7 +87,9 @@ public struct Blueprint: Codable, Sendable, Equatable {
                 var candidate = addresses.next()
                 // Skip the subnet's own network and broadcast addresses and the gateway.
                 while let address = candidate, let mask = VMSpec.prefixLength(network.netmask),
-                      address == address.network(prefixLength: mask) || address == address.broadcast(prefixLength: mask) || address.description == network.gateway {
+                    address == address.network(prefixLength: mask) || address == address.broadcast(prefixLength: mask)
+                        || address.description == network.gateway
+                {
                     candidate = addresses.next()
                 }
                 guard let address = candidate else {
@@ -95,8 +97,9 @@ public struct Blueprint: Codable, Sendable, Equatable {
                 }
                 let dns = network.dns ?? []
                 guard dns.count <= 2 else { throw FlotillaError.validation("network.dns lists at most two servers") }
-                let spec = try VMSpec(hostName: hostName, ip: address.description, netmask: network.netmask, gateway: network.gateway,
-                                      dns1: dns.first, dns2: dns.count > 1 ? dns[1] : nil)
+                let spec = try VMSpec(
+                    hostName: hostName, ip: address.description, netmask: network.netmask, gateway: network.gateway,
+                    dns1: dns.first, dns2: dns.count > 1 ? dns[1] : nil)
                 planned.append(PlannedVM(role: role, spec: spec))
             }
         }

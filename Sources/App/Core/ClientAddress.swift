@@ -28,7 +28,8 @@ extension Request {
     var arrivedOverHTTPS: Bool {
         if url.scheme == "https" { return true }
         guard let peerText = remoteAddress?.ipAddress, let peer = IPAddress(peerText),
-              application.flotilla.config.trustedProxies.contains(where: { $0.contains(peer) }) else { return false }
+            application.flotilla.config.trustedProxies.contains(where: { $0.contains(peer) })
+        else { return false }
         return headers.first(name: "X-Forwarded-Proto")?.lowercased() == "https"
     }
 }

@@ -1,6 +1,6 @@
 import Fluent
-import Vapor
 import VSphere
+import Vapor
 
 /// vSphere connections (SPEC "Settings"): validated, tested by logging in, stored with the
 /// password sealed.
@@ -37,10 +37,13 @@ struct Connections {
         var input = input
         input.name = input.name.trimmingCharacters(in: .whitespaces)
         guard !input.name.isEmpty, input.name.count <= 64 else { throw FlotillaError.validation("connection name has 1 to 64 characters") }
-        guard let url = URL(string: input.url), let scheme = url.scheme?.lowercased(), ["https", "http"].contains(scheme), url.host != nil else {
+        guard let url = URL(string: input.url), let scheme = url.scheme?.lowercased(), ["https", "http"].contains(scheme), url.host != nil
+        else {
             throw FlotillaError.validation("URL must be http(s)://host[:port]/sdk")
         }
-        guard !input.username.isEmpty, !input.password.isEmpty else { throw FlotillaError.validation("user name and password are required") }
+        guard !input.username.isEmpty, !input.password.isEmpty else {
+            throw FlotillaError.validation("user name and password are required")
+        }
         if let thumbprint = input.thumbprint?.trimmingCharacters(in: .whitespaces), !thumbprint.isEmpty {
             let hex = thumbprint.replacingOccurrences(of: ":", with: "")
             guard hex.count == 64, hex.allSatisfy(\.isHexDigit) else {
@@ -66,8 +69,10 @@ struct Connections {
         let input = try validate(input)
         let endpoint: any VSphereEndpoint
         do {
-            endpoint = try await vsphere.connect(VSphereLogin(url: input.url, username: input.username, password: input.password,
-                                                              thumbprint: input.thumbprint))
+            endpoint = try await vsphere.connect(
+                VSphereLogin(
+                    url: input.url, username: input.username, password: input.password,
+                    thumbprint: input.thumbprint))
         } catch {
             logger.info("connection test of \(input.url) failed: \(FlotillaError.describe(error))")
             throw FlotillaError(.unavailable, "cannot reach vSphere at \(input.url): \(Self.describeTestFailure(error))")
@@ -75,8 +80,9 @@ struct Connections {
         defer { Task { await endpoint.close() } }
         let datacenters = try await endpoint.datacenterNames()
         let templates = try await endpoint.templateNames()
-        return Report(product: endpoint.product.fullName, apiType: endpoint.product.apiType, apiVersion: endpoint.product.apiVersion,
-                      datacenters: datacenters, templates: templates)
+        return Report(
+            product: endpoint.product.fullName, apiType: endpoint.product.apiType, apiVersion: endpoint.product.apiVersion,
+            datacenters: datacenters, templates: templates)
     }
 
     /// What a failed test says: the kind of failure only. The URL may name any host, and what
@@ -121,7 +127,9 @@ struct Connections {
     }
 
     func delete(_ id: UUID) async throws {
-        guard let connection = try await VSphereConnection.find(id, on: database) else { throw FlotillaError.notFound("no such connection") }
+        guard let connection = try await VSphereConnection.find(id, on: database) else {
+            throw FlotillaError.notFound("no such connection")
+        }
         guard try await Role.query(on: database).filter(\.$connection.$id == id).count() == 0 else {
             throw FlotillaError.conflict("roles still use '\(connection.name)'; change or delete them first")
         }
@@ -132,7 +140,9 @@ struct Connections {
 
     /// The templates a role can be made from, read live from vSphere.
     func templates(of connectionID: UUID) async throws -> [String] {
-        guard let connection = try await VSphereConnection.find(connectionID, on: database) else { throw FlotillaError.notFound("no such connection") }
+        guard let connection = try await VSphereConnection.find(connectionID, on: database) else {
+            throw FlotillaError.notFound("no such connection")
+        }
         return try await vsphere.endpoint(for: connection).templateNames()
     }
 

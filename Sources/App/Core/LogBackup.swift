@@ -36,9 +36,11 @@ public struct LogBackup: Sendable {
     public func write(_ search: LogSearch, by actor: AuditLog.Actor, on database: any Database) async throws -> (File, Int) {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let now = Date()
-        let stamp = now.formatted(Date.VerbatimFormatStyle(
-            format: "\(year: .defaultDigits)\(month: .twoDigits)\(day: .twoDigits)-\(hour: .twoDigits(clock: .twentyFourHour, hourCycle: .zeroBased))\(minute: .twoDigits)\(second: .twoDigits)",
-            timeZone: .gmt, calendar: Calendar(identifier: .gregorian)))
+        let stamp = now.formatted(
+            Date.VerbatimFormatStyle(
+                format:
+                    "\(year: .defaultDigits)\(month: .twoDigits)\(day: .twoDigits)-\(hour: .twoDigits(clock: .twentyFourHour, hourCycle: .zeroBased))\(minute: .twoDigits)\(second: .twoDigits)",
+                timeZone: .gmt, calendar: Calendar(identifier: .gregorian)))
         // Numbered after the newest of the same second, never reusing a pruned name, so the
         // new backup is always the newest by name.
         let sameSecond = try FileManager.default.contentsOfDirectory(atPath: directory).filter(Self.isBackupName)
@@ -48,7 +50,8 @@ public struct LogBackup: Sendable {
         let finalPath = path(of: name)
         let partialPath = finalPath + ".partial"
         guard FileManager.default.createFile(atPath: partialPath, contents: nil, attributes: [.posixPermissions: 0o640]),
-              let handle = FileHandle(forWritingAtPath: partialPath) else {
+            let handle = FileHandle(forWritingAtPath: partialPath)
+        else {
             // No path in the message: ordinary administrators may back up, and see this.
             throw FlotillaError(.unavailable, "cannot write to the backup directory (FLOTILLA_BACKUP_DIR)")
         }
@@ -56,12 +59,12 @@ public struct LogBackup: Sendable {
         do {
             defer { try? handle.close() }
             let header = """
-            # Flotilla audit log backup
-            # written \(displayTime.string(now)) (\(displayTime.timeZone.identifier)) by \(actor.name ?? "unknown")
-            # selection: \(search.summary)
-            # columns: number, time, kind, VM name, VM role, operator, operator IP, action, result, details
+                # Flotilla audit log backup
+                # written \(displayTime.string(now)) (\(displayTime.timeZone.identifier)) by \(actor.name ?? "unknown")
+                # selection: \(search.summary)
+                # columns: number, time, kind, VM name, VM role, operator, operator IP, action, result, details
 
-            """
+                """
             try handle.write(contentsOf: Data(header.utf8))
             var lastID = 0
             while true {
@@ -130,8 +133,9 @@ public struct LogBackup: Sendable {
 
     private func file(named name: String) throws -> File {
         let attributes = try FileManager.default.attributesOfItem(atPath: path(of: name))
-        return File(name: name, size: (attributes[.size] as? NSNumber)?.intValue ?? 0,
-                    modified: attributes[.modificationDate] as? Date ?? Date(timeIntervalSince1970: 0))
+        return File(
+            name: name, size: (attributes[.size] as? NSNumber)?.intValue ?? 0,
+            modified: attributes[.modificationDate] as? Date ?? Date(timeIntervalSince1970: 0))
     }
 
     /// One entry is one line: tabs, newlines and backslashes inside fields are escaped.

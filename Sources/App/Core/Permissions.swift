@@ -78,12 +78,12 @@ public enum Action: String, CaseIterable, Sendable {
         case .signIn, .readAPIDocument:
             return .anyone
         case .signOut, .viewDashboard, .viewEnvironments, .viewVMs, .powerVM, .changeVMNetwork,
-             .viewJobs, .viewLogs, .backupLogs, .viewUsers, .changeOwnPassword, .manageOwnTokens:
+            .viewJobs, .viewLogs, .backupLogs, .viewUsers, .changeOwnPassword, .manageOwnTokens:
             return everyone
         case .addEnvironment, .editEnvironment, .deleteEnvironment, .addVM, .deleteVM, .changeVMPassword,
-             .viewUpgrades, .upgradeVM, .viewServiceConfiguration, .configureServices, .cancelJob,
-             .deleteLogs, .addUser, .editUser, .deleteUser, .manageUserTokens, .viewSettings, .changeSettings,
-             .rotateSSHKeys:
+            .viewUpgrades, .upgradeVM, .viewServiceConfiguration, .configureServices, .cancelJob,
+            .deleteLogs, .addUser, .editUser, .deleteUser, .manageUserTokens, .viewSettings, .changeSettings,
+            .rotateSSHKeys:
             return systemOnly
         }
     }

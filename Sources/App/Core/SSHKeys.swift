@@ -29,8 +29,10 @@ struct SSHKeys {
         var rows: [Row] = []
         for key in try await keys.all() {
             let id = try key.requireID()
-            rows.append(Row(id: id, fingerprint: key.fingerprint, publicKey: key.publicKey, createdAt: key.createdAt, retiredAt: key.retiredAt,
-                            active: id == active.id, vms: try await VM.query(on: database).filter(\.$platformKeyID == id).count()))
+            rows.append(
+                Row(
+                    id: id, fingerprint: key.fingerprint, publicKey: key.publicKey, createdAt: key.createdAt, retiredAt: key.retiredAt,
+                    active: id == active.id, vms: try await VM.query(on: database).filter(\.$platformKeyID == id).count()))
         }
         return rows
     }
@@ -45,32 +47,40 @@ struct SSHKeys {
             .filter(\.$platformKeyID != keyID).with(\.$role).sort(\.$hostName).all()
         let platformKeys = keys
         var steps = try vms.map { try operations.keyRotationStep($0, to: key) }
-        steps.append(StepPlan(action: "ssh-key.retire", title: "retire the keys no VM trusts", phase: 1) { context in
-            let retired = try await platformKeys.retireUnused()
-            await context.log(retired.isEmpty ? "no key to retire" : "retired " + retired.map(\.fingerprint).joined(separator: ", "))
-        })
-        let jobID = try await jobs.submit(kind: "ssh-key.rotate", title: "Rotate the platform SSH key to \(key.fingerprint)", by: actor,
-                                          steps: steps)
-        await AuditLog.record(.operation, action: "settings.ssh-key.rotate", result: .success,
-                              details: "new platform key \(key.fingerprint); moving \(vms.count) VMs to it", by: actor, on: database,
-                              logger: logger)
-        return (Row(id: keyID, fingerprint: key.fingerprint, publicKey: key.publicKey, createdAt: key.createdAt, retiredAt: nil,
-                    active: true, vms: 0), jobID)
+        steps.append(
+            StepPlan(action: "ssh-key.retire", title: "retire the keys no VM trusts", phase: 1) { context in
+                let retired = try await platformKeys.retireUnused()
+                await context.log(retired.isEmpty ? "no key to retire" : "retired " + retired.map(\.fingerprint).joined(separator: ", "))
+            })
+        let jobID = try await jobs.submit(
+            kind: "ssh-key.rotate", title: "Rotate the platform SSH key to \(key.fingerprint)", by: actor,
+            steps: steps)
+        await AuditLog.record(
+            .operation, action: "settings.ssh-key.rotate", result: .success,
+            details: "new platform key \(key.fingerprint); moving \(vms.count) VMs to it", by: actor, on: database,
+            logger: logger)
+        return (
+            Row(
+                id: keyID, fingerprint: key.fingerprint, publicKey: key.publicKey, createdAt: key.createdAt, retiredAt: nil,
+                active: true, vms: 0), jobID
+        )
     }
 }
 
 extension Application {
     /// The SSH key service for a command or a request, acting as `actor`.
     func sshKeys(actor: AuditLog.Actor) -> SSHKeys {
-        SSHKeys(database: db, keys: PlatformKeys(database: db, secrets: flotilla.secrets), jobs: flotilla.jobs,
-                operations: flotilla.vmOperations, actor: actor, logger: logger)
+        SSHKeys(
+            database: db, keys: PlatformKeys(database: db, secrets: flotilla.secrets), jobs: flotilla.jobs,
+            operations: flotilla.vmOperations, actor: actor, logger: logger)
     }
 }
 
 extension Request {
     var sshKeys: SSHKeys {
         let flotilla = application.flotilla
-        return SSHKeys(database: db, keys: PlatformKeys(database: db, secrets: flotilla.secrets), jobs: flotilla.jobs,
-                       operations: flotilla.vmOperations, actor: auditActor, logger: logger)
+        return SSHKeys(
+            database: db, keys: PlatformKeys(database: db, secrets: flotilla.secrets), jobs: flotilla.jobs,
+            operations: flotilla.vmOperations, actor: auditActor, logger: logger)
     }
 }

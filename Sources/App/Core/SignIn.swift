@@ -35,7 +35,8 @@ struct SignIn {
         guard !username.isEmpty, !password.isEmpty else {
             throw FlotillaError(.unauthenticated, "user name and password are required")
         }
-        let user = username.count <= UserAdministration.maximumUsernameLength
+        let user =
+            username.count <= UserAdministration.maximumUsernameLength
             ? try await User.query(on: database).filter(\.$username == username).first()
             : nil
         let actor = AuditLog.Actor(name: user?.username ?? Self.unknownUser, ip: ip)
@@ -44,9 +45,10 @@ struct SignIn {
         try await attempt.create(on: database)
         if let wait = try await lockoutRemaining(name: name, ip: ip, excluding: try attempt.requireID()) {
             try await attempt.delete(on: database)
-            await AuditLog.record(.login, action: "login", result: .denied,
-                                  details: "sign-in refused: locked out for another \(wait) s after repeated failures",
-                                  by: actor, on: database, logger: logger)
+            await AuditLog.record(
+                .login, action: "login", result: .denied,
+                details: "sign-in refused: locked out for another \(wait) s after repeated failures",
+                by: actor, on: database, logger: logger)
             throw FlotillaError(.tooManyAttempts, "too many failed sign-ins; try again in \(wait) seconds")
         }
         let delay = try await delayForName(name)
@@ -54,13 +56,15 @@ struct SignIn {
         let verified = try await passwords.verify(password, created: user?.passwordHash ?? Self.decoyHash).get()
         let matches = verified && password.utf8.count <= UserAdministration.maximumPasswordBytes
         guard let user, matches else {
-            await AuditLog.record(.login, action: "login", result: .failure, details: "wrong user name or password",
-                                  by: actor, on: database, logger: logger)
+            await AuditLog.record(
+                .login, action: "login", result: .failure, details: "wrong user name or password",
+                by: actor, on: database, logger: logger)
             throw FlotillaError(.unauthenticated, "wrong user name or password")
         }
         try await LoginFailure.query(on: database).filter(\.$username == name).filter(\.$ip == ip).delete()
-        await AuditLog.record(.login, action: "login", result: .success, details: "signed in",
-                              by: actor, on: database, logger: logger)
+        await AuditLog.record(
+            .login, action: "login", result: .success, details: "signed in",
+            by: actor, on: database, logger: logger)
         return user
     }
 
@@ -98,7 +102,8 @@ struct SignIn {
 extension Request {
     var signIn: SignIn {
         let config = application.flotilla.config
-        return SignIn(database: db, passwords: password.async, failureLimit: config.loginFailureLimit,
-                      lockout: TimeInterval(config.loginLockoutSeconds), logger: logger)
+        return SignIn(
+            database: db, passwords: password.async, failureLimit: config.loginFailureLimit,
+            lockout: TimeInterval(config.loginLockoutSeconds), logger: logger)
     }
 }

@@ -12,14 +12,19 @@ public struct UserAdministration: Sendable {
     /// The digest of the acting browser session, which a password change keeps.
     let currentSession: String?
 
-    public init(database: any Database, passwords: AsyncPasswordHasher, minimumPasswordLength: Int,
-                actor: AuditLog.Actor, logger: Logger) {
-        self.init(database: database, passwords: passwords, minimumPasswordLength: minimumPasswordLength,
-                  actor: actor, logger: logger, currentSession: nil)
+    public init(
+        database: any Database, passwords: AsyncPasswordHasher, minimumPasswordLength: Int,
+        actor: AuditLog.Actor, logger: Logger
+    ) {
+        self.init(
+            database: database, passwords: passwords, minimumPasswordLength: minimumPasswordLength,
+            actor: actor, logger: logger, currentSession: nil)
     }
 
-    init(database: any Database, passwords: AsyncPasswordHasher, minimumPasswordLength: Int,
-         actor: AuditLog.Actor, logger: Logger, currentSession: String?) {
+    init(
+        database: any Database, passwords: AsyncPasswordHasher, minimumPasswordLength: Int,
+        actor: AuditLog.Actor, logger: Logger, currentSession: String?
+    ) {
         self.database = database
         self.passwords = passwords
         self.minimumPasswordLength = minimumPasswordLength
@@ -150,15 +155,18 @@ public struct UserAdministration: Sendable {
     }
 
     /// Runs a change and logs its outcome: the success details it returns, or why it was refused.
-    private func audited<Value>(_ action: String, _ attempt: String,
-                                _ change: () async throws -> (Value, String)) async throws -> Value {
+    private func audited<Value>(
+        _ action: String, _ attempt: String,
+        _ change: () async throws -> (Value, String)
+    ) async throws -> Value {
         do {
             let (value, details) = try await change()
             await AuditLog.record(.operation, action: action, result: .success, details: details, by: actor, on: database, logger: logger)
             return value
         } catch let error as FlotillaError {
-            await AuditLog.record(.operation, action: action, result: .failure, details: "\(attempt) failed: \(error.message)",
-                                  by: actor, on: database, logger: logger)
+            await AuditLog.record(
+                .operation, action: action, result: .failure, details: "\(attempt) failed: \(error.message)",
+                by: actor, on: database, logger: logger)
             throw error
         }
     }
@@ -193,16 +201,18 @@ public struct UserAdministration: Sendable {
 
 extension Request {
     var users: UserAdministration {
-        UserAdministration(database: db, passwords: password.async,
-                           minimumPasswordLength: application.flotilla.config.passwordMinimumLength,
-                           actor: auditActor, logger: logger, currentSession: loadedSession?.keyDigest)
+        UserAdministration(
+            database: db, passwords: password.async,
+            minimumPasswordLength: application.flotilla.config.passwordMinimumLength,
+            actor: auditActor, logger: logger, currentSession: loadedSession?.keyDigest)
     }
 }
 
 extension Application {
     /// User administration for work outside a request (commands, start-up).
     func users(actor: AuditLog.Actor) -> UserAdministration {
-        UserAdministration(database: db, passwords: password.async, minimumPasswordLength: flotilla.config.passwordMinimumLength,
-                           actor: actor, logger: logger)
+        UserAdministration(
+            database: db, passwords: password.async, minimumPasswordLength: flotilla.config.passwordMinimumLength,
+            actor: actor, logger: logger)
     }
 }

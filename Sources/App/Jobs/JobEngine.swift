@@ -53,8 +53,10 @@ actor JobEngine {
     /// Set by `cancelAll` at shutdown: steps then stop as interrupted, not as cancelled by a person.
     private var shutdownReason: String?
 
-    init(database: any Database, logger: Logger, concurrency: Int, perConnection: Int, retryDelay: Duration = .seconds(2),
-         cancelPollInterval: Duration = .seconds(1)) {
+    init(
+        database: any Database, logger: Logger, concurrency: Int, perConnection: Int, retryDelay: Duration = .seconds(2),
+        cancelPollInterval: Duration = .seconds(1)
+    ) {
         self.database = database
         self.logger = logger
         overall = AsyncSemaphore(limit: concurrency)
@@ -125,8 +127,9 @@ actor JobEngine {
         job.cancelRequested = true
         try await job.save(on: database)
         running[jobID]?.cancel()
-        await AuditLog.record(.operation, action: "job.cancel", result: .success, details: "asked job \(jobID) to stop",
-                              by: actor, on: database, logger: logger)
+        await AuditLog.record(
+            .operation, action: "job.cancel", result: .success, details: "asked job \(jobID) to stop",
+            by: actor, on: database, logger: logger)
     }
 
     /// Stops every running job at shutdown; their steps and the jobs end as interrupted ("the
@@ -180,7 +183,9 @@ actor JobEngine {
         let phases = Dictionary(grouping: steps, by: { $0.1.phase }).sorted { $0.key < $1.key }
         for (_, phaseSteps) in phases {
             if Task.isCancelled || outcomes.contains(where: { $0 != .succeeded }) {
-                let (status, reason) = Task.isCancelled ? stopped("cancelled before it started")
+                let (status, reason) =
+                    Task.isCancelled
+                    ? stopped("cancelled before it started")
                     : (.cancelled, "skipped: an earlier step did not succeed")
                 for (stepID, _) in phaseSteps {
                     await finish(stepID, status: status, line: reason)
@@ -222,8 +227,10 @@ actor JobEngine {
         let interrupted = outcomes.contains(.interrupted)
         let status: JobStatus = interrupted ? .interrupted : failed > 0 ? .failed : (wasCancelled ? .cancelled : .succeeded)
         let cancelled = outcomes.count - succeeded - failed
-        let summary = "\(succeeded) of \(outcomes.count) steps succeeded"
-            + (failed > 0 ? ", \(failed) failed" : "") + (cancelled > 0 ? ", \(cancelled) \(interrupted ? "interrupted" : "cancelled")" : "")
+        let summary =
+            "\(succeeded) of \(outcomes.count) steps succeeded"
+            + (failed > 0 ? ", \(failed) failed" : "")
+            + (cancelled > 0 ? ", \(cancelled) \(interrupted ? "interrupted" : "cancelled")" : "")
             + (interrupted ? ": \(shutdownReason ?? "interrupted")" : "")
         await update(jobID) { job in
             job.status = status
@@ -251,16 +258,18 @@ actor JobEngine {
             do {
                 try await plan.work(context)
                 await finish(stepID, status: .succeeded, line: "done")
-                await AuditLog.record(.operation, action: plan.action, result: .success, details: "\(plan.title): done",
-                                      vmName: plan.vmName, vmRole: plan.vmRole, by: actor, on: database, logger: logger)
+                await AuditLog.record(
+                    .operation, action: plan.action, result: .success, details: "\(plan.title): done",
+                    vmName: plan.vmName, vmRole: plan.vmRole, by: actor, on: database, logger: logger)
                 return .succeeded
             } catch {
                 let reason = FlotillaError.describe(error)
                 if Task.isCancelled || error is CancellationError {
                     let (status, line) = stopped("cancelled: \(reason)")
                     await finish(stepID, status: status, line: line)
-                    await AuditLog.record(.operation, action: plan.action, result: .failure, details: "\(plan.title): \(status.rawValue)",
-                                          vmName: plan.vmName, vmRole: plan.vmRole, by: actor, on: database, logger: logger)
+                    await AuditLog.record(
+                        .operation, action: plan.action, result: .failure, details: "\(plan.title): \(status.rawValue)",
+                        vmName: plan.vmName, vmRole: plan.vmRole, by: actor, on: database, logger: logger)
                     return status
                 }
                 if attempt < attempts {
@@ -269,8 +278,9 @@ actor JobEngine {
                     continue
                 }
                 await finish(stepID, status: .failed, line: "failed: \(reason)")
-                await AuditLog.record(.error, action: plan.action, result: .failure, details: "\(plan.title) failed: \(reason)",
-                                      vmName: plan.vmName, vmRole: plan.vmRole, by: actor, on: database, logger: logger)
+                await AuditLog.record(
+                    .error, action: plan.action, result: .failure, details: "\(plan.title) failed: \(reason)",
+                    vmName: plan.vmName, vmRole: plan.vmRole, by: actor, on: database, logger: logger)
                 return .failed
             }
         }

@@ -57,8 +57,10 @@ struct BearerTokenAuthenticator: AsyncMiddleware {
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         if let bearer = request.headers.bearerAuthorization {
             let digest = APIToken.digest(of: bearer.token)
-            guard let token = try await APIToken.query(on: request.db)
-                .filter(\.$tokenDigest == digest).with(\.$user).first() else {
+            guard
+                let token = try await APIToken.query(on: request.db)
+                    .filter(\.$tokenDigest == digest).with(\.$user).first()
+            else {
                 throw FlotillaError(.unauthenticated, "the API token is not valid")
             }
             let now = Date()

@@ -15,8 +15,10 @@ struct DatabaseSessions: AsyncSessionDriver {
         let now = Date()
         let lifetime = TimeInterval(request.application.flotilla.config.sessionLifetimeHours * 3600)
         try await BrowserSession.query(on: request.db).filter(\.$expiresAt < now).delete()
-        try await BrowserSession(keyDigest: Self.digest(of: id), userID: Self.userID(in: data), data: try Self.encode(data),
-                                 expiresAt: now.addingTimeInterval(lifetime), updatedAt: now).create(on: request.db)
+        try await BrowserSession(
+            keyDigest: Self.digest(of: id), userID: Self.userID(in: data), data: try Self.encode(data),
+            expiresAt: now.addingTimeInterval(lifetime), updatedAt: now
+        ).create(on: request.db)
         return SessionID(string: id)
     }
 

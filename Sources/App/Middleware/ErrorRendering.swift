@@ -35,8 +35,9 @@ struct ErrorRendering: AsyncMiddleware {
             if status == .unauthorized, code == FlotillaError.Kind.unauthenticated.code {
                 return request.redirect(to: WebPath.signIn(next: request.method == .GET ? request.url.string : nil))
             }
-            let page = ErrorPage(chrome: PageChrome(request, title: "\(status.code) \(status.reasonPhrase)"),
-                                 status: Int(status.code), message: message)
+            let page = ErrorPage(
+                chrome: PageChrome(request, title: "\(status.code) \(status.reasonPhrase)"),
+                status: Int(status.code), message: message)
             let response = try await request.view.render("error", page).encodeResponse(for: request)
             response.status = status
             return response
@@ -50,8 +51,9 @@ struct ErrorRendering: AsyncMiddleware {
     static func plainServerError() -> Response {
         var headers = HTTPHeaders()
         headers.contentType = .plainText
-        return Response(status: .internalServerError, headers: headers,
-                        body: .init(string: "500 Internal Server Error: something went wrong on the server; the error was logged\n"))
+        return Response(
+            status: .internalServerError, headers: headers,
+            body: .init(string: "500 Internal Server Error: something went wrong on the server; the error was logged\n"))
     }
 
     static func describe(_ error: any Error) -> (HTTPResponseStatus, String, String) {
@@ -61,13 +63,14 @@ struct ErrorRendering: AsyncMiddleware {
         case let error as DecodingError:
             return (.badRequest, FlotillaError.Kind.validation.code, Self.explain(error))
         case let error as any AbortError:
-            let code = switch error.status {
-            case .notFound: FlotillaError.Kind.notFound.code
-            case .badRequest, .unprocessableEntity, .unsupportedMediaType, .payloadTooLarge: FlotillaError.Kind.validation.code
-            case .unauthorized: FlotillaError.Kind.unauthenticated.code
-            case .forbidden: FlotillaError.Kind.forbidden.code
-            default: error.status.code >= 500 ? "internal" : "http_\(error.status.code)"
-            }
+            let code =
+                switch error.status {
+                case .notFound: FlotillaError.Kind.notFound.code
+                case .badRequest, .unprocessableEntity, .unsupportedMediaType, .payloadTooLarge: FlotillaError.Kind.validation.code
+                case .unauthorized: FlotillaError.Kind.unauthenticated.code
+                case .forbidden: FlotillaError.Kind.forbidden.code
+                default: error.status.code >= 500 ? "internal" : "http_\(error.status.code)"
+                }
             let status = error.status == .unprocessableEntity ? .badRequest : error.status
             return (status, code, error.status == .notFound ? "not found" : error.reason)
         default:
@@ -99,7 +102,8 @@ struct SecureCookiePolicy: AsyncMiddleware {
         let response = try await next.respond(to: request)
         let name = request.application.sessions.configuration.cookieName
         if var cookie = response.cookies[name],
-           request.application.flotilla.config.secureCookies ?? request.arrivedOverHTTPS {
+            request.application.flotilla.config.secureCookies ?? request.arrivedOverHTTPS
+        {
             cookie.isSecure = true
             response.cookies[name] = cookie
         }

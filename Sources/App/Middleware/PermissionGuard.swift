@@ -19,8 +19,9 @@ struct PermissionGuard: AsyncMiddleware {
         guard let user else {
             throw FlotillaError(.unauthenticated, "sign in first")
         }
-        await request.audit(.error, action: action.rawValue, result: .denied,
-                            details: "permission denied: \(request.method) \(request.url.path) needs a system administrator")
+        await request.audit(
+            .error, action: action.rawValue, result: .denied,
+            details: "permission denied: \(request.method) \(request.url.path) needs a system administrator")
         throw FlotillaError(.forbidden, "\(user.role.title.lowercased())s may not do this (\(action.rawValue))")
     }
 }
@@ -56,8 +57,9 @@ struct CSRFGuard: AsyncMiddleware {
         let response = try await next.respond(to: request)
         if let token = request.storage[NewSignInTokenKey.self] {
             let secure = request.application.flotilla.config.secureCookies ?? request.arrivedOverHTTPS
-            response.cookies[Self.signInCookie] = HTTPCookies.Value(string: token, maxAge: 86_400, path: SiteURL.signIn.relative,
-                                                                     isSecure: secure, isHTTPOnly: true, sameSite: .strict)
+            response.cookies[Self.signInCookie] = HTTPCookies.Value(
+                string: token, maxAge: 86_400, path: SiteURL.signIn.relative,
+                isSecure: secure, isHTTPOnly: true, sameSite: .strict)
         }
         return response
     }
@@ -79,21 +81,26 @@ struct CSRFGuard: AsyncMiddleware {
             sent = request.headers.first(name: Self.header) ?? (try? request.content.get(String.self, at: Self.formField))
         }
         guard let expected, let sent, Self.constantTimeEqual(expected, sent) else {
-            try await refuse(request, request.isAPIRequest ? "the X-CSRF-Token header is missing or wrong" : "the form token is missing or wrong")
+            try await refuse(
+                request, request.isAPIRequest ? "the X-CSRF-Token header is missing or wrong" : "the form token is missing or wrong")
         }
     }
 
     private func refuse(_ request: Request, _ reason: String) async throws -> Never {
         if request.auth.has(User.self) {
-            await request.audit(.error, action: "csrf", result: .denied, details: "refused \(request.method) \(request.url.path): \(reason)")
+            await request.audit(
+                .error, action: "csrf", result: .denied, details: "refused \(request.method) \(request.url.path): \(reason)")
         }
-        throw FlotillaError(.csrf, request.isAPIRequest
-            ? "a state-changing call with the session cookie needs the session's token in the X-CSRF-Token header"
-            : "the form has expired or did not come from Flotilla; reload the page and try again")
+        throw FlotillaError(
+            .csrf,
+            request.isAPIRequest
+                ? "a state-changing call with the session cookie needs the session's token in the X-CSRF-Token header"
+                : "the form has expired or did not come from Flotilla; reload the page and try again")
     }
 
     private static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let left = Array(a.utf8), right = Array(b.utf8)
+        let left = Array(a.utf8)
+        let right = Array(b.utf8)
         guard left.count == right.count else { return false }
         return zip(left, right).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
     }

@@ -13,7 +13,8 @@ struct SessionLoader: AsyncMiddleware {
         let digest = DatabaseSessions.digest(of: cookie)
         if let row = try await BrowserSession.query(on: request.db).filter(\.$keyDigest == digest)
             .filter(\.$expiresAt > Date()).first(),
-            let values = try? DatabaseSessions.decode(row.data) {
+            let values = try? DatabaseSessions.decode(row.data)
+        {
             request.storage[LoadedSessionKey.self] = LoadedSession(keyDigest: digest, values: values)
             return try await next.respond(to: request)
         }

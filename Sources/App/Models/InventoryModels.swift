@@ -1,6 +1,6 @@
 import Fluent
-import Vapor
 import VSphere
+import Vapor
 
 /// A vCenter or standalone ESXi that VMs are made on, with where new VMs go.
 public final class VSphereConnection: Model, @unchecked Sendable {

@@ -28,8 +28,10 @@ public final class LogEntry: Model, @unchecked Sendable {
 
     public init() {}
 
-    public init(kind: LogKind, time: Date = Date(), vmName: String? = nil, vmRole: String? = nil,
-                operatorName: String?, operatorIP: String?, action: String, result: LogResult, details: String = "") {
+    public init(
+        kind: LogKind, time: Date = Date(), vmName: String? = nil, vmRole: String? = nil,
+        operatorName: String?, operatorIP: String?, action: String, result: LogResult, details: String = ""
+    ) {
         self.kind = kind.rawValue
         self.time = time
         self.vmName = vmName

@@ -5,8 +5,9 @@ struct LiveVSphereEndpoint: VSphereEndpoint {
     let client: VSphereClient
 
     var product: VSphereProduct {
-        VSphereProduct(fullName: client.about.fullName, apiType: client.about.apiType?.rawValue ?? "unknown",
-                       apiVersion: client.about.apiVersion)
+        VSphereProduct(
+            fullName: client.about.fullName, apiType: client.about.apiType?.rawValue ?? "unknown",
+            apiVersion: client.about.apiVersion)
     }
 
     func datacenterNames() async throws -> [String] {

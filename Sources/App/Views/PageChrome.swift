@@ -38,13 +38,14 @@ struct PageChrome: Encodable {
         let signedIn = request.auth.get(User.self)
         user = signedIn.map { SignedInUser(username: $0.username, roleTitle: $0.role.title, isSystem: $0.isSystemAdministrator) }
         let path = request.url.path
-        navigation = signedIn.map { user in
-            Self.sections.filter { $0.action.isAllowed(for: user.role) }.map { section in
-                let url = section.url.relative
-                let active = url == "/" ? path == "/" : path == url || path.hasPrefix(url + "/")
-                return NavigationItem(title: section.title, url: url, active: active)
-            }
-        } ?? []
+        navigation =
+            signedIn.map { user in
+                Self.sections.filter { $0.action.isAllowed(for: user.role) }.map { section in
+                    let url = section.url.relative
+                    let active = url == "/" ? path == "/" : path == url || path.hasPrefix(url + "/")
+                    return NavigationItem(title: section.title, url: url, active: active)
+                }
+            } ?? []
         // An error raised before the sessions middleware ran is shown without session data.
         guard request.storage[SessionsReady.Key.self] == true else {
             csrf = ""

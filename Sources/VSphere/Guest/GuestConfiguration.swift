@@ -110,9 +110,12 @@ public struct GuestConfiguration: Sendable, Equatable {
         if let ethernet = metadata.network?.ethernets.values.first, let cidr = ethernet.addresses?.first {
             let parts = cidr.split(separator: "/")
             guard parts.count == 2, let prefix = Int(parts[1]) else { throw DecodingError.malformed("address \(cidr)") }
-            ipv4 = IPv4(address: String(parts[0]), prefixLength: prefix, gateway: ethernet.gateway4, dns: ethernet.nameservers?.addresses ?? [])
+            ipv4 = IPv4(
+                address: String(parts[0]), prefixLength: prefix, gateway: ethernet.gateway4, dns: ethernet.nameservers?.addresses ?? [])
         }
-        self.init(hostName: metadata.localHostname, ipv4: ipv4, passwordHash: passwordHash, user: user, authorizedKeys: authorizedKeys, sudo: sudo)
+        self.init(
+            hostName: metadata.localHostname, ipv4: ipv4, passwordHash: passwordHash, user: user, authorizedKeys: authorizedKeys, sudo: sudo
+        )
     }
 
     private static func decodedValue(_ values: [String: String], key: String) throws -> Data {
@@ -213,10 +216,14 @@ public struct GuestConfiguration: Sendable, Equatable {
             sshPasswordAuthentication = configuration.passwordHash != nil ? true : nil
             disableRoot = configuration.user == "root" ? false : nil
             let hasUserSettings = configuration.passwordHash != nil || !configuration.authorizedKeys.isEmpty || configuration.sudo != nil
-            users = hasUserSettings
-                ? [User(name: configuration.user, lockPassword: false, hashedPassword: configuration.passwordHash,
+            users =
+                hasUserSettings
+                ? [
+                    User(
+                        name: configuration.user, lockPassword: false, hashedPassword: configuration.passwordHash,
                         sshAuthorizedKeys: configuration.authorizedKeys.isEmpty ? nil : configuration.authorizedKeys,
-                        sudo: configuration.sudo)]
+                        sudo: configuration.sudo)
+                ]
                 : []
         }
     }

@@ -57,7 +57,8 @@ public struct PropertyFilterSpec: SOAPEncodable {
             ("propSet", DataObject(nil, [("type", spec.type), ("all", spec.paths.isEmpty ? true : nil), ("pathSet", spec.paths)]))
         }
         for object in objects {
-            let selection: DataObject? = traverseContainerView
+            let selection: DataObject? =
+                traverseContainerView
                 ? DataObject("TraversalSpec", [("name", "traverseView"), ("type", "ContainerView"), ("path", "view"), ("skip", false)])
                 : nil
             fields.append(("objectSet", DataObject(nil, [("obj", object), ("skip", traverseContainerView), ("selectSet", selection)])))
@@ -137,7 +138,8 @@ extension VSphereClient {
         let view = try await createContainerView(root: root ?? serviceContent.rootFolder, types: types)
         do {
             try await retrieveProperties(
-                PropertyFilterSpec(propertySpecs: types.map { .init(type: $0, paths: paths) }, objects: [view], traverseContainerView: true),
+                PropertyFilterSpec(
+                    propertySpecs: types.map { .init(type: $0, paths: paths) }, objects: [view], traverseContainerView: true),
                 pageSize: pageSize,
                 forEach: body
             )
@@ -148,7 +150,9 @@ extension VSphereClient {
         }
     }
 
-    public func createContainerView(root: ManagedObjectReference, types: [String], recursive: Bool = true) async throws -> ManagedObjectReference {
+    public func createContainerView(
+        root: ManagedObjectReference, types: [String], recursive: Bool = true
+    ) async throws -> ManagedObjectReference {
         guard let viewManager = serviceContent.viewManager else {
             throw VSphereError.invalidResponse("this endpoint has no ViewManager")
         }

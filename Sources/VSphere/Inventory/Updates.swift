@@ -87,7 +87,8 @@ extension VSphereClient {
             try? await destroyView(view)
             throw VSphereError.invalidResponse("CreatePropertyCollector returned nothing")
         }
-        let spec = PropertyFilterSpec(propertySpecs: types.map { .init(type: $0, paths: paths) }, objects: [view], traverseContainerView: true)
+        let spec = PropertyFilterSpec(
+            propertySpecs: types.map { .init(type: $0, paths: paths) }, objects: [view], traverseContainerView: true)
         _ = try await connection.invoke(SOAPOperation("CreateFilter", on: collector, [("spec", spec), ("partialUpdates", false)]))
         return PropertyWatch(client: self, collector: collector, view: view)
     }

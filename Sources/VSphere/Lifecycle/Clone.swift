@@ -72,11 +72,13 @@ extension VSphereClient {
         }
         let clone: VirtualMachine
         if useDiskCopy {
-            clone = try await cloneByCopyingDisks(facts, request, folder: folder, pool: pool, networkBacking: networkBacking,
-                                                  timeout: timeout, progress: progress)
+            clone = try await cloneByCopyingDisks(
+                facts, request, folder: folder, pool: pool, networkBacking: networkBacking,
+                timeout: timeout, progress: progress)
         } else {
-            clone = try await cloneWithTask(source, facts, request, folder: folder, pool: pool, networkBacking: networkBacking,
-                                            timeout: timeout, progress: progress)
+            clone = try await cloneWithTask(
+                source, facts, request, folder: folder, pool: pool, networkBacking: networkBacking,
+                timeout: timeout, progress: progress)
         }
         // vcsim ignores CloneSpec.powerOn; real vCenter honours it. Either way the outcome is checked.
         if request.powerOn, try await clone.powerState() != .poweredOn {
@@ -105,7 +107,8 @@ extension VSphereClient {
             let moved = ElementCopy(element: card, dropping: ["macAddress"], replacing: ["backing": backing])
             return DataObject(nil, [("operation", "edit"), ("device", moved)])
         }
-        let config: DataObject? = request.extraConfig.isEmpty && networkChange == nil
+        let config: DataObject? =
+            request.extraConfig.isEmpty && networkChange == nil
             ? nil
             : DataObject(nil, [("deviceChange", networkChange.map { [$0] }), ("extraConfig", request.extraConfig.map(\.optionValue))])
         let spec = DataObject(nil, [("location", location), ("template", false), ("config", config), ("powerOn", request.powerOn)])
@@ -128,16 +131,20 @@ extension VSphereClient {
             guard let name = try await property("name", of: network)?.text else { throw VSphereError.notFound("network \(network.value)") }
             return DataObject("VirtualEthernetCardNetworkBackingInfo", [("deviceName", name), ("network", network)])
         case "DistributedVirtualPortgroup":
-            let content = try await retrieveProperties(of: [network], type: network.type, paths: ["key", "config.distributedVirtualSwitch"]).first
+            let content = try await retrieveProperties(
+                of: [network], type: network.type, paths: ["key", "config.distributedVirtualSwitch"]
+            ).first
             guard let key = content?["key"]?.text,
                 let virtualSwitch = ManagedObjectReference(content?["config.distributedVirtualSwitch"]),
                 let switchUUID = try await property("uuid", of: virtualSwitch)?.text
             else {
                 throw VSphereError.notFound("the distributed switch of port group \(network.value)")
             }
-            return DataObject("VirtualEthernetCardDistributedVirtualPortBackingInfo", [
-                ("port", DataObject(nil, [("switchUuid", switchUUID), ("portgroupKey", key)])),
-            ])
+            return DataObject(
+                "VirtualEthernetCardDistributedVirtualPortBackingInfo",
+                [
+                    ("port", DataObject(nil, [("switchUuid", switchUUID), ("portgroupKey", key)]))
+                ])
         default:
             throw VSphereError.notFound("a way to put a network card on a \(network.type) (use a port group)")
         }
@@ -175,21 +182,27 @@ extension VSphereClient {
         }
         let datacenter = try await enclosingDatacenter(of: folder)
 
-        let create = DataObject(nil, [
-            ("name", request.name),
-            ("version", source.hardwareVersion),
-            ("guestId", source.guestID),
-            ("files", DataObject(nil, [("vmPathName", "[\(datastoreName)]")])),
-            ("numCPUs", source.cpuCount),
-            ("numCoresPerSocket", source.coresPerSocket),
-            ("memoryMB", source.memoryMB.map(Int64.init)),
-            ("deviceChange", source.controllers.enumerated().map { index, device in
-                DataObject(nil, [("operation", "add"), ("device", ElementCopy.controller(device, key: -100 - index))])
-            } + networkCards(source, backing: networkBacking).map { card in
-                DataObject(nil, [("operation", "add"), ("device", card)])
-            }),
-            ("extraConfig", request.extraConfig.map(\.optionValue)),
-        ])
+        let create = DataObject(
+            nil,
+            [
+                ("name", request.name),
+                ("version", source.hardwareVersion),
+                ("guestId", source.guestID),
+                ("files", DataObject(nil, [("vmPathName", "[\(datastoreName)]")])),
+                ("numCPUs", source.cpuCount),
+                ("numCoresPerSocket", source.coresPerSocket),
+                ("memoryMB", source.memoryMB.map(Int64.init)),
+                (
+                    "deviceChange",
+                    source.controllers.enumerated().map { index, device in
+                        DataObject(nil, [("operation", "add"), ("device", ElementCopy.controller(device, key: -100 - index))])
+                    }
+                        + networkCards(source, backing: networkBacking).map { card in
+                            DataObject(nil, [("operation", "add"), ("device", card)])
+                        }
+                ),
+                ("extraConfig", request.extraConfig.map(\.optionValue)),
+            ])
         let created = try await runTask(
             SOAPOperation("CreateVM_Task", on: folder, [("config", create), ("pool", pool), ("host", source.host)]),
             timeout: timeout
@@ -204,15 +217,19 @@ extension VSphereClient {
             var diskChanges: [DataObject] = []
             for (index, disk) in source.disks.enumerated() {
                 let destination = "[\(datastoreName)] \(request.name)/\(request.name)\(index == 0 ? "" : "_\(index)").vmdk"
-                let destinationSpec: DataObject? = about.apiType == .hostAgent
-                    ? DataObject("FileBackedVirtualDiskSpec", [("diskType", "thin"), ("adapterType", "lsiLogic"), ("capacityKb", disk.capacityKB)])
+                let destinationSpec: DataObject? =
+                    about.apiType == .hostAgent
+                    ? DataObject(
+                        "FileBackedVirtualDiskSpec", [("diskType", "thin"), ("adapterType", "lsiLogic"), ("capacityKb", disk.capacityKB)])
                     : nil
                 try await runTask(
-                    SOAPOperation("CopyVirtualDisk_Task", on: diskManager, [
-                        ("sourceName", disk.fileName), ("sourceDatacenter", datacenter),
-                        ("destName", destination), ("destDatacenter", datacenter),
-                        ("destSpec", destinationSpec), ("force", false),
-                    ]),
+                    SOAPOperation(
+                        "CopyVirtualDisk_Task", on: diskManager,
+                        [
+                            ("sourceName", disk.fileName), ("sourceDatacenter", datacenter),
+                            ("destName", destination), ("destDatacenter", datacenter),
+                            ("destSpec", destinationSpec), ("force", false),
+                        ]),
                     timeout: timeout,
                     progress: progress
                 )
@@ -220,18 +237,31 @@ extension VSphereClient {
                 guard let controllerKey = source.matchingControllerKey(for: disk, in: newControllers) else {
                     throw VSphereError.invalidResponse("the new VM has no controller for disk \(disk.fileName)")
                 }
-                diskChanges.append(DataObject(nil, [
-                    ("operation", "add"),
-                    ("device", DataObject("VirtualDisk", [
-                        ("key", -300 - index),
-                        ("backing", DataObject("VirtualDiskFlatVer2BackingInfo", [
-                            ("fileName", destination), ("diskMode", disk.diskMode), ("thinProvisioned", true),
-                        ])),
-                        ("controllerKey", controllerKey),
-                        ("unitNumber", disk.unitNumber),
-                        ("capacityInKB", disk.capacityKB),
-                    ])),
-                ]))
+                diskChanges.append(
+                    DataObject(
+                        nil,
+                        [
+                            ("operation", "add"),
+                            (
+                                "device",
+                                DataObject(
+                                    "VirtualDisk",
+                                    [
+                                        ("key", -300 - index),
+                                        (
+                                            "backing",
+                                            DataObject(
+                                                "VirtualDiskFlatVer2BackingInfo",
+                                                [
+                                                    ("fileName", destination), ("diskMode", disk.diskMode), ("thinProvisioned", true),
+                                                ])
+                                        ),
+                                        ("controllerKey", controllerKey),
+                                        ("unitNumber", disk.unitNumber),
+                                        ("capacityInKB", disk.capacityKB),
+                                    ])
+                            ),
+                        ]))
             }
             if !diskChanges.isEmpty {
                 try await runTask(
@@ -243,7 +273,8 @@ extension VSphereClient {
         } catch {
             try? await clone.destroy()
             for path in copied {
-                _ = try? await runTask(SOAPOperation("DeleteVirtualDisk_Task", on: diskManager, [("name", path), ("datacenter", datacenter)]))
+                _ = try? await runTask(
+                    SOAPOperation("DeleteVirtualDisk_Task", on: diskManager, [("name", path), ("datacenter", datacenter)]))
             }
             throw error
         }
@@ -300,9 +331,11 @@ struct CloneSource {
     var disks: [Disk]
 
     static func read(_ vm: VirtualMachine, client: VSphereClient) async throws -> CloneSource {
-        let paths = ["name", "parent", "resourcePool", "runtime.host", "datastore", "config.version", "config.guestId",
-                     "config.hardware.numCPU", "config.hardware.numCoresPerSocket", "config.hardware.memoryMB",
-                     "config.hardware.device"]
+        let paths = [
+            "name", "parent", "resourcePool", "runtime.host", "datastore", "config.version", "config.guestId",
+            "config.hardware.numCPU", "config.hardware.numCoresPerSocket", "config.hardware.memoryMB",
+            "config.hardware.device",
+        ]
         guard let content = try await client.retrieveProperties(of: [vm.reference], type: "VirtualMachine", paths: paths).first,
             let name = content["name"]?.text,
             let folder = ManagedObjectReference(content["parent"])
@@ -354,11 +387,13 @@ struct CloneSource {
 extension DataObject {
     /// A new VMXNET3 card on `backing`, connected at power-on, with a generated MAC address.
     static func networkCard(key: Int, backing: DataObject) -> DataObject {
-        DataObject("VirtualVmxnet3", [
-            ("key", key),
-            ("backing", backing),
-            ("connectable", DataObject(nil, [("startConnected", true), ("allowGuestControl", true), ("connected", false)])),
-            ("addressType", "generated"),
-        ])
+        DataObject(
+            "VirtualVmxnet3",
+            [
+                ("key", key),
+                ("backing", backing),
+                ("connectable", DataObject(nil, [("startConnected", true), ("allowGuestControl", true), ("connected", false)])),
+                ("addressType", "generated"),
+            ])
     }
 }

@@ -9,8 +9,10 @@ struct ElementCopy: SOAPEncodable {
 
     static func isStorageController(_ device: SOAPElement) -> Bool {
         guard let type = device.schemaType?.name else { return false }
-        return ["ParaVirtualSCSIController", "VirtualLsiLogicController", "VirtualLsiLogicSASController",
-                "VirtualBusLogicController", "VirtualAHCIController", "VirtualNVMEController"].contains(type)
+        return [
+            "ParaVirtualSCSIController", "VirtualLsiLogicController", "VirtualLsiLogicSASController",
+            "VirtualBusLogicController", "VirtualAHCIController", "VirtualNVMEController",
+        ].contains(type)
     }
 
     static func isNetworkCard(_ device: SOAPElement) -> Bool {

@@ -95,10 +95,12 @@ extension VSphereClient {
                     running -= 1
                 }
                 let specs = batch.map { entity in
-                    DataObject(nil, [
-                        ("entity", entity), ("startTime", startTime), ("maxSample", maxSamples),
-                        ("metricId", metricIDs), ("intervalId", intervalSeconds),
-                    ])
+                    DataObject(
+                        nil,
+                        [
+                            ("entity", entity), ("startTime", startTime), ("maxSample", maxSamples),
+                            ("metricId", metricIDs), ("intervalId", intervalSeconds),
+                        ])
                 }
                 group.addTask {
                     var decoded: [ManagedObjectReference: [String: PerformanceSeries]] = [:]
@@ -142,7 +144,8 @@ extension VSphereClient {
                 samples.sort { $0.timestamp < $1.timestamp }
                 let instance = series.descendant("id", "instance")?.text ?? ""
                 if instance.isEmpty || entitySeries[counter.name] == nil {
-                    entitySeries[counter.name] = PerformanceSeries(counter: counter.name, unit: counter.unit, instance: instance, samples: samples)
+                    entitySeries[counter.name] = PerformanceSeries(
+                        counter: counter.name, unit: counter.unit, instance: instance, samples: samples)
                 }
             }
             results[entity] = entitySeries

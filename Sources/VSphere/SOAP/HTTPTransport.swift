@@ -33,8 +33,9 @@ public final class HTTPTransport: SOAPTransport {
     public static func make(url: URL, trust: TrustPolicy, connectTimeout: Duration, logger: Logger) async throws -> HTTPTransport {
         let isHTTPS = url.scheme?.lowercased() == "https"
         if case .pinnedSHA256 = trust, !isHTTPS {
-            throw VSphereError.transport(TransportFailure(
-                kind: .tls, message: "a certificate thumbprint needs an https:// URL; \(url.scheme ?? "this") URLs are not encrypted"))
+            throw VSphereError.transport(
+                TransportFailure(
+                    kind: .tls, message: "a certificate thumbprint needs an https:// URL; \(url.scheme ?? "this") URLs are not encrypted"))
         }
         guard case .pinnedSHA256(let thumbprint) = trust else {
             let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration(connectTimeout: connectTimeout))
@@ -44,10 +45,12 @@ public final class HTTPTransport: SOAPTransport {
         let chain = try await CertificatePin.fetchCertificateChain(url: url, timeout: connectTimeout)
         let actual = try CertificatePin.thumbprint(of: chain[0])
         guard actual == expected.bytes else {
-            throw VSphereError.transport(TransportFailure(
-                kind: .certificateMismatch,
-                message: "certificate SHA-256 \(CertificatePin.format(actual)) is not the pinned \(CertificatePin.format(expected.bytes))"
-            ))
+            throw VSphereError.transport(
+                TransportFailure(
+                    kind: .certificateMismatch,
+                    message:
+                        "certificate SHA-256 \(CertificatePin.format(actual)) is not the pinned \(CertificatePin.format(expected.bytes))"
+                ))
         }
         return try await pinned(url: url, pin: expected.bytes, connectTimeout: connectTimeout, logger: logger)
     }
@@ -107,7 +110,8 @@ public final class HTTPTransport: SOAPTransport {
             let contentType = response.headers.first(name: "Content-Type") ?? ""
             guard Self.isXML(contentType: contentType) else {
                 throw VSphereError.invalidResponse(
-                    "HTTP \(response.status.code) answer of type \(contentType.isEmpty ? "(none)" : contentType.prefix(80)) is not SOAP XML")
+                    "HTTP \(response.status.code) answer of type \(contentType.isEmpty ? "(none)" : contentType.prefix(80)) is not SOAP XML"
+                )
             }
             var total = 0
             for try await chunk in response.body {

@@ -177,7 +177,9 @@ public final class SOAPConnection: Sendable {
             let code = fault.child("faultcode")?.text ?? "SOAPFault"
             return Fault(name: FaultName(rawValue: code), message: message)
         }
-        let name = detail.schemaType?.name ?? String(detail.localName.hasSuffix("Fault") ? detail.localName.dropLast(5) : Substring(detail.localName))
+        let name =
+            detail.schemaType?.name
+            ?? String(detail.localName.hasSuffix("Fault") ? detail.localName.dropLast(5) : Substring(detail.localName))
         return Fault(name: FaultName(rawValue: name), message: message, detail: detail)
     }
 

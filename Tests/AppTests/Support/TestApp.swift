@@ -1,9 +1,10 @@
-@testable import App
 import Fluent
 import FluentPostgresDriver
 import Foundation
 import SQLKit
 import XCTVapor
+
+@testable import App
 
 /// Builds the real application for a test: SQLite in a fresh temporary data directory, or
 /// the PostgreSQL database named by `FLOTILLA_TEST_DATABASE_URL` (emptied first).
@@ -16,8 +17,10 @@ enum TestApp {
 
     /// - Parameter freshDatabase: false keeps what an earlier app left (a server restart).
     /// - Parameter outside: in-memory vSphere and guests for rule tests (live ones by default).
-    static func make(_ extra: [String: String] = [:], freshDatabase: Bool = true, outside: OutsideSystems = .live,
-                     beforeBoot: (Application) -> Void = { _ in }) async throws -> Application {
+    static func make(
+        _ extra: [String: String] = [:], freshDatabase: Bool = true, outside: OutsideSystems = .live,
+        beforeBoot: (Application) -> Void = { _ in }
+    ) async throws -> Application {
         let dataDirectory = FileManager.default.temporaryDirectory
             .appendingPathComponent("flotilla-test-\(UUID().uuidString)").path
         var values = ["FLOTILLA_DATA_DIR": dataDirectory, "FLOTILLA_ADMIN_PASSWORD": adminPassword]
@@ -37,8 +40,10 @@ enum TestApp {
     }
 
     /// Runs a test body against a fresh application and always shuts it down.
-    static func run(_ extra: [String: String] = [:], outside: OutsideSystems = .live, beforeBoot: (Application) -> Void = { _ in },
-                    _ body: (Application) async throws -> Void) async throws {
+    static func run(
+        _ extra: [String: String] = [:], outside: OutsideSystems = .live, beforeBoot: (Application) -> Void = { _ in },
+        _ body: (Application) async throws -> Void
+    ) async throws {
         let app = try await make(extra, outside: outside, beforeBoot: beforeBoot)
         do {
             try await body(app)
@@ -84,8 +89,10 @@ final class TestClient: @unchecked Sendable {
     }
 
     @discardableResult
-    func request(_ method: HTTPMethod, _ path: String, json: (any Encodable)? = nil, form: [(String, String)]? = nil,
-                 headers extra: HTTPHeaders = [:]) async throws -> TestingHTTPResponse {
+    func request(
+        _ method: HTTPMethod, _ path: String, json: (any Encodable)? = nil, form: [(String, String)]? = nil,
+        headers extra: HTTPHeaders = [:]
+    ) async throws -> TestingHTTPResponse {
         var headers = extra
         if !cookies.isEmpty {
             headers.replaceOrAdd(name: .cookie, value: cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; "))
@@ -93,7 +100,8 @@ final class TestClient: @unchecked Sendable {
         if let bearer { headers.bearerAuthorization = .init(token: bearer) }
         if let forwardedFor { headers.replaceOrAdd(name: .xForwardedFor, value: forwardedFor) }
         if sendsCSRFHeader, bearer == nil, path.hasPrefix("/api/"), ![.GET, .HEAD].contains(method), let csrfHeader,
-           headers.first(name: "X-CSRF-Token") == nil {
+            headers.first(name: "X-CSRF-Token") == nil
+        {
             headers.replaceOrAdd(name: "X-CSRF-Token", value: csrfHeader)
         }
         var body = ByteBuffer()
@@ -104,8 +112,9 @@ final class TestClient: @unchecked Sendable {
             headers.contentType = .urlEncodedForm
             body = ByteBuffer(string: WebPath.query(form))
         }
-        let response = try await tester.performTest(request: TestingHTTPRequest(
-            method: method, url: URI(string: path), headers: headers, body: body))
+        let response = try await tester.performTest(
+            request: TestingHTTPRequest(
+                method: method, url: URI(string: path), headers: headers, body: body))
         if let token = response.headers.first(name: "X-CSRF-Token") { csrfHeader = token }
         for cookie in response.headers[.setCookie] {
             let pair = cookie.split(separator: ";")[0].split(separator: "=", maxSplits: 1).map(String.init)
@@ -154,7 +163,13 @@ final class TestClient: @unchecked Sendable {
 extension TestingHTTPResponse {
     /// The `code` of an API error answer.
     var errorCode: String? {
-        struct Body: Decodable { struct Detail: Decodable { var code: String; var message: String }; var error: Detail }
+        struct Body: Decodable {
+            struct Detail: Decodable {
+                var code: String
+                var message: String
+            }
+            var error: Detail
+        }
         return try? JSONDecoder().decode(Body.self, from: Data(buffer: body)).error.code
     }
 }
@@ -162,8 +177,10 @@ extension TestingHTTPResponse {
 extension XCTestCase {
     /// Creates a user through the API as the signed-in system administrator.
     func createUser(_ client: TestClient, _ username: String, role: UserRole, password: String = "password-123") async throws {
-        let response = try await client.request(.POST, "/api/v1/users", json: API.NewUser(
-            username: username, password: password, passwordConfirmation: password, role: role.rawValue))
+        let response = try await client.request(
+            .POST, "/api/v1/users",
+            json: API.NewUser(
+                username: username, password: password, passwordConfirmation: password, role: role.rawValue))
         XCTAssertEqual(response.status, .created, response.body.string)
     }
 }

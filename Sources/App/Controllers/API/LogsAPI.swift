@@ -12,7 +12,8 @@ enum LogsAPI {
     @Sendable static func search(request: Request) async throws -> ListResponse<API.LogEntryBody> {
         let query = QueryParameters(request.url.query)
         let search = try LogSearch(query: query, timeZone: request.application.flotilla.config.displayTimeZone)
-        let page = try await AuditLog.search(search, page: try PageRequest(page: query.first("page"), per: query.first("per")), on: request.db)
+        let page = try await AuditLog.search(
+            search, page: try PageRequest(page: query.first("page"), per: query.first("per")), on: request.db)
         return ListResponse(page.map(API.LogEntryBody.init))
     }
 
@@ -24,8 +25,9 @@ enum LogsAPI {
     @Sendable static func backup(request: Request) async throws -> Response {
         let search = try LogSearch(query: QueryParameters(request.url.query), timeZone: request.application.flotilla.config.displayTimeZone)
         let (file, count) = try await request.logBackup.write(search, by: request.auditActor, on: request.db)
-        await request.audit(.operation, action: "logs.backup", result: .success,
-                            details: "backed up \(count) entries (\(search.summary)) to \(file.name)")
+        await request.audit(
+            .operation, action: "logs.backup", result: .success,
+            details: "backed up \(count) entries (\(search.summary)) to \(file.name)")
         return try await API.BackupBody(name: file.name, entries: count, size: file.size).encodeResponse(status: .created, for: request)
     }
 }

@@ -16,75 +16,165 @@ enum OpenAPIDocument {
     }
 
     static let operations: [Operation] = [
-        .init(method: .POST, path: "/api/v1/login", summary: "Sign in (JSON body only); sets the session cookie and answers the session's CSRF token in the X-CSRF-Token header", action: .signIn, request: "Credentials", response: "User"),
+        .init(
+            method: .POST, path: "/api/v1/login",
+            summary: "Sign in (JSON body only); sets the session cookie and answers the session's CSRF token in the X-CSRF-Token header",
+            action: .signIn, request: "Credentials", response: "User"),
         .init(method: .POST, path: "/api/v1/logout", summary: "Sign out", action: .signOut, response: "Done"),
-        .init(method: .GET, path: "/api/v1/users", summary: "List users", action: .viewUsers, response: "User", query: ["page", "per"], list: true),
-        .init(method: .POST, path: "/api/v1/users", summary: "Add a user", action: .addUser, request: "NewUser", response: "User", status: 201),
-        .init(method: .POST, path: "/api/v1/users/me/password", summary: "Change your own password", action: .changeOwnPassword, request: "PasswordChange", response: "Done"),
+        .init(
+            method: .GET, path: "/api/v1/users", summary: "List users", action: .viewUsers, response: "User", query: ["page", "per"],
+            list: true),
+        .init(
+            method: .POST, path: "/api/v1/users", summary: "Add a user", action: .addUser, request: "NewUser", response: "User", status: 201
+        ),
+        .init(
+            method: .POST, path: "/api/v1/users/me/password", summary: "Change your own password", action: .changeOwnPassword,
+            request: "PasswordChange", response: "Done"),
         .init(method: .GET, path: "/api/v1/users/{id}", summary: "Show a user", action: .viewUsers, response: "User"),
-        .init(method: .PATCH, path: "/api/v1/users/{id}", summary: "Change a user's password or role", action: .editUser, request: "UserChanges", response: "User"),
+        .init(
+            method: .PATCH, path: "/api/v1/users/{id}", summary: "Change a user's password or role", action: .editUser,
+            request: "UserChanges", response: "User"),
         .init(method: .DELETE, path: "/api/v1/users/{id}", summary: "Delete a user", action: .deleteUser, status: 204),
-        .init(method: .GET, path: "/api/v1/logs", summary: "Search the audit log (fields combine by intersection)", action: .viewLogs,
-              response: "LogEntry", query: ["from", "to", "kind", "role", "ip", "page", "per"], list: true),
+        .init(
+            method: .GET, path: "/api/v1/logs", summary: "Search the audit log (fields combine by intersection)", action: .viewLogs,
+            response: "LogEntry", query: ["from", "to", "kind", "role", "ip", "page", "per"], list: true),
         .init(method: .DELETE, path: "/api/v1/logs", summary: "Delete all log entries", action: .deleteLogs, response: "DeletedLogs"),
-        .init(method: .POST, path: "/api/v1/logs/backup", summary: "Back up the log (or a search of it) to a file", action: .backupLogs,
-              response: "Backup", status: 201, query: ["from", "to", "kind", "role", "ip"]),
+        .init(
+            method: .POST, path: "/api/v1/logs/backup", summary: "Back up the log (or a search of it) to a file", action: .backupLogs,
+            response: "Backup", status: 201, query: ["from", "to", "kind", "role", "ip"]),
         .init(method: .GET, path: "/api/v1/tokens", summary: "List your API tokens", action: .manageOwnTokens, response: "TokenList"),
-        .init(method: .POST, path: "/api/v1/tokens", summary: "Create an API token (shown once)", action: .manageOwnTokens, request: "NewToken", response: "Token", status: 201),
-        .init(method: .DELETE, path: "/api/v1/tokens", summary: "Revoke one of your API tokens", action: .manageOwnTokens, request: "TokenReference", status: 204),
-        .init(method: .DELETE, path: "/api/v1/tokens/{id}", summary: "Revoke one of your API tokens", action: .manageOwnTokens, status: 204),
-        .init(method: .GET, path: "/api/v1/users/{id}/tokens", summary: "List a user's API tokens", action: .manageUserTokens, response: "TokenList"),
-        .init(method: .DELETE, path: "/api/v1/users/{id}/tokens/{tokenID}", summary: "Revoke a user's API token", action: .manageUserTokens, status: 204),
-        .init(method: .GET, path: "/api/v1/connections", summary: "List vSphere connections", action: .viewSettings, response: "ConnectionList"),
-        .init(method: .POST, path: "/api/v1/connections", summary: "Add a vSphere connection", action: .changeSettings, request: "ConnectionInput", response: "Connection", status: 201),
-        .init(method: .POST, path: "/api/v1/connections/test", summary: "Log in with connection settings and report what vSphere shows", action: .changeSettings, request: "ConnectionInput", response: "ConnectionReport"),
-        .init(method: .GET, path: "/api/v1/connections/{id}/templates", summary: "Templates a connection sees", action: .viewSettings, response: "StringList"),
-        .init(method: .DELETE, path: "/api/v1/connections/{id}", summary: "Delete a vSphere connection no role uses", action: .changeSettings, status: 204),
+        .init(
+            method: .POST, path: "/api/v1/tokens", summary: "Create an API token (shown once)", action: .manageOwnTokens,
+            request: "NewToken", response: "Token", status: 201),
+        .init(
+            method: .DELETE, path: "/api/v1/tokens", summary: "Revoke one of your API tokens", action: .manageOwnTokens,
+            request: "TokenReference", status: 204),
+        .init(
+            method: .DELETE, path: "/api/v1/tokens/{id}", summary: "Revoke one of your API tokens", action: .manageOwnTokens, status: 204),
+        .init(
+            method: .GET, path: "/api/v1/users/{id}/tokens", summary: "List a user's API tokens", action: .manageUserTokens,
+            response: "TokenList"),
+        .init(
+            method: .DELETE, path: "/api/v1/users/{id}/tokens/{tokenID}", summary: "Revoke a user's API token", action: .manageUserTokens,
+            status: 204),
+        .init(
+            method: .GET, path: "/api/v1/connections", summary: "List vSphere connections", action: .viewSettings,
+            response: "ConnectionList"),
+        .init(
+            method: .POST, path: "/api/v1/connections", summary: "Add a vSphere connection", action: .changeSettings,
+            request: "ConnectionInput", response: "Connection", status: 201),
+        .init(
+            method: .POST, path: "/api/v1/connections/test", summary: "Log in with connection settings and report what vSphere shows",
+            action: .changeSettings, request: "ConnectionInput", response: "ConnectionReport"),
+        .init(
+            method: .GET, path: "/api/v1/connections/{id}/templates", summary: "Templates a connection sees", action: .viewSettings,
+            response: "StringList"),
+        .init(
+            method: .DELETE, path: "/api/v1/connections/{id}", summary: "Delete a vSphere connection no role uses", action: .changeSettings,
+            status: 204),
         .init(method: .GET, path: "/api/v1/roles", summary: "List VM roles", action: .viewEnvironments, response: "RoleList"),
-        .init(method: .POST, path: "/api/v1/roles", summary: "Add a VM role", action: .changeSettings, request: "RoleInput", response: "Role", status: 201),
-        .init(method: .PATCH, path: "/api/v1/roles/{id}", summary: "Change a VM role", action: .changeSettings, request: "RoleInput", response: "Role"),
-        .init(method: .GET, path: "/api/v1/environments", summary: "List environments with their VM counts", action: .viewEnvironments, response: "EnvironmentRow", query: ["page", "per"], list: true),
-        .init(method: .POST, path: "/api/v1/environments", summary: "Add an environment", action: .addEnvironment, request: "EnvironmentInput", response: "Environment", status: 201),
-        .init(method: .POST, path: "/api/v1/environments/power", summary: "Power environments on, off or restart them (a job)", action: .powerVM, request: "PowerInput", response: "JobReference", status: 202),
-        .init(method: .POST, path: "/api/v1/environments/delete", summary: "Delete environments, destroying their VMs first (a job)", action: .deleteEnvironment, request: "IDs", response: "JobReference", status: 202),
-        .init(method: .GET, path: "/api/v1/environments/{id}", summary: "Show an environment and its VMs", action: .viewEnvironments, response: "Environment"),
-        .init(method: .GET, path: "/api/v1/environments/{id}/live", summary: "Power states from vSphere and running services from the guests", action: .viewEnvironments, response: "LiveList"),
-        .init(method: .PATCH, path: "/api/v1/environments/{id}", summary: "Change an environment's description", action: .editEnvironment, request: "DescriptionInput", response: "Environment"),
-        .init(method: .DELETE, path: "/api/v1/environments/{id}", summary: "Delete an environment, destroying its VMs first (a job)", action: .deleteEnvironment, response: "JobReference", status: 202),
-        .init(method: .POST, path: "/api/v1/environments/{id}/vms", summary: "Add a VM: clone, configure the guest, wait until it answers (a job)", action: .addVM, request: "VMInput", response: "NewVM", status: 202),
-        .init(method: .POST, path: "/api/v1/blueprints/check", summary: "Expand a blueprint and check it against what exists", action: .addEnvironment, request: "BlueprintText", response: "PlannedVMs"),
-        .init(method: .POST, path: "/api/v1/blueprints/deploy", summary: "Create an environment and all its VMs from a blueprint (one job)", action: .addEnvironment, request: "Deploy", response: "Deployment", status: 202),
-        .init(method: .GET, path: "/api/v1/environments/{id}/blueprint", summary: "A blueprint of an existing environment", action: .viewEnvironments, response: "BlueprintText"),
-        .init(method: .POST, path: "/api/v1/environments/{id}/clone", summary: "Create a new environment shaped like this one (one job)", action: .addEnvironment, request: "CloneEnvironment", response: "Deployment", status: 202),
-        .init(method: .POST, path: "/api/v1/environments/{id}/adopt", summary: "Import existing vSphere VMs into an environment", action: .addVM, request: "Adopt", response: "VMList", status: 201),
+        .init(
+            method: .POST, path: "/api/v1/roles", summary: "Add a VM role", action: .changeSettings, request: "RoleInput", response: "Role",
+            status: 201),
+        .init(
+            method: .PATCH, path: "/api/v1/roles/{id}", summary: "Change a VM role", action: .changeSettings, request: "RoleInput",
+            response: "Role"),
+        .init(
+            method: .GET, path: "/api/v1/environments", summary: "List environments with their VM counts", action: .viewEnvironments,
+            response: "EnvironmentRow", query: ["page", "per"], list: true),
+        .init(
+            method: .POST, path: "/api/v1/environments", summary: "Add an environment", action: .addEnvironment,
+            request: "EnvironmentInput", response: "Environment", status: 201),
+        .init(
+            method: .POST, path: "/api/v1/environments/power", summary: "Power environments on, off or restart them (a job)",
+            action: .powerVM, request: "PowerInput", response: "JobReference", status: 202),
+        .init(
+            method: .POST, path: "/api/v1/environments/delete", summary: "Delete environments, destroying their VMs first (a job)",
+            action: .deleteEnvironment, request: "IDs", response: "JobReference", status: 202),
+        .init(
+            method: .GET, path: "/api/v1/environments/{id}", summary: "Show an environment and its VMs", action: .viewEnvironments,
+            response: "Environment"),
+        .init(
+            method: .GET, path: "/api/v1/environments/{id}/live", summary: "Power states from vSphere and running services from the guests",
+            action: .viewEnvironments, response: "LiveList"),
+        .init(
+            method: .PATCH, path: "/api/v1/environments/{id}", summary: "Change an environment's description", action: .editEnvironment,
+            request: "DescriptionInput", response: "Environment"),
+        .init(
+            method: .DELETE, path: "/api/v1/environments/{id}", summary: "Delete an environment, destroying its VMs first (a job)",
+            action: .deleteEnvironment, response: "JobReference", status: 202),
+        .init(
+            method: .POST, path: "/api/v1/environments/{id}/vms",
+            summary: "Add a VM: clone, configure the guest, wait until it answers (a job)", action: .addVM, request: "VMInput",
+            response: "NewVM", status: 202),
+        .init(
+            method: .POST, path: "/api/v1/blueprints/check", summary: "Expand a blueprint and check it against what exists",
+            action: .addEnvironment, request: "BlueprintText", response: "PlannedVMs"),
+        .init(
+            method: .POST, path: "/api/v1/blueprints/deploy", summary: "Create an environment and all its VMs from a blueprint (one job)",
+            action: .addEnvironment, request: "Deploy", response: "Deployment", status: 202),
+        .init(
+            method: .GET, path: "/api/v1/environments/{id}/blueprint", summary: "A blueprint of an existing environment",
+            action: .viewEnvironments, response: "BlueprintText"),
+        .init(
+            method: .POST, path: "/api/v1/environments/{id}/clone", summary: "Create a new environment shaped like this one (one job)",
+            action: .addEnvironment, request: "CloneEnvironment", response: "Deployment", status: 202),
+        .init(
+            method: .POST, path: "/api/v1/environments/{id}/adopt", summary: "Import existing vSphere VMs into an environment",
+            action: .addVM, request: "Adopt", response: "VMList", status: 201),
         .init(method: .GET, path: "/api/v1/vms/{id}", summary: "Show a VM", action: .viewVMs, response: "VM"),
-        .init(method: .DELETE, path: "/api/v1/vms/{id}", summary: "Destroy a VM and remove its record (a job)", action: .deleteVM, response: "JobReference", status: 202),
-        .init(method: .POST, path: "/api/v1/vms/{id}/power", summary: "Power a VM on, off or restart it (a job)", action: .powerVM, request: "PowerInput", response: "JobReference", status: 202),
-        .init(method: .POST, path: "/api/v1/vms/{id}/password", summary: "Change a VM's password inside the guest (a job)", action: .changeVMPassword, request: "VMPassword", response: "JobReference", status: 202),
-        .init(method: .POST, path: "/api/v1/vms/{id}/network", summary: "Change a VM's address inside the guest, rolled back if it does not answer (a job)", action: .changeVMNetwork, request: "VMNetwork", response: "JobReference", status: 202),
-        .init(method: .GET, path: "/api/v1/jobs", summary: "Job history, newest first", action: .viewJobs, response: "Job", query: ["page", "per", "status", "jobKind"], list: true),
+        .init(
+            method: .DELETE, path: "/api/v1/vms/{id}", summary: "Destroy a VM and remove its record (a job)", action: .deleteVM,
+            response: "JobReference", status: 202),
+        .init(
+            method: .POST, path: "/api/v1/vms/{id}/power", summary: "Power a VM on, off or restart it (a job)", action: .powerVM,
+            request: "PowerInput", response: "JobReference", status: 202),
+        .init(
+            method: .POST, path: "/api/v1/vms/{id}/password", summary: "Change a VM's password inside the guest (a job)",
+            action: .changeVMPassword, request: "VMPassword", response: "JobReference", status: 202),
+        .init(
+            method: .POST, path: "/api/v1/vms/{id}/network",
+            summary: "Change a VM's address inside the guest, rolled back if it does not answer (a job)", action: .changeVMNetwork,
+            request: "VMNetwork", response: "JobReference", status: 202),
+        .init(
+            method: .GET, path: "/api/v1/jobs", summary: "Job history, newest first", action: .viewJobs, response: "Job",
+            query: ["page", "per", "status", "jobKind"], list: true),
         .init(method: .GET, path: "/api/v1/jobs/{id}", summary: "A job with its steps and their logs", action: .viewJobs, response: "Job"),
         .init(method: .POST, path: "/api/v1/jobs/{id}/cancel", summary: "Cancel a job", action: .cancelJob, response: "Job"),
-        .init(method: .GET, path: "/api/v1/ssh-keys", summary: "The platform's SSH keys (public halves) and how many VMs trust each", action: .viewSettings, response: "SSHKeyList"),
-        .init(method: .POST, path: "/api/v1/ssh-keys/rotate", summary: "Make a new platform SSH key and move every VM to it (a job, one step per VM)", action: .rotateSSHKeys, response: "SSHKeyRotation", status: 202),
+        .init(
+            method: .GET, path: "/api/v1/ssh-keys", summary: "The platform's SSH keys (public halves) and how many VMs trust each",
+            action: .viewSettings, response: "SSHKeyList"),
+        .init(
+            method: .POST, path: "/api/v1/ssh-keys/rotate",
+            summary: "Make a new platform SSH key and move every VM to it (a job, one step per VM)", action: .rotateSSHKeys,
+            response: "SSHKeyRotation", status: 202),
         .init(method: .GET, path: "/api/v1/openapi.json", summary: "This document", action: .readAPIDocument),
     ]
 
     private static var queryParameters: [String: [String: Any]] {
         [
-        "page": ["schema": ["type": "integer", "minimum": 1], "description": "page number, from 1"],
-        "per": ["schema": ["type": "integer", "enum": PageRequest.sizes], "description": "page size"],
-        "from": ["schema": ["type": "string"], "description": "ISO 8601 time, or YYYY-MM-DDTHH:MM in the display time zone"],
-        "to": ["schema": ["type": "string"], "description": "ISO 8601 time, or YYYY-MM-DDTHH:MM in the display time zone"],
-        "kind": ["schema": ["type": "array", "items": ["type": "string", "enum": LogKind.allCases.map(\.rawValue)]],
-                 "style": "form", "explode": true, "description": "repeatable"],
-        "role": ["schema": ["type": "array", "items": ["type": "string"]], "style": "form", "explode": true, "description": "VM role, repeatable"],
-        "ip": ["schema": ["type": "string"], "description": "operator IP address"],
-        "status": ["schema": ["type": "array", "items": ["type": "string", "enum": JobStatus.allCases.map(\.rawValue)]],
-                   "style": "form", "explode": true, "description": "job status, repeatable"],
-        "jobKind": ["name": "kind", "schema": ["type": "array", "items": ["type": "string"]], "style": "form", "explode": true,
-                    "description": "job kind, e.g. vm.create, repeatable"],
-    ]
+            "page": ["schema": ["type": "integer", "minimum": 1], "description": "page number, from 1"],
+            "per": ["schema": ["type": "integer", "enum": PageRequest.sizes], "description": "page size"],
+            "from": ["schema": ["type": "string"], "description": "ISO 8601 time, or YYYY-MM-DDTHH:MM in the display time zone"],
+            "to": ["schema": ["type": "string"], "description": "ISO 8601 time, or YYYY-MM-DDTHH:MM in the display time zone"],
+            "kind": [
+                "schema": ["type": "array", "items": ["type": "string", "enum": LogKind.allCases.map(\.rawValue)]],
+                "style": "form", "explode": true, "description": "repeatable",
+            ],
+            "role": [
+                "schema": ["type": "array", "items": ["type": "string"]], "style": "form", "explode": true,
+                "description": "VM role, repeatable",
+            ],
+            "ip": ["schema": ["type": "string"], "description": "operator IP address"],
+            "status": [
+                "schema": ["type": "array", "items": ["type": "string", "enum": JobStatus.allCases.map(\.rawValue)]],
+                "style": "form", "explode": true, "description": "job status, repeatable",
+            ],
+            "jobKind": [
+                "name": "kind", "schema": ["type": "array", "items": ["type": "string"]], "style": "form", "explode": true,
+                "description": "job kind, e.g. vm.create, repeatable",
+            ],
+        ]
     }
 
     private static func string(_ description: String? = nil) -> [String: Any] {
@@ -99,99 +189,192 @@ enum OpenAPIDocument {
 
     private static var schemas: [String: Any] {
         [
-        "Credentials": object(["username": string(), "password": string()], required: ["username", "password"]),
-        "User": object(["id": string("UUID"), "username": string(), "role": ["type": "string", "enum": ["system", "ordinary"]],
-                        "createdAt": string("ISO 8601")], required: ["id", "username", "role"]),
-        "NewUser": object(["username": string(), "password": string(), "passwordConfirmation": string(),
-                           "role": ["type": "string", "enum": ["system", "ordinary"]]],
-                          required: ["username", "password", "passwordConfirmation", "role"]),
-        "UserChanges": object(["password": string("blank or absent keeps the old one"), "passwordConfirmation": string(),
-                               "role": ["type": "string", "enum": ["system", "ordinary"]]], required: []),
-        "PasswordChange": object(["currentPassword": string(), "password": string(), "passwordConfirmation": string()],
-                                 required: ["currentPassword", "password", "passwordConfirmation"]),
-        "LogEntry": object(["id": ["type": "integer"], "kind": ["type": "string", "enum": LogKind.allCases.map(\.rawValue)],
-                            "time": string("ISO 8601, UTC"), "vmName": string(), "vmRole": string(), "operator": string(),
-                            "operatorIP": string(), "action": string(), "result": string(), "details": string()],
-                           required: ["id", "kind", "time", "action", "result", "details"]),
-        "DeletedLogs": object(["deleted": ["type": "integer"]], required: ["deleted"]),
-        "Backup": object(["name": string(), "entries": ["type": "integer"], "size": ["type": "integer"]], required: ["name", "entries", "size"]),
-        "NewToken": object(["name": string(), "expiresInDays": ["type": "integer", "minimum": 1, "maximum": APITokens.maximumLifetimeDays,
-                                                                "description": "absent: valid until revoked"]], required: ["name"]),
-        "TokenReference": object(["id": string("UUID")], required: ["id"]),
-        "Token": object(["id": string("UUID"), "name": string(), "createdAt": string(), "lastUsedAt": string("recorded at most once a minute"),
-                         "expiresAt": string("absent: valid until revoked"),
-                         "token": string("the secret; only in the answer that creates it")], required: ["id", "name"]),
-        "TokenList": ["type": "array", "items": ["$ref": "#/components/schemas/Token"]],
-        "Done": object(["ok": ["type": "boolean"]], required: ["ok"]),
-        "StringList": ["type": "array", "items": string()],
-        "LiveList": ["type": "array", "items": object([
-            "id": string("VM UUID"), "powerState": string(), "servicesError": string(),
-            "services": ["type": "array", "items": object(["name": string(), "running": ["type": "boolean"]], required: ["name", "running"])],
-        ], required: ["id"])],
-        "ConnectionInput": object(["name": string(), "url": string("https://host/sdk"), "username": string(), "password": string(),
-                                   "thumbprint": string("SHA-256 of the server certificate, to pin a self-signed one"),
-                                   "datacenter": string(), "vmFolder": string(), "resourcePool": string(), "datastore": string(), "network": string()],
-                                  required: ["name", "url", "username", "password"]),
-        "Connection": object(["id": string("UUID"), "name": string(), "url": string(), "username": string(), "thumbprint": string(),
-                              "datacenter": string(), "vmFolder": string(), "resourcePool": string(), "datastore": string(), "network": string()],
-                             required: ["id", "name", "url", "username"]),
-        "ConnectionList": ["type": "array", "items": ["$ref": "#/components/schemas/Connection"]],
-        "ConnectionReport": object(["product": string(), "apiType": string(), "apiVersion": string(),
-                                    "datacenters": ["type": "array", "items": string()], "templates": ["type": "array", "items": string()]],
-                                   required: ["product", "apiType", "apiVersion", "datacenters", "templates"]),
-        "RoleInput": object(["name": string(), "connectionID": string("UUID"), "template": string(), "cpus": ["type": "integer"],
-                             "memoryMB": ["type": "integer"], "sshUser": string(), "services": string("process names, comma-separated")],
-                            required: ["name", "connectionID", "template"]),
-        "Role": object(["id": string("UUID"), "name": string(), "connectionID": string("UUID"), "template": string(), "cpus": ["type": "integer"],
-                        "memoryMB": ["type": "integer"], "sshUser": string(), "networkStyle": string(),
-                        "services": ["type": "array", "items": string()]], required: ["id", "name", "connectionID", "template"]),
-        "RoleList": ["type": "array", "items": ["$ref": "#/components/schemas/Role"]],
-        "EnvironmentInput": object(["name": string(), "description": string()], required: ["name"]),
-        "DescriptionInput": object(["description": string()], required: ["description"]),
-        "EnvironmentRow": object(["id": string("UUID"), "name": string(), "description": string(), "vmCount": ["type": "integer"]],
-                                 required: ["id", "name", "description", "vmCount"]),
-        "Environment": object(["id": string("UUID"), "name": string(), "description": string(),
-                               "vms": ["type": "array", "items": ["$ref": "#/components/schemas/VM"]]], required: ["id", "name", "description", "vms"]),
-        "PowerInput": object(["action": ["type": "string", "enum": ["on", "off", "restart"]],
-                              "ids": ["type": "array", "items": string("environment UUID")]], required: ["action"]),
-        "IDs": object(["ids": ["type": "array", "items": string("UUID")]], required: ["ids"]),
-        "VMPassword": object(["password": string(), "passwordConfirmation": string()], required: ["password", "passwordConfirmation"]),
-        "VMNetwork": object(["ip": string(), "netmask": string(), "gateway": string(), "dns1": string(), "dns2": string()],
-                            required: ["ip", "netmask", "gateway"]),
-        "BlueprintText": object(["blueprint": string("YAML: name, description, roles {role: count}, network {range, netmask, gateway, dns}, names, password (shared|generated)")], required: ["blueprint"]),
-        "PlannedVMs": ["type": "array", "items": object(["hostName": string(), "ip": string(), "role": string()], required: ["hostName", "ip", "role"])],
-        "Deploy": object(["blueprint": string("YAML"), "password": string("for password: shared"), "passwordConfirmation": string()], required: ["blueprint"]),
-        "Deployment": object(["environmentID": string("UUID"), "jobID": string("UUID"), "vms": ["type": "integer"]], required: ["environmentID", "jobID", "vms"]),
-        "CloneEnvironment": object(["name": string(), "range": string("FIRST-LAST"), "password": string(), "passwordConfirmation": string()], required: ["name", "range"]),
-        "Adopt": object(["connectionID": string("UUID"), "names": ["type": "array", "items": string()], "role": string(),
-                         "password": string("the guests' SSH password")], required: ["connectionID", "names", "role", "password"]),
-        "VMList": ["type": "array", "items": ["$ref": "#/components/schemas/VM"]],
-        "JobReference": object(["jobID": string("UUID")], required: ["jobID"]),
-        "SSHKey": object(["id": string("UUID"), "fingerprint": string(), "publicKey": string("OpenSSH authorized_keys line"),
-                          "createdAt": string("ISO 8601"), "retiredAt": string("ISO 8601"), "active": ["type": "boolean"],
-                          "vms": ["type": "integer"]], required: ["id", "fingerprint", "publicKey", "active", "vms"]),
-        "SSHKeyList": ["type": "array", "items": ["$ref": "#/components/schemas/SSHKey"]],
-        "SSHKeyRotation": object(["key": ["$ref": "#/components/schemas/SSHKey"], "jobID": string("UUID")], required: ["key", "jobID"]),
-        "VMInput": object(["hostName": string(), "ip": string("IPv4"), "netmask": string("prefix length or dotted netmask"),
-                           "gateway": string(), "dns1": string(), "dns2": string(), "role": string(), "password": string(),
-                           "passwordConfirmation": string(), "notes": string()],
-                          required: ["hostName", "ip", "netmask", "gateway", "role", "password", "passwordConfirmation"]),
-        "VM": object(["id": string("UUID"), "environmentID": string("UUID"), "hostName": string(), "ip": string(), "prefixLength": ["type": "integer"],
-                      "gateway": string(), "dns1": string(), "dns2": string(), "role": string(),
-                      "status": ["type": "string", "enum": ["provisioning", "ready", "failed", "missing"]], "statusReason": string(),
-                      "powerState": string(), "guestOS": string(), "cpus": ["type": "integer"], "memoryMB": ["type": "integer"],
-                      "diskGB": ["type": "number"], "notes": string(), "vsphereReference": string()],
-                     required: ["id", "environmentID", "hostName", "ip", "role", "status"]),
-        "NewVM": object(["vm": ["$ref": "#/components/schemas/VM"], "jobID": string("UUID")], required: ["vm", "jobID"]),
-        "Job": object(["id": string("UUID"), "kind": string(), "title": string(),
-                       "status": ["type": "string", "enum": JobStatus.allCases.map(\.rawValue)], "summary": string(), "operator": string(),
-                       "operatorIP": string(), "createdAt": string(), "startedAt": string(), "finishedAt": string(),
-                       "steps": ["type": "array", "items": object(["position": ["type": "integer"], "title": string(), "vmName": string(),
-                                                                   "status": string(), "attempts": ["type": "integer"], "log": string()],
-                                                                  required: ["position", "title", "status", "attempts", "log"])]],
-                      required: ["id", "kind", "title", "status", "summary"]),
-        "Error": object(["error": object(["code": string(), "message": string()], required: ["code", "message"])], required: ["error"]),
-    ]
+            "Credentials": object(["username": string(), "password": string()], required: ["username", "password"]),
+            "User": object(
+                [
+                    "id": string("UUID"), "username": string(), "role": ["type": "string", "enum": ["system", "ordinary"]],
+                    "createdAt": string("ISO 8601"),
+                ], required: ["id", "username", "role"]),
+            "NewUser": object(
+                [
+                    "username": string(), "password": string(), "passwordConfirmation": string(),
+                    "role": ["type": "string", "enum": ["system", "ordinary"]],
+                ],
+                required: ["username", "password", "passwordConfirmation", "role"]),
+            "UserChanges": object(
+                [
+                    "password": string("blank or absent keeps the old one"), "passwordConfirmation": string(),
+                    "role": ["type": "string", "enum": ["system", "ordinary"]],
+                ], required: []),
+            "PasswordChange": object(
+                ["currentPassword": string(), "password": string(), "passwordConfirmation": string()],
+                required: ["currentPassword", "password", "passwordConfirmation"]),
+            "LogEntry": object(
+                [
+                    "id": ["type": "integer"], "kind": ["type": "string", "enum": LogKind.allCases.map(\.rawValue)],
+                    "time": string("ISO 8601, UTC"), "vmName": string(), "vmRole": string(), "operator": string(),
+                    "operatorIP": string(), "action": string(), "result": string(), "details": string(),
+                ],
+                required: ["id", "kind", "time", "action", "result", "details"]),
+            "DeletedLogs": object(["deleted": ["type": "integer"]], required: ["deleted"]),
+            "Backup": object(
+                ["name": string(), "entries": ["type": "integer"], "size": ["type": "integer"]], required: ["name", "entries", "size"]),
+            "NewToken": object(
+                [
+                    "name": string(),
+                    "expiresInDays": [
+                        "type": "integer", "minimum": 1, "maximum": APITokens.maximumLifetimeDays,
+                        "description": "absent: valid until revoked",
+                    ],
+                ], required: ["name"]),
+            "TokenReference": object(["id": string("UUID")], required: ["id"]),
+            "Token": object(
+                [
+                    "id": string("UUID"), "name": string(), "createdAt": string(), "lastUsedAt": string("recorded at most once a minute"),
+                    "expiresAt": string("absent: valid until revoked"),
+                    "token": string("the secret; only in the answer that creates it"),
+                ], required: ["id", "name"]),
+            "TokenList": ["type": "array", "items": ["$ref": "#/components/schemas/Token"]],
+            "Done": object(["ok": ["type": "boolean"]], required: ["ok"]),
+            "StringList": ["type": "array", "items": string()],
+            "LiveList": [
+                "type": "array",
+                "items": object(
+                    [
+                        "id": string("VM UUID"), "powerState": string(), "servicesError": string(),
+                        "services": [
+                            "type": "array",
+                            "items": object(["name": string(), "running": ["type": "boolean"]], required: ["name", "running"]),
+                        ],
+                    ], required: ["id"]),
+            ],
+            "ConnectionInput": object(
+                [
+                    "name": string(), "url": string("https://host/sdk"), "username": string(), "password": string(),
+                    "thumbprint": string("SHA-256 of the server certificate, to pin a self-signed one"),
+                    "datacenter": string(), "vmFolder": string(), "resourcePool": string(), "datastore": string(), "network": string(),
+                ],
+                required: ["name", "url", "username", "password"]),
+            "Connection": object(
+                [
+                    "id": string("UUID"), "name": string(), "url": string(), "username": string(), "thumbprint": string(),
+                    "datacenter": string(), "vmFolder": string(), "resourcePool": string(), "datastore": string(), "network": string(),
+                ],
+                required: ["id", "name", "url", "username"]),
+            "ConnectionList": ["type": "array", "items": ["$ref": "#/components/schemas/Connection"]],
+            "ConnectionReport": object(
+                [
+                    "product": string(), "apiType": string(), "apiVersion": string(),
+                    "datacenters": ["type": "array", "items": string()], "templates": ["type": "array", "items": string()],
+                ],
+                required: ["product", "apiType", "apiVersion", "datacenters", "templates"]),
+            "RoleInput": object(
+                [
+                    "name": string(), "connectionID": string("UUID"), "template": string(), "cpus": ["type": "integer"],
+                    "memoryMB": ["type": "integer"], "sshUser": string(), "services": string("process names, comma-separated"),
+                ],
+                required: ["name", "connectionID", "template"]),
+            "Role": object(
+                [
+                    "id": string("UUID"), "name": string(), "connectionID": string("UUID"), "template": string(),
+                    "cpus": ["type": "integer"],
+                    "memoryMB": ["type": "integer"], "sshUser": string(), "networkStyle": string(),
+                    "services": ["type": "array", "items": string()],
+                ], required: ["id", "name", "connectionID", "template"]),
+            "RoleList": ["type": "array", "items": ["$ref": "#/components/schemas/Role"]],
+            "EnvironmentInput": object(["name": string(), "description": string()], required: ["name"]),
+            "DescriptionInput": object(["description": string()], required: ["description"]),
+            "EnvironmentRow": object(
+                ["id": string("UUID"), "name": string(), "description": string(), "vmCount": ["type": "integer"]],
+                required: ["id", "name", "description", "vmCount"]),
+            "Environment": object(
+                [
+                    "id": string("UUID"), "name": string(), "description": string(),
+                    "vms": ["type": "array", "items": ["$ref": "#/components/schemas/VM"]],
+                ], required: ["id", "name", "description", "vms"]),
+            "PowerInput": object(
+                [
+                    "action": ["type": "string", "enum": ["on", "off", "restart"]],
+                    "ids": ["type": "array", "items": string("environment UUID")],
+                ], required: ["action"]),
+            "IDs": object(["ids": ["type": "array", "items": string("UUID")]], required: ["ids"]),
+            "VMPassword": object(
+                ["password": string(), "passwordConfirmation": string()], required: ["password", "passwordConfirmation"]),
+            "VMNetwork": object(
+                ["ip": string(), "netmask": string(), "gateway": string(), "dns1": string(), "dns2": string()],
+                required: ["ip", "netmask", "gateway"]),
+            "BlueprintText": object(
+                [
+                    "blueprint": string(
+                        "YAML: name, description, roles {role: count}, network {range, netmask, gateway, dns}, names, password (shared|generated)"
+                    )
+                ], required: ["blueprint"]),
+            "PlannedVMs": [
+                "type": "array",
+                "items": object(["hostName": string(), "ip": string(), "role": string()], required: ["hostName", "ip", "role"]),
+            ],
+            "Deploy": object(
+                ["blueprint": string("YAML"), "password": string("for password: shared"), "passwordConfirmation": string()],
+                required: ["blueprint"]),
+            "Deployment": object(
+                ["environmentID": string("UUID"), "jobID": string("UUID"), "vms": ["type": "integer"]],
+                required: ["environmentID", "jobID", "vms"]),
+            "CloneEnvironment": object(
+                ["name": string(), "range": string("FIRST-LAST"), "password": string(), "passwordConfirmation": string()],
+                required: ["name", "range"]),
+            "Adopt": object(
+                [
+                    "connectionID": string("UUID"), "names": ["type": "array", "items": string()], "role": string(),
+                    "password": string("the guests' SSH password"),
+                ], required: ["connectionID", "names", "role", "password"]),
+            "VMList": ["type": "array", "items": ["$ref": "#/components/schemas/VM"]],
+            "JobReference": object(["jobID": string("UUID")], required: ["jobID"]),
+            "SSHKey": object(
+                [
+                    "id": string("UUID"), "fingerprint": string(), "publicKey": string("OpenSSH authorized_keys line"),
+                    "createdAt": string("ISO 8601"), "retiredAt": string("ISO 8601"), "active": ["type": "boolean"],
+                    "vms": ["type": "integer"],
+                ], required: ["id", "fingerprint", "publicKey", "active", "vms"]),
+            "SSHKeyList": ["type": "array", "items": ["$ref": "#/components/schemas/SSHKey"]],
+            "SSHKeyRotation": object(
+                ["key": ["$ref": "#/components/schemas/SSHKey"], "jobID": string("UUID")], required: ["key", "jobID"]),
+            "VMInput": object(
+                [
+                    "hostName": string(), "ip": string("IPv4"), "netmask": string("prefix length or dotted netmask"),
+                    "gateway": string(), "dns1": string(), "dns2": string(), "role": string(), "password": string(),
+                    "passwordConfirmation": string(), "notes": string(),
+                ],
+                required: ["hostName", "ip", "netmask", "gateway", "role", "password", "passwordConfirmation"]),
+            "VM": object(
+                [
+                    "id": string("UUID"), "environmentID": string("UUID"), "hostName": string(), "ip": string(),
+                    "prefixLength": ["type": "integer"],
+                    "gateway": string(), "dns1": string(), "dns2": string(), "role": string(),
+                    "status": ["type": "string", "enum": ["provisioning", "ready", "failed", "missing"]], "statusReason": string(),
+                    "powerState": string(), "guestOS": string(), "cpus": ["type": "integer"], "memoryMB": ["type": "integer"],
+                    "diskGB": ["type": "number"], "notes": string(), "vsphereReference": string(),
+                ],
+                required: ["id", "environmentID", "hostName", "ip", "role", "status"]),
+            "NewVM": object(["vm": ["$ref": "#/components/schemas/VM"], "jobID": string("UUID")], required: ["vm", "jobID"]),
+            "Job": object(
+                [
+                    "id": string("UUID"), "kind": string(), "title": string(),
+                    "status": ["type": "string", "enum": JobStatus.allCases.map(\.rawValue)], "summary": string(), "operator": string(),
+                    "operatorIP": string(), "createdAt": string(), "startedAt": string(), "finishedAt": string(),
+                    "steps": [
+                        "type": "array",
+                        "items": object(
+                            [
+                                "position": ["type": "integer"], "title": string(), "vmName": string(),
+                                "status": string(), "attempts": ["type": "integer"], "log": string(),
+                            ],
+                            required: ["position", "title", "status", "attempts", "log"]),
+                    ],
+                ],
+                required: ["id", "kind", "title", "status", "summary"]),
+            "Error": object(
+                ["error": object(["code": string(), "message": string()], required: ["code", "message"])], required: ["error"]),
+        ]
     }
 
     static func document() -> [String: Any] {
@@ -202,22 +385,32 @@ enum OpenAPIDocument {
                 queryParameters[name].map { ["name": name, "in": "query", "required": false].merging($0) { _, specific in specific } }
             }
             for match in operation.path.matches(of: /\{(\w+)\}/) {
-                parameters.append(["name": String(match.1), "in": "path", "required": true, "schema": ["type": "string", "format": "uuid"]])
+                parameters.append([
+                    "name": String(match.1), "in": "path", "required": true, "schema": ["type": "string", "format": "uuid"],
+                ])
             }
             if !parameters.isEmpty { entry["parameters"] = parameters }
             if let request = operation.request {
-                entry["requestBody"] = ["required": true, "content": ["application/json": ["schema": ["$ref": "#/components/schemas/\(request)"]]]]
+                entry["requestBody"] = [
+                    "required": true, "content": ["application/json": ["schema": ["$ref": "#/components/schemas/\(request)"]]],
+                ]
             }
             var success: [String: Any] = ["description": "success"]
             if let response = operation.response {
                 let reference: [String: Any] = ["$ref": "#/components/schemas/\(response)"]
-                let schema: [String: Any] = operation.list
-                    ? object(["items": ["type": "array", "items": reference], "total": ["type": "integer"],
-                              "page": ["type": "integer"], "per": ["type": "integer"]], required: ["items", "total", "page", "per"])
+                let schema: [String: Any] =
+                    operation.list
+                    ? object(
+                        [
+                            "items": ["type": "array", "items": reference], "total": ["type": "integer"],
+                            "page": ["type": "integer"], "per": ["type": "integer"],
+                        ], required: ["items", "total", "page", "per"])
                     : reference
                 success["content"] = ["application/json": ["schema": schema]]
             }
-            let error: [String: Any] = ["description": "error", "content": ["application/json": ["schema": ["$ref": "#/components/schemas/Error"]]]]
+            let error: [String: Any] = [
+                "description": "error", "content": ["application/json": ["schema": ["$ref": "#/components/schemas/Error"]]],
+            ]
             entry["responses"] = [String(operation.status): success, "400": error, "401": error, "403": error, "404": error, "409": error]
             if operation.action.rule != .anyone {
                 entry["security"] = [["bearer": [String]()], ["session": [String]()]]
@@ -226,15 +419,20 @@ enum OpenAPIDocument {
         }
         return [
             "openapi": "3.0.3",
-            "info": ["title": "Flotilla API", "version": "1",
-                     "description": "Stands up, watches and maintains environments of VMs on VMware vSphere."],
+            "info": [
+                "title": "Flotilla API", "version": "1",
+                "description": "Stands up, watches and maintains environments of VMs on VMware vSphere.",
+            ],
             "paths": paths,
             "components": [
                 "schemas": schemas,
                 "securitySchemes": [
                     "bearer": ["type": "http", "scheme": "bearer", "description": "a personal API token"],
-                    "session": ["type": "apiKey", "in": "cookie", "name": SessionCookie.name,
-                                "description": "state-changing calls with the cookie also send the session's CSRF token (from the sign-in answer) in X-CSRF-Token"],
+                    "session": [
+                        "type": "apiKey", "in": "cookie", "name": SessionCookie.name,
+                        "description":
+                            "state-changing calls with the cookie also send the session's CSRF token (from the sign-in answer) in X-CSRF-Token",
+                    ],
                 ],
             ],
         ]

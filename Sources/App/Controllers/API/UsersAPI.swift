@@ -24,17 +24,19 @@ enum UsersAPI {
 
     @Sendable static func create(request: Request) async throws -> Response {
         let body = try request.content.decode(API.NewUser.self)
-        let user = try await request.users.create(username: body.username, password: body.password,
-                                                  confirmation: body.passwordConfirmation,
-                                                  role: try UserRole(parsing: body.role))
+        let user = try await request.users.create(
+            username: body.username, password: body.password,
+            confirmation: body.passwordConfirmation,
+            role: try UserRole(parsing: body.role))
         return try await API.UserBody(user).encodeResponse(status: .created, for: request)
     }
 
     @Sendable static func update(request: Request) async throws -> API.UserBody {
         let user = try await request.users.find(try userID(request))
         let body = try request.content.decode(API.UserChanges.self)
-        try await request.users.update(user, password: body.password, confirmation: body.passwordConfirmation,
-                                       role: try body.role.map { try UserRole(parsing: $0) })
+        try await request.users.update(
+            user, password: body.password, confirmation: body.passwordConfirmation,
+            role: try body.role.map { try UserRole(parsing: $0) })
         return try API.UserBody(user)
     }
 
@@ -45,8 +47,9 @@ enum UsersAPI {
 
     @Sendable static func changeOwnPassword(request: Request) async throws -> API.Done {
         let body = try request.content.decode(API.PasswordChange.self)
-        try await request.users.changeOwnPassword(try request.user, current: body.currentPassword, new: body.password,
-                                                  confirmation: body.passwordConfirmation)
+        try await request.users.changeOwnPassword(
+            try request.user, current: body.currentPassword, new: body.password,
+            confirmation: body.passwordConfirmation)
         return API.Done()
     }
 

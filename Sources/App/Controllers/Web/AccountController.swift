@@ -49,8 +49,9 @@ enum AccountController {
         let form = try request.content.decode(PasswordForm.self)
         let user = try request.user
         do {
-            try await request.users.changeOwnPassword(user, current: form.currentPassword ?? "", new: form.password ?? "",
-                                                      confirmation: form.passwordConfirmation ?? "")
+            try await request.users.changeOwnPassword(
+                user, current: form.currentPassword ?? "", new: form.password ?? "",
+                confirmation: form.passwordConfirmation ?? "")
         } catch let error as FlotillaError {
             return try await render(request, passwordError: error.message, status: error.status)
         }
@@ -79,17 +80,20 @@ enum AccountController {
         return request.redirect(to: SiteURL.account.relative)
     }
 
-    private static func render(_ request: Request, newToken: String? = nil, newTokenName: String? = nil,
-                               passwordError: String? = nil, tokenError: String? = nil, status: HTTPResponseStatus = .ok) async throws -> Response {
+    private static func render(
+        _ request: Request, newToken: String? = nil, newTokenName: String? = nil,
+        passwordError: String? = nil, tokenError: String? = nil, status: HTTPResponseStatus = .ok
+    ) async throws -> Response {
         let user = try request.user
         let display = DisplayTime(timeZone: request.application.flotilla.config.displayTimeZone)
         let tokens = try await request.apiTokens.list(for: user).map { token in
             TokenRow(token, display: display, revokeURL: SiteURL.accountTokenRevoke(id: try token.requireID()).relative)
         }
-        let page = AccountPage(chrome: PageChrome(request, title: "My account"), username: user.username,
-                               roleTitle: user.role.title, minimumLength: request.application.flotilla.config.passwordMinimumLength,
-                               tokens: tokens, newToken: newToken, newTokenName: newTokenName,
-                               passwordError: passwordError, tokenError: tokenError)
+        let page = AccountPage(
+            chrome: PageChrome(request, title: "My account"), username: user.username,
+            roleTitle: user.role.title, minimumLength: request.application.flotilla.config.passwordMinimumLength,
+            tokens: tokens, newToken: newToken, newTokenName: newTokenName,
+            passwordError: passwordError, tokenError: tokenError)
         let response = try await request.view.render("account", page).encodeResponse(for: request)
         response.status = status
         response.headers.cacheControl = .init(noStore: true)
@@ -100,8 +104,9 @@ enum AccountController {
 extension AccountController.TokenRow {
     /// One token as the account page and a user's edit page show it.
     init(_ token: APIToken, display: DisplayTime, revokeURL: String) {
-        self.init(name: token.name, created: token.createdAt.map(display.string) ?? "",
-                  lastUsed: token.lastUsedAt.map(display.string) ?? "never",
-                  expires: token.expiresAt.map(display.string) ?? "never", revokeURL: revokeURL)
+        self.init(
+            name: token.name, created: token.createdAt.map(display.string) ?? "",
+            lastUsed: token.lastUsedAt.map(display.string) ?? "never",
+            expires: token.expiresAt.map(display.string) ?? "never", revokeURL: revokeURL)
     }
 }

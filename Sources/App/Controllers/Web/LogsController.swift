@@ -77,7 +77,8 @@ enum LogsController {
             status = error.status
         }
         let pageRequest = (try? PageRequest(page: query.first("page"), per: query.first("per"))) ?? PageRequest()
-        let page = searchError == nil
+        let page =
+            searchError == nil
             ? try await AuditLog.search(search, page: pageRequest, on: request.db)
             : Page(items: [], total: 0, request: pageRequest)
         let roles = Set(try await AuditLog.knownRoles(on: request.db) + search.roles).sorted()
@@ -101,7 +102,8 @@ enum LogsController {
 
     @Sendable static func confirmDelete(request: Request) async throws -> View {
         let total = try await LogEntry.query(on: request.db).count()
-        return try await request.view.render("logs-delete", ConfirmDeletePage(chrome: PageChrome(request, title: "Delete all logs"), total: total))
+        return try await request.view.render(
+            "logs-delete", ConfirmDeletePage(chrome: PageChrome(request, title: "Delete all logs"), total: total))
     }
 
     @Sendable static func deleteAll(request: Request) async throws -> Response {
@@ -115,8 +117,9 @@ enum LogsController {
         // The form repeats the current search as hidden fields, encoded like a query string.
         let search = try LogSearch(query: QueryParameters(request.body.string), timeZone: config.displayTimeZone)
         let (file, count) = try await request.logBackup.write(search, by: request.auditActor, on: request.db)
-        await request.audit(.operation, action: "logs.backup", result: .success,
-                            details: "backed up \(count) entries (\(search.summary)) to \(file.name)")
+        await request.audit(
+            .operation, action: "logs.backup", result: .success,
+            details: "backed up \(count) entries (\(search.summary)) to \(file.name)")
         request.notice("Wrote \(count) entries to \(file.name).")
         return request.redirect(to: SiteURL.logBackups.relative)
     }
@@ -124,12 +127,15 @@ enum LogsController {
     @Sendable static func backups(request: Request) async throws -> View {
         let backup = request.logBackup
         let rows = try backup.list().map {
-            BackupRow(name: $0.name, size: $0.size, modified: backup.displayTime.string($0.modified),
-                      url: SiteURL.logBackup(name: $0.name).relative)
+            BackupRow(
+                name: $0.name, size: $0.size, modified: backup.displayTime.string($0.modified),
+                url: SiteURL.logBackup(name: $0.name).relative)
         }
-        return try await request.view.render("log-backups", BackupsPage(
-            chrome: PageChrome(request, title: "Log backups"), backups: rows,
-            directory: request.auth.get(User.self)?.isSystemAdministrator == true ? backup.directory : nil))
+        return try await request.view.render(
+            "log-backups",
+            BackupsPage(
+                chrome: PageChrome(request, title: "Log backups"), backups: rows,
+                directory: request.auth.get(User.self)?.isSystemAdministrator == true ? backup.directory : nil))
     }
 
     @Sendable static func download(request: Request) async throws -> Response {
@@ -141,9 +147,10 @@ enum LogsController {
     }
 
     static func row(_ entry: LogEntry, display: DisplayTime) -> EntryRow {
-        EntryRow(number: entry.id ?? 0, kind: entry.kind, time: display.string(entry.time), vmName: entry.vmName ?? "",
-                 vmRole: entry.vmRole ?? "", operatorName: entry.operatorName ?? "", operatorIP: entry.operatorIP ?? "",
-                 action: entry.action, result: entry.result, details: entry.details)
+        EntryRow(
+            number: entry.id ?? 0, kind: entry.kind, time: display.string(entry.time), vmName: entry.vmName ?? "",
+            vmRole: entry.vmRole ?? "", operatorName: entry.operatorName ?? "", operatorIP: entry.operatorIP ?? "",
+            action: entry.action, result: entry.result, details: entry.details)
     }
 }
 

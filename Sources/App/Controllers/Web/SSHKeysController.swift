@@ -25,11 +25,13 @@ enum SSHKeysController {
     @Sendable static func show(request: Request) async throws -> View {
         let display = DisplayTime(timeZone: request.application.flotilla.config.displayTimeZone)
         let keys = try await request.sshKeys.list().map { key in
-            KeyRow(fingerprint: key.fingerprint, publicKey: key.publicKey, created: key.createdAt.map(display.string) ?? "",
-                   state: key.active ? "active" : key.retiredAt == nil ? "still trusted by some VMs" : "retired", vms: key.vms)
+            KeyRow(
+                fingerprint: key.fingerprint, publicKey: key.publicKey, created: key.createdAt.map(display.string) ?? "",
+                state: key.active ? "active" : key.retiredAt == nil ? "still trusted by some VMs" : "retired", vms: key.vms)
         }
-        let page = Page(chrome: PageChrome(request, title: "SSH keys"), keys: keys, rotateURL: SiteURL.settingsSSHKeysRotate.relative,
-                        mayRotate: Action.rotateSSHKeys.isAllowed(for: try request.user.role))
+        let page = Page(
+            chrome: PageChrome(request, title: "SSH keys"), keys: keys, rotateURL: SiteURL.settingsSSHKeysRotate.relative,
+            mayRotate: Action.rotateSSHKeys.isAllowed(for: try request.user.role))
         return try await request.view.render("ssh-keys", page)
     }
 

@@ -11,22 +11,29 @@ enum SectionsController {
     }
 
     private static let sections: [(url: SiteURL, action: Action, heading: String, summary: String, emptyState: String)] = [
-        (.dashboard, .viewDashboard, "Dashboard",
-         "Reachability of every VM by role, refreshed live, and the list of VMs with their resources.",
-         "No VMs are managed yet. Once a vSphere connection and environments exist, their VMs appear here."),
-        (.upgrades, .viewUpgrades, "Upgrades",
-         "Every VM with its current and previous code revision; upgrade or roll back one or many.",
-         "No VMs to upgrade yet."),
-        (.serviceConfiguration, .viewServiceConfiguration, "Service configuration",
-         "Profiles that check an environment's dependency hosts and rewrite its services' configuration.",
-         "No profiles are defined yet."),
+        (
+            .dashboard, .viewDashboard, "Dashboard",
+            "Reachability of every VM by role, refreshed live, and the list of VMs with their resources.",
+            "No VMs are managed yet. Once a vSphere connection and environments exist, their VMs appear here."
+        ),
+        (
+            .upgrades, .viewUpgrades, "Upgrades",
+            "Every VM with its current and previous code revision; upgrade or roll back one or many.",
+            "No VMs to upgrade yet."
+        ),
+        (
+            .serviceConfiguration, .viewServiceConfiguration, "Service configuration",
+            "Profiles that check an environment's dependency hosts and rewrite its services' configuration.",
+            "No profiles are defined yet."
+        ),
     ]
 
     static func register(_ routes: any RoutesBuilder) {
         for section in sections {
             routes.get(section.url.pathComponents) { request async throws -> View in
-                let page = SectionPage(chrome: PageChrome(request, title: section.heading), heading: section.heading,
-                                       summary: section.summary, emptyState: section.emptyState)
+                let page = SectionPage(
+                    chrome: PageChrome(request, title: section.heading), heading: section.heading,
+                    summary: section.summary, emptyState: section.emptyState)
                 return try await request.view.render("section", page)
             }.requires(section.action)
         }

@@ -35,8 +35,9 @@ enum SessionController {
             try await request.startSession(for: user)
             return request.redirect(to: localPath(form.next) ?? SiteURL.dashboard.relative)
         } catch let error as FlotillaError {
-            return try await render(request, username: String(username.prefix(64)), next: form.next ?? "",
-                                    error: error.message, status: error.status == .tooManyRequests ? .tooManyRequests : .unauthorized)
+            return try await render(
+                request, username: String(username.prefix(64)), next: form.next ?? "",
+                error: error.message, status: error.status == .tooManyRequests ? .tooManyRequests : .unauthorized)
         }
     }
 
@@ -45,7 +46,8 @@ enum SessionController {
     /// backslash at all, and no control characters (header injection).
     static func localPath(_ next: String?) -> String? {
         guard let next, next.hasPrefix("/"), !next.hasPrefix("//"), next.utf8.count <= 2048, !next.contains("\\"),
-              next.unicodeScalars.allSatisfy({ $0.properties.generalCategory != .control }) else { return nil }
+            next.unicodeScalars.allSatisfy({ $0.properties.generalCategory != .control })
+        else { return nil }
         return next
     }
 
@@ -55,7 +57,9 @@ enum SessionController {
         return request.redirect(to: SiteURL.signIn.relative)
     }
 
-    private static func render(_ request: Request, username: String, next: String, error: String?, status: HTTPResponseStatus) async throws -> Response {
+    private static func render(
+        _ request: Request, username: String, next: String, error: String?, status: HTTPResponseStatus
+    ) async throws -> Response {
         let page = SignInPage(chrome: PageChrome(request, title: "Sign in"), username: username, next: next, error: error)
         let response = try await request.view.render("sign-in", page).encodeResponse(for: request)
         response.status = status

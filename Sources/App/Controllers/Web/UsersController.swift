@@ -69,14 +69,17 @@ enum UsersController {
         let display = DisplayTime(timeZone: request.application.flotilla.config.displayTimeZone)
         let rows = try page.items.map { user in
             let id = try user.requireID()
-            return UserRow(id: id.uuidString, username: user.username, roleTitle: user.role.title,
-                           created: user.createdAt.map(display.string) ?? "", editURL: SiteURL.userEdit(id: id).relative,
-                           deleteURL: SiteURL.userDelete(id: id).relative, isSelf: id == me.id)
+            return UserRow(
+                id: id.uuidString, username: user.username, roleTitle: user.role.title,
+                created: user.createdAt.map(display.string) ?? "", editURL: SiteURL.userEdit(id: id).relative,
+                deleteURL: SiteURL.userDelete(id: id).relative, isSelf: id == me.id)
         }
-        return try await request.view.render("users", ListPage(
-            chrome: PageChrome(request, title: "Users"), users: rows,
-            pagination: PaginationView(page, path: SiteURL.users.relative, query: []),
-            canManage: me.isSystemAdministrator, newURL: SiteURL.usersNew.relative))
+        return try await request.view.render(
+            "users",
+            ListPage(
+                chrome: PageChrome(request, title: "Users"), users: rows,
+                pagination: PaginationView(page, path: SiteURL.users.relative, query: []),
+                canManage: me.isSystemAdministrator, newURL: SiteURL.usersNew.relative))
     }
 
     @Sendable static func new(request: Request) async throws -> Response {
@@ -88,13 +91,15 @@ enum UsersController {
         let username = form.username ?? ""
         do {
             let role = try UserRole(parsing: form.role)
-            let user = try await request.users.create(username: username, password: form.password ?? "",
-                                                      confirmation: form.passwordConfirmation ?? "", role: role)
+            let user = try await request.users.create(
+                username: username, password: form.password ?? "",
+                confirmation: form.passwordConfirmation ?? "", role: role)
             request.notice("User '\(user.username)' was added.")
             return request.redirect(to: SiteURL.users.relative)
         } catch let error as FlotillaError {
-            return try await renderForm(request, user: nil, username: String(username.prefix(64)),
-                                        role: UserRole(rawValue: form.role ?? "") ?? .ordinary, error: error.message, status: error.status)
+            return try await renderForm(
+                request, user: nil, username: String(username.prefix(64)),
+                role: UserRole(rawValue: form.role ?? "") ?? .ordinary, error: error.message, status: error.status)
         }
     }
 
@@ -107,20 +112,24 @@ enum UsersController {
         let user = try await request.users.find(try request.parameters.require("id", as: UUID.self))
         let form = try request.content.decode(UserForm.self)
         do {
-            try await request.users.update(user, password: form.password, confirmation: form.passwordConfirmation,
-                                           role: try UserRole(parsing: form.role))
+            try await request.users.update(
+                user, password: form.password, confirmation: form.passwordConfirmation,
+                role: try UserRole(parsing: form.role))
             request.notice("User '\(user.username)' was saved.")
             return request.redirect(to: SiteURL.users.relative)
         } catch let error as FlotillaError {
-            return try await renderForm(request, user: user, username: user.username, role: user.role, error: error.message, status: error.status)
+            return try await renderForm(
+                request, user: user, username: user.username, role: user.role, error: error.message, status: error.status)
         }
     }
 
     @Sendable static func confirmDelete(request: Request) async throws -> View {
         let user = try await request.users.find(try request.parameters.require("id", as: UUID.self))
-        return try await request.view.render("user-delete", DeletePage(
-            chrome: PageChrome(request, title: "Delete user"), username: user.username,
-            action: SiteURL.userDelete(id: try user.requireID()).relative))
+        return try await request.view.render(
+            "user-delete",
+            DeletePage(
+                chrome: PageChrome(request, title: "Delete user"), username: user.username,
+                action: SiteURL.userDelete(id: try user.requireID()).relative))
     }
 
     @Sendable static func delete(request: Request) async throws -> Response {
@@ -141,15 +150,20 @@ enum UsersController {
         return request.redirect(to: SiteURL.userEdit(id: try user.requireID()).relative)
     }
 
-    private static func renderForm(_ request: Request, user: User?, username: String, role: UserRole,
-                                   error: String?, status: HTTPResponseStatus) async throws -> Response {
+    private static func renderForm(
+        _ request: Request, user: User?, username: String, role: UserRole,
+        error: String?, status: HTTPResponseStatus
+    ) async throws -> Response {
         let action = try user.map { SiteURL.user(id: try $0.requireID()).relative } ?? SiteURL.users.relative
         let display = DisplayTime(timeZone: request.application.flotilla.config.displayTimeZone)
         var tokens: [AccountController.TokenRow] = []
         if let user {
             tokens = try await request.apiTokens.list(for: user).map { token in
-                AccountController.TokenRow(token, display: display, revokeURL: SiteURL.userTokenRevoke(
-                    user: try user.requireID(), token: try token.requireID()).relative)
+                AccountController.TokenRow(
+                    token, display: display,
+                    revokeURL: SiteURL.userTokenRevoke(
+                        user: try user.requireID(), token: try token.requireID()
+                    ).relative)
             }
         }
         let page = FormPage(
