@@ -130,7 +130,8 @@ struct StartupTasks: LifecycleHandler {
         try await SQLiteSetup.tune(app)
         guard app.environment.arguments.dropFirst().first != "migrate" else { return }
         try await app.autoMigrate()
-        try await JobEngine.interruptUnfinished(on: app.db)
+        // Only a starting server owns unfinished jobs; `flotilla user list` beside it must not end them.
+        if app.startsServer { try await JobEngine.interruptUnfinished(on: app.db) }
         // The installation's own SSH key pair, made on first start (SPEC BEY-9).
         _ = try await PlatformKeys(database: app.db, secrets: app.flotilla.secrets).active()
         if let generated = try await app.users(actor: .system).createInitialAdministrator(
@@ -151,7 +152,7 @@ struct StartupTasks: LifecycleHandler {
 
     func didBootAsync(_ app: Application) async throws {
         let seconds = app.flotilla.config.inventorySyncSeconds
-        guard seconds > 0 else { return }
+        guard seconds > 0, app.startsServer else { return }
         let sync = InventorySync(database: app.db, vsphere: app.flotilla.vsphere, logger: app.logger)
         app.storage[SyncTaskKey.self] = Task { await sync.run(every: .seconds(seconds)) }
     }
@@ -165,5 +166,14 @@ struct StartupTasks: LifecycleHandler {
         }
         await app.flotilla.vsphere.closeAll()
         await app.flotilla.shell.shutdown()
+    }
+}
+
+extension Application {
+    /// Whether this process runs the server (`serve`, the default command, or `lab up`),
+    /// rather than a one-off command such as `flotilla user list` beside a running server.
+    var startsServer: Bool {
+        let arguments = Array(environment.arguments.dropFirst())
+        return arguments.isEmpty || arguments.first == "serve" || arguments.starts(with: ["lab", "up"])
     }
 }

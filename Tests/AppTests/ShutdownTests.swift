@@ -41,6 +41,29 @@ final class ShutdownTests: XCTestCase {
         }
     }
 
+    /// `flotilla user list` (or any command but the server) run beside a live server must not
+    /// mark that server's running jobs interrupted, nor start a second inventory sync.
+    func testACommandBesideTheServerLeavesItsJobsAlone() async throws {
+        let server = try await TestApp.make()
+        let slow = StepPlan(action: "test.slow", title: "a slow step", work: { _ in try await Task.sleep(for: .seconds(120)) })
+        do {
+            let jobID = try await server.flotilla.jobs.submit(kind: "test", title: "slow job", by: .system, steps: [slow])
+            try await waitUntilRunning(jobID, on: server.db)
+            let dataDirectory = server.flotilla.config.dataDirectory
+            let command = try await TestApp.make(["FLOTILLA_DATA_DIR": dataDirectory], freshDatabase: false) { app in
+                app.environment.arguments = ["flotilla", "user", "list"]
+            }
+            XCTAssertFalse(command.startsServer)
+            try await command.asyncShutdown()
+            let found = try await Job.find(jobID, on: server.db)
+            XCTAssertEqual(try XCTUnwrap(found).status, .running, "a command beside the server interrupted its job")
+        } catch {
+            try await server.asyncShutdown()
+            throw error
+        }
+        try await server.asyncShutdown()
+    }
+
     private func waitUntilRunning(_ jobID: UUID, on database: any Database) async throws {
         for _ in 0..<100 {
             if try await JobStep.query(on: database).filter(\.$job.$id == jobID).filter(\.$status == .running).count() > 0 { return }

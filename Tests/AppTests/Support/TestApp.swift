@@ -32,6 +32,8 @@ enum TestApp {
         var config = try FlotillaConfig(values: values)
         config.passwordHashCost = 4
         let app = try await Application.make(.testing)
+        // The application a test gets is the server (`flotilla serve`), not the test runner's arguments.
+        app.environment.arguments = ["flotilla", "serve"]
         app.logger.logLevel = .warning
         try await configure(app, config: config, outside: outside)
         beforeBoot(app)
