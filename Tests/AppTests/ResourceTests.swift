@@ -16,7 +16,7 @@ final class ResourceTests: XCTestCase {
                 ResourceDirectory.checkoutDirectory + "/.build/debug/flotilla",
             ]
             guard let found = candidates.first(where: FileManager.default.isExecutableFile(atPath:)) else {
-                throw XCTSkip("no built flotilla program in \(candidates); run `swift build --build-tests` first")
+                throw TestSetupError("no built flotilla program in \(candidates); `swift build --build-tests` builds it")
             }
             return found
         }
@@ -156,7 +156,7 @@ final class ResourceTests: XCTestCase {
                 bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
             }
         }
-        guard bound else { throw XCTSkip("no free loopback port") }
+        guard bound else { throw TestSetupError("no free loopback port") }
         return Int(UInt16(bigEndian: address.sin_port))
     }
 }
@@ -226,4 +226,11 @@ final class CapturedLog: LogHandler, @unchecked Sendable {
         defer { lock.unlock() }
         stored.append(Line(level: event.level, message: event.message.description))
     }
+}
+
+/// A test that cannot set itself up fails, rather than skipping: `scripts/test` always builds
+/// the program and runs on a machine with loopback, so a skip here would hide a broken build.
+private struct TestSetupError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
