@@ -37,6 +37,7 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
     case .postgres(let url):
         app.databases.use(try .postgres(url: url, maxConnectionsPerEventLoop: 4, sqlLogLevel: .trace), as: .psql)
     }
+    app.instance = InstanceIdentity(config: config)
     let secrets = try SecretBox.load(base64Key: config.secretKey, keyFile: config.secretKeyFile)
     // Host keys are pinned per VM (`GuestLogin`, HostKeyCheck.expected), never per address, so
     // the pool's own store is never consulted.
@@ -83,6 +84,9 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
     try registerRoutes(app)
     registerCommands(app)
     app.lifecycle.use(StartupTasks())
+    // After StartupTasks: joins once migrated, and leaves before jobs and vSphere sessions end.
+    app.lifecycle.use(ClusterLifecycle())
+    try InventorySync.register(on: app)
 }
 
 func registerRoutes(_ app: Application) throws {
@@ -95,6 +99,7 @@ func registerRoutes(_ app: Application) throws {
     JobsController.register(app)
     SettingsController.register(app)
     SSHKeysController.register(app)
+    InstancesController.register(app)
     BlueprintsController.register(app)
 
     let api = app.grouped("api", "v1")
@@ -109,6 +114,7 @@ func registerRoutes(_ app: Application) throws {
     BlueprintsAPI.register(api)
     JobsAPI.register(api)
     SSHKeysAPI.register(api)
+    InstancesAPI.register(api)
     try OpenAPIDocument.register(api)
 }
 
@@ -117,10 +123,6 @@ func registerCommands(_ app: Application) {
     app.asyncCommands.use(LogCommands(), as: "logs")
     app.asyncCommands.use(LabCommands(), as: "lab")
     app.asyncCommands.use(KeyCommands(), as: "keys")
-}
-
-private struct SyncTaskKey: StorageKey {
-    typealias Value = Task<Void, Never>
 }
 
 /// Migrates the database and creates the first administrator before any command runs
@@ -150,20 +152,9 @@ struct StartupTasks: LifecycleHandler {
         }
     }
 
-    func didBootAsync(_ app: Application) async throws {
-        let seconds = app.flotilla.config.inventorySyncSeconds
-        guard seconds > 0, app.startsServer else { return }
-        let sync = InventorySync(database: app.db, vsphere: app.flotilla.vsphere, logger: app.logger)
-        app.storage[SyncTaskKey.self] = Task { await sync.run(every: .seconds(seconds)) }
-    }
-
     func shutdownAsync(_ app: Application) async {
         // Jobs first, while vSphere, guests and the database are still there to record how they ended.
         await app.flotilla.jobs.cancelAll()
-        if let sync = app.storage[SyncTaskKey.self] {
-            sync.cancel()
-            await sync.value
-        }
         await app.flotilla.vsphere.closeAll()
         await app.flotilla.shell.shutdown()
     }

@@ -26,6 +26,9 @@ public struct FlotillaConfig: Sendable {
 
     public var listenHost: String
     public var listenPort: Int
+    /// `FLOTILLA_ADVERTISE_ADDRESS`: how other people and proxies reach this instance; nil means
+    /// this machine's host name with the listen port.
+    public var advertisedAddress: String?
     public var dataDirectory: String
     public var secretKeyFile: String { dataDirectory + "/secret.key" }
     public var database: Database
@@ -58,6 +61,7 @@ public struct FlotillaConfig: Sendable {
         ("FLOTILLA_CONFIG", "path of an optional config file of KEY=value lines"),
         ("FLOTILLA_HOST", "listen address (default 127.0.0.1)"),
         ("FLOTILLA_PORT", "listen port (default 8080)"),
+        ("FLOTILLA_ADVERTISE_ADDRESS", "host:port shown for this instance on the Instances page (default <hostname>:<port>)"),
         ("FLOTILLA_DATA_DIR", "data directory (default ./data, created if missing)"),
         (
             "FLOTILLA_RESOURCES_DIR",
@@ -111,6 +115,7 @@ public struct FlotillaConfig: Sendable {
         var reader = SettingReader(values: values)
         listenHost = try reader.string("FLOTILLA_HOST", default: "127.0.0.1")
         listenPort = try reader.integer("FLOTILLA_PORT", default: 8080, range: 1...65535)
+        advertisedAddress = try reader.optional("FLOTILLA_ADVERTISE_ADDRESS")
         dataDirectory = try reader.string("FLOTILLA_DATA_DIR", default: "./data")
         resourcesDirectory = try reader.optional("FLOTILLA_RESOURCES_DIR")
         database = try Self.parseDatabase(reader.optional("FLOTILLA_DATABASE_URL"), dataDirectory: dataDirectory)

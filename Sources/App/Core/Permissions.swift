@@ -61,6 +61,10 @@ public enum Action: String, CaseIterable, Sendable {
     case changeSettings
     /// Make a new platform SSH key and move every VM to it.
     case rotateSSHKeys
+    /// See the Flotilla instances sharing the database, their heartbeats and work.
+    case viewInstances
+    /// The load balancer's health check: whether this instance reaches the database.
+    case checkHealth
 
     /// Who may perform an action.
     public enum Rule: Sendable, Equatable {
@@ -75,7 +79,7 @@ public enum Action: String, CaseIterable, Sendable {
         let everyone: Rule = .roles([.system, .ordinary])
         let systemOnly: Rule = .roles([.system])
         switch self {
-        case .signIn, .readAPIDocument:
+        case .signIn, .readAPIDocument, .checkHealth:
             return .anyone
         case .signOut, .viewDashboard, .viewEnvironments, .viewVMs, .powerVM, .changeVMNetwork,
             .viewJobs, .viewLogs, .backupLogs, .viewUsers, .changeOwnPassword, .manageOwnTokens:
@@ -83,7 +87,7 @@ public enum Action: String, CaseIterable, Sendable {
         case .addEnvironment, .editEnvironment, .deleteEnvironment, .addVM, .deleteVM, .changeVMPassword,
             .viewUpgrades, .upgradeVM, .viewServiceConfiguration, .configureServices, .cancelJob,
             .deleteLogs, .addUser, .editUser, .deleteUser, .manageUserTokens, .viewSettings, .changeSettings,
-            .rotateSSHKeys:
+            .rotateSSHKeys, .viewInstances:
             return systemOnly
         }
     }

@@ -27,6 +27,7 @@ enum SiteURL: Sendable {
     case settingsRoles
     case settingsSSHKeys
     case settingsSSHKeysRotate
+    case settingsInstances
     case upgrades
     case serviceConfiguration
     case jobs
@@ -86,6 +87,7 @@ enum SiteURL: Sendable {
         case .settingsRoles: return ["settings", "roles"]
         case .settingsSSHKeys: return ["settings", "ssh-keys"]
         case .settingsSSHKeysRotate: return ["settings", "ssh-keys", "rotate"]
+        case .settingsInstances: return ["settings", "instances"]
         case .upgrades: return ["upgrades"]
         case .serviceConfiguration: return ["configuration"]
         case .jobs: return ["jobs"]

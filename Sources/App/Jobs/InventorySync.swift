@@ -27,6 +27,8 @@ struct InventorySync {
             let vms = try await VM.query(on: database).filter(\.$role.$id ~~ roleIDs)
                 .filter(\.$status ~~ [.ready, .missing]).filter(\.$vsphereReference != nil).with(\.$role).all()
             for vm in vms {
+                // The pass stops when this instance loses the lead (see `PeriodicTasks`).
+                try Task.checkCancellation()
                 guard let reference = vm.vsphereReference else { continue }
                 if let machine = present[reference] {
                     let wasMissing = vm.status == .missing
@@ -53,15 +55,17 @@ struct InventorySync {
             vmName: vm.hostName, vmRole: vm.$role.value?.name, by: .system, on: database, logger: logger)
     }
 
-    /// Runs passes until cancelled.
-    func run(every interval: Duration) async {
-        while !Task.isCancelled {
-            do {
-                try await pass()
-            } catch {
-                logger.warning("inventory sync pass failed: \(FlotillaError.describe(error))")
-            }
-            try? await Task.sleep(for: interval)
+    /// The periodic task's name, the key of its leader lease: never renamed.
+    static let taskName = "inventory-sync"
+
+    /// Makes the sync one of the periodic tasks (led by one instance at a time), unless
+    /// `FLOTILLA_SYNC_SECONDS` is 0.
+    static func register(on app: Application) throws {
+        let seconds = app.flotilla.config.inventorySyncSeconds
+        guard seconds > 0 else { return }
+        let vsphere = app.flotilla.vsphere
+        try app.periodic.register(name: taskName, interval: .seconds(seconds)) { context in
+            try await InventorySync(database: context.database, vsphere: vsphere, logger: context.logger).pass()
         }
     }
 }

@@ -22,4 +22,7 @@ func registerMigrations(_ app: Application) {
     app.migrations.add(CreatePlatformSSHKeys())
     app.migrations.add(AddVMHostKey())
     app.migrations.add(AddVMPlatformKey())
+    // 005: instances sharing the database, and leader leases of periodic tasks.
+    app.migrations.add(CreateInstances())
+    app.migrations.add(CreateLeaderLeases())
 }
