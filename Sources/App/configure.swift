@@ -69,6 +69,7 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
     // run before the permission guard, which runs before the CSRF check so that a denial is
     // reported as a denial.
     app.middleware = Middlewares()
+    app.middleware.use(RequestMetrics())
     app.middleware.use(SecurityHeaders())
     app.middleware.use(ErrorRendering())
     app.middleware.use(FileMiddleware(publicDirectory: app.directory.publicDirectory))
@@ -87,6 +88,7 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
     // After StartupTasks: joins once migrated, and leaves before jobs and vSphere sessions end.
     app.lifecycle.use(ClusterLifecycle())
     try InventorySync.register(on: app)
+    try MetricsTasks.register(on: app)
 }
 
 func registerRoutes(_ app: Application) throws {
@@ -101,6 +103,7 @@ func registerRoutes(_ app: Application) throws {
     SSHKeysController.register(app)
     InstancesController.register(app)
     BlueprintsController.register(app)
+    PrometheusEndpoint.register(app)
 
     let api = app.grouped("api", "v1")
     SessionAPI.register(api)
@@ -115,6 +118,7 @@ func registerRoutes(_ app: Application) throws {
     JobsAPI.register(api)
     SSHKeysAPI.register(api)
     InstancesAPI.register(api)
+    MetricsAPI.register(api)
     try OpenAPIDocument.register(api)
 }
 

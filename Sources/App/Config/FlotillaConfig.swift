@@ -50,6 +50,10 @@ public struct FlotillaConfig: Sendable {
     public var jobConcurrency: Int
     public var guestBootTimeoutSeconds: Int
     public var inventorySyncSeconds: Int
+    /// How often CPU and memory are read from vSphere (0: never; the series keep their gaps).
+    public var metricsCollectSeconds: Int
+    /// Bearer token that `/metrics` (Prometheus) requires; nil: no `/metrics` at all.
+    public var metricsToken: String?
     public var jobConcurrencyPerConnection: Int
     /// `FLOTILLA_RESOURCES_DIR`; nil lets `ResourceDirectory.find` look next to the program.
     public var resourcesDirectory: String?
@@ -90,6 +94,8 @@ public struct FlotillaConfig: Sendable {
         ("FLOTILLA_SECRET_KEY", "base64 of 32 bytes sealing stored passwords (default: <data>/secret.key, created 0600)"),
         ("FLOTILLA_GUEST_BOOT_SECONDS", "how long a new VM's guest may take to report its address (default 300)"),
         ("FLOTILLA_SYNC_SECONDS", "how often VMs are compared with vSphere (default 15; 0 turns it off)"),
+        ("FLOTILLA_METRICS_SECONDS", "how often VMs' CPU and memory are collected (default 20; 0 turns it off)"),
+        ("FLOTILLA_METRICS_TOKEN", "bearer token for the Prometheus endpoint /metrics (default: no /metrics)"),
         ("FLOTILLA_JOB_CONCURRENCY", "steps of jobs running at once (default 32)"),
         ("FLOTILLA_JOB_CONCURRENCY_PER_CONNECTION", "steps running at once against one vSphere connection (default 16)"),
     ]
@@ -150,6 +156,11 @@ public struct FlotillaConfig: Sendable {
         loginLockoutSeconds = try reader.integer("FLOTILLA_LOGIN_LOCKOUT_SECONDS", default: 60, range: 1...86400)
         secretKey = try reader.optional("FLOTILLA_SECRET_KEY")
         inventorySyncSeconds = try reader.integer("FLOTILLA_SYNC_SECONDS", default: 15, range: 0...86400)
+        metricsCollectSeconds = try reader.integer("FLOTILLA_METRICS_SECONDS", default: 20, range: 0...3600)
+        metricsToken = try reader.optional("FLOTILLA_METRICS_TOKEN")
+        if let token = metricsToken, token.count < 16 {
+            throw ConfigError(setting: "FLOTILLA_METRICS_TOKEN", problem: "must be at least 16 characters (it guards /metrics)")
+        }
         guestBootTimeoutSeconds = try reader.integer("FLOTILLA_GUEST_BOOT_SECONDS", default: 300, range: 1...3600)
         jobConcurrency = try reader.integer("FLOTILLA_JOB_CONCURRENCY", default: 32, range: 1...1000)
         jobConcurrencyPerConnection = try reader.integer("FLOTILLA_JOB_CONCURRENCY_PER_CONNECTION", default: 16, range: 1...1000)

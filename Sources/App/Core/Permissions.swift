@@ -65,6 +65,10 @@ public enum Action: String, CaseIterable, Sendable {
     case viewInstances
     /// The load balancer's health check: whether this instance reaches the database.
     case checkHealth
+    /// A VM's CPU and memory history (its charts).
+    case viewVMMetrics
+    /// Prometheus' scrape of `/metrics`; the route checks its own token (`FLOTILLA_METRICS_TOKEN`).
+    case scrapePlatformMetrics
 
     /// Who may perform an action.
     public enum Rule: Sendable, Equatable {
@@ -79,10 +83,10 @@ public enum Action: String, CaseIterable, Sendable {
         let everyone: Rule = .roles([.system, .ordinary])
         let systemOnly: Rule = .roles([.system])
         switch self {
-        case .signIn, .readAPIDocument, .checkHealth:
+        case .signIn, .readAPIDocument, .checkHealth, .scrapePlatformMetrics:
             return .anyone
         case .signOut, .viewDashboard, .viewEnvironments, .viewVMs, .powerVM, .changeVMNetwork,
-            .viewJobs, .viewLogs, .backupLogs, .viewUsers, .changeOwnPassword, .manageOwnTokens:
+            .viewJobs, .viewLogs, .backupLogs, .viewUsers, .changeOwnPassword, .manageOwnTokens, .viewVMMetrics:
             return everyone
         case .addEnvironment, .editEnvironment, .deleteEnvironment, .addVM, .deleteVM, .changeVMPassword,
             .viewUpgrades, .upgradeVM, .viewServiceConfiguration, .configureServices, .cancelJob,

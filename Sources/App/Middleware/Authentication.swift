@@ -55,7 +55,8 @@ struct BearerTokenAuthenticator: AsyncMiddleware {
     static let lastUseResolution: TimeInterval = 60
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
-        if let bearer = request.headers.bearerAuthorization {
+        // Prometheus' bearer token on `/metrics` is the metrics token, checked by that route.
+        if request.route?.requiredAction != .scrapePlatformMetrics, let bearer = request.headers.bearerAuthorization {
             let digest = APIToken.digest(of: bearer.token)
             guard
                 let token = try await APIToken.query(on: request.db)

@@ -25,4 +25,8 @@ func registerMigrations(_ app: Application) {
     // 005: instances sharing the database, and leader leases of periodic tasks.
     app.migrations.add(CreateInstances())
     app.migrations.add(CreateLeaderLeases())
+    // 007: the metrics store (20 s samples, 5-minute and hourly rollups, rollup progress).
+    app.migrations.add(CreateVMMetricSamples())
+    app.migrations.add(CreateVMMetricRollups())
+    app.migrations.add(CreateMetricRollupMarks())
 }

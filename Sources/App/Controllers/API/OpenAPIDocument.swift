@@ -137,6 +137,10 @@ enum OpenAPIDocument {
             summary: "Change a VM's address inside the guest, rolled back if it does not answer (a job)", action: .changeVMNetwork,
             request: "VMNetwork", response: "JobReference", status: 202),
         .init(
+            method: .GET, path: "/api/v1/vms/{id}/metrics",
+            summary: "A VM's CPU and memory in percent: 20 s samples up to 6 h, 5-minute rollups for 24 h, hourly for 7 d; null is a gap",
+            action: .viewVMMetrics, response: "MetricSeries", query: ["range"]),
+        .init(
             method: .GET, path: "/api/v1/jobs", summary: "Job history, newest first", action: .viewJobs, response: "Job",
             query: ["page", "per", "status", "jobKind"], list: true),
         .init(method: .GET, path: "/api/v1/jobs/{id}", summary: "A job with its steps and their logs", action: .viewJobs, response: "Job"),
@@ -166,6 +170,10 @@ enum OpenAPIDocument {
                 "description": "VM role, repeatable",
             ],
             "ip": ["schema": ["type": "string"], "description": "operator IP address"],
+            "range": [
+                "schema": ["type": "string", "enum": MetricRange.allCases.map(\.rawValue)],
+                "description": "the window ending now (default \(MetricRange.standard.rawValue))",
+            ],
             "status": [
                 "schema": ["type": "array", "items": ["type": "string", "enum": JobStatus.allCases.map(\.rawValue)]],
                 "style": "form", "explode": true, "description": "job status, repeatable",
@@ -185,6 +193,10 @@ enum OpenAPIDocument {
 
     private static func object(_ properties: [String: [String: Any]], required: [String]) -> [String: Any] {
         ["type": "object", "properties": properties, "required": required]
+    }
+
+    private static func nullableNumbers(_ description: String) -> [String: Any] {
+        ["type": "array", "items": ["type": "number", "nullable": true], "description": description]
     }
 
     private static var schemas: [String: Any] {
@@ -355,6 +367,18 @@ enum OpenAPIDocument {
                     "diskGB": ["type": "number"], "notes": string(), "vsphereReference": string(),
                 ],
                 required: ["id", "environmentID", "hostName", "ip", "role", "status"]),
+            "MetricSeries": object(
+                [
+                    "vmID": string("UUID"), "range": string(), "stepSeconds": ["type": "integer"],
+                    "start": string("ISO 8601, the first bucket"), "points": ["type": "integer"], "unit": string("percent"),
+                    "cpu": ["$ref": "#/components/schemas/MetricBand"], "memory": ["$ref": "#/components/schemas/MetricBand"],
+                ], required: ["vmID", "range", "stepSeconds", "start", "points", "unit", "cpu", "memory"]),
+            "MetricBand": object(
+                [
+                    "avg": nullableNumbers("average per bucket"),
+                    "min": nullableNumbers("minimum per bucket (rollups only)"),
+                    "max": nullableNumbers("maximum per bucket (rollups only)"),
+                ], required: ["avg"]),
             "NewVM": object(["vm": ["$ref": "#/components/schemas/VM"], "jobID": string("UUID")], required: ["vm", "jobID"]),
             "Job": object(
                 [
