@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "flotilla", targets: ["flotilla"]),
+        .executable(name: "flotctl", targets: ["flotctl"]),
         .library(name: "VSphere", targets: ["VSphere"]),
         .library(name: "RemoteShell", targets: ["RemoteShell"]),
     ],
@@ -22,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     ],
@@ -91,6 +93,18 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "flotilla", dependencies: ["App"]),
+        // The command-line client on the REST API: no web framework inside, so it builds and starts fast.
+        .executableTarget(
+            name: "flotctl",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
         // Release-build benchmarks of the libraries (see scripts/bench-*).
         .executableTarget(name: "vsphere-bench", dependencies: ["VSphere"], path: "Sources/VSphereBench"),
         .executableTarget(name: "remoteshell-bench", dependencies: ["RemoteShell"], path: "Sources/RemoteShellBench"),
@@ -108,6 +122,13 @@ let package = Package(
             exclude: ["smtp_test_server.py"]
         ),
         .testTarget(name: "LabTests", dependencies: ["Lab", "VSphere", "RemoteShell"]),
+        // Runs the built `flotilla` and `flotctl` programs; builds neither.
+        .testTarget(
+            name: "ClientTests",
+            dependencies: [
+                "Lab", .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,92 @@
+import AsyncHTTPClient
+import Foundation
+import Lab
+import NIOCore
+import XCTest
+
+/// The README's walk with a real vSphere (vcsim) and real guests: log in, deploy a blueprint of
+/// two VMs with --follow, delete the environment. Needs root; run under the lab lock.
+final class ClientLabTests: XCTestCase {
+    static let lab = LabConfiguration(stateDirectory: "/var/lib/flotilla-lab-clienttest", roles: ["web"], pollInterval: .milliseconds(250))
+
+    func testDeployWithFollowShowsEachVMToTheEndAndEnvDeleteRemovesThem() async throws {
+        let missing = Lab.missingPrerequisites(Self.lab)
+        guard missing.isEmpty else {
+            XCTFail("lab prerequisites missing: \(missing.joined(separator: "; "))")
+            return
+        }
+        try await Lab.down(Self.lab)
+        let supervisor = LabSupervisor(configuration: Self.lab)
+        try await supervisor.start()
+        let following = Task { await supervisor.follow() }
+        do {
+            let server = try RunningServer()
+            defer { server.stop() }
+            let client = try ClientRunner()
+            defer { client.remove() }
+            let launched = await supervisor.vcsim
+            let vcsim = try XCTUnwrap(launched, "the lab started no vcsim")
+            try client.loginAsAdmin(server)
+            try await addLabRole(server, token: try client.storedToken(), vcsim: vcsim)
+            let blueprint = client.configHome + "/cli-lab.yaml"
+            try """
+            name: cli-lab
+            description: deployed by flotctl
+            roles: { web: 2 }
+            network:
+              range: 10.77.31.10-10.77.31.20
+              netmask: 255.255.0.0
+              gateway: 10.77.0.1
+            password: shared
+            """.write(toFile: blueprint, atomically: true, encoding: .utf8)
+
+            let deploy = try client.run(["deploy", blueprint, "--follow", "--password-stdin"], input: "Guest-pass-2026\n", timeout: 240)
+            XCTAssertEqual(deploy.status, 0, "\(deploy)\n\(server.log.suffix(3000))")
+            for line in ["cli-lab-web-01: succeeded", "cli-lab-web-02: succeeded", "progress: 100 %", "job succeeded"] {
+                XCTAssertTrue(deploy.output.contains(line), "plain progress lines when not a terminal, '\(line)' among them: \(deploy)")
+            }
+            XCTAssertFalse(deploy.output.contains("\u{1B}["), "no terminal control codes in a pipe")
+            let shown = try client.run(["env", "show", "cli-lab"])
+            XCTAssertEqual(
+                shown.output.split(separator: "\n").filter { $0.contains("cli-lab-web-0") && $0.contains("ready") }.count, 2, "\(shown)")
+
+            let deleted = try client.run(["env", "delete", "cli-lab", "--follow"], timeout: 120)
+            XCTAssertEqual(deleted.status, 0, "\(deleted)")
+            XCTAssertTrue(deleted.output.contains("job succeeded"), "\(deleted)")
+            XCTAssertEqual(try client.run(["env", "show", "cli-lab"]).status, 4)
+        } catch {
+            following.cancel()
+            await supervisor.close()
+            try? await Lab.down(Self.lab)
+            throw error
+        }
+        following.cancel()
+        await following.value
+        await supervisor.close()
+        try await Lab.down(Self.lab)
+    }
+
+    /// The `lab` connection and a `web` role, set up through the API as an administrator would.
+    private func addLabRole(_ server: RunningServer, token: String, vcsim: VcsimProcess) async throws {
+        var connection: [String: Any] = ["name": "lab", "url": vcsim.url, "username": vcsim.username, "password": vcsim.password]
+        connection["thumbprint"] = vcsim.thumbprint
+        let created = try await post(server.url + "/api/v1/connections", connection, token: token)
+        let connectionID = try XCTUnwrap(created["id"] as? String, "\(created)")
+        _ = try await post(
+            server.url + "/api/v1/roles",
+            ["name": "web", "connectionID": connectionID, "template": "tpl-web", "sshUser": "root", "services": "sshd"], token: token)
+    }
+
+    private func post(_ url: String, _ body: [String: Any], token: String) async throws -> [String: Any] {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let bytes = try await response.body.collect(upTo: 1 << 20)
+        let text = String(buffer: bytes)
+        guard response.status.code == 201 else { throw HarnessError("POST \(url) answered \(response.status.code): \(text)") }
+        return try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] ?? [:]
+    }
+}
