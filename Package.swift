@@ -81,6 +81,7 @@ let package = Package(
                 "VSphere",
                 "RemoteShell",
                 "Lab",
+                "Reachability",
                 .product(name: "Vapor", package: "vapor"),
                 .product(name: "Fluent", package: "fluent"),
                 .product(name: "FluentSQLiteDriver", package: "fluent-sqlite-driver"),

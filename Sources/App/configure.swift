@@ -85,6 +85,7 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
     try registerRoutes(app)
     registerCommands(app)
     app.lifecycle.use(StartupTasks())
+    app.lifecycle.use(DashboardLifecycle())
     // After StartupTasks: joins once migrated, and leaves before jobs and vSphere sessions end.
     app.lifecycle.use(ClusterLifecycle())
     try InventorySync.register(on: app)
@@ -94,6 +95,8 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
 func registerRoutes(_ app: Application) throws {
     SessionController.register(app)
     SectionsController.register(app)
+    DashboardController.register(app)
+    VMPageController.register(app)
     UsersController.register(app)
     AccountController.register(app)
     LogsController.register(app)
@@ -114,6 +117,7 @@ func registerRoutes(_ app: Application) throws {
     RolesAPI.register(api)
     EnvironmentsAPI.register(api)
     VMsAPI.register(api)
+    DashboardAPI.register(api)
     BlueprintsAPI.register(api)
     JobsAPI.register(api)
     SSHKeysAPI.register(api)

@@ -50,6 +50,16 @@ public struct FlotillaConfig: Sendable {
     public var jobConcurrency: Int
     public var guestBootTimeoutSeconds: Int
     public var inventorySyncSeconds: Int
+    /// Seconds between reachability sweeps of every managed VM (SPEC DASH-1); 0 turns them off.
+    public var reachabilitySeconds: Int
+    /// How long a sweep waits for an echo reply, and separately for a TCP connect.
+    public var reachabilityTimeoutMilliseconds: Int
+    /// Extra echo requests within a sweep to addresses still silent.
+    public var reachabilityRetries: Int
+    /// Silent sweeps in a row after which a VM counts as unreachable.
+    public var reachabilityDownAfter: Int
+    /// The TCP port connected to when ICMP gets no answer (sshd: every managed guest runs it).
+    public var reachabilityPort: Int
     /// How often CPU and memory are read from vSphere (0: never; the series keep their gaps).
     public var metricsCollectSeconds: Int
     /// Bearer token that `/metrics` (Prometheus) requires; nil: no `/metrics` at all.
@@ -94,6 +104,11 @@ public struct FlotillaConfig: Sendable {
         ("FLOTILLA_SECRET_KEY", "base64 of 32 bytes sealing stored passwords (default: <data>/secret.key, created 0600)"),
         ("FLOTILLA_GUEST_BOOT_SECONDS", "how long a new VM's guest may take to report its address (default 300)"),
         ("FLOTILLA_SYNC_SECONDS", "how often VMs are compared with vSphere (default 15; 0 turns it off)"),
+        ("FLOTILLA_REACHABILITY_SECONDS", "seconds between reachability sweeps of every VM, 1 to 60 (default 1; 0 turns them off)"),
+        ("FLOTILLA_REACHABILITY_TIMEOUT_MS", "how long a sweep waits for each answer, shorter than the interval (default 500)"),
+        ("FLOTILLA_REACHABILITY_RETRIES", "extra echo requests per sweep to silent VMs, 0 to 10 (default 0)"),
+        ("FLOTILLA_REACHABILITY_DOWN_AFTER", "silent sweeps in a row before a VM is unreachable, 1 to 100 (default 3)"),
+        ("FLOTILLA_REACHABILITY_PORT", "TCP port tried when ICMP gets no answer (default 22)"),
         ("FLOTILLA_METRICS_SECONDS", "how often VMs' CPU and memory are collected (default 20; 0 turns it off)"),
         ("FLOTILLA_METRICS_TOKEN", "bearer token for the Prometheus endpoint /metrics (default: no /metrics)"),
         ("FLOTILLA_JOB_CONCURRENCY", "steps of jobs running at once (default 32)"),
@@ -156,6 +171,14 @@ public struct FlotillaConfig: Sendable {
         loginLockoutSeconds = try reader.integer("FLOTILLA_LOGIN_LOCKOUT_SECONDS", default: 60, range: 1...86400)
         secretKey = try reader.optional("FLOTILLA_SECRET_KEY")
         inventorySyncSeconds = try reader.integer("FLOTILLA_SYNC_SECONDS", default: 15, range: 0...86400)
+        reachabilitySeconds = try reader.integer("FLOTILLA_REACHABILITY_SECONDS", default: 1, range: 0...60)
+        reachabilityTimeoutMilliseconds = try reader.integer("FLOTILLA_REACHABILITY_TIMEOUT_MS", default: 500, range: 10...59_999)
+        if reachabilitySeconds > 0, reachabilityTimeoutMilliseconds >= reachabilitySeconds * 1000 {
+            throw ConfigError(setting: "FLOTILLA_REACHABILITY_TIMEOUT_MS", problem: "must be shorter than FLOTILLA_REACHABILITY_SECONDS")
+        }
+        reachabilityRetries = try reader.integer("FLOTILLA_REACHABILITY_RETRIES", default: 0, range: 0...10)
+        reachabilityDownAfter = try reader.integer("FLOTILLA_REACHABILITY_DOWN_AFTER", default: 3, range: 1...100)
+        reachabilityPort = try reader.integer("FLOTILLA_REACHABILITY_PORT", default: 22, range: 1...65535)
         metricsCollectSeconds = try reader.integer("FLOTILLA_METRICS_SECONDS", default: 20, range: 0...3600)
         metricsToken = try reader.optional("FLOTILLA_METRICS_TOKEN")
         if let token = metricsToken, token.count < 16 {

@@ -38,6 +38,8 @@ public enum Action: String, CaseIterable, Sendable {
     case addVM
     case deleteVM
     case powerVM
+    /// Edit a VM's notes (SPEC VM-14); not among USR-6's ordinary rights.
+    case editVMNotes
     case changeVMPassword
     case changeVMNetwork
     case viewUpgrades
@@ -88,7 +90,7 @@ public enum Action: String, CaseIterable, Sendable {
         case .signOut, .viewDashboard, .viewEnvironments, .viewVMs, .powerVM, .changeVMNetwork,
             .viewJobs, .viewLogs, .backupLogs, .viewUsers, .changeOwnPassword, .manageOwnTokens, .viewVMMetrics:
             return everyone
-        case .addEnvironment, .editEnvironment, .deleteEnvironment, .addVM, .deleteVM, .changeVMPassword,
+        case .addEnvironment, .editEnvironment, .deleteEnvironment, .addVM, .deleteVM, .editVMNotes, .changeVMPassword,
             .viewUpgrades, .upgradeVM, .viewServiceConfiguration, .configureServices, .cancelJob,
             .deleteLogs, .addUser, .editUser, .deleteUser, .manageUserTokens, .viewSettings, .changeSettings,
             .rotateSSHKeys, .viewInstances:

@@ -4,6 +4,11 @@ import Vapor
 /// so a path is written once.
 enum SiteURL: Sendable {
     case dashboard
+    case dashboardEvents
+    case vmsPower
+    case vm(id: UUID?)
+    case vmNotes(id: UUID?)
+    case search
     case signIn
     case signOut
     case environments
@@ -64,6 +69,11 @@ enum SiteURL: Sendable {
         }
         switch self {
         case .dashboard: return []
+        case .dashboardEvents: return ["dashboard", "events"]
+        case .vmsPower: return ["vms", "power"]
+        case .vm(let id): return ["vms", value(id, "id")]
+        case .vmNotes(let id): return ["vms", value(id, "id"), "notes"]
+        case .search: return ["search"]
         case .signIn: return ["login"]
         case .signOut: return ["logout"]
         case .environments: return ["environments"]

@@ -98,6 +98,21 @@ struct VMs {
             steps: [try operations.powerStep(vm, action)])
     }
 
+    /// SPEC VM-12: power a selection of VMs, from any environments, in one job (a step per VM).
+    func power(_ ids: [UUID], action: PowerAction) async throws -> UUID {
+        let unique = Array(Set(ids))
+        guard !unique.isEmpty, unique.count <= 1000 else { throw FlotillaError.validation("select 1 to 1000 VMs") }
+        let vms = try await VM.query(on: database).filter(\.$id ~~ unique).with(\.$role).sort(\.$hostName).all()
+        guard vms.count == unique.count else { throw FlotillaError.notFound("no such VM") }
+        if let bare = vms.first(where: { $0.vsphereReference == nil }) {
+            throw FlotillaError.conflict("\(bare.hostName) has no VM on vSphere")
+        }
+        let names = vms.prefix(5).map(\.hostName).joined(separator: ", ") + (vms.count > 5 ? " and \(vms.count - 5) more" : "")
+        return try await jobs.submit(
+            kind: "vm.power", title: "Power \(action.rawValue) \(names)", by: actor,
+            steps: try vms.map { try operations.powerStep($0, action) })
+    }
+
     func changePassword(_ id: UUID, _ input: PasswordInput) async throws -> UUID {
         let vm = try await find(id)
         try Self.validateGuestPassword(input.password, confirmation: input.passwordConfirmation)

@@ -29,4 +29,7 @@ func registerMigrations(_ app: Application) {
     app.migrations.add(CreateVMMetricSamples())
     app.migrations.add(CreateVMMetricRollups())
     app.migrations.add(CreateMetricRollupMarks())
+    // 006: the dashboard (reachability history, drift noticed by the inventory feed).
+    app.migrations.add(CreateReachabilityChanges())
+    app.migrations.add(CreateVMDrifts())
 }

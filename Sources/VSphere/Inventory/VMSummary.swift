@@ -96,7 +96,7 @@ extension VMSummary {
     }
 
     /// Sums `capacityInKB` of the VirtualDisk devices in an ArrayOfVirtualDevice.
-    static func diskCapacityGB(_ devices: SOAPElement) -> Double {
+    public static func diskCapacityGB(_ devices: SOAPElement) -> Double {
         var kilobytes = 0
         for device in devices.children where device.schemaType?.name == "VirtualDisk" {
             let bytes = device.child("capacityInBytes")?.intValue

@@ -12,11 +12,6 @@ enum SectionsController {
 
     private static let sections: [(url: SiteURL, action: Action, heading: String, summary: String, emptyState: String)] = [
         (
-            .dashboard, .viewDashboard, "Dashboard",
-            "Reachability of every VM by role, refreshed live, and the list of VMs with their resources.",
-            "No VMs are managed yet. Once a vSphere connection and environments exist, their VMs appear here."
-        ),
-        (
             .upgrades, .viewUpgrades, "Upgrades",
             "Every VM with its current and previous code revision; upgrade or roll back one or many.",
             "No VMs to upgrade yet."
