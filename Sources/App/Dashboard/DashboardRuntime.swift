@@ -45,6 +45,7 @@ struct DashboardRuntime {
     let fleet: FleetStatus
     let config: FlotillaConfig
     let logger: Logger
+    let platformMetrics: PlatformMetrics
 
     /// How often the set of VMs and connections is read again from the database.
     static let reloadInterval: Duration = .seconds(5)
@@ -85,9 +86,12 @@ struct DashboardRuntime {
                 }
             }
             if let sweeper {
+                let sweepStarted = clock.now
                 await sweeper.sweep()
+                let sweepDuration = clock.now - sweepStarted
                 let readings = await sweeper.allStatuses().map { (address: $0.address, reading: ProbeReading($0)) }
                 await HealthHistory(database: database, logger: logger).record(await fleet.applyProbes(readings))
+                platformMetrics.recordSweep(duration: sweepDuration, vmsByState: await fleet.countsByHealth())
             }
             // Drift-free ticks: a sweep that overran skips to the next tick instead of piling up.
             nextSweep += interval
@@ -176,7 +180,8 @@ struct DashboardLifecycle: LifecycleHandler {
     func didBootAsync(_ app: Application) async throws {
         guard app.startsServer else { return }
         let runtime = DashboardRuntime(
-            database: app.db, vsphere: app.flotilla.vsphere, fleet: app.fleetStatus, config: app.flotilla.config, logger: app.logger)
+            database: app.db, vsphere: app.flotilla.vsphere, fleet: app.fleetStatus, config: app.flotilla.config, logger: app.logger,
+            platformMetrics: app.platformMetrics)
         app.dashboardTask = Task { await runtime.run() }
     }
 

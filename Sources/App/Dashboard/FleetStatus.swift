@@ -151,6 +151,11 @@ actor FleetStatus {
         return found
     }
 
+    /// How many VMs are in each health state (Prometheus' `flotilla_vms`).
+    func countsByHealth() -> [String: Int] {
+        entries.values.reduce(into: [:]) { counts, entry in counts[entry.health.rawValue, default: 0] += 1 }
+    }
+
     func summary() -> Summary {
         if let cachedSummary { return cachedSummary }
         var roles: [String: RoleCount] = [:]
