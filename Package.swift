@@ -123,6 +123,17 @@ let package = Package(
             exclude: ["smtp_test_server.py"]
         ),
         .testTarget(name: "LabTests", dependencies: ["Lab", "VSphere", "RemoteShell"]),
+        // Real `flotilla serve` processes on one PostgreSQL behind nginx (scripts/cluster); needs root.
+        .testTarget(
+            name: "ClusterTests",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         // Runs the built `flotilla` and `flotctl` programs; builds neither.
         .testTarget(
             name: "ClientTests",

@@ -152,6 +152,14 @@ enum OpenAPIDocument {
             method: .POST, path: "/api/v1/ssh-keys/rotate",
             summary: "Make a new platform SSH key and move every VM to it (a job, one step per VM)", action: .rotateSSHKeys,
             response: "SSHKeyRotation", status: 202),
+        .init(
+            method: .GET, path: "/api/v1/instances",
+            summary: "The Flotilla instances sharing the database: heartbeats, steps running, periodic tasks led",
+            action: .viewInstances, response: "InstanceList"),
+        .init(
+            method: .GET, path: "/api/v1/health",
+            summary: "For load balancers: 200 when this instance reaches the database, else 503 with status \"database unavailable\"",
+            action: .checkHealth, response: "Health"),
         .init(method: .GET, path: "/api/v1/openapi.json", summary: "This document", action: .readAPIDocument),
     ]
 
@@ -350,6 +358,18 @@ enum OpenAPIDocument {
             "SSHKeyList": ["type": "array", "items": ["$ref": "#/components/schemas/SSHKey"]],
             "SSHKeyRotation": object(
                 ["key": ["$ref": "#/components/schemas/SSHKey"], "jobID": string("UUID")], required: ["key", "jobID"]),
+            "Instance": object(
+                [
+                    "id": string("UUID, new at every start"), "address": string("host:port"), "version": string(),
+                    "startedAt": string("ISO 8601"), "lastHeartbeatAt": string("ISO 8601"), "stoppedAt": string("ISO 8601"),
+                    "state": ["type": "string", "enum": ["running", "silent", "stopped"]],
+                    "stepsRunning": ["type": "integer"], "leads": ["type": "array", "items": string("periodic task name")],
+                    "answering": ["type": "boolean", "description": "whether this instance answered the request"],
+                ],
+                required: ["id", "address", "version", "startedAt", "lastHeartbeatAt", "state", "stepsRunning", "leads", "answering"]),
+            "InstanceList": ["type": "array", "items": ["$ref": "#/components/schemas/Instance"]],
+            "Health": object(
+                ["status": string("ok"), "instance": string("UUID of the instance that answered")], required: ["status", "instance"]),
             "VMInput": object(
                 [
                     "hostName": string(), "ip": string("IPv4"), "netmask": string("prefix length or dotted netmask"),

@@ -1,0 +1,147 @@
+import AsyncHTTPClient
+import Foundation
+import XCTest
+
+/// Three real `flotilla serve` processes on one PostgreSQL behind nginx, configured from
+/// deploy/ (SPEC BEY-8). Run as root by scripts/test.
+final class ClusterTests: XCTestCase {
+    /// The issue's bound on a takeover after an instance dies.
+    static let takeoverLimit: TimeInterval = 30
+
+    func testSyncLeaderKilledAnotherLeadsWithin30SecondsWithoutDoubledAuditEntries() async throws {
+        let vcsim = try Vcsim()
+        defer { vcsim.stop() }
+        let cluster = try Cluster(instances: 3, settings: ["FLOTILLA_SYNC_SECONDS": "1"])
+        do {
+            try await syncLeaderFailover(cluster, vcsim: vcsim)
+        } catch {
+            await cluster.stop()
+            throw error
+        }
+        await cluster.stop()
+    }
+
+    private func syncLeaderFailover(_ cluster: Cluster, vcsim: Vcsim) async throws {
+        // The health check answers through nginx without signing in, naming the instance.
+        let health = try await cluster.request(.GET, "/api/v1/health")
+        XCTAssertEqual(health.status, 200, health.text)
+        XCTAssertTrue(health.text.contains("\"status\":\"ok\""), health.text)
+
+        try await cluster.signIn()
+        let instances = try await runningInstances(cluster)
+        XCTAssertEqual(instances.count, 3, "the instances list through nginx: \(instances.map(\.address))")
+        XCTAssertEqual(
+            Set(instances.map(\.address)), Set((1...3).map { cluster.instance($0).replacingOccurrences(of: "http://", with: "") }))
+
+        // VMs the sync will find gone from vSphere: each must be audited as missing once, by
+        // whichever instance leads, although all three run the sync every second.
+        try await addGoneVMs(cluster, vcsim: vcsim, names: (1...150).map { "gone-\($0)" })
+        try await waitUntil("the sync marks 150 VMs missing", timeout: 60) {
+            try cluster.count("SELECT count(*) FROM vms WHERE status = 'missing'") == 150
+        }
+        try await Task.sleep(for: .seconds(3))
+        XCTAssertEqual(try missingEntries(cluster), 150, "audit entries of the sync were doubled")
+
+        let leader = try await syncLeader(cluster)
+        let leaderNumber = try XCTUnwrap(cluster.number(of: leader.address))
+        try cluster.kill(leaderNumber)
+        let killed = Date()
+        var successor: InstanceRow?
+        while successor == nil, Date().timeIntervalSince(killed) < Self.takeoverLimit + 10 {
+            try await Task.sleep(for: .milliseconds(250))
+            successor = try await runningInstances(cluster).first { $0.id != leader.id && $0.leads.contains("inventory-sync") }
+        }
+        let takeover = Date().timeIntervalSince(killed)
+        print(
+            "cluster: sync leader \(leader.address) SIGKILLed; \(successor?.address ?? "nobody") leads after \(String(format: "%.1f", takeover)) s"
+        )
+        XCTAssertNotNil(successor, "nobody took over the inventory sync")
+        XCTAssertLessThanOrEqual(takeover, Self.takeoverLimit)
+
+        // nginx leaves the dead instance out: the health check keeps answering.
+        for _ in 1...6 {
+            let answer = try await cluster.request(.GET, "/api/v1/health")
+            XCTAssertEqual(answer.status, 200, answer.text)
+        }
+
+        // The new leader audits new disappearances once too.
+        try await addGoneVMs(cluster, vcsim: vcsim, names: (151...200).map { "gone-\($0)" })
+        try await waitUntil("the new leader marks 50 more VMs missing", timeout: 30) {
+            try cluster.count("SELECT count(*) FROM vms WHERE status = 'missing'") == 200
+        }
+        try await Task.sleep(for: .seconds(3))
+        XCTAssertEqual(try missingEntries(cluster), 200, "audit entries of the sync were doubled after the takeover")
+    }
+
+    // MARK: - Helpers
+
+    private func runningInstances(_ cluster: Cluster) async throws -> [InstanceRow] {
+        let answer = try await cluster.request(.GET, "/api/v1/instances")
+        guard answer.status == 200 else { throw ClusterProblem("instances: \(answer.status) \(answer.text)") }
+        return try answer.decode([InstanceRow].self).filter { $0.state == "running" }
+    }
+
+    private func syncLeader(_ cluster: Cluster) async throws -> InstanceRow {
+        let leaders = try await runningInstances(cluster).filter { $0.leads.contains("inventory-sync") }
+        XCTAssertEqual(leaders.count, 1, "instances leading the sync: \(leaders.map(\.address))")
+        return try XCTUnwrap(leaders.first)
+    }
+
+    private func missingEntries(_ cluster: Cluster) throws -> Int {
+        let perVM = try cluster.sql(
+            "SELECT vm_name, count(*) FROM log_entries WHERE action = 'vm.missing' GROUP BY vm_name HAVING count(*) > 1")
+        XCTAssertEqual(perVM.count, 0, "VMs audited as missing more than once: \(perVM.prefix(5))")
+        return try cluster.count("SELECT count(*) FROM log_entries WHERE action = 'vm.missing'")
+    }
+
+    /// A connection to vcsim, a role and an environment (once, through nginx), then VM records
+    /// whose vSphere references do not exist.
+    private func addGoneVMs(_ cluster: Cluster, vcsim: Vcsim, names: [String]) async throws {
+        if try cluster.count("SELECT count(*) FROM environments WHERE name = 'cluster'") == 0 {
+            let connection = try await cluster.request(
+                .POST, "/api/v1/connections",
+                json: [
+                    "name": "vcsim", "url": vcsim.url, "username": Vcsim.username, "password": Vcsim.password,
+                    "thumbprint": vcsim.thumbprint,
+                ])
+            XCTAssertEqual(connection.status, 201, connection.text)
+            let connectionID = try XCTUnwrap(try connection.decode([String: AnyDecodable].self)["id"]?.text)
+            let role = try await cluster.request(
+                .POST, "/api/v1/roles", json: ["name": "web", "connectionID": connectionID, "template": "web", "sshUser": "root"])
+            XCTAssertEqual(role.status, 201, role.text)
+            let environment = try await cluster.request(
+                .POST, "/api/v1/environments", json: ["name": "cluster", "description": "gone VMs"])
+            XCTAssertEqual(environment.status, 201, environment.text)
+        }
+        let values = names.map { name in
+            let number = Int(name.split(separator: "-").last ?? "") ?? 0
+            return "('\(name)', '10.77.\(number / 250).\(number % 250 + 1)', 'vm-\(name)')"
+        }.joined(separator: ", ")
+        _ = try cluster.sql(
+            """
+            INSERT INTO vms (id, environment_id, role_id, host_name, ip, prefix_length, gateway, password_sealed,
+                             vsphere_ref, status, notes, created_at, updated_at)
+            SELECT gen_random_uuid(), (SELECT id FROM environments WHERE name = 'cluster'),
+                   (SELECT id FROM roles WHERE name = 'web'), v.name, v.ip, 24, '10.77.0.254', 'unused', v.ref,
+                   'ready', '', now(), now()
+            FROM (VALUES \(values)) AS v(name, ip, ref)
+            """)
+    }
+
+    private func waitUntil(_ what: String, timeout: TimeInterval, _ condition: () async throws -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        throw ClusterProblem("timed out after \(Int(timeout)) s waiting until \(what)")
+    }
+}
+
+/// A JSON value read only for its text (IDs in answers).
+struct AnyDecodable: Decodable {
+    var text: String?
+    init(from decoder: any Decoder) throws {
+        text = try? decoder.singleValueContainer().decode(String.self)
+    }
+}
