@@ -90,6 +90,7 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
     app.lifecycle.use(ClusterLifecycle())
     try InventorySync.register(on: app)
     try MetricsTasks.register(on: app)
+    try AgentSilence.register(on: app)
 }
 
 func registerRoutes(_ app: Application) throws {
@@ -123,6 +124,7 @@ func registerRoutes(_ app: Application) throws {
     SSHKeysAPI.register(api)
     InstancesAPI.register(api)
     MetricsAPI.register(api)
+    AgentAPI.register(api)
     try OpenAPIDocument.register(api)
 }
 

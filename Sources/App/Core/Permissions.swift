@@ -71,6 +71,10 @@ public enum Action: String, CaseIterable, Sendable {
     case viewVMMetrics
     /// Prometheus' scrape of `/metrics`; the route checks its own token (`FLOTILLA_METRICS_TOKEN`).
     case scrapePlatformMetrics
+    /// A monitor agent's heartbeat or events; the route checks the VM's agent credential and signature.
+    case reportAgentStatus
+    /// Start, stop or restart a VM's watched services (SPEC VM-13; not among USR-6's ordinary rights).
+    case controlVMServices
 
     /// Who may perform an action.
     public enum Rule: Sendable, Equatable {
@@ -85,7 +89,7 @@ public enum Action: String, CaseIterable, Sendable {
         let everyone: Rule = .roles([.system, .ordinary])
         let systemOnly: Rule = .roles([.system])
         switch self {
-        case .signIn, .readAPIDocument, .checkHealth, .scrapePlatformMetrics:
+        case .signIn, .readAPIDocument, .checkHealth, .scrapePlatformMetrics, .reportAgentStatus:
             return .anyone
         case .signOut, .viewDashboard, .viewEnvironments, .viewVMs, .powerVM, .changeVMNetwork,
             .viewJobs, .viewLogs, .backupLogs, .viewUsers, .changeOwnPassword, .manageOwnTokens, .viewVMMetrics:
@@ -93,7 +97,7 @@ public enum Action: String, CaseIterable, Sendable {
         case .addEnvironment, .editEnvironment, .deleteEnvironment, .addVM, .deleteVM, .editVMNotes, .changeVMPassword,
             .viewUpgrades, .upgradeVM, .viewServiceConfiguration, .configureServices, .cancelJob,
             .deleteLogs, .addUser, .editUser, .deleteUser, .manageUserTokens, .viewSettings, .changeSettings,
-            .rotateSSHKeys, .viewInstances:
+            .rotateSSHKeys, .viewInstances, .controlVMServices:
             return systemOnly
         }
     }

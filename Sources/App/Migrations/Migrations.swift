@@ -32,4 +32,9 @@ func registerMigrations(_ app: Application) {
     // 006: the dashboard (reachability history, drift noticed by the inventory feed).
     app.migrations.add(CreateReachabilityChanges())
     app.migrations.add(CreateVMDrifts())
+    // 009: monitor agents (credentials, reported events and heartbeats) and roles' watched services.
+    app.migrations.add(CreateAgentCredentials())
+    app.migrations.add(CreateAgentEvents())
+    app.migrations.add(CreateAgentStatuses())
+    app.migrations.add(CreateRoleMonitors())
 }
