@@ -85,6 +85,7 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
     try registerRoutes(app)
     registerCommands(app)
     app.lifecycle.use(StartupTasks())
+    app.lifecycle.use(NotificationLifecycle())
     app.lifecycle.use(DashboardLifecycle())
     // After StartupTasks: joins once migrated, and leaves before jobs and vSphere sessions end.
     app.lifecycle.use(ClusterLifecycle())
@@ -107,6 +108,7 @@ func registerRoutes(_ app: Application) throws {
     SSHKeysController.register(app)
     InstancesController.register(app)
     BlueprintsController.register(app)
+    NotificationsController.register(app)
     PrometheusEndpoint.register(app)
 
     let api = app.grouped("api", "v1")
@@ -122,6 +124,7 @@ func registerRoutes(_ app: Application) throws {
     BlueprintsAPI.register(api)
     JobsAPI.register(api)
     SSHKeysAPI.register(api)
+    NotificationsAPI.register(api)
     InstancesAPI.register(api)
     MetricsAPI.register(api)
     AgentAPI.register(api)

@@ -1,3 +1,4 @@
+import ConsoleKit
 import Fluent
 import XCTVapor
 
@@ -245,6 +246,124 @@ final class UsersTests: XCTestCase {
             XCTAssertEqual(deleted.status, .seeOther)
             let gone = try await User.find(id, on: app.db)
             XCTAssertNil(gone)
+        }
+    }
+
+    func testUsersHaveAnEmailAndFullNameAndTheListShowsLastSignInAndCanBeSearched() async throws {
+        try await TestApp.run { app in
+            let admin = try TestClient(app)
+            try await admin.signIn("admin", TestApp.adminPassword)
+            for (name, email, fullName) in [
+                ("olga", "olga.owner@example.com", "Olga Owner"), ("pete", "pete@ops.example.com", "Peter 100% Sure"),
+                ("quinn", "", ""),
+            ] {
+                let response = try await admin.request(
+                    .POST, "/api/v1/users",
+                    json: API.NewUser(
+                        username: name, password: "password-123", passwordConfirmation: "password-123", role: "ordinary", email: email,
+                        fullName: fullName))
+                XCTAssertEqual(response.status, .created, response.body.string)
+            }
+            func search(_ term: String) async throws -> [String] {
+                let path = "/api/v1/users?q=" + (term.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")
+                return try admin.decode(ListResponse<API.UserBody>.self, try await admin.request(.GET, path)).items.map(\.username)
+            }
+            let byFullName = try await search("oWNER")
+            XCTAssertEqual(byFullName, ["olga"], "full name, any case")
+            let byAddress = try await search("OPS.example")
+            XCTAssertEqual(byAddress, ["pete"], "e-mail address")
+            let byName = try await search("qui")
+            XCTAssertEqual(byName, ["quinn"])
+            let wildcard = try await search("%")
+            XCTAssertEqual(wildcard, ["pete"], "% matches itself, not everything")
+            let underscore = try await search("_")
+            XCTAssertEqual(underscore, [], "_ matches itself, not any character")
+            let quote = try await search("'; DROP TABLE users; --")
+            XCTAssertEqual(quote, [])
+            let everyone = try await search("")
+            XCTAssertEqual(everyone, ["admin", "olga", "pete", "quinn"])
+
+            let olga = try admin.decode(ListResponse<API.UserBody>.self, try await admin.request(.GET, "/api/v1/users?q=olga")).items[0]
+            XCTAssertEqual(olga.email, "olga.owner@example.com")
+            XCTAssertEqual(olga.fullName, "Olga Owner")
+            XCTAssertNil(olga.lastSignInAt)
+            let quinn = try admin.decode(ListResponse<API.UserBody>.self, try await admin.request(.GET, "/api/v1/users?q=quinn")).items[0]
+            XCTAssertNil(quinn.email, "blank is no address")
+            let before = try await admin.request(.GET, "/users?q=olga")
+            XCTAssertTrue(before.body.string.contains("never"))
+            XCTAssertFalse(before.body.string.contains("pete@"), "the page searches too")
+
+            let signedInAt = Date()
+            try await TestClient(app).signIn("olga", "password-123")
+            let after = try admin.decode(API.UserBody.self, try await admin.request(.GET, "/api/v1/users/\(olga.id)"))
+            let lastSignIn = try XCTUnwrap(after.lastSignInAt)
+            XCTAssertEqual(lastSignIn.timeIntervalSince1970, signedInAt.timeIntervalSince1970, accuracy: 5)
+            let page = try await admin.request(.GET, "/users?q=olga")
+            XCTAssertFalse(page.body.string.contains("never"))
+            XCTAssertTrue(page.body.string.contains(DisplayTime(timeZone: .gmt).string(lastSignIn).prefix(13)))
+
+            // Absent keeps, blank removes, bad input changes nothing.
+            let kept = try await admin.request(.PATCH, "/api/v1/users/\(olga.id)", json: API.UserChanges(role: "ordinary"))
+            XCTAssertEqual(try admin.decode(API.UserBody.self, kept).email, "olga.owner@example.com")
+            let refused = try await admin.request(
+                .PATCH, "/api/v1/users/\(olga.id)", json: API.UserChanges(email: "olga@example.com\r\nBcc: x@example.com", fullName: "New"))
+            XCTAssertEqual(refused.status, .badRequest)
+            let unchanged = try await User.find(olga.id, on: app.db)
+            XCTAssertEqual(unchanged?.fullName, "Olga Owner")
+            let cleared = try await admin.request(.PATCH, "/api/v1/users/\(olga.id)", json: API.UserChanges(email: ""))
+            XCTAssertNil(try admin.decode(API.UserBody.self, cleared).email)
+
+            // The web form takes both fields and shows them again when something else is wrong.
+            let added = try await admin.submit(
+                "/users",
+                [
+                    ("username", "webuser"), ("fullName", "Web <b>User</b>"), ("email", "web@example.com"), ("password", "password-123"),
+                    ("passwordConfirmation", "password-124"), ("role", "ordinary"),
+                ])
+            XCTAssertEqual(added.status, .badRequest)
+            XCTAssertTrue(added.body.string.contains("value=\"web@example.com\""))
+            XCTAssertTrue(added.body.string.contains("Web &lt;b&gt;User&lt;/b&gt;"), "shown escaped")
+            let fixed = try await admin.submit(
+                "/users",
+                [
+                    ("username", "webuser"), ("fullName", "Web User"), ("email", "web@example.com"), ("password", "password-123"),
+                    ("passwordConfirmation", "password-123"), ("role", "ordinary"),
+                ])
+            XCTAssertEqual(fixed.status, .seeOther)
+            let stored = try await User.query(on: app.db).filter(\.$username == "webuser").first()
+            XCTAssertEqual(stored?.email, "web@example.com")
+            XCTAssertEqual(stored?.fullName, "Web User")
+        }
+    }
+
+    func testUserCommandsTakeEmailAndFullNameAndListSearches() async throws {
+        try await TestApp.run { app in
+            func run(_ arguments: [String], answers: [String] = []) async throws -> String {
+                let console = TestConsole()
+                console.answers = answers
+                var context = CommandContext(console: console, input: CommandInput(arguments: ["flotilla"] + arguments))
+                context.application = app
+                try await console.run(app.asyncCommands.group(), with: context)
+                return console.output
+            }
+            let added = try await run(
+                ["user", "add", "dora", "--email", "dora@example.com", "--full-name", "Dora Ops"],
+                answers: ["password-123", "password-123"])
+            XCTAssertTrue(added.contains("Added dora"), added)
+            do {
+                _ = try await run(
+                    ["user", "add", "eve", "--email", "eve@example.com\nBcc: x@example.com"], answers: ["password-123", "password-123"])
+                XCTFail("a hostile address was accepted")
+            } catch let error as FlotillaError {
+                XCTAssertEqual(error.kind, .validation)
+            }
+            let eve = try await User.query(on: app.db).filter(\.$username == "eve").first()
+            XCTAssertNil(eve)
+            let listing = try await run(["user", "list"])
+            XCTAssertTrue(listing.contains("dora\tordinary\tdora@example.com\tDora Ops\tnever"), listing)
+            XCTAssertTrue(listing.contains("admin\tsystem\t-\t-\t"), listing)
+            let found = try await run(["user", "list", "--search", "OPS"])
+            XCTAssertEqual(found.split(separator: "\n").map { String($0.prefix(while: { $0 != "\t" })) }, ["dora"])
         }
     }
 }

@@ -28,6 +28,8 @@ struct UserCommands: AsyncCommandGroup {
         struct Signature: CommandSignature {
             @Argument(name: "username") var username: String
             @Option(name: "role", help: "system or ordinary (default ordinary)") var role: String?
+            @Option(name: "email", help: "where notifications for the services the user owns go") var email: String?
+            @Option(name: "full-name", help: "the user's full name") var fullName: String?
             @ConsoleKitCommands.Flag(name: "password-stdin", help: "read the password from standard input") var passwordStdin: Bool
         }
 
@@ -38,7 +40,8 @@ struct UserCommands: AsyncCommandGroup {
             let role = try UserRole(parsing: signature.role ?? "ordinary")
             let (password, confirmation) = UserCommands.readPassword(context, fromStandardInput: signature.passwordStdin)
             let user = try await app.users(actor: UserCommands.actor).create(
-                username: signature.username, password: password, confirmation: confirmation, role: role)
+                username: signature.username, password: password, confirmation: confirmation, role: role, email: signature.email,
+                fullName: signature.fullName)
             context.console.print("Added \(user.username) (\(role.title.lowercased())).")
         }
     }
@@ -65,13 +68,24 @@ struct UserCommands: AsyncCommandGroup {
     }
 
     struct ListUsers: AsyncCommand {
-        struct Signature: CommandSignature {}
-        let help = "List users"
+        struct Signature: CommandSignature {
+            @Option(name: "search", help: "only users whose name, full name or e-mail address contains this") var search: String?
+        }
+
+        let help = "List users: name, role, e-mail, full name, last sign-in (UTC), tab-separated"
 
         func run(using context: CommandContext, signature: Signature) async throws {
-            let users = try await User.query(on: context.application.db).sort(\.$username).all()
-            for user in users {
-                context.console.print("\(user.username)\t\(user.role.rawValue)")
+            let administration = context.application.users(actor: UserCommands.actor)
+            var page = PageRequest(page: 1, per: PageRequest.sizes.last ?? 100)
+            while true {
+                let users = try await administration.list(page: page, search: signature.search)
+                for user in users.items {
+                    let lastSignIn = user.lastSignInAt.map(DisplayTime.iso) ?? "never"
+                    context.console.print(
+                        [user.username, user.role.rawValue, user.email ?? "-", user.fullName ?? "-", lastSignIn].joined(separator: "\t"))
+                }
+                guard page.page < users.pageCount else { return }
+                page.page += 1
             }
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Mail
 
 /// The one validated configuration Flotilla reads at start.
 ///
@@ -11,17 +12,15 @@ public struct FlotillaConfig: Sendable {
         case postgres(url: String)
     }
 
-    public enum SMTPSecurity: String, Sendable {
-        case none, starttls, tls
-    }
-
     public struct SMTP: Sendable {
         public var host: String
         public var port: Int
         public var username: String?
         public var password: String?
-        public var from: String
+        public var from: EmailAddress
         public var security: SMTPSecurity
+        /// PEM file of the CAs the server's certificate must chain to; nil trusts the system's roots.
+        public var certificateAuthorityFile: String?
     }
 
     public var listenHost: String
@@ -94,6 +93,7 @@ public struct FlotillaConfig: Sendable {
         ("FLOTILLA_SMTP_PASSWORD", "SMTP password (optional)"),
         ("FLOTILLA_SMTP_FROM", "sender address (default flotilla@<host>)"),
         ("FLOTILLA_SMTP_SECURITY", "none, starttls or tls (default starttls)"),
+        ("FLOTILLA_SMTP_CA_FILE", "PEM file of the CAs the SMTP server's certificate must chain to (default: the system's roots)"),
         ("FLOTILLA_ADMIN_PASSWORD", "password of the first system administrator `admin` (default: generated and printed once)"),
         ("FLOTILLA_PASSWORD_MIN_LENGTH", "minimum password length (default 8)"),
         (
@@ -222,13 +222,21 @@ public struct FlotillaConfig: Sendable {
             throw ConfigError(setting: "FLOTILLA_SMTP_SECURITY", problem: "'\(securityText)' is not none, starttls or tls")
         }
         let port = try reader.integer("FLOTILLA_SMTP_PORT", default: security == .tls ? 465 : 587, range: 1...65535)
-        let from = try reader.string("FLOTILLA_SMTP_FROM", default: "flotilla@\(host)")
-        guard from.contains("@") else {
-            throw ConfigError(setting: "FLOTILLA_SMTP_FROM", problem: "'\(from)' is not an email address")
+        let fromText = try reader.string("FLOTILLA_SMTP_FROM", default: "flotilla@\(host)")
+        let from: EmailAddress
+        do {
+            from = try EmailAddress(fromText, displayName: "Flotilla")
+        } catch let error as MailError {
+            throw ConfigError(setting: "FLOTILLA_SMTP_FROM", problem: error.message)
+        }
+        let authorities = try reader.optional("FLOTILLA_SMTP_CA_FILE")
+        if let authorities, !FileManager.default.isReadableFile(atPath: authorities) {
+            throw ConfigError(setting: "FLOTILLA_SMTP_CA_FILE", problem: "cannot read '\(authorities)'")
         }
         return SMTP(
             host: host, port: port, username: try reader.optional("FLOTILLA_SMTP_USER"),
-            password: try reader.optional("FLOTILLA_SMTP_PASSWORD"), from: from, security: security)
+            password: try reader.optional("FLOTILLA_SMTP_PASSWORD"), from: from, security: security,
+            certificateAuthorityFile: authorities)
     }
 
     private static func readConfigFile(at path: String) throws -> [String: String] {

@@ -63,6 +63,10 @@ public enum Action: String, CaseIterable, Sendable {
     case changeSettings
     /// Make a new platform SSH key and move every VM to it.
     case rotateSSHKeys
+    /// See webhooks, the notification settings and the delivery log.
+    case viewNotifications
+    /// Add and delete webhooks, send test notifications, change the rate limit.
+    case manageNotifications
     /// See the Flotilla instances sharing the database, their heartbeats and work.
     case viewInstances
     /// The load balancer's health check: whether this instance reaches the database.
@@ -97,7 +101,7 @@ public enum Action: String, CaseIterable, Sendable {
         case .addEnvironment, .editEnvironment, .deleteEnvironment, .addVM, .deleteVM, .editVMNotes, .changeVMPassword,
             .viewUpgrades, .upgradeVM, .viewServiceConfiguration, .configureServices, .cancelJob,
             .deleteLogs, .addUser, .editUser, .deleteUser, .manageUserTokens, .viewSettings, .changeSettings,
-            .rotateSSHKeys, .viewInstances, .controlVMServices:
+            .rotateSSHKeys, .viewInstances, .viewNotifications, .manageNotifications, .controlVMServices:
             return systemOnly
         }
     }

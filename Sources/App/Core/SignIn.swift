@@ -62,6 +62,7 @@ struct SignIn {
             throw FlotillaError(.unauthenticated, "wrong user name or password")
         }
         try await LoginFailure.query(on: database).filter(\.$username == name).filter(\.$ip == ip).delete()
+        try await UserAdministration.recordSignIn(of: user, on: database)
         await AuditLog.record(
             .login, action: "login", result: .success, details: "signed in",
             by: actor, on: database, logger: logger)

@@ -32,6 +32,13 @@ enum SiteURL: Sendable {
     case settingsRoles
     case settingsSSHKeys
     case settingsSSHKeysRotate
+    case notifications
+    case notificationsSettings
+    case notificationsTestMail
+    case notificationsWebhooks
+    case notificationsWebhookTest(id: UUID?)
+    case notificationsWebhookDelete(id: UUID?)
+    case notificationsDeliveries
     case settingsInstances
     case upgrades
     case serviceConfiguration
@@ -97,6 +104,13 @@ enum SiteURL: Sendable {
         case .settingsRoles: return ["settings", "roles"]
         case .settingsSSHKeys: return ["settings", "ssh-keys"]
         case .settingsSSHKeysRotate: return ["settings", "ssh-keys", "rotate"]
+        case .notifications: return ["settings", "notifications"]
+        case .notificationsSettings: return ["settings", "notifications", "settings"]
+        case .notificationsTestMail: return ["settings", "notifications", "test-mail"]
+        case .notificationsWebhooks: return ["settings", "notifications", "webhooks"]
+        case .notificationsWebhookTest(let id): return ["settings", "notifications", "webhooks", value(id, "id"), "test"]
+        case .notificationsWebhookDelete(let id): return ["settings", "notifications", "webhooks", value(id, "id"), "delete"]
+        case .notificationsDeliveries: return ["settings", "notifications", "deliveries"]
         case .settingsInstances: return ["settings", "instances"]
         case .upgrades: return ["upgrades"]
         case .serviceConfiguration: return ["configuration"]

@@ -1,7 +1,9 @@
 import Fluent
+import FluentSQL
+import Mail
 import Vapor
 
-/// User management rules (SPEC USR-1..5), shared by the web pages, the API and the commands.
+/// User management rules (SPEC USR-1..5, USR-7), shared by the web pages, the API and the commands.
 /// Every change, and every refused change, is written to the audit log here.
 public struct UserAdministration: Sendable {
     public let database: any Database
@@ -48,6 +50,42 @@ public struct UserAdministration: Sendable {
         }
     }
 
+    static let maximumFullNameLength = 128
+
+    /// An address the Mail library can write into headers and SMTP commands as it is (no line
+    /// breaks, no quoting, one @, a host-name domain), so a notification cannot be redirected
+    /// or carry an injected header.
+    public static func validateEmail(_ email: String) throws {
+        do {
+            _ = try EmailAddress(email)
+        } catch let error as MailError {
+            throw FlotillaError.validation(error.message)
+        }
+    }
+
+    /// Any text without control characters (a full name is written into mail headers).
+    public static func validateFullName(_ name: String) throws {
+        guard name.count <= maximumFullNameLength else {
+            throw FlotillaError.validation("full name has at most \(maximumFullNameLength) characters")
+        }
+        guard
+            !name.unicodeScalars.contains(where: {
+                [.control, .lineSeparator, .paragraphSeparator].contains($0.properties.generalCategory)
+            })
+        else {
+            throw FlotillaError.validation("full name may not contain line breaks or control characters")
+        }
+    }
+
+    /// Trims and validates the contact fields; blank becomes nil.
+    static func contact(email: String?, fullName: String?) throws -> (email: String?, fullName: String?) {
+        let email = email?.trimmingCharacters(in: .whitespaces).nonEmpty
+        let fullName = fullName?.trimmingCharacters(in: .whitespaces).nonEmpty
+        if let email { try validateEmail(email) }
+        if let fullName { try validateFullName(fullName) }
+        return (email, fullName)
+    }
+
     public func validatePassword(_ password: String, confirmation: String) throws {
         guard !password.isEmpty else { throw FlotillaError.validation("password is required") }
         guard password == confirmation else { throw FlotillaError.validation("password and confirmation do not match") }
@@ -68,21 +106,46 @@ public struct UserAdministration: Sendable {
         try await User.query(on: database).filter(\.$username == username).first()
     }
 
-    public func list(page: PageRequest) async throws -> Page<User> {
-        let total = try await User.query(on: database).count()
-        let items = try await User.query(on: database).sort(\.$username)
-            .range(page.offset..<(page.offset + page.per)).all()
+    /// One page of users by name; `search` matches part of the user name, full name or e-mail
+    /// address, ignoring case.
+    public func list(page: PageRequest, search: String? = nil) async throws -> Page<User> {
+        func query() -> QueryBuilder<User> {
+            let query = User.query(on: database)
+            guard let term = search?.trimmingCharacters(in: .whitespaces).lowercased().nonEmpty else { return query }
+            // LIKE with its wildcards escaped: the term matches itself only.
+            let escaped = term.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+                .replacingOccurrences(of: "_", with: "\\_")
+            let pattern = "%\(escaped)%"
+            return query.group(.or) { group in
+                for column in ["username", "full_name", "email"] {
+                    group.filter(.sql(embed: "LOWER(\(ident: column)) LIKE \(bind: pattern) ESCAPE '\\'"))
+                }
+            }
+        }
+        let total = try await query().count()
+        let items = try await query().sort(\.$username).range(page.offset..<(page.offset + page.per)).all()
         return Page(items: items, total: total, request: page)
     }
 
-    public func create(username: String, password: String, confirmation: String, role: UserRole) async throws -> User {
+    /// Notes a successful sign-in for the user list (SPEC USR-7).
+    static func recordSignIn(of user: User, at time: Date = Date(), on database: any Database) async throws {
+        try await User.query(on: database).filter(\.$id == user.requireID()).set(\.$lastSignInAt, to: time).update()
+        user.lastSignInAt = time
+    }
+
+    public func create(
+        username: String, password: String, confirmation: String, role: UserRole, email: String? = nil, fullName: String? = nil
+    ) async throws -> User {
         try await audited("user.add", "adding user '\(username.prefix(Self.maximumUsernameLength))'") {
             try Self.validateUsername(username)
+            let contact = try Self.contact(email: email, fullName: fullName)
             try validatePassword(password, confirmation: confirmation)
             guard try await find(username: username) == nil else {
                 throw FlotillaError.conflict("a user named '\(username)' already exists")
             }
-            let user = User(username: username, passwordHash: try await passwords.hash(password).get(), role: role)
+            let user = User(
+                username: username, passwordHash: try await passwords.hash(password).get(), role: role, email: contact.email,
+                fullName: contact.fullName)
             do {
                 try await user.create(on: database)
             } catch let error as any DatabaseError where error.isConstraintFailure {
@@ -92,15 +155,20 @@ public struct UserAdministration: Sendable {
         }
     }
 
-    /// Changes a user's password and/or role. A blank password keeps the old one.
-    public func update(_ user: User, password: String?, confirmation: String?, role: UserRole?) async throws {
+    /// Changes a user's password, role, e-mail address or full name. A blank password keeps
+    /// the old one; nil leaves a field as it is, a blank e-mail address or full name clears it.
+    public func update(
+        _ user: User, password: String?, confirmation: String?, role: UserRole?, email: String? = nil, fullName: String? = nil
+    ) async throws {
         try await audited("user.edit", "editing user '\(user.username)'") {
+            let contact = try Self.contact(email: email, fullName: fullName)
             if let password, !password.isEmpty {
                 try validatePassword(password, confirmation: confirmation ?? "")
             } else if let confirmation, !confirmation.isEmpty {
                 throw FlotillaError.validation("password and confirmation do not match")
             }
             let previousRole = user.role
+            let (previousEmail, previousFullName) = (user.email, user.fullName)
             try await database.transaction { transaction in
                 if let role, role != user.role, user.role == .system {
                     try await Self.ensureAnotherSystemAdministrator(than: user, on: transaction, doing: "demote")
@@ -110,11 +178,15 @@ public struct UserAdministration: Sendable {
                     try await endSessions(of: user, on: transaction)
                 }
                 if let role { user.role = role }
+                if email != nil { user.email = contact.email }
+                if fullName != nil { user.fullName = contact.fullName }
                 try await user.save(on: transaction)
             }
             var changes: [String] = []
             if !(password ?? "").isEmpty { changes.append("password changed") }
             if previousRole != user.role { changes.append("role \(previousRole.rawValue) → \(user.role.rawValue)") }
+            if email != nil, previousEmail != user.email { changes.append("e-mail \(user.email ?? "removed")") }
+            if fullName != nil, previousFullName != user.fullName { changes.append("full name \(user.fullName ?? "removed")") }
             return ((), "edited user '\(user.username)': " + (changes.isEmpty ? "no changes" : changes.joined(separator: ", ")))
         }
     }
@@ -215,4 +287,9 @@ extension Application {
             database: db, passwords: password.async, minimumPasswordLength: flotilla.config.passwordMinimumLength,
             actor: actor, logger: logger)
     }
+}
+
+extension String {
+    /// Nil for an empty string.
+    var nonEmpty: String? { isEmpty ? nil : self }
 }

@@ -32,6 +32,15 @@ func registerMigrations(_ app: Application) {
     // 006: the dashboard (reachability history, drift noticed by the inventory feed).
     app.migrations.add(CreateReachabilityChanges())
     app.migrations.add(CreateVMDrifts())
+    // 008: users' e-mail, full name and last sign-in; notifications (webhooks, events, delivery queue and log).
+    app.migrations.add(AddUserContact())
+    app.migrations.add(AddUserLastSignIn())
+    app.migrations.add(CreateWebhooks())
+    app.migrations.add(CreateNotificationSettings())
+    app.migrations.add(CreateNotificationEvents())
+    app.migrations.add(CreateNotificationStreams())
+    app.migrations.add(CreateNotificationDeliveries())
+    app.migrations.add(CreateNotificationAttempts())
     // 009: monitor agents (credentials, reported events and heartbeats) and roles' watched services.
     app.migrations.add(CreateAgentCredentials())
     app.migrations.add(CreateAgentEvents())

@@ -13,13 +13,19 @@ enum API {
         var id: UUID
         var username: String
         var role: UserRole
+        var email: String?
+        var fullName: String?
         var createdAt: Date?
+        var lastSignInAt: Date?
 
         init(_ user: User) throws {
             id = try user.requireID()
             username = user.username
             role = user.role
+            email = user.email
+            fullName = user.fullName
             createdAt = user.createdAt
+            lastSignInAt = user.lastSignInAt
         }
     }
 
@@ -28,12 +34,17 @@ enum API {
         var password: String
         var passwordConfirmation: String
         var role: String
+        var email: String? = nil
+        var fullName: String? = nil
     }
 
     struct UserChanges: Content {
         var password: String?
         var passwordConfirmation: String?
         var role: String?
+        /// Absent leaves it as it is; blank removes it.
+        var email: String? = nil
+        var fullName: String? = nil
     }
 
     struct PasswordChange: Content {

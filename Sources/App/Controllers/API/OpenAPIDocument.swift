@@ -22,8 +22,8 @@ enum OpenAPIDocument {
             action: .signIn, request: "Credentials", response: "User"),
         .init(method: .POST, path: "/api/v1/logout", summary: "Sign out", action: .signOut, response: "Done"),
         .init(
-            method: .GET, path: "/api/v1/users", summary: "List users", action: .viewUsers, response: "User", query: ["page", "per"],
-            list: true),
+            method: .GET, path: "/api/v1/users", summary: "List users (q: part of the name, full name or e-mail address)",
+            action: .viewUsers, response: "User", query: ["q", "page", "per"], list: true),
         .init(
             method: .POST, path: "/api/v1/users", summary: "Add a user", action: .addUser, request: "NewUser", response: "User", status: 201
         ),
@@ -160,6 +160,30 @@ enum OpenAPIDocument {
             method: .GET, path: "/api/v1/health",
             summary: "For load balancers: 200 when this instance reaches the database, else 503 with status \"database unavailable\"",
             action: .checkHealth, response: "Health"),
+        .init(
+            method: .GET, path: "/api/v1/notifications/settings", summary: "Notification settings and delivery health",
+            action: .viewNotifications, response: "NotificationSettings"),
+        .init(
+            method: .PATCH, path: "/api/v1/notifications/settings", summary: "Change the rate-limit window (one message per service)",
+            action: .manageNotifications, request: "NotificationSettingsChange", response: "NotificationSettings"),
+        .init(
+            method: .POST, path: "/api/v1/notifications/test-mail", summary: "Queue a test mail (to the given address, or your own)",
+            action: .manageNotifications, request: "TestMail", response: "Delivery", status: 202),
+        .init(
+            method: .GET, path: "/api/v1/notifications/deliveries", summary: "The delivery log, newest first, with every attempt",
+            action: .viewNotifications, response: "Delivery", query: ["channel", "deliveryStatus", "deliveryKind", "page", "per"],
+            list: true),
+        .init(
+            method: .GET, path: "/api/v1/notifications/deliveries/{id}", summary: "One delivery with its attempts",
+            action: .viewNotifications, response: "Delivery"),
+        .init(method: .GET, path: "/api/v1/webhooks", summary: "List webhooks", action: .viewNotifications, response: "WebhookList"),
+        .init(
+            method: .POST, path: "/api/v1/webhooks", summary: "Add a webhook (its signing secret is answered once)",
+            action: .manageNotifications, request: "NewWebhook", response: "Webhook", status: 201),
+        .init(method: .DELETE, path: "/api/v1/webhooks/{id}", summary: "Delete a webhook", action: .manageNotifications, status: 204),
+        .init(
+            method: .POST, path: "/api/v1/webhooks/{id}/test", summary: "Queue a signed test request to a webhook",
+            action: .manageNotifications, response: "Delivery", status: 202),
         .init(method: .GET, path: "/api/v1/openapi.json", summary: "This document", action: .readAPIDocument),
     ]
 
@@ -178,6 +202,12 @@ enum OpenAPIDocument {
                 "description": "VM role, repeatable",
             ],
             "ip": ["schema": ["type": "string"], "description": "operator IP address"],
+            "q": ["schema": ["type": "string"], "description": "search text"],
+            "channel": ["schema": ["type": "string", "enum": NotificationChannel.allCases.map(\.rawValue)]],
+            "deliveryStatus": ["name": "status", "schema": ["type": "string", "enum": DeliveryStatus.allCases.map(\.rawValue)]],
+            "deliveryKind": [
+                "name": "kind", "schema": ["type": "string"], "description": "an event kind (restarted, gave_up…), digest or test",
+            ],
             "range": [
                 "schema": ["type": "string", "enum": MetricRange.allCases.map(\.rawValue)],
                 "description": "the window ending now (default \(MetricRange.standard.rawValue))",
@@ -213,18 +243,19 @@ enum OpenAPIDocument {
             "User": object(
                 [
                     "id": string("UUID"), "username": string(), "role": ["type": "string", "enum": ["system", "ordinary"]],
-                    "createdAt": string("ISO 8601"),
+                    "email": string(), "fullName": string(), "createdAt": string("ISO 8601"), "lastSignInAt": string("ISO 8601"),
                 ], required: ["id", "username", "role"]),
             "NewUser": object(
                 [
                     "username": string(), "password": string(), "passwordConfirmation": string(),
-                    "role": ["type": "string", "enum": ["system", "ordinary"]],
+                    "role": ["type": "string", "enum": ["system", "ordinary"]], "email": string(), "fullName": string(),
                 ],
                 required: ["username", "password", "passwordConfirmation", "role"]),
             "UserChanges": object(
                 [
                     "password": string("blank or absent keeps the old one"), "passwordConfirmation": string(),
                     "role": ["type": "string", "enum": ["system", "ordinary"]],
+                    "email": string("absent keeps it, blank removes it"), "fullName": string("absent keeps it, blank removes it"),
                 ], required: []),
             "PasswordChange": object(
                 ["currentPassword": string(), "password": string(), "passwordConfirmation": string()],
@@ -416,6 +447,46 @@ enum OpenAPIDocument {
                     ],
                 ],
                 required: ["id", "kind", "title", "status", "summary"]),
+            "NotificationSettings": object(
+                [
+                    "rateLimitSeconds": ["type": "integer"], "mailServer": string("absent: mail is not configured"),
+                    "queued": ["type": "integer"], "failed": ["type": "integer"], "lastFailure": string(), "lastFailureAt": string(),
+                ], required: ["rateLimitSeconds", "queued", "failed"]),
+            "NotificationSettingsChange": object(
+                [
+                    "rateLimitSeconds": [
+                        "type": "integer", "minimum": NotificationSettings.rateLimitRange.lowerBound,
+                        "maximum": NotificationSettings.rateLimitRange.upperBound,
+                    ]
+                ], required: ["rateLimitSeconds"]),
+            "TestMail": object(["to": string("absent: your own address")], required: []),
+            "NewWebhook": object(
+                ["name": string(), "url": string("http:// or https://, without user name or password")], required: ["name", "url"]),
+            "Webhook": object(
+                [
+                    "id": string("UUID"), "name": string(), "url": string(), "createdAt": string(),
+                    "secret": string(
+                        "only in the answer that creates it; requests carry X-Flotilla-Timestamp and X-Flotilla-Signature: sha256=HMAC-SHA256(secret, timestamp + \".\" + body)"
+                    ),
+                ], required: ["id", "name", "url"]),
+            "WebhookList": ["type": "array", "items": ["$ref": "#/components/schemas/Webhook"]],
+            "Delivery": object(
+                [
+                    "id": string("UUID"), "messageID": string("UUID"), "kind": string(),
+                    "channel": ["type": "string", "enum": NotificationChannel.allCases.map(\.rawValue)], "target": string(),
+                    "subject": string(), "status": ["type": "string", "enum": DeliveryStatus.allCases.map(\.rawValue)],
+                    "attempts": ["type": "integer"], "nextAttemptAt": string(), "lastStatusCode": ["type": "integer"],
+                    "lastError": string(), "createdAt": string(), "deliveredAt": string(),
+                    "attemptLog": [
+                        "type": "array",
+                        "items": object(
+                            [
+                                "number": ["type": "integer"], "at": string(),
+                                "outcome": ["type": "string", "enum": ["delivered", "retry", "failed"]],
+                                "statusCode": ["type": "integer"], "error": string(), "milliseconds": ["type": "integer"],
+                            ], required: ["number", "at", "outcome", "milliseconds"]),
+                    ],
+                ], required: ["id", "messageID", "kind", "channel", "target", "subject", "status", "attempts", "attemptLog"]),
             "Error": object(
                 ["error": object(["code": string(), "message": string()], required: ["code", "message"])], required: ["error"]),
         ]

@@ -1,6 +1,6 @@
 import Vapor
 
-/// `/api/v1/users` (SPEC USR-1..5).
+/// `/api/v1/users` (SPEC USR-1..5, USR-7).
 enum UsersAPI {
     static func register(_ api: any RoutesBuilder) {
         let users = api.grouped("users")
@@ -14,7 +14,8 @@ enum UsersAPI {
 
     @Sendable static func list(request: Request) async throws -> ListResponse<API.UserBody> {
         let query = QueryParameters(request.url.query)
-        let page = try await request.users.list(page: try PageRequest(page: query.first("page"), per: query.first("per")))
+        let page = try await request.users.list(
+            page: try PageRequest(page: query.first("page"), per: query.first("per")), search: query.first("q"))
         return ListResponse(try page.map(API.UserBody.init))
     }
 
@@ -27,7 +28,7 @@ enum UsersAPI {
         let user = try await request.users.create(
             username: body.username, password: body.password,
             confirmation: body.passwordConfirmation,
-            role: try UserRole(parsing: body.role))
+            role: try UserRole(parsing: body.role), email: body.email, fullName: body.fullName)
         return try await API.UserBody(user).encodeResponse(status: .created, for: request)
     }
 
@@ -36,7 +37,7 @@ enum UsersAPI {
         let body = try request.content.decode(API.UserChanges.self)
         try await request.users.update(
             user, password: body.password, confirmation: body.passwordConfirmation,
-            role: try body.role.map { try UserRole(parsing: $0) })
+            role: try body.role.map { try UserRole(parsing: $0) }, email: body.email, fullName: body.fullName)
         return try API.UserBody(user)
     }
 

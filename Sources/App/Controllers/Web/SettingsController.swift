@@ -30,6 +30,9 @@ enum SettingsController {
         var report: Connections.Report?
         var error: String?
         var form: [String: String]
+        /// Whether notifications are being delivered (a failing mail server shows here).
+        var notifications: Notifications.Health
+        var notificationsURL: String
     }
 
     static func register(_ routes: any RoutesBuilder) {
@@ -64,7 +67,8 @@ enum SettingsController {
         }
         let page = Page(
             chrome: PageChrome(request, title: "Settings"), connections: rows, roles: roles, report: report,
-            error: error, form: form)
+            error: error, form: form, notifications: try await request.notifications.health(),
+            notificationsURL: SiteURL.notifications.relative)
         let response = try await request.view.render("settings", page).encodeResponse(for: request)
         response.status = status
         return response

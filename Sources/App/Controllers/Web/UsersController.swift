@@ -1,12 +1,15 @@
 import Vapor
 
-/// The user pages (SPEC USR-1..5).
+/// The user pages (SPEC USR-1..5, USR-7).
 enum UsersController {
     struct UserRow: Encodable {
         var id: String
         var username: String
+        var fullName: String
+        var email: String
         var roleTitle: String
         var created: String
+        var lastSignIn: String
         var editURL: String
         var deleteURL: String
         var isSelf: Bool
@@ -18,6 +21,7 @@ enum UsersController {
         var pagination: PaginationView
         var canManage: Bool
         var newURL: String
+        var search: String
     }
 
     struct RoleOption: Encodable {
@@ -31,6 +35,8 @@ enum UsersController {
         var isNew: Bool
         var action: String
         var username: String
+        var email: String
+        var fullName: String
         var roles: [RoleOption]
         var minimumLength: Int
         var error: String?
@@ -49,6 +55,8 @@ enum UsersController {
         var password: String?
         var passwordConfirmation: String?
         var role: String?
+        var email: String?
+        var fullName: String?
     }
 
     static func register(_ routes: any RoutesBuilder) {
@@ -64,26 +72,28 @@ enum UsersController {
 
     @Sendable static func list(request: Request) async throws -> View {
         let pageRequest = try PageRequest(page: request.query[String.self, at: "page"], per: request.query[String.self, at: "per"])
-        let page = try await request.users.list(page: pageRequest)
+        let search = String((request.query[String.self, at: "q"] ?? "").prefix(UserAdministration.maximumFullNameLength))
+        let page = try await request.users.list(page: pageRequest, search: search)
         let me = try request.user
         let display = DisplayTime(timeZone: request.application.flotilla.config.displayTimeZone)
         let rows = try page.items.map { user in
             let id = try user.requireID()
             return UserRow(
-                id: id.uuidString, username: user.username, roleTitle: user.role.title,
-                created: user.createdAt.map(display.string) ?? "", editURL: SiteURL.userEdit(id: id).relative,
+                id: id.uuidString, username: user.username, fullName: user.fullName ?? "", email: user.email ?? "",
+                roleTitle: user.role.title, created: user.createdAt.map(display.string) ?? "",
+                lastSignIn: user.lastSignInAt.map(display.string) ?? "never", editURL: SiteURL.userEdit(id: id).relative,
                 deleteURL: SiteURL.userDelete(id: id).relative, isSelf: id == me.id)
         }
         return try await request.view.render(
             "users",
             ListPage(
                 chrome: PageChrome(request, title: "Users"), users: rows,
-                pagination: PaginationView(page, path: SiteURL.users.relative, query: []),
-                canManage: me.isSystemAdministrator, newURL: SiteURL.usersNew.relative))
+                pagination: PaginationView(page, path: SiteURL.users.relative, query: search.isEmpty ? [] : [("q", search)]),
+                canManage: me.isSystemAdministrator, newURL: SiteURL.usersNew.relative, search: search))
     }
 
     @Sendable static func new(request: Request) async throws -> Response {
-        try await renderForm(request, user: nil, username: "", role: .ordinary, error: nil, status: .ok)
+        try await renderForm(request, user: nil, form: UserForm(), role: .ordinary, error: nil, status: .ok)
     }
 
     @Sendable static func create(request: Request) async throws -> Response {
@@ -93,19 +103,20 @@ enum UsersController {
             let role = try UserRole(parsing: form.role)
             let user = try await request.users.create(
                 username: username, password: form.password ?? "",
-                confirmation: form.passwordConfirmation ?? "", role: role)
+                confirmation: form.passwordConfirmation ?? "", role: role, email: form.email, fullName: form.fullName)
             request.notice("User '\(user.username)' was added.")
             return request.redirect(to: SiteURL.users.relative)
         } catch let error as FlotillaError {
             return try await renderForm(
-                request, user: nil, username: String(username.prefix(64)),
-                role: UserRole(rawValue: form.role ?? "") ?? .ordinary, error: error.message, status: error.status)
+                request, user: nil, form: form, role: UserRole(rawValue: form.role ?? "") ?? .ordinary, error: error.message,
+                status: error.status)
         }
     }
 
     @Sendable static func edit(request: Request) async throws -> Response {
         let user = try await request.users.find(try request.parameters.require("id", as: UUID.self))
-        return try await renderForm(request, user: user, username: user.username, role: user.role, error: nil, status: .ok)
+        return try await renderForm(
+            request, user: user, form: UserForm(email: user.email, fullName: user.fullName), role: user.role, error: nil, status: .ok)
     }
 
     @Sendable static func update(request: Request) async throws -> Response {
@@ -114,12 +125,11 @@ enum UsersController {
         do {
             try await request.users.update(
                 user, password: form.password, confirmation: form.passwordConfirmation,
-                role: try UserRole(parsing: form.role))
+                role: try UserRole(parsing: form.role), email: form.email ?? "", fullName: form.fullName ?? "")
             request.notice("User '\(user.username)' was saved.")
             return request.redirect(to: SiteURL.users.relative)
         } catch let error as FlotillaError {
-            return try await renderForm(
-                request, user: user, username: user.username, role: user.role, error: error.message, status: error.status)
+            return try await renderForm(request, user: user, form: form, role: user.role, error: error.message, status: error.status)
         }
     }
 
@@ -151,7 +161,7 @@ enum UsersController {
     }
 
     private static func renderForm(
-        _ request: Request, user: User?, username: String, role: UserRole,
+        _ request: Request, user: User?, form: UserForm, role: UserRole,
         error: String?, status: HTTPResponseStatus
     ) async throws -> Response {
         let action = try user.map { SiteURL.user(id: try $0.requireID()).relative } ?? SiteURL.users.relative
@@ -168,7 +178,9 @@ enum UsersController {
         }
         let page = FormPage(
             chrome: PageChrome(request, title: user == nil ? "Add user" : "Edit user"), isNew: user == nil, action: action,
-            username: username,
+            username: user?.username ?? String((form.username ?? "").prefix(UserAdministration.maximumUsernameLength)),
+            email: String((form.email ?? "").prefix(254)),
+            fullName: String((form.fullName ?? "").prefix(UserAdministration.maximumFullNameLength)),
             roles: UserRole.allCases.map { RoleOption(value: $0.rawValue, title: $0.title, selected: $0 == role) },
             minimumLength: request.application.flotilla.config.passwordMinimumLength, error: error, tokens: tokens)
         let response = try await request.view.render("user-form", page).encodeResponse(for: request)
