@@ -77,11 +77,11 @@ final class PermissionTests: XCTestCase {
         XCTAssertEqual(
             ordinary,
             [
-                .signIn, .readAPIDocument, .signOut, .viewDashboard, .viewEnvironments, .viewVMs, .powerVM, .changeVMNetwork,
+                .signIn, .readAPIDocument, .checkHealth, .signOut, .viewDashboard, .viewEnvironments, .viewVMs, .powerVM, .changeVMNetwork,
                 .viewJobs, .viewLogs, .backupLogs, .viewUsers, .changeOwnPassword, .manageOwnTokens,
             ])
         XCTAssertTrue(Action.allCases.allSatisfy { $0.isAllowed(for: .system) })
-        XCTAssertEqual(Set(Action.allCases.filter { $0.isAllowed(for: nil) }), [.signIn, .readAPIDocument])
+        XCTAssertEqual(Set(Action.allCases.filter { $0.isAllowed(for: nil) }), [.signIn, .readAPIDocument, .checkHealth])
     }
 
     func testARouteWithoutARuleIsRefused() async throws {
