@@ -6,7 +6,8 @@ import Vapor
 /// `change` (one VM's new health) and `reload` (the page fell too far behind). Each carries
 /// the change sequence as its `id`, so the browser's automatic reconnect (`Last-Event-ID`)
 /// resumes where it stopped; a comment line every `heartbeat` keeps proxies from closing an
-/// idle stream and tells the server when the reader is gone.
+/// idle stream and tells the server when the reader is gone. A client that does not accept
+/// `text/event-stream` (EventSource always does) gets the same events once, as a snapshot.
 enum DashboardEvents {
     static let heartbeat: Duration = .seconds(15)
     /// What the browser waits before reconnecting, in milliseconds.
@@ -28,6 +29,7 @@ enum DashboardEvents {
             lastEventID: request.headers.first(name: "Last-Event-ID"), since: QueryParameters(request.url.query).first("since"))
         let fleet = request.application.fleetStatus
         let logger = request.logger
+        let follows = request.headers[.accept].contains { $0.lowercased().contains("text/event-stream") }
         var headers = HTTPHeaders()
         headers.contentType = HTTPMediaType(type: "text", subType: "event-stream", parameters: ["charset": "utf-8"])
         headers.cacheControl = HTTPHeaders.CacheControl(noCache: true, noStore: true)
@@ -36,7 +38,7 @@ enum DashboardEvents {
         return Response(
             status: .ok, headers: headers,
             body: .init(asyncStream: { writer in
-                await stream(fleet: fleet, since: since, to: writer, logger: logger)
+                await stream(fleet: fleet, since: since, follows: follows, to: writer, logger: logger)
             }))
     }
 
@@ -44,7 +46,9 @@ enum DashboardEvents {
         case changes, heartbeat
     }
 
-    private static func stream(fleet: FleetStatus, since: UInt64?, to writer: any AsyncBodyStreamWriter, logger: Logger) async {
+    private static func stream(
+        fleet: FleetStatus, since: UInt64?, follows: Bool, to writer: any AsyncBodyStreamWriter, logger: Logger
+    ) async {
         let (subscription, wakeUps) = await fleet.subscribe()
         let (signals, signal) = AsyncStream.makeStream(of: Signal.self, bufferingPolicy: .bufferingNewest(2))
         let forwarding = Task {
@@ -63,6 +67,7 @@ enum DashboardEvents {
         do {
             try await writer.write(.buffer(ByteBuffer(string: "retry: \(retryMilliseconds)\n\n")))
             try await writer.write(.buffer(encoder.catchUp(fleet: fleet, from: &sent, summaryAlways: true)))
+            if !follows { signal.finish() }
             for await next in signals {
                 switch next {
                 case .heartbeat:

@@ -14,6 +14,7 @@ actor InMemoryVSphere: VSphereProvider {
         var powerState: PowerState = .poweredOff
         var extraConfig: [String: String] = [:]
         var guestIPAddress: String?
+        var cpuCount = 1
     }
 
     private(set) var machines: [String: Machine] = [:]
@@ -47,6 +48,15 @@ actor InMemoryVSphere: VSphereProvider {
             name: name, isTemplate: false, powerState: powerState, extraConfig: extraConfig,
             guestIPAddress: guestIPAddress)
         return reference
+    }
+
+    /// Changes a VM behind Flotilla's back (drift).
+    func change(_ reference: String, _ edit: @Sendable (inout Machine) -> Void) {
+        machines[reference].map { machine in
+            var machine = machine
+            edit(&machine)
+            machines[reference] = machine
+        }
     }
 
     /// Removes a VM behind Flotilla's back.
@@ -142,7 +152,7 @@ actor InMemoryVSphere: VSphereProvider {
         VMSummary(
             reference: ManagedObjectReference(type: "VirtualMachine", value: reference), name: machine.name,
             powerState: machine.powerState, isTemplate: machine.isTemplate, guestIPAddress: machine.guestIPAddress,
-            guestOS: "Debian GNU/Linux 12 (64-bit)", cpuCount: 1, memoryMB: 512, diskGB: 1,
+            guestOS: "Debian GNU/Linux 12 (64-bit)", cpuCount: machine.cpuCount, memoryMB: 512, diskGB: 1,
             guestInfo: machine.extraConfig.filter { $0.key.hasPrefix("guestinfo.") })
     }
 

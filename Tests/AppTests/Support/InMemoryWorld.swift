@@ -22,7 +22,11 @@ struct InMemoryWorld {
         let vsphere = InMemoryVSphere()
         let shell = InMemoryGuestShell()
         try await TestApp.run(
-            ["FLOTILLA_GUEST_BOOT_SECONDS": "5", "FLOTILLA_SYNC_SECONDS": "0"].merging(extra) { $1 },
+            [
+                "FLOTILLA_GUEST_BOOT_SECONDS": "5", "FLOTILLA_SYNC_SECONDS": "0",
+                // In-memory VMs have made-up addresses: nothing probes them.
+                "FLOTILLA_REACHABILITY_SECONDS": "0",
+            ].merging(extra) { $1 },
             outside: OutsideSystems(vsphere: vsphere, shell: shell)
         ) { app in
             let admin = try TestClient(app)

@@ -141,6 +141,31 @@ enum OpenAPIDocument {
             summary: "A VM's CPU and memory in percent: 20 s samples up to 6 h, 5-minute rollups for 24 h, hourly for 7 d; null is a gap",
             action: .viewVMMetrics, response: "MetricSeries", query: ["range"]),
         .init(
+            method: .GET, path: "/api/v1/dashboard", summary: "Total VMs and, per role, how many are reachable, unreachable or being checked",
+            action: .viewDashboard, response: "DashboardSummary"),
+        .init(
+            method: .GET, path: "/api/v1/dashboard/events",
+            summary:
+                "Server-sent events with Accept: text/event-stream (otherwise one snapshot): summary, change (one VM's new health; "
+                + "the id is its sequence) and reload; resumes after Last-Event-ID or since",
+            action: .viewDashboard, response: "HealthChange", query: ["since"]),
+        .init(
+            method: .GET, path: "/api/v1/vms",
+            summary: "VMs of every environment with their live health (q: name fuzzily, IP or role; role; environment)",
+            action: .viewVMs, response: "VMListing", query: ["q", "vmRole", "environment", "page", "per"], list: true),
+        .init(
+            method: .POST, path: "/api/v1/vms/power", summary: "Power a selection of VMs on, off or restart them (one job)",
+            action: .powerVM, request: "BatchPower", response: "JobReference", status: 202),
+        .init(
+            method: .GET, path: "/api/v1/vms/{id}/reachability", summary: "A VM's health changes, newest first", action: .viewVMs,
+            response: "ReachabilityChange", query: ["page", "per"], list: true),
+        .init(
+            method: .GET, path: "/api/v1/vms/{id}/drift", summary: "What changed on a VM outside Flotilla, newest first",
+            action: .viewVMs, response: "Drift", query: ["page", "per"], list: true),
+        .init(
+            method: .PUT, path: "/api/v1/vms/{id}/notes", summary: "Replace a VM's notes", action: .editVMNotes, request: "Notes",
+            response: "VM"),
+        .init(
             method: .GET, path: "/api/v1/jobs", summary: "Job history, newest first", action: .viewJobs, response: "Job",
             query: ["page", "per", "status", "jobKind"], list: true),
         .init(method: .GET, path: "/api/v1/jobs/{id}", summary: "A job with its steps and their logs", action: .viewJobs, response: "Job"),
@@ -203,6 +228,9 @@ enum OpenAPIDocument {
             ],
             "ip": ["schema": ["type": "string"], "description": "operator IP address"],
             "q": ["schema": ["type": "string"], "description": "search text"],
+            "vmRole": ["name": "role", "schema": ["type": "string"], "description": "VM role"],
+            "environment": ["schema": ["type": "string", "format": "uuid"], "description": "environment ID"],
+            "since": ["schema": ["type": "integer"], "description": "the sequence of the summary the client already has"],
             "channel": ["schema": ["type": "string", "enum": NotificationChannel.allCases.map(\.rawValue)]],
             "deliveryStatus": ["name": "status", "schema": ["type": "string", "enum": DeliveryStatus.allCases.map(\.rawValue)]],
             "deliveryKind": [
@@ -418,6 +446,43 @@ enum OpenAPIDocument {
                     "diskGB": ["type": "number"], "notes": string(), "vsphereReference": string(),
                 ],
                 required: ["id", "environmentID", "hostName", "ip", "role", "status"]),
+            "DashboardSummary": object(
+                [
+                    "total": ["type": "integer"], "reachable": ["type": "integer"], "unreachable": ["type": "integer"],
+                    "checking": ["type": "integer"], "sequence": ["type": "integer"],
+                    "roles": ["type": "array", "items": ["$ref": "#/components/schemas/RoleCount"]],
+                ], required: ["total", "reachable", "unreachable", "checking", "roles", "sequence"]),
+            "RoleCount": object(
+                [
+                    "role": string(), "total": ["type": "integer"], "reachable": ["type": "integer"],
+                    "unreachable": ["type": "integer"], "checking": ["type": "integer"],
+                ], required: ["role", "total", "reachable", "unreachable", "checking"]),
+            "HealthChange": object(
+                [
+                    "sequence": ["type": "integer"], "vmID": string("UUID"), "role": string(), "health": ["type": "string", "enum": VMHealth.allCases.map(\.rawValue)],
+                    "previous": ["type": "string", "enum": VMHealth.allCases.map(\.rawValue)], "label": string(), "reason": string(), "reachable": ["type": "boolean"],
+                    "at": string("ISO 8601"),
+                ], required: ["sequence", "vmID", "role", "health", "previous", "label", "reason", "reachable", "at"]),
+            "VMListing": object(
+                [
+                    "id": string("UUID"), "hostName": string(), "ip": string(), "role": string(), "environmentID": string("UUID"),
+                    "environment": string(), "status": string(), "powerState": string(), "guestOS": string(),
+                    "cpus": ["type": "integer"], "memoryMB": ["type": "integer"], "diskGB": ["type": "number"], "notes": string(),
+                    "health": string("a health (up, poweredOff…) or, for VMs not watched, the record's status"),
+                    "healthLabel": string(), "reason": string(), "reachable": ["type": "boolean"],
+                ], required: ["id", "hostName", "ip", "role", "environmentID", "environment", "status", "notes", "health", "reason"]),
+            "BatchPower": object(
+                ["vms": ["type": "array", "items": string("UUID")], "action": ["type": "string", "enum": ["on", "off", "restart"]]],
+                required: ["vms", "action"]),
+            "ReachabilityChange": object(
+                ["health": ["type": "string", "enum": VMHealth.allCases.map(\.rawValue)], "previous": ["type": "string", "enum": VMHealth.allCases.map(\.rawValue)], "reason": string(), "at": string("ISO 8601")],
+                required: ["health", "previous", "reason", "at"]),
+            "Drift": object(
+                [
+                    "field": ["type": "string", "enum": ["cpus", "memoryMB", "diskGB", "name", "address"]],
+                    "recorded": string("Flotilla's record"), "observed": string("what vSphere reports"), "at": string("ISO 8601"),
+                ], required: ["field", "recorded", "observed", "at"]),
+            "Notes": object(["notes": string("at most 2000 characters")], required: ["notes"]),
             "MetricSeries": object(
                 [
                     "vmID": string("UUID"), "range": string(), "stepSeconds": ["type": "integer"],
