@@ -43,16 +43,16 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
     // the pool's own store is never consulted.
     let shell = outside.shell ?? ShellPoolGuestShell(pool: ShellPool(hostKeyStore: InMemoryHostKeyStore(), logger: app.logger))
     let vsphere = outside.vsphere ?? VSphereSessions(secrets: secrets, logger: app.logger)
+    let vmOperations = VMOperations(
+        database: app.db, vsphere: vsphere, secrets: secrets, shell: shell,
+        keys: PlatformKeys(database: app.db, secrets: secrets),
+        guestBootTimeout: .seconds(config.guestBootTimeoutSeconds))
     app.flotilla = FlotillaContext(
         config: config, secrets: secrets,
         jobs: JobEngine(
-            database: app.db, logger: app.logger, concurrency: config.jobConcurrency,
+            database: app.db, logger: app.logger, operations: vmOperations, concurrency: config.jobConcurrency,
             perConnection: config.jobConcurrencyPerConnection),
-        vsphere: vsphere, shell: shell,
-        vmOperations: VMOperations(
-            database: app.db, vsphere: vsphere, secrets: secrets, shell: shell,
-            keys: PlatformKeys(database: app.db, secrets: secrets),
-            guestBootTimeout: .seconds(config.guestBootTimeoutSeconds)))
+        vsphere: vsphere, shell: shell, vmOperations: vmOperations)
     registerMigrations(app)
 
     app.passwords.use(.bcrypt(cost: config.passwordHashCost))
@@ -145,8 +145,6 @@ struct StartupTasks: LifecycleHandler {
         try await SQLiteSetup.tune(app)
         guard app.environment.arguments.dropFirst().first != "migrate" else { return }
         try await app.autoMigrate()
-        // Only a starting server owns unfinished jobs; `flotilla user list` beside it must not end them.
-        if app.startsServer { try await JobEngine.interruptUnfinished(on: app.db) }
         // The installation's own SSH key pair, made on first start (SPEC BEY-9).
         _ = try await PlatformKeys(database: app.db, secrets: app.flotilla.secrets).active()
         if let generated = try await app.users(actor: .system).createInitialAdministrator(
@@ -165,9 +163,16 @@ struct StartupTasks: LifecycleHandler {
         }
     }
 
+    /// A server runs job steps (taking over those whose instance stopped); a one-off command
+    /// beside it (`flotilla user list`) leaves them alone.
+    func didBootAsync(_ app: Application) async throws {
+        guard app.startsServer else { return }
+        await app.flotilla.jobs.start(owner: app.instance.id)
+    }
+
     func shutdownAsync(_ app: Application) async {
-        // Jobs first, while vSphere, guests and the database are still there to record how they ended.
-        await app.flotilla.jobs.cancelAll()
+        // Jobs first, while the database is there to take their leases back.
+        await app.flotilla.jobs.stop()
         await app.flotilla.vsphere.closeAll()
         await app.flotilla.shell.shutdown()
     }

@@ -5,49 +5,66 @@ import XCTVapor
 
 @testable import App
 
-/// At shutdown, running jobs end as interrupted instead of staying "running" until the next
-/// start (issue 8, §3).
+/// At shutdown an instance gives back the leases of the steps it runs, so that another instance
+/// (or this one, started again) resumes them at once by their kinds' rules; nothing is marked
+/// failed or interrupted, and a command beside a server leaves the server's jobs alone.
 final class ShutdownTests: XCTestCase {
-    func testShutdownEndsRunningJobsAsInterrupted() async throws {
-        let app = try await TestApp.make()
-        let config = app.flotilla.config
-        let slow = StepPlan(action: "test.slow", title: "a slow step", work: { _ in try await Task.sleep(for: .seconds(120)) })
-        let queued = StepPlan(action: "test.later", title: "a later step", phase: 1, work: { _ in })
+    func testShutdownReleasesLeasesAndTheNextStartResumesTheJob() async throws {
+        let recorder = Recorder()
+        let first = try await TestApp.make(beforeBoot: { $0.flotilla.jobs.registerTestKinds(recorder) })
+        let config = first.flotilla.config
         let jobID: UUID
         do {
-            jobID = try await app.flotilla.jobs.submit(kind: "test", title: "slow job", by: .system, steps: [slow, queued])
-            try await waitUntilRunning(jobID, on: app.db)
+            jobID = try await first.flotilla.jobs.submit(
+                kind: "test", title: "slow job", by: .system,
+                steps: [
+                    .test(CheckingTestStep.self, "slow", milliseconds: 120_000),
+                    .test(IdempotentTestStep.self, "later", phase: 1),
+                ])
+            try await waitUntilRunning(jobID, on: first.db)
         } catch {
-            try await app.asyncShutdown()
+            try await first.asyncShutdown()
             throw error
         }
         let started = ContinuousClock.now
-        try await app.asyncShutdown()
-        XCTAssertLessThan(ContinuousClock.now - started, .seconds(30), "shutdown waits for the slow step to notice")
+        try await first.asyncShutdown()
+        XCTAssertLessThan(ContinuousClock.now - started, .seconds(10), "shutdown does not wait for the slow step")
 
-        // What the database holds now, read without booting (a boot would mark leftovers itself).
+        // What the database holds now, read without booting (a boot would take the step over).
         try await withDatabase(config) { database in
-            let found = try await Job.find(jobID, on: database)
-            let job = try XCTUnwrap(found)
-            XCTAssertEqual(job.status, .interrupted)
-            XCTAssertNotNil(job.finishedAt)
-            XCTAssertTrue(job.summary.contains("the server shut down"), job.summary)
+            let foundJob = try await Job.find(jobID, on: database)
+            let job = try XCTUnwrap(foundJob)
+            XCTAssertEqual(job.status, .running, "the job goes on elsewhere")
             let steps = try await JobStep.query(on: database).filter(\.$job.$id == jobID).sort(\.$position).all()
-            XCTAssertEqual(steps.map(\.status), [.interrupted, .interrupted])
-            for step in steps {
-                XCTAssertTrue(step.log.contains("interrupted: the server shut down"), step.log)
-                XCTAssertNotNil(step.finishedAt)
-            }
+            XCTAssertEqual(steps.map(\.status), [.running, .queued])
+            XCTAssertLessThanOrEqual(try XCTUnwrap(steps[0].leaseExpiresAt), Date(), "the lease was given back")
+            XCTAssertTrue(steps[0].log.contains("released: this instance shut down"), steps[0].log)
         }
+
+        let second = try await TestApp.make(
+            ["FLOTILLA_DATA_DIR": config.dataDirectory], freshDatabase: false,
+            beforeBoot: { $0.flotilla.jobs.registerTestKinds(recorder) })
+        do {
+            try await second.flotilla.jobs.waitUntilFinished(jobID, timeout: .seconds(10))
+            let foundJob = try await Job.find(jobID, on: second.db)
+            let job = try XCTUnwrap(foundJob)
+            XCTAssertEqual(job.status, .succeeded, job.summary)
+            let runs = await recorder.items
+            XCTAssertEqual(runs, ["slow", "slow rerun", "later"])
+        } catch {
+            try await second.asyncShutdown()
+            throw error
+        }
+        try await second.asyncShutdown()
     }
 
     /// `flotilla user list` (or any command but the server) run beside a live server must not
-    /// mark that server's running jobs interrupted, nor start a second inventory sync.
+    /// touch that server's running jobs, nor start a second inventory sync.
     func testACommandBesideTheServerLeavesItsJobsAlone() async throws {
-        let server = try await TestApp.make()
-        let slow = StepPlan(action: "test.slow", title: "a slow step", work: { _ in try await Task.sleep(for: .seconds(120)) })
+        let server = try await TestApp.make(beforeBoot: { $0.flotilla.jobs.registerTestKinds(Recorder()) })
         do {
-            let jobID = try await server.flotilla.jobs.submit(kind: "test", title: "slow job", by: .system, steps: [slow])
+            let jobID = try await server.flotilla.jobs.submit(
+                kind: "test", title: "slow job", by: .system, steps: [.test(IdempotentTestStep.self, "slow", milliseconds: 120_000)])
             try await waitUntilRunning(jobID, on: server.db)
             let dataDirectory = server.flotilla.config.dataDirectory
             let command = try await TestApp.make(["FLOTILLA_DATA_DIR": dataDirectory], freshDatabase: false) { app in
@@ -55,8 +72,10 @@ final class ShutdownTests: XCTestCase {
             }
             XCTAssertFalse(command.startsServer)
             try await command.asyncShutdown()
-            let found = try await Job.find(jobID, on: server.db)
-            XCTAssertEqual(try XCTUnwrap(found).status, .running, "a command beside the server interrupted its job")
+            let found = try await JobStep.query(on: server.db).filter(\.$job.$id == jobID).first()
+            let step = try XCTUnwrap(found)
+            XCTAssertEqual(step.status, .running, "a command beside the server touched its job")
+            XCTAssertEqual(step.leaseOwner, server.instance.id)
         } catch {
             try await server.asyncShutdown()
             throw error

@@ -28,7 +28,9 @@ struct KeyCommands: AsyncCommandGroup {
             let app = context.application
             let (key, jobID) = try await app.sshKeys(actor: UserCommands.actor).rotate()
             context.console.print("New platform key \(key.fingerprint); job \(jobID)")
-            // The job runs in this process: wait for it, then report each step.
+            // This process runs its own job (a server beside it may take steps too): wait for it,
+            // then report each step.
+            await app.flotilla.jobs.start(owner: app.instance.id, onlyJob: jobID)
             while let job = try await Job.find(jobID, on: app.db), [.queued, .running].contains(job.status) {
                 try await Task.sleep(for: .milliseconds(500))
             }

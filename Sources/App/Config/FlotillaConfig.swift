@@ -111,8 +111,8 @@ public struct FlotillaConfig: Sendable {
         ("FLOTILLA_REACHABILITY_PORT", "TCP port tried when ICMP gets no answer (default 22)"),
         ("FLOTILLA_METRICS_SECONDS", "how often VMs' CPU and memory are collected (default 20; 0 turns it off)"),
         ("FLOTILLA_METRICS_TOKEN", "bearer token for the Prometheus endpoint /metrics (default: no /metrics)"),
-        ("FLOTILLA_JOB_CONCURRENCY", "steps of jobs running at once (default 32)"),
-        ("FLOTILLA_JOB_CONCURRENCY_PER_CONNECTION", "steps running at once against one vSphere connection (default 16)"),
+        ("FLOTILLA_JOB_CONCURRENCY", "steps of jobs this instance runs at once (default 32)"),
+        ("FLOTILLA_JOB_CONCURRENCY_PER_CONNECTION", "steps running at once on one vSphere connection, all instances together (default 16)"),
     ]
 
     /// Reads the configuration from the environment and the optional config file it names.

@@ -84,15 +84,7 @@ struct Environments {
         var plans: [StepPlan] = []
         for environment in environments {
             plans += try environment.vms.map { vm in try operations.destroyStep(vm) }
-            let environmentID = try environment.requireID()
-            let name = environment.name
-            plans.append(
-                StepPlan(action: "environment.delete", title: "delete environment \(name)", phase: 1) { [database] _ in
-                    guard try await VM.query(on: database).filter(\.$environment.$id == environmentID).count() == 0 else {
-                        throw FlotillaError.conflict("environment \(name) still has VMs")
-                    }
-                    try await Environment.query(on: database).filter(\.$id == environmentID).delete()
-                })
+            plans.append(try operations.environmentRecordStep(environment, phase: 1))
         }
         return try await jobs.submit(
             kind: "environment.delete",

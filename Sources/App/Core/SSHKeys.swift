@@ -45,13 +45,8 @@ struct SSHKeys {
         let keyID = try key.requireID()
         let vms = try await VM.query(on: database).filter(\.$hostKey != nil).filter(\.$platformKeyID != nil)
             .filter(\.$platformKeyID != keyID).with(\.$role).sort(\.$hostName).all()
-        let platformKeys = keys
         var steps = try vms.map { try operations.keyRotationStep($0, to: key) }
-        steps.append(
-            StepPlan(action: "ssh-key.retire", title: "retire the keys no VM trusts", phase: 1) { context in
-                let retired = try await platformKeys.retireUnused()
-                await context.log(retired.isEmpty ? "no key to retire" : "retired " + retired.map(\.fingerprint).joined(separator: ", "))
-            })
+        steps.append(try StepPlan(RetireUnusedKeysStep.self, .init(), title: "retire the keys no VM trusts", phase: 1))
         let jobID = try await jobs.submit(
             kind: "ssh-key.rotate", title: "Rotate the platform SSH key to \(key.fingerprint)", by: actor,
             steps: steps)

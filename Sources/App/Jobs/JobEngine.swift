@@ -1,89 +1,98 @@
 import Fluent
-import RemoteShell
+import NIOConcurrencyHelpers
 import Vapor
 
-/// One step of a job as planned: what it does to which VM, and how.
-struct StepPlan: Sendable {
-    /// The audit log's action name, e.g. `vm.create`.
-    var action: String
-    var title: String
-    var vmName: String?
-    var vmRole: String?
-    /// Steps of one phase run in parallel; a phase starts when the previous one succeeded.
-    var phase: Int = 0
-    /// The vSphere connection the step works on, for the per-connection limit.
-    var connectionID: UUID?
-    /// Whether running the step again after a failure is harmless.
-    var retryable = false
-    var work: @Sendable (StepContext) async throws -> Void
-}
-
-/// What a running step may do besides its work: write to its log.
-struct StepContext: Sendable {
-    let stepID: UUID
-    let database: any Database
-    let logger: Logger
-
-    /// Appends a line to the step's log (seen live in the job page).
-    func log(_ line: String) async {
-        do {
-            guard let step = try await JobStep.find(stepID, on: database) else { return }
-            step.appendLog(line)
-            try await step.save(on: database)
-        } catch {
-            logger.warning("could not write the log of step \(stepID): \(String(reflecting: error))")
-        }
-    }
-}
-
-/// Runs jobs (SPEC BEY-1): persisted with one step per VM, a worker limit overall and per
-/// vSphere connection, retries of safe steps, cancellation, and an audit entry per step.
+/// Runs jobs (SPEC BEY-1, BEY-8). A job and its steps are rows: a step names its `StepKind`
+/// and carries its parameters, so any instance sharing the database can run it. Each instance
+/// claims runnable steps up to its own limit (and the per-connection limit over all instances),
+/// holds a lease on each while it runs it, renews it, sees a cancel request through the job's
+/// row, and gives its leases back at shutdown. A step whose lease expired is taken over by
+/// whichever instance sees it first, as its kind's rerun rule says.
 actor JobEngine {
+    /// How leases and polling are paced.
+    struct Timing: Sendable {
+        /// How long a claimed step stays this instance's without renewal.
+        var lease: TimeInterval = 15
+        var renewEvery: Duration = .seconds(5)
+        /// How often the database is read for new steps, cancel requests and expired leases
+        /// when nothing wakes the engine sooner.
+        var poll: Duration = .milliseconds(250)
+    }
+
+    /// Why this instance stops a step it runs.
+    private enum StopReason {
+        case cancelRequested, shutdown, leaseLost
+    }
+
+    private struct RunningStep {
+        let jobID: UUID
+        let task: Task<Void, Never>
+        var stop: StopReason?
+    }
+
     private let database: any Database
     private let logger: Logger
-    private let overall: AsyncSemaphore
-    private let perConnectionLimit: Int
-    private var connectionLimiters: [UUID: AsyncSemaphore] = [:]
-    private var running: [UUID: Task<Void, Never>] = [:]
-    /// Pause between attempts of a retried step.
-    private let retryDelay: Duration
-    /// How often a running job's record is read for a cancel request (which may come from
-    /// another instance sharing the database).
-    private let cancelPollInterval: Duration
-    /// Set by `cancelAll` at shutdown: steps then stop as interrupted, not as cancelled by a person.
-    private var shutdownReason: String?
+    private let operations: VMOperations
+    private let perInstance: Int
+    private let perConnection: Int
+    private let timing: Timing
+    /// Locked rather than actor-isolated so that kinds can be added before the app boots.
+    private let registry: NIOLockedValueBox<StepRegistry>
+    /// The instance holding the leases; set by `start`.
+    private var owner: UUID?
+    /// A command (not a server) runs only its own job.
+    private var onlyJob: UUID?
+    private var running: [UUID: RunningStep] = [:]
+    private var loop: Task<Void, Never>?
+    private var nap: Task<Void, Never>?
+    private var wakeRequested = false
+    private var lastRenewal = ContinuousClock.now
 
     init(
-        database: any Database, logger: Logger, concurrency: Int, perConnection: Int, retryDelay: Duration = .seconds(2),
-        cancelPollInterval: Duration = .seconds(1)
+        database: any Database, logger: Logger, operations: VMOperations, concurrency: Int, perConnection: Int,
+        registry: StepRegistry = .standard, timing: Timing = Timing()
     ) {
         self.database = database
         self.logger = logger
-        overall = AsyncSemaphore(limit: concurrency)
-        perConnectionLimit = perConnection
-        self.retryDelay = retryDelay
-        self.cancelPollInterval = cancelPollInterval
+        self.operations = operations
+        perInstance = concurrency
+        self.perConnection = perConnection
+        self.registry = NIOLockedValueBox(registry)
+        self.timing = timing
     }
 
-    /// Marks jobs left unfinished by a previous run of the server; nothing stays "running".
-    static func interruptUnfinished(on database: any Database) async throws {
-        let reason = "the server stopped while this was running"
-        for job in try await Job.query(on: database).filter(\.$status ~~ [.queued, .running]).all() {
-            job.status = .interrupted
-            job.summary = reason
-            job.finishedAt = Date()
-            try await job.save(on: database)
-        }
-        for step in try await JobStep.query(on: database).filter(\.$status ~~ [.queued, .running]).all() {
-            step.status = .interrupted
-            step.log += "interrupted: \(reason)\n"
-            step.finishedAt = Date()
-            try await step.save(on: database)
+    /// Adds a kind (modules with their own kinds, tests) before steps of it are submitted.
+    nonisolated func register<Kind: StepKind>(_ kind: Kind) {
+        registry.withLockedValue { $0.register(kind) }
+    }
+
+    /// Starts claiming and running steps as instance `owner`; with `onlyJob`, only that job's
+    /// (a command that runs its own job and leaves the rest to the servers).
+    func start(owner: UUID, onlyJob: UUID? = nil) {
+        guard loop == nil else { return }
+        self.owner = owner
+        self.onlyJob = onlyJob
+        loop = Task { [weak self] in
+            while let self, await self.tick() {}
         }
     }
 
-    /// Records a job and starts it; returns at once with the job's ID.
+    /// Stops running steps and gives their leases back (their kinds' rules decide how another
+    /// instance resumes them); nothing is marked failed or interrupted.
+    func stop() async {
+        loop?.cancel()
+        nap?.cancel()
+        await loop?.value
+        loop = nil
+        for id in running.keys { running[id]?.stop = .shutdown }
+        let tasks = running.values.map(\.task)
+        for task in tasks { task.cancel() }
+        for task in tasks { await task.value }
+    }
+
+    /// Records a job with its steps; an instance runs them as soon as it claims them.
     func submit(kind: String, title: String, by actor: AuditLog.Actor, steps plans: [StepPlan]) async throws -> UUID {
+        try registry.withLockedValue { try $0.validate(plans) }
         let job = Job()
         job.kind = kind
         job.title = title
@@ -92,9 +101,8 @@ actor JobEngine {
         job.operatorIP = actor.ip
         job.summary = "\(plans.count) step\(plans.count == 1 ? "" : "s") queued"
         job.cancelRequested = false
-        let stepIDs = try await database.transaction { transaction in
+        try await database.transaction { transaction in
             try await job.create(on: transaction)
-            var stepIDs: [UUID] = []
             for (position, plan) in plans.enumerated() {
                 let step = JobStep()
                 step.$job.id = try job.requireID()
@@ -102,222 +110,261 @@ actor JobEngine {
                 step.title = plan.title
                 step.vmName = plan.vmName
                 step.vmRole = plan.vmRole
+                step.kind = plan.kind
+                step.parameters = plan.parameters
+                step.phase = plan.phase
+                step.connectionID = plan.connectionID
                 step.status = .queued
                 step.attempts = 0
                 step.log = ""
                 try await step.create(on: transaction)
-                stepIDs.append(try step.requireID())
             }
-            return stepIDs
         }
         let jobID = try job.requireID()
-        let planned = Array(zip(stepIDs, plans))
-        running[jobID] = Task { [weak self] in
-            await self?.execute(jobID: jobID, steps: planned, actor: actor)
-        }
-        watchForCancelRequest(jobID)
+        if plans.isEmpty { try await JobStepRows(database).finishJobIfDone(jobID) }
+        wake()
         return jobID
     }
 
-    /// Asks a job to stop: running steps are cancelled, queued ones never start. The request is
-    /// audited as the person's.
+    /// Asks a job to stop: queued steps never start, and the instance running a step sees the
+    /// flag within a poll (at once when it is this one). Audited as the person's request.
     func cancel(_ jobID: UUID, by actor: AuditLog.Actor) async throws {
         guard let job = try await Job.find(jobID, on: database) else { throw FlotillaError.notFound("no such job") }
         guard !job.status.isFinished else { throw FlotillaError.conflict("the job has already finished") }
         job.cancelRequested = true
         try await job.save(on: database)
-        running[jobID]?.cancel()
+        let rows = try JobStepRows(database)
+        try await rows.endQueued(of: jobID, as: .cancelled, line: "cancelled before it started")
+        for (id, step) in running where step.jobID == jobID { stopLocally(id, .cancelRequested) }
         await AuditLog.record(
             .operation, action: "job.cancel", result: .success, details: "asked job \(jobID) to stop",
             by: actor, on: database, logger: logger)
+        try await rows.finishJobIfDone(jobID)
     }
 
-    /// Stops every running job at shutdown; their steps and the jobs end as interrupted ("the
-    /// server shut down") instead of staying "running" until the next start.
-    func cancelAll() async {
-        shutdownReason = "the server shut down"
-        for task in running.values { task.cancel() }
-        for task in running.values { await task.value }
+    /// Waits until a job has finished, whichever instance runs it (tests and commands).
+    func waitUntilFinished(_ jobID: UUID, timeout: Duration = .seconds(120)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while try await Job.find(jobID, on: database)?.status.isFinished == false {
+            guard ContinuousClock.now < deadline else { throw FlotillaError(.unavailable, "job \(jobID) did not finish in \(timeout)") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
     }
 
-    /// Cancels the job here when its record asks for it: `cancel` sets the flag, and the
-    /// request may have reached another instance sharing the database.
-    private func watchForCancelRequest(_ jobID: UUID) {
-        Task { [weak self, database, cancelPollInterval] in
-            while await self?.isRunning(jobID) == true {
-                try? await Task.sleep(for: cancelPollInterval)
-                if (try? await Job.find(jobID, on: database))?.cancelRequested == true {
-                    await self?.cancelRunning(jobID)
-                    return
-                }
+    // MARK: - The loop
+
+    private func wake() {
+        wakeRequested = true
+        nap?.cancel()
+    }
+
+    /// One round: react to cancel requests and lost leases, renew leases, take over expired
+    /// ones, claim what fits. False ends the loop.
+    private func tick() async -> Bool {
+        guard !Task.isCancelled, let owner else { return false }
+        wakeRequested = false
+        var claimedFully = false
+        do {
+            let rows = try JobStepRows(database)
+            try await watchRunning(rows)
+            if ContinuousClock.now - lastRenewal >= timing.renewEvery {
+                lastRenewal = .now
+                try await rows.renew(Array(running.keys), owner: owner, lease: timing.lease)
+            }
+            if onlyJob == nil { try await takeOver(rows) }
+            let capacity = perInstance - running.count
+            let started = ContinuousClock.now
+            let claimed = try await rows.claim(
+                limit: capacity, perConnection: perConnection, owner: owner, lease: timing.lease, onlyJob: onlyJob)
+            if !claimed.isEmpty {
+                // Read by scripts/bench-steps for the claim latency.
+                logger.debug("claimed \(claimed.count) steps in \(Self.milliseconds(ContinuousClock.now - started)) ms")
+            }
+            for step in claimed { launch(step) }
+            claimedFully = capacity > 0 && claimed.count == capacity
+        } catch {
+            guard !Task.isCancelled else { return false }
+            logger.warning("job engine: \(String(reflecting: error))")
+        }
+        if claimedFully || wakeRequested { return true }
+        let pause = Task<Void, Never> { [poll = timing.poll] in _ = try? await Task.sleep(for: poll) }
+        nap = pause
+        await pause.value
+        nap = nil
+        return !Task.isCancelled
+    }
+
+    private static func milliseconds(_ duration: Duration) -> String {
+        String(format: "%.2f", Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15)
+    }
+
+    private func watchRunning(_ rows: JobStepRows) async throws {
+        guard !running.isEmpty else { return }
+        for row in try await rows.watch(Array(running.keys)) {
+            if row.status != JobStatus.running.rawValue || row.lease_owner != owner {
+                stopLocally(row.id, .leaseLost)
+            } else if row.cancel_requested {
+                stopLocally(row.id, .cancelRequested)
             }
         }
     }
 
-    private func isRunning(_ jobID: UUID) -> Bool {
-        running[jobID] != nil
-    }
-
-    private func cancelRunning(_ jobID: UUID) {
-        running[jobID]?.cancel()
-    }
-
-    /// Waits for a job started by this engine (tests and commands).
-    func waitUntilFinished(_ jobID: UUID) async {
-        await running[jobID]?.value
-    }
-
-    private func limiter(for connectionID: UUID) -> AsyncSemaphore {
-        if let existing = connectionLimiters[connectionID] { return existing }
-        let limiter = AsyncSemaphore(limit: perConnectionLimit)
-        connectionLimiters[connectionID] = limiter
-        return limiter
-    }
-
-    private func execute(jobID: UUID, steps: [(UUID, StepPlan)], actor: AuditLog.Actor) async {
-        await update(jobID) { job in
-            job.status = .running
-            job.startedAt = Date()
-        }
-        var outcomes: [JobStatus] = []
-        let phases = Dictionary(grouping: steps, by: { $0.1.phase }).sorted { $0.key < $1.key }
-        for (_, phaseSteps) in phases {
-            if Task.isCancelled || outcomes.contains(where: { $0 != .succeeded }) {
-                let (status, reason) =
-                    Task.isCancelled
-                    ? stopped("cancelled before it started")
-                    : (.cancelled, "skipped: an earlier step did not succeed")
-                for (stepID, _) in phaseSteps {
-                    await finish(stepID, status: status, line: reason)
-                    outcomes.append(status)
-                }
-                continue
+    private func takeOver(_ rows: JobStepRows) async throws {
+        let registry = registry.withLockedValue { $0 }
+        let ended = try await rows.takeOverExpired(except: Array(running.keys)) { orphan in
+            if orphan.cancel_requested { return .end(.cancelled, "cancelled: the job was asked to stop") }
+            switch (try? registry.entry(orphan.kind))?.rerunRule {
+            case .idempotent: return .requeue("queued again: running it again is safe")
+            case .rerunAfterCheck: return .requeue("queued again: it checks what the cut-off run left before acting")
+            case .needsAttention(let reason): return .end(.needsAttention, reason)
+            case nil: return .end(.needsAttention, "no step kind '\(orphan.kind ?? "")' is registered")
             }
-            let limiters = phaseSteps.map { $0.1.connectionID.map(limiter(for:)) }
-            let results = await withTaskGroup(of: JobStatus.self) { group in
-                for ((stepID, plan), connectionLimiter) in zip(phaseSteps, limiters) {
-                    group.addTask { [self] in
-                        // A step cancelled while it waits for a worker ends at once.
-                        do {
-                            try await self.overall.acquire()
-                        } catch {
-                            return await self.run(stepID: stepID, plan: plan, actor: actor)
-                        }
-                        do {
-                            try await connectionLimiter?.acquire()
-                        } catch {
-                            await self.overall.release()
-                            return await self.run(stepID: stepID, plan: plan, actor: actor)
-                        }
-                        let status = await self.run(stepID: stepID, plan: plan, actor: actor)
-                        await connectionLimiter?.release()
-                        await self.overall.release()
-                        return status
-                    }
-                }
-                var collected: [JobStatus] = []
-                for await status in group { collected.append(status) }
-                return collected
-            }
-            outcomes += results
         }
-        let succeeded = outcomes.filter { $0 == .succeeded }.count
-        let failed = outcomes.filter { $0 == .failed }.count
-        let wasCancelled = Task.isCancelled || outcomes.contains(.cancelled) && failed == 0
-        let interrupted = outcomes.contains(.interrupted)
-        let status: JobStatus = interrupted ? .interrupted : failed > 0 ? .failed : (wasCancelled ? .cancelled : .succeeded)
-        let cancelled = outcomes.count - succeeded - failed
-        let summary =
-            "\(succeeded) of \(outcomes.count) steps succeeded"
-            + (failed > 0 ? ", \(failed) failed" : "")
-            + (cancelled > 0 ? ", \(cancelled) \(interrupted ? "interrupted" : "cancelled")" : "")
-            + (interrupted ? ": \(shutdownReason ?? "interrupted")" : "")
-        await update(jobID) { job in
-            job.status = status
-            job.finishedAt = Date()
-            job.summary = summary
+        for orphan in ended {
+            try await rows.endQueued(
+                of: orphan.job_id, afterPhase: orphan.phase, as: .cancelled, line: "skipped: an earlier step did not succeed")
+            try await rows.finishJobIfDone(orphan.job_id)
         }
-        running[jobID] = nil
+        for job in try await rows.cancelledJobsWithQueuedSteps() {
+            try await rows.endQueued(of: job, as: .cancelled, line: "cancelled before it started")
+            try await rows.finishJobIfDone(job)
+        }
     }
 
-    /// Runs one step with its retries; the step's own task is cancelled with the job.
-    private func run(stepID: UUID, plan: StepPlan, actor: AuditLog.Actor) async -> JobStatus {
-        let context = StepContext(stepID: stepID, database: database, logger: logger)
-        if Task.isCancelled {
-            let (status, reason) = stopped("cancelled before it started")
-            await finish(stepID, status: status, line: reason)
-            return status
+    private func stopLocally(_ id: UUID, _ reason: StopReason) {
+        guard running[id] != nil, running[id]?.stop == nil else { return }
+        running[id]?.stop = reason
+        running[id]?.task.cancel()
+    }
+
+    private func launch(_ step: JobStepRows.Claimed) {
+        let task = Task<Void, Never> { [weak self] in
+            guard let self else { return }
+            await self.execute(step)
         }
-        let attempts = plan.retryable ? 3 : 1
-        for attempt in 1...attempts {
-            await updateStep(stepID) { step in
-                step.status = .running
-                step.attempts = attempt
-                if step.startedAt == nil { step.startedAt = Date() }
-            }
+        running[step.id] = RunningStep(jobID: step.jobID, task: task)
+    }
+
+    private func stopReason(_ id: UUID) -> StopReason? {
+        running[id]?.stop
+    }
+
+    private func ended(_ id: UUID) {
+        running[id] = nil
+        wake()
+    }
+
+    // MARK: - Running one step
+
+    private enum Outcome {
+        case succeeded
+        case failed(String)
+        case cancelled(String)
+        case needsAttention(String)
+        case released
+        case lost
+    }
+
+    private nonisolated func execute(_ step: JobStepRows.Claimed) async {
+        let outcome: Outcome
+        var action = step.kind ?? "job.step"
+        do {
+            let entry = try registry.withLockedValue { try $0.entry(step.kind) }
+            let prepared = try entry.prepare(step.parameters ?? "")
+            action = prepared.action
+            outcome = await attempt(step, entry: entry, work: prepared.work)
+        } catch let unrunnable as UnrunnableStep {
+            outcome = .needsAttention(unrunnable.reason)
+        } catch {
+            outcome = .failed(FlotillaError.describe(error))
+        }
+        await record(step, outcome, action: action)
+        await ended(step.id)
+    }
+
+    /// Runs the work, retrying kinds that allow it, and says how it ended.
+    private nonisolated func attempt(
+        _ step: JobStepRows.Claimed, entry: StepRegistry.Entry, work: @Sendable (StepContext) async throws -> Void
+    ) async -> Outcome {
+        let context = StepContext(
+            stepID: step.id, database: database, logger: logger, operations: operations, isRerun: step.attempts > 1)
+        for attempt in 1...entry.attemptsOnFailure {
             do {
-                try await plan.work(context)
-                await finish(stepID, status: .succeeded, line: "done")
-                await AuditLog.record(
-                    .operation, action: plan.action, result: .success, details: "\(plan.title): done",
-                    vmName: plan.vmName, vmRole: plan.vmRole, by: actor, on: database, logger: logger)
+                if let stop = await stopReason(step.id) { return outcome(of: stop) }
+                try await work(context)
                 return .succeeded
             } catch {
                 let reason = FlotillaError.describe(error)
-                if Task.isCancelled || error is CancellationError {
-                    let (status, line) = stopped("cancelled: \(reason)")
-                    await finish(stepID, status: status, line: line)
-                    await AuditLog.record(
-                        .operation, action: plan.action, result: .failure, details: "\(plan.title): \(status.rawValue)",
-                        vmName: plan.vmName, vmRole: plan.vmRole, by: actor, on: database, logger: logger)
-                    return status
+                if let stop = await stopReason(step.id) { return outcome(of: stop, reason) }
+                guard attempt < entry.attemptsOnFailure else { return .failed(reason) }
+                do {
+                    try await Task.sleep(for: entry.retryDelay * attempt)
+                    try await JobStepRows(database).countAttempt(step.id, line: "attempt \(attempt) failed: \(reason); trying again")
+                } catch {
+                    if let stop = await stopReason(step.id) { return outcome(of: stop) }
+                    return .failed(reason)
                 }
-                if attempt < attempts {
-                    await context.log("attempt \(attempt) failed: \(reason); trying again")
-                    try? await Task.sleep(for: retryDelay * attempt)
-                    continue
-                }
-                await finish(stepID, status: .failed, line: "failed: \(reason)")
-                await AuditLog.record(
-                    .error, action: plan.action, result: .failure, details: "\(plan.title) failed: \(reason)",
-                    vmName: plan.vmName, vmRole: plan.vmRole, by: actor, on: database, logger: logger)
-                return .failed
             }
         }
-        return .failed
+        return .failed("no attempt was made")
     }
 
-    /// How a step stopped by cancellation ends: interrupted at shutdown, else cancelled with `line`.
-    private func stopped(_ line: String) -> (JobStatus, String) {
-        guard let shutdownReason else { return (.cancelled, line) }
-        return (.interrupted, "interrupted: \(shutdownReason)")
-    }
-
-    private func finish(_ stepID: UUID, status: JobStatus, line: String) async {
-        await updateStep(stepID) { step in
-            step.status = status
-            step.finishedAt = Date()
-            step.appendLog(line)
+    private nonisolated func outcome(of stop: StopReason, _ reason: String? = nil) -> Outcome {
+        switch stop {
+        case .cancelRequested: .cancelled(reason.map { "cancelled: \($0)" } ?? "cancelled before it started")
+        case .shutdown: .released
+        case .leaseLost: .lost
         }
     }
 
-    private func updateStep(_ stepID: UUID, _ change: @Sendable (JobStep) -> Void) async {
+    /// Writes how the step ended (only while this instance still holds it), its audit entry,
+    /// and ends the job if it was the last step.
+    private nonisolated func record(_ step: JobStepRows.Claimed, _ outcome: Outcome, action: String) async {
         do {
-            guard let step = try await JobStep.find(stepID, on: database) else { return }
-            change(step)
-            try await step.save(on: database)
+            let rows = try JobStepRows(database)
+            guard let owner = await owner else { return }
+            let status: JobStatus
+            let details: String
+            let kept: Bool
+            switch outcome {
+            case .lost:
+                return
+            case .released:
+                try await rows.release(step.id, owner: owner, reason: "released: this instance shut down; another one resumes it")
+                return
+            case .succeeded:
+                status = .succeeded
+                details = "\(step.title): done"
+                kept = try await rows.end(step.id, as: status, line: "done", owner: owner)
+            case .failed(let reason):
+                status = .failed
+                details = "\(step.title) failed: \(reason)"
+                kept = try await rows.end(step.id, as: status, line: "failed: \(reason)", owner: owner)
+            case .cancelled(let line):
+                status = .cancelled
+                details = "\(step.title): cancelled"
+                kept = try await rows.end(step.id, as: status, line: line, owner: owner)
+            case .needsAttention(let reason):
+                status = .needsAttention
+                details = "\(step.title) needs attention: \(reason)"
+                kept = try await rows.end(
+                    step.id, as: status, line: "needs attention: \(reason)", attentionReason: reason, owner: owner)
+            }
+            guard kept else { return }
+            let job = try await Job.find(step.jobID, on: database)
+            await AuditLog.record(
+                status == .succeeded ? .operation : status == .cancelled ? .operation : .error, action: action,
+                result: status == .succeeded ? .success : .failure, details: details, vmName: step.vmName, vmRole: step.vmRole,
+                by: AuditLog.Actor(name: job?.operatorName, ip: job?.operatorIP), on: database, logger: logger)
+            if status == .cancelled {
+                try await rows.endQueued(of: step.jobID, as: .cancelled, line: "cancelled before it started")
+            } else if status != .succeeded {
+                try await rows.endQueued(
+                    of: step.jobID, afterPhase: step.phase, as: .cancelled, line: "skipped: an earlier step did not succeed")
+            }
+            try await rows.finishJobIfDone(step.jobID)
         } catch {
-            logger.error("could not update job step \(stepID): \(String(reflecting: error))")
-        }
-    }
-
-    private func update(_ jobID: UUID, _ change: @Sendable (Job) -> Void) async {
-        do {
-            guard let job = try await Job.find(jobID, on: database) else { return }
-            change(job)
-            try await job.save(on: database)
-        } catch {
-            logger.error("could not update job \(jobID): \(String(reflecting: error))")
+            logger.error("could not record how step \(step.id) ended: \(String(reflecting: error))")
         }
     }
 }

@@ -22,6 +22,11 @@ func registerMigrations(_ app: Application) {
     app.migrations.add(CreatePlatformSSHKeys())
     app.migrations.add(AddVMHostKey())
     app.migrations.add(AddVMPlatformKey())
+    // 004: jobs as data (step kinds and parameters, leases, "needs attention").
+    app.migrations.add(AddJobStepWork())
+    app.migrations.add(AddJobStepLease())
+    app.migrations.add(AddJobStepAttentionReason())
+    app.migrations.add(CreateJobStepClaimIndex())
     // 005: instances sharing the database, and leader leases of periodic tasks.
     app.migrations.add(CreateInstances())
     app.migrations.add(CreateLeaderLeases())

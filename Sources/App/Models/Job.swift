@@ -2,7 +2,11 @@ import Fluent
 import Vapor
 
 public enum JobStatus: String, Codable, Sendable, CaseIterable {
-    case queued, running, succeeded, failed, cancelled, interrupted
+    case queued, running, succeeded, failed, cancelled
+    /// Ended by the server stopping (jobs before they were data; kept for their history).
+    case interrupted
+    /// A step could not be run or resumed safely: a person must look (see its reason).
+    case needsAttention = "needs-attention"
 
     public var isFinished: Bool { ![.queued, .running].contains(self) }
 }
@@ -38,15 +42,21 @@ public final class JobStep: Model, @unchecked Sendable {
     @OptionalField(key: "vm_role") public var vmRole: String?
     @Enum(key: "status") public var status: JobStatus
     @Field(key: "attempts") public var attempts: Int
+    /// The `StepKind` that runs it, and its parameters as JSON (SPEC BEY-8).
+    @OptionalField(key: "kind") public var kind: String?
+    @OptionalField(key: "parameters") public var parameters: String?
+    @Field(key: "phase") public var phase: Int
+    @OptionalField(key: "connection_id") public var connectionID: UUID?
+    /// The instance running it and until when, unless it renews; a step whose lease expired is
+    /// taken over by another instance according to its kind's rerun rule.
+    @OptionalField(key: "lease_owner") public var leaseOwner: UUID?
+    @OptionalField(key: "lease_expires_at") public var leaseExpiresAt: Date?
+    /// Why a person must look at it (status `needs-attention`).
+    @OptionalField(key: "attention_reason") public var attentionReason: String?
     /// What happened, one line per event, for people to read.
     @Field(key: "log") public var log: String
     @OptionalField(key: "started_at") public var startedAt: Date?
     @OptionalField(key: "finished_at") public var finishedAt: Date?
 
     public init() {}
-
-    /// Adds one timestamped (UTC) line to the step's log.
-    func appendLog(_ line: String) {
-        log += "[\(DisplayTime(timeZone: .gmt).string(Date()))] \(line)\n"
-    }
 }

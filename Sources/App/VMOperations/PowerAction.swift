@@ -1,5 +1,5 @@
 /// What a power request asks for (SPEC VM-4/VM-8).
-enum PowerAction: String, Sendable {
+enum PowerAction: String, Codable, Sendable {
     case on, off, restart
 
     /// Reads the action of a form or API body; anything else is a validation error.

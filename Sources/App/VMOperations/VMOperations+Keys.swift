@@ -39,13 +39,42 @@ extension VMOperations {
     }
 
     func keyRotationStep(_ vm: VM, to key: PlatformSSHKey) throws -> StepPlan {
-        let id = try vm.requireID()
-        let keyID = try key.requireID()
-        return StepPlan(
-            action: "vm.ssh-key", title: "move \(vm.hostName) to key \(key.fingerprint)", vmName: vm.hostName,
-            vmRole: vm.role.name, connectionID: vm.role.$connection.id, retryable: true
-        ) { context in
-            try await moveToKey(id, keyID: keyID, context: context)
-        }
+        try StepPlan(
+            VMKeyRotationStep.self, .init(vmID: try vm.requireID(), keyID: try key.requireID()),
+            title: "move \(vm.hostName) to key \(key.fingerprint)", vmName: vm.hostName, vmRole: vm.role.name,
+            connectionID: vm.role.$connection.id)
+    }
+}
+
+/// Moves one VM to the new platform key (`VMOperations.moveToKey`).
+struct VMKeyRotationStep: StepKind {
+    struct Parameters: Codable, Sendable {
+        var vmID: UUID
+        var keyID: UUID
+    }
+
+    static let name = "vm.ssh-key"
+    /// Cut off between removing the old key and recording the new one, the guest trusts only a
+    /// key its record does not name: a person checks before anything logs in again.
+    static let rerunRule = RerunRule.needsAttention(
+        "the key change was cut off: the guest may trust only the new key while its record names the old one; rotate again or check the guest"
+    )
+    static let attemptsOnFailure = 3
+
+    func execute(_ parameters: Parameters, context: StepContext) async throws {
+        try await context.operations.moveToKey(parameters.vmID, keyID: parameters.keyID, context: context)
+    }
+}
+
+/// The last step of a rotation: retires the keys no VM trusts any more.
+struct RetireUnusedKeysStep: StepKind {
+    struct Parameters: Codable, Sendable {}
+
+    static let name = "ssh-key.retire"
+    static let rerunRule = RerunRule.idempotent
+
+    func execute(_ parameters: Parameters, context: StepContext) async throws {
+        let retired = try await context.operations.keys.retireUnused()
+        await context.log(retired.isEmpty ? "no key to retire" : "retired " + retired.map(\.fingerprint).joined(separator: ", "))
     }
 }

@@ -74,17 +74,29 @@ struct VMOperations: Sendable {
             let password = try secrets.open(vm.passwordSealed)
             let key = try await keys.active()
             vm.platformKeyID = try key.requireID()
-            let (template, request) = try await clonePlan(
-                name: vm.hostName, role: placement.role, connection: placement.connection, endpoint: placement.endpoint,
-                extraConfig: try guestConfiguration(placement, passwordHash: CryptSHA512.hash(password: password), key: key).extraConfig()
-                    + [ExtraConfigEntry(key: Self.roleKey, value: placement.role.name)])
-            await context.log("cloning \(vm.hostName) from template \(placement.role.template)")
-            let clone = try await placement.endpoint.clone(template, request)
+            let clone: any VSphereMachine
+            var adopted = false
+            if context.isRerun, let earlier = try await existingMachine(named: vm.hostName, on: placement.endpoint) {
+                clone = earlier
+                adopted = true
+                await context.log("an earlier run was cut off: adopting \(earlier.reference), already on vSphere, instead of cloning again")
+            } else {
+                let (template, request) = try await clonePlan(
+                    name: vm.hostName, role: placement.role, connection: placement.connection, endpoint: placement.endpoint,
+                    extraConfig: try guestConfiguration(placement, passwordHash: CryptSHA512.hash(password: password), key: key)
+                        .extraConfig() + [ExtraConfigEntry(key: Self.roleKey, value: placement.role.name)])
+                await context.log("cloning \(vm.hostName) from template \(placement.role.template)")
+                clone = try await placement.endpoint.clone(template, request)
+            }
             created = clone
             vm.vsphereReference = clone.reference
             try await vm.save(on: database)
-            await context.log("cloned as \(clone.reference); powering on")
-            try await clone.powerOn()
+            if adopted, try await clone.powerState() == .poweredOn {
+                await context.log("\(clone.reference) is already powered on")
+            } else {
+                await context.log("cloned as \(clone.reference); powering on")
+                try await clone.powerOn()
+            }
             try await waitForGuest(clone, vm: vm, context: context)
             // A connection kept from a machine that had this address before is not this guest.
             await shell.closeConnections(toHost: vm.ip)
@@ -122,8 +134,22 @@ struct VMOperations: Sendable {
         }
     }
 
+    /// The VM of that name on vSphere, if there is one (a clone an earlier, cut-off run made).
+    private func existingMachine(named name: String, on endpoint: any VSphereEndpoint) async throws -> (any VSphereMachine)? {
+        do {
+            return try await endpoint.findVirtualMachine(named: name)
+        } catch VSphereError.notFound {
+            return nil
+        }
+    }
+
     /// Destroys the VM on vSphere (powering it off first), then removes its record (SPEC VM-7).
+    /// Run again after a cut-off, a record already removed means the work was done.
     func destroy(_ vmID: UUID, context: StepContext) async throws {
+        if context.isRerun, try await VM.find(vmID, on: database) == nil {
+            await context.log("the VM and its record are already gone")
+            return
+        }
         let placement = try await placement(of: vmID)
         if let machine = placement.machine {
             do {

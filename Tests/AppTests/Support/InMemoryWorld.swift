@@ -81,7 +81,7 @@ struct InMemoryWorld {
 
     /// Waits for a job of this application's engine and reads it with its steps.
     func waitForJob(_ id: UUID) async throws -> API.JobBody {
-        await app.flotilla.jobs.waitUntilFinished(id)
+        try await app.flotilla.jobs.waitUntilFinished(id)
         return try await job(id)
     }
 

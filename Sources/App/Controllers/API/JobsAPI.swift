@@ -46,6 +46,10 @@ extension API {
         var status: String
         var attempts: Int
         var log: String
+        /// The step kind that runs it (`vm.create`…).
+        var kind: String?
+        /// Why a person must look at it, when its status is `needs-attention`.
+        var attentionReason: String?
         var startedAt: Date?
         var finishedAt: Date?
     }
@@ -77,7 +81,8 @@ extension API {
             self.steps = steps?.map {
                 StepBody(
                     position: $0.position, title: $0.title, vmName: $0.vmName, status: $0.status.rawValue,
-                    attempts: $0.attempts, log: $0.log, startedAt: $0.startedAt, finishedAt: $0.finishedAt)
+                    attempts: $0.attempts, log: $0.log, kind: $0.kind, attentionReason: $0.attentionReason, startedAt: $0.startedAt,
+                    finishedAt: $0.finishedAt)
             }
         }
     }

@@ -506,7 +506,8 @@ enum OpenAPIDocument {
                         "items": object(
                             [
                                 "position": ["type": "integer"], "title": string(), "vmName": string(),
-                                "status": string(), "attempts": ["type": "integer"], "log": string(),
+                                "status": string(), "attempts": ["type": "integer"], "log": string(), "kind": string(),
+                                "attentionReason": string(),
                             ],
                             required: ["position", "title", "status", "attempts", "log"]),
                     ],

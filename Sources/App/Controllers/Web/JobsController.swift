@@ -19,6 +19,7 @@ enum JobsController {
         var status: String
         var attempts: Int
         var log: String
+        var attentionReason: String?
     }
 
     struct ListPage: Encodable {
@@ -81,7 +82,11 @@ enum JobsController {
             "job",
             DetailPage(
                 chrome: PageChrome(request, title: job.title), job: try row(job, display: display),
-                steps: steps.map { StepRow(title: $0.title, status: $0.status.rawValue, attempts: $0.attempts, log: $0.log) },
+                steps: steps.map {
+                    StepRow(
+                        title: $0.title, status: $0.status.rawValue, attempts: $0.attempts, log: $0.log,
+                        attentionReason: $0.attentionReason)
+                },
                 finished: job.status.isFinished, canCancel: Action.cancelJob.isAllowed(for: request.auth.get(User.self)?.role),
                 cancelURL: SiteURL.jobCancel(id: id).relative, apiURL: "/api/v1/jobs/\(id.uuidString)"))
     }
