@@ -8,7 +8,6 @@ struct JobOptions: ParsableArguments {
     /// Reports a started job: follows it, or prints its ID and how to follow it.
     func started(_ jobID: String, answer: APIClient.Fetched<some Decodable & Sendable>, _ what: String, client: APIClient) async throws {
         if follow {
-            if !json { print("\(what): job \(jobID)") }
             try await JobFollower(client: client, json: json).follow(jobID)
         } else if json {
             Output.json(answer.json)

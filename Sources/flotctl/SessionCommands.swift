@@ -22,12 +22,23 @@ struct Login: AsyncParsableCommand {
     func run() async throws {
         let url = try APIClient.serverURL(server)
         let caPath = caFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        // A missing or unreadable earlier login is simply replaced.
+        let previous = try? LoginStore.load()
         let login = try await APIClient.with(server: url, caFile: caPath, credential: .none) { anonymous in
             tokenStdin ? try await checkToken(anonymous) : try await signIn(anonymous)
         }
         try LoginStore.save(
             StoredLogin(server: url.absoluteString, username: login.username, token: login.token, tokenID: login.id, caFile: caPath))
         print("Logged in to \(url.absoluteString) as \(login.username); the token is kept in \(LoginStore.file.path)")
+        // Logging in again replaces the token, so repeated logins leave no live tokens behind.
+        if let previous, previous.server == url.absoluteString, previous.tokenID != login.id {
+            do {
+                try await previous.revokeToken()
+            } catch {
+                let reason = (error as? ClientFailure)?.message ?? "\(error)"
+                Terminal.printError("flotctl: the previous token could not be revoked (\(reason)); revoke it on My account")
+            }
+        }
     }
 
     /// Signs in with the password, creates a token with the session, then ends the session.
@@ -63,14 +74,22 @@ struct Logout: AsyncParsableCommand {
 
     func run() async throws {
         let login = try LoginStore.load()
-        if let tokenID = login.tokenID {
-            do {
-                _ = try await APIClient.withStoredLogin { client in try await client.send(.DELETE, "/tokens/\(tokenID)") }
-            } catch let failure as ClientFailure where failure.outcome == .refused || failure.outcome == .notFound {
-                // Revoked or expired already: there is nothing left to revoke.
-            }
-        }
+        try await login.revokeToken()
         try LoginStore.remove()
         print("Logged out of \(login.server)\(login.tokenID == nil ? "" : "; the token is revoked")")
+    }
+}
+
+extension StoredLogin {
+    /// Revokes this login's token on the server; a token already revoked or expired counts as revoked.
+    func revokeToken() async throws {
+        guard let tokenID else { return }
+        do {
+            _ = try await APIClient.with(server: try APIClient.serverURL(server), caFile: caFile, credential: .token(token)) { client in
+                try await client.send(.DELETE, "/tokens/\(tokenID)")
+            }
+        } catch let failure as ClientFailure where failure.outcome == .refused || failure.outcome == .notFound {
+            // Nothing is left to revoke.
+        }
     }
 }

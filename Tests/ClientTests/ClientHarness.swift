@@ -138,6 +138,19 @@ struct ClientRunner {
             errors: (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "")
     }
 
+    /// Runs with a login file made by hand around `token` (removed afterwards), to show what
+    /// the server makes of a token the client no longer keeps.
+    func run(_ arguments: [String], withToken token: String, of server: RunningServer) throws -> ClientRun {
+        let login = try JSONSerialization.data(withJSONObject: ["server": server.url, "username": "admin", "token": token])
+        try FileManager.default.createDirectory(
+            atPath: configHome + "/flotilla", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        guard FileManager.default.createFile(atPath: loginFile, contents: login, attributes: [.posixPermissions: 0o600]) else {
+            throw HarnessError("cannot write \(loginFile)")
+        }
+        defer { try? FileManager.default.removeItem(atPath: loginFile) }
+        return try run(arguments)
+    }
+
     /// Logs in as the administrator, asserting it worked.
     func loginAsAdmin(_ server: RunningServer, file: StaticString = #filePath, line: UInt = #line) throws {
         let login = try run(["login", server.url, "--username", "admin", "--password-stdin"], input: RunningServer.adminPassword + "\n")

@@ -7,9 +7,13 @@ import XCTest
 /// The README's walk with a real vSphere (vcsim) and real guests: log in, deploy a blueprint of
 /// two VMs with --follow, delete the environment. Needs root; run under the lab lock.
 final class ClientLabTests: XCTestCase {
-    static let lab = LabConfiguration(stateDirectory: "/var/lib/flotilla-lab-clienttest", roles: ["web"], pollInterval: .milliseconds(250))
+    /// vcsim refuses to create VMs whose name starts with `bad-`, as a full cluster would.
+    static let lab = LabConfiguration(
+        stateDirectory: "/var/lib/flotilla-lab-clienttest",
+        vcsim: .launch(VcsimLaunch(extraArguments: ["-fail-prefix", "bad-", "-fail-fault", "InsufficientResourcesFault"])),
+        roles: ["web"], pollInterval: .milliseconds(250))
 
-    func testDeployWithFollowShowsEachVMToTheEndAndEnvDeleteRemovesThem() async throws {
+    func testDeployWithFollowShowsEachVMToTheEndAndItsExitCodeSaysHowTheJobEnded() async throws {
         let missing = Lab.missingPrerequisites(Self.lab)
         guard missing.isEmpty else {
             XCTFail("lab prerequisites missing: \(missing.joined(separator: "; "))")
@@ -28,18 +32,7 @@ final class ClientLabTests: XCTestCase {
             let vcsim = try XCTUnwrap(launched, "the lab started no vcsim")
             try client.loginAsAdmin(server)
             try await addLabRole(server, token: try client.storedToken(), vcsim: vcsim)
-            let blueprint = client.configHome + "/cli-lab.yaml"
-            try """
-            name: cli-lab
-            description: deployed by flotctl
-            roles: { web: 2 }
-            network:
-              range: 10.77.31.10-10.77.31.20
-              netmask: 255.255.0.0
-              gateway: 10.77.0.1
-            password: shared
-            """.write(toFile: blueprint, atomically: true, encoding: .utf8)
-
+            let blueprint = try writeBlueprint(named: "cli-lab", range: "10.77.31.10-10.77.31.20", in: client.configHome)
             let deploy = try client.run(["deploy", blueprint, "--follow", "--password-stdin"], input: "Guest-pass-2026\n", timeout: 240)
             XCTAssertEqual(deploy.status, 0, "\(deploy)\n\(server.log.suffix(3000))")
             for line in ["cli-lab-web-01: succeeded", "cli-lab-web-02: succeeded", "progress: 100 %", "job succeeded"] {
@@ -50,10 +43,20 @@ final class ClientLabTests: XCTestCase {
             XCTAssertEqual(
                 shown.output.split(separator: "\n").filter { $0.contains("cli-lab-web-0") && $0.contains("ready") }.count, 2, "\(shown)")
 
-            let deleted = try client.run(["env", "delete", "cli-lab", "--follow"], timeout: 120)
+            let deleted = try client.run(["env", "delete", "cli-lab", "--follow", "--json"], timeout: 120)
             XCTAssertEqual(deleted.status, 0, "\(deleted)")
-            XCTAssertTrue(deleted.output.contains("job succeeded"), "\(deleted)")
+            let finished = try JSONSerialization.jsonObject(with: Data(deleted.output.utf8)) as? [String: Any]
+            XCTAssertEqual(finished?["status"] as? String, "succeeded", "--follow --json prints the finished job: \(deleted)")
             XCTAssertEqual(try client.run(["env", "show", "cli-lab"]).status, 4)
+
+            let refusedByVSphere = try writeBlueprint(named: "bad-lab", range: "10.77.31.30-10.77.31.40", in: client.configHome)
+            let failed = try client.run(
+                ["deploy", refusedByVSphere, "--follow", "--password-stdin"], input: "Guest-pass-2026\n", timeout: 240)
+            XCTAssertEqual(failed.status, 1, "a job that fails exits 1: \(failed)")
+            XCTAssertTrue(failed.output.contains("bad-lab-web-01: failed"), "\(failed)")
+            XCTAssertTrue(failed.errors.contains("ended failed"), "\(failed)")
+            XCTAssertTrue(failed.output.contains("InsufficientResources"), "the failed step's log is shown: \(failed)")
+            XCTAssertEqual(try client.run(["env", "delete", "bad-lab", "--follow"], timeout: 120).status, 0)
         } catch {
             following.cancel()
             await supervisor.close()
@@ -64,6 +67,22 @@ final class ClientLabTests: XCTestCase {
         await following.value
         await supervisor.close()
         try await Lab.down(Self.lab)
+    }
+
+    /// A blueprint of two `web` VMs with a shared password; returns its path.
+    private func writeBlueprint(named name: String, range: String, in folder: String) throws -> String {
+        let path = folder + "/\(name).yaml"
+        try """
+        name: \(name)
+        description: deployed by flotctl
+        roles: { web: 2 }
+        network:
+          range: \(range)
+          netmask: 255.255.0.0
+          gateway: 10.77.0.1
+        password: shared
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
     }
 
     /// The `lab` connection and a `web` role, set up through the API as an administrator would.

@@ -20,7 +20,7 @@ final class ClientTests: XCTestCase {
         return client
     }
 
-    func testLoginKeepsATokenOnlyItsOwnerMayReadAndLogoutRevokesIt() throws {
+    func testLoginKeepsATokenOnlyItsOwnerMayReadAndLogoutOrANewLoginRevokesIt() throws {
         let server = try server()
         let client = try newClient()
         try client.loginAsAdmin(server)
@@ -42,14 +42,18 @@ final class ClientTests: XCTestCase {
         XCTAssertTrue(exposed.errors.contains("others may read it"), "\(exposed)")
         XCTAssertEqual(chmod(client.loginFile, 0o600), 0)
 
+        let probe = try newClient()
+        try client.loginAsAdmin(server)
+        let replacement = try client.storedToken()
+        XCTAssertNotEqual(replacement, token)
+        let replaced = try probe.run(["env", "list"], withToken: token, of: server)
+        XCTAssertEqual(replaced.status, 3, "a new login revokes the token it replaces: \(replaced)")
+
         let logout = try client.run(["logout"])
         XCTAssertEqual(logout.status, 0, "\(logout)")
         XCTAssertFalse(FileManager.default.fileExists(atPath: client.loginFile))
-        // The old token, put back by hand, is refused: logout revoked it on the server.
-        let revoked = try JSONSerialization.data(withJSONObject: ["server": server.url, "username": "admin", "token": token])
-        XCTAssertTrue(FileManager.default.createFile(atPath: client.loginFile, contents: revoked, attributes: [.posixPermissions: 0o600]))
-        let refused = try client.run(["env", "list"])
-        XCTAssertEqual(refused.status, 3, "\(refused)")
+        let revoked = try probe.run(["env", "list"], withToken: replacement, of: server)
+        XCTAssertEqual(revoked.status, 3, "logout revokes the token on the server: \(revoked)")
     }
 
     func testEnvironmentsAndUsersThroughTheClient() throws {
