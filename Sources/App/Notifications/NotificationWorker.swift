@@ -7,10 +7,11 @@ import SQLKit
 import Vapor
 
 /// Delivers the queued notifications: mail through the Mail library, webhooks through
-/// AsyncHTTPClient. Runs in the serving process, woken by `publish` and once a second for
-/// retries and digests. Each delivery is claimed with a conditional update before it is sent,
-/// so several instances never send one twice; a claim left by a dead instance expires.
-/// A slow or dead mail server holds up only its own deliveries, never a publisher.
+/// AsyncHTTPClient. A serving instance delivers at once what it publishes (`kick`); retries
+/// and digests run once a second as a periodic task, on one instance of the cluster. Each
+/// delivery is claimed with a conditional update before it is sent, so two rounds or two
+/// instances never send one twice; a claim left by a dead instance expires. A slow or dead
+/// mail server holds up only its own deliveries, never a publisher.
 actor NotificationWorker {
     struct Key: StorageKey {
         typealias Value = NotificationWorker
@@ -45,7 +46,7 @@ actor NotificationWorker {
     private let httpClient: HTTPClient
     private var draining: Task<Void, Never>?
     private var runAgain = false
-    private var ticker: Task<Void, Never>?
+    private var stopped = false
 
     init(
         database: any Database, secrets: SecretBox, smtp: FlotillaConfig.SMTP?, logger: Logger, retry: RetryPolicy = RetryPolicy(),
@@ -64,21 +65,9 @@ actor NotificationWorker {
                 redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: Self.webhookTimeout)))
     }
 
-    /// Starts the once-a-second round (retries that fell due, digests whose window passed).
-    func start() {
-        guard ticker == nil else { return }
-        ticker = Task { [weak self] in
-            while !Task.isCancelled {
-                await self?.requestRun()
-                try? await Task.sleep(for: .seconds(1))
-            }
-        }
-    }
-
-    /// Stops the rounds, lets the current one finish, closes the HTTP client.
+    /// Lets the current round finish and closes the HTTP client; later kicks do nothing.
     func stop() async {
-        ticker?.cancel()
-        ticker = nil
+        stopped = true
         runAgain = false
         await draining?.value
         try? await httpClient.shutdown()
@@ -90,6 +79,7 @@ actor NotificationWorker {
     }
 
     private func requestRun() {
+        guard !stopped else { return }
         guard draining == nil else {
             runAgain = true
             return
@@ -98,13 +88,14 @@ actor NotificationWorker {
             repeat {
                 runAgain = false
                 await runOnce()
-            } while runAgain && ticker != nil
+            } while runAgain && !stopped
             draining = nil
         }
     }
 
     /// One round: due digests, then every due delivery this instance can claim, sent in parallel.
     func runOnce() async {
+        guard !stopped else { return }
         do {
             try await notifications().sendDueDigests()
             let claimed = try await claimDue(now: Date())
@@ -282,15 +273,20 @@ enum WebhookSignature {
     }
 }
 
-/// Starts the delivery worker in a serving process and stops it at shutdown.
+/// Starts the delivery worker in a serving process (with its once-a-second round as the
+/// periodic task `notification-delivery`) and stops it at shutdown.
 struct NotificationLifecycle: LifecycleHandler {
+    static let periodicTask = "notification-delivery"
+
     func didBootAsync(_ app: Application) async throws {
         guard app.startsServer else { return }
         let worker = NotificationWorker(
             database: app.db, secrets: app.flotilla.secrets, smtp: app.flotilla.config.smtp, logger: app.logger,
             notifications: { app.notifications })
         app.storage[NotificationWorker.Key.self] = worker
-        await worker.start()
+        try app.periodic.register(name: Self.periodicTask, interval: .seconds(1)) { _ in
+            await worker.runOnce()
+        }
     }
 
     func shutdownAsync(_ app: Application) async {
