@@ -38,9 +38,12 @@ final class JobClusterTests: XCTestCase {
         if let failure { throw failure }
     }
 
+    /// The job's first step once it runs and has logged.
     private func runningStep(_ jobID: UUID, on database: any Database) async throws -> JobStep {
         for _ in 0..<200 {
-            if let step = try await JobStep.query(on: database).filter(\.$job.$id == jobID).filter(\.$status == .running).first() {
+            if let step = try await JobStep.query(on: database).filter(\.$job.$id == jobID).filter(\.$status == .running).first(),
+                !step.log.isEmpty
+            {
                 return step
             }
             try await Task.sleep(for: .milliseconds(25))
@@ -76,6 +79,15 @@ final class JobClusterTests: XCTestCase {
             // The instance that does not run the step receives the request.
             let receiver = pair.other(than: step.leaseOwner)
             XCTAssertNotEqual(receiver.instance.id, step.leaseOwner)
+            // Its API and page follow the job run elsewhere: they read the database only.
+            let viewer = try TestClient(receiver)
+            try await viewer.signIn("admin", TestApp.adminPassword)
+            let followed = try viewer.decode(API.JobBody.self, try await viewer.request(.GET, "/api/v1/jobs/\(jobID)"))
+            XCTAssertEqual(followed.status, "running")
+            XCTAssertEqual(followed.steps?.first?.status, "running")
+            XCTAssertTrue(followed.steps?.first?.log.contains("working on slow") ?? false, followed.steps?.first?.log ?? "")
+            let page = try await viewer.request(.GET, "/jobs/\(jobID)")
+            XCTAssertTrue(page.body.string.contains("working on slow"), page.body.string)
             try await receiver.flotilla.jobs.cancel(jobID, by: .system)
             let asked = ContinuousClock.now
             while try await JobStep.find(step.requireID(), on: receiver.db)?.status == .running {

@@ -47,6 +47,8 @@ actor JobEngine {
     private var nap: Task<Void, Never>?
     private var wakeRequested = false
     private var lastRenewal = ContinuousClock.now
+    /// When cancel flags, lost leases and expired leases were last looked for.
+    private var lastLook = ContinuousClock.now - .seconds(60)
 
     init(
         database: any Database, logger: Logger, operations: VMOperations, concurrency: Int, perConnection: Int,
@@ -166,12 +168,16 @@ actor JobEngine {
         var claimedFully = false
         do {
             let rows = try JobStepRows(database)
-            try await watchRunning(rows)
+            // Once a poll at most, however often finished steps wake the loop.
+            if ContinuousClock.now - lastLook >= timing.poll {
+                lastLook = .now
+                try await watchRunning(rows)
+                if onlyJob == nil { try await takeOver(rows) }
+            }
             if ContinuousClock.now - lastRenewal >= timing.renewEvery {
                 lastRenewal = .now
                 try await rows.renew(Array(running.keys), owner: owner, lease: timing.lease)
             }
-            if onlyJob == nil { try await takeOver(rows) }
             let capacity = perInstance - running.count
             let started = ContinuousClock.now
             let claimed = try await rows.claim(
