@@ -78,10 +78,12 @@ final class PermissionTests: XCTestCase {
             ordinary,
             [
                 .signIn, .readAPIDocument, .checkHealth, .signOut, .viewDashboard, .viewEnvironments, .viewVMs, .powerVM, .changeVMNetwork,
-                .viewJobs, .viewLogs, .backupLogs, .viewUsers, .changeOwnPassword, .manageOwnTokens,
+                .viewJobs, .viewLogs, .backupLogs, .viewUsers, .changeOwnPassword, .manageOwnTokens, .viewVMMetrics,
+                .scrapePlatformMetrics,
             ])
         XCTAssertTrue(Action.allCases.allSatisfy { $0.isAllowed(for: .system) })
-        XCTAssertEqual(Set(Action.allCases.filter { $0.isAllowed(for: nil) }), [.signIn, .readAPIDocument, .checkHealth])
+        XCTAssertEqual(
+            Set(Action.allCases.filter { $0.isAllowed(for: nil) }), [.signIn, .readAPIDocument, .checkHealth, .scrapePlatformMetrics])
     }
 
     func testARouteWithoutARuleIsRefused() async throws {
