@@ -129,6 +129,7 @@ let package = Package(
         .testTarget(
             name: "ClusterTests",
             dependencies: [
+                "Lab",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),

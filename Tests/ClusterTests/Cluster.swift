@@ -6,6 +6,10 @@ import NIOHTTP1
 import NIOSSL
 import XCTest
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Instances on one PostgreSQL behind nginx, started by `scripts/cluster` from the deploy/
 /// files, and an HTTPS client that trusts the cluster's self-signed certificate.
 final class Cluster: @unchecked Sendable {
@@ -89,6 +93,50 @@ final class Cluster: @unchecked Sendable {
         guard answer.status == 200 else { throw ClusterProblem("sign-in failed: \(answer.status) \(answer.text)") }
     }
 
+    /// The ID of the running process of instance `number` (it changes at every start).
+    func instanceID(_ number: Int) throws -> String? {
+        let address = instance(number).replacingOccurrences(of: "http://", with: "")
+        return try sql(
+            "SELECT id FROM instances WHERE address = '\(address)' AND stopped_at IS NULL ORDER BY started_at DESC LIMIT 1"
+        ).first?.first
+    }
+
+    /// A connection to vcsim, a `web` role on its template and an environment `cluster`, made
+    /// through nginx; answers the environment's ID.
+    func addEnvironment(vcsim: Vcsim) async throws -> String {
+        try await addEnvironment(vsphere: vcsim.url, username: Vcsim.username, password: Vcsim.password, thumbprint: vcsim.thumbprint)
+    }
+
+    func addEnvironment(vsphere url: String, username: String, password: String, thumbprint: String?) async throws -> String {
+        var input = ["name": "vcsim", "url": url, "username": username, "password": password]
+        input["thumbprint"] = thumbprint
+        let connection = try await request(.POST, "/api/v1/connections", json: input)
+        guard connection.status == 201, let connectionID = try connection.decode([String: AnyDecodable].self)["id"]?.text else {
+            throw ClusterProblem("connection: \(connection.status) \(connection.text)")
+        }
+        let role = try await request(
+            .POST, "/api/v1/roles", json: ["name": "web", "connectionID": connectionID, "template": "tpl-web", "sshUser": "root"])
+        guard role.status == 201 else { throw ClusterProblem("role: \(role.status) \(role.text)") }
+        let environment = try await request(.POST, "/api/v1/environments", json: ["name": "cluster", "description": "cluster tests"])
+        guard environment.status == 201, let id = try environment.decode([String: AnyDecodable].self)["id"]?.text else {
+            throw ClusterProblem("environment: \(environment.status) \(environment.text)")
+        }
+        return id
+    }
+
+    /// VM records of role `web` in `environment`: `values` are SQL rows (host name, address,
+    /// vSphere reference).
+    func insertVMs(values: String, environment: String, powerState: String? = nil) throws {
+        _ = try sql(
+            """
+            INSERT INTO vms (id, environment_id, role_id, host_name, ip, prefix_length, gateway, password_sealed,
+                             vsphere_ref, status, power_state, notes, created_at, updated_at)
+            SELECT gen_random_uuid(), '\(environment)', (SELECT id FROM roles WHERE name = 'web'), v.name, v.ip, 8,
+                   '127.0.0.1', 'unused', v.ref, 'ready', \(powerState.map { "'\($0)'" } ?? "NULL"), '', now(), now()
+            FROM (VALUES \(values)) AS v(name, ip, ref)
+            """)
+    }
+
     /// Runs SQL on the cluster's database (psql, tab-separated rows).
     func sql(_ statement: String) throws -> [[String]] {
         let psql = try Self.psql()
@@ -118,26 +166,42 @@ final class Cluster: @unchecked Sendable {
         try run(checkout + "/scripts/cluster", arguments, environment: environment)
     }
 
+    /// Runs a program to its end, its output through files. Spawned and awaited here rather
+    /// than with Foundation's `Process`, whose wait never returned for these scripts inside an
+    /// async test; and files, not pipes, since a daemon it starts (nginx, PostgreSQL) would
+    /// keep a pipe open long after the program has ended.
     @discardableResult
     static func run(_ program: String, _ arguments: [String], environment: [String: String] = [:]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: program)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        let errorData = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw ClusterProblem(
-                "\(program) \(arguments.joined(separator: " ")) failed (\(process.terminationStatus)): "
-                    + String(decoding: errorData, as: UTF8.self))
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cluster-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let outputFile = folder.appendingPathComponent("out").path
+        let errorFile = folder.appendingPathComponent("err").path
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputFile, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, errorFile, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let variables = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }.map { "\($0.key)=\($0.value)" }
+        let argv = ([program] + arguments).map { strdup($0) } + [nil]
+        let envp = variables.map { strdup($0) } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, program, &actions, nil, argv, envp)
+        guard spawned == 0 else { throw ClusterProblem("cannot start \(program): \(String(cString: strerror(spawned)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 {
+            guard errno == EINTR else { throw ClusterProblem("waiting for \(program): \(String(cString: strerror(errno)))") }
         }
-        return String(decoding: data, as: UTF8.self)
+        let text = (try? String(contentsOfFile: outputFile, encoding: .utf8)) ?? ""
+        // Exited normally with 0: the low 7 bits are the terminating signal, the next 8 the code.
+        guard status & 0x7f == 0, (status >> 8) & 0xff == 0 else {
+            let errorText = (try? String(contentsOfFile: errorFile, encoding: .utf8)) ?? ""
+            throw ClusterProblem("\(program) \(arguments.joined(separator: " ")) failed (status \(status)): \(errorText)")
+        }
+        return text
     }
 }
 
@@ -163,16 +227,17 @@ final class Vcsim: @unchecked Sendable {
     let url: String
     let thumbprint: String
 
-    init(vms: Int = 1) throws {
+    init(vms: Int = 1, extraArguments: [String] = []) throws {
         let binary = Cluster.checkout + "/.tools/vcsim"
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw ClusterProblem("vcsim not built at \(binary): run `scripts/vcsim build`")
         }
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = [
-            "-model", "vcenter", "-vms", String(vms), "-templates", "web", "-listen", "127.0.0.1:0",
-            "-username", Self.username, "-password", Self.password,
-        ]
+        process.arguments =
+            [
+                "-model", "vcenter", "-vms", String(vms), "-templates", "web", "-listen", "127.0.0.1:0",
+                "-username", Self.username, "-password", Self.password,
+            ] + extraArguments
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
@@ -195,9 +260,35 @@ final class Vcsim: @unchecked Sendable {
         thumbprint = value("VCSIM_THUMBPRINT_SHA256")
     }
 
+    /// Name and managed object ID of every VM that is not a template, as pyvmomi sees them.
+    func machines() throws -> [(name: String, reference: String)] {
+        try Self.machines(url: url, username: Self.username, password: Self.password)
+    }
+
+    static func machines(url: String, username: String, password: String) throws -> [(name: String, reference: String)] {
+        struct Listing: Decodable {
+            struct Machine: Decodable {
+                var name: String
+                var moref: String
+                var template: Bool
+            }
+            var vms: [Machine]
+        }
+        let output = try Cluster.run(
+            "/usr/bin/python3",
+            [
+                Cluster.checkout + "/scripts/pyvmomi_probe.py", "--url", url, "--username", username, "--password", password,
+                "list",
+            ])
+        let listing = try JSONDecoder().decode(Listing.self, from: Data(output.utf8))
+        return listing.vms.filter { !$0.template }.map { ($0.name, $0.moref) }.sorted { $0.name < $1.name }
+    }
+
+    /// Ends vcsim and reaps it (see `Cluster.run` on why not `waitUntilExit`).
     func stop() {
-        guard process.isRunning else { return }
-        process.terminate()
-        process.waitUntilExit()
+        let pid = process.processIdentifier
+        guard kill(pid, SIGTERM) == 0 else { return }
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, 0)
     }
 }

@@ -36,7 +36,7 @@ final class ClusterTests: XCTestCase {
         // VMs the sync will find gone from vSphere: each must be audited as missing once, by
         // whichever instance leads, although all three run the sync every second.
         try await addGoneVMs(cluster, vcsim: vcsim, names: (1...150).map { "gone-\($0)" })
-        try await waitUntil("the sync marks 150 VMs missing", timeout: 60) {
+        try await waitForCondition("the sync marks 150 VMs missing", timeout: 60) {
             try cluster.count("SELECT count(*) FROM vms WHERE status = 'missing'") == 150
         }
         try await Task.sleep(for: .seconds(3))
@@ -66,7 +66,7 @@ final class ClusterTests: XCTestCase {
 
         // The new leader audits new disappearances once too.
         try await addGoneVMs(cluster, vcsim: vcsim, names: (151...200).map { "gone-\($0)" })
-        try await waitUntil("the new leader marks 50 more VMs missing", timeout: 30) {
+        try await waitForCondition("the new leader marks 50 more VMs missing", timeout: 30) {
             try cluster.count("SELECT count(*) FROM vms WHERE status = 'missing'") == 200
         }
         try await Task.sleep(for: .seconds(3))
@@ -94,47 +94,20 @@ final class ClusterTests: XCTestCase {
         return try cluster.count("SELECT count(*) FROM log_entries WHERE action = 'vm.missing'")
     }
 
-    /// A connection to vcsim, a role and an environment (once, through nginx), then VM records
-    /// whose vSphere references do not exist.
+    /// VM records whose vSphere references do not exist (the environment is made the first time).
     private func addGoneVMs(_ cluster: Cluster, vcsim: Vcsim, names: [String]) async throws {
-        if try cluster.count("SELECT count(*) FROM environments WHERE name = 'cluster'") == 0 {
-            let connection = try await cluster.request(
-                .POST, "/api/v1/connections",
-                json: [
-                    "name": "vcsim", "url": vcsim.url, "username": Vcsim.username, "password": Vcsim.password,
-                    "thumbprint": vcsim.thumbprint,
-                ])
-            XCTAssertEqual(connection.status, 201, connection.text)
-            let connectionID = try XCTUnwrap(try connection.decode([String: AnyDecodable].self)["id"]?.text)
-            let role = try await cluster.request(
-                .POST, "/api/v1/roles", json: ["name": "web", "connectionID": connectionID, "template": "web", "sshUser": "root"])
-            XCTAssertEqual(role.status, 201, role.text)
-            let environment = try await cluster.request(
-                .POST, "/api/v1/environments", json: ["name": "cluster", "description": "gone VMs"])
-            XCTAssertEqual(environment.status, 201, environment.text)
+        let existing = try cluster.sql("SELECT id FROM environments WHERE name = 'cluster'").first?.first
+        let environment: String
+        if let existing {
+            environment = existing
+        } else {
+            environment = try await cluster.addEnvironment(vcsim: vcsim)
         }
         let values = names.map { name in
             let number = Int(name.split(separator: "-").last ?? "") ?? 0
-            return "('\(name)', '10.77.\(number / 250).\(number % 250 + 1)', 'vm-\(name)')"
+            return "('\(name)', '127.77.\(number / 250).\(number % 250 + 1)', 'vm-\(name)')"
         }.joined(separator: ", ")
-        _ = try cluster.sql(
-            """
-            INSERT INTO vms (id, environment_id, role_id, host_name, ip, prefix_length, gateway, password_sealed,
-                             vsphere_ref, status, notes, created_at, updated_at)
-            SELECT gen_random_uuid(), (SELECT id FROM environments WHERE name = 'cluster'),
-                   (SELECT id FROM roles WHERE name = 'web'), v.name, v.ip, 24, '10.77.0.254', 'unused', v.ref,
-                   'ready', '', now(), now()
-            FROM (VALUES \(values)) AS v(name, ip, ref)
-            """)
-    }
-
-    private func waitUntil(_ what: String, timeout: TimeInterval, _ condition: () async throws -> Bool) async throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(250))
-        }
-        throw ClusterProblem("timed out after \(Int(timeout)) s waiting until \(what)")
+        try cluster.insertVMs(values: values, environment: environment)
     }
 }
 
