@@ -17,6 +17,8 @@ struct Roles {
         var memoryMB: Int?
         var sshUser: String?
         var services: String?
+        /// The watched services of the role's monitor agents (SPEC MON-2); nil leaves them as they are.
+        var monitor: [MonitoredService]? = nil
     }
 
     func save(_ input: Input, existing: Role? = nil) async throws -> Role {
@@ -39,6 +41,8 @@ struct Roles {
         else {
             throw FlotillaError.validation("services are process names separated by commas")
         }
+        let monitors = RoleMonitors(database: database)
+        if let monitor = input.monitor { try await monitors.validate(monitor) }
         let templates = try await connections.templates(of: input.connectionID)
         guard templates.contains(input.template) else {
             throw FlotillaError.validation(
@@ -57,9 +61,12 @@ struct Roles {
         role.networkStyle = NetworkStyle.ifupdown.rawValue
         role.services = services.joined(separator: ",")
         try await role.save(on: database)
+        if let monitor = input.monitor { try await monitors.save(monitor, for: try role.requireID()) }
         await AuditLog.record(
             .operation, action: existing == nil ? "settings.role.add" : "settings.role.edit", result: .success,
-            details: "saved role '\(name)' (template \(input.template))", by: actor, on: database, logger: logger)
+            details: "saved role '\(name)' (template \(input.template))"
+                + (input.monitor.map { "; watched services: \($0.map(\.name).joined(separator: ", "))" } ?? ""), by: actor, on: database,
+            logger: logger)
         return role
     }
 }

@@ -141,6 +141,30 @@ enum OpenAPIDocument {
             summary: "A VM's CPU and memory in percent: 20 s samples up to 6 h, 5-minute rollups for 24 h, hourly for 7 d; null is a gap",
             action: .viewVMMetrics, response: "MetricSeries", query: ["range"]),
         .init(
+            method: .GET, path: "/api/v1/vms/{id}/services",
+            summary:
+                "A VM's watched services as its monitor agent last reported them (state, restarts), the agent's state "
+                + "and the latest events",
+            action: .viewVMs, response: "VMServices"),
+        .init(
+            method: .POST, path: "/api/v1/vms/{id}/services/{service}/{action}",
+            summary:
+                "Start, stop or restart a watched service through the VM's agent (action: start, stop, restart); "
+                + "a stopped service is not restarted",
+            action: .controlVMServices, response: "VMServices"),
+        .init(
+            method: .POST, path: "/api/v1/agent/heartbeat",
+            summary:
+                "A monitor agent's heartbeat (X-Flotilla-Agent: VM id, X-Flotilla-Timestamp, X-Flotilla-Signature: HMAC-SHA256 "
+                + "of timestamp, method, path and body with the VM's agent credential)",
+            action: .reportAgentStatus, request: "AgentHeartbeat", response: "AgentAnswer"),
+        .init(
+            method: .POST, path: "/api/v1/agent/events",
+            summary:
+                "A monitor agent's events, in order, signed like the heartbeat; each (VM, epoch, sequence) is stored once "
+                + "and the answer acknowledges the last sequence",
+            action: .reportAgentStatus, request: "AgentEvents", response: "AgentAnswer"),
+        .init(
             method: .GET, path: "/api/v1/dashboard", summary: "Total VMs and, per role, how many are reachable, unreachable or being checked",
             action: .viewDashboard, response: "DashboardSummary"),
         .init(
@@ -351,6 +375,7 @@ enum OpenAPIDocument {
                 [
                     "name": string(), "connectionID": string("UUID"), "template": string(), "cpus": ["type": "integer"],
                     "memoryMB": ["type": "integer"], "sshUser": string(), "services": string("process names, comma-separated"),
+                    "monitor": ["type": "array", "items": ["$ref": "#/components/schemas/MonitoredService"]],
                 ],
                 required: ["name", "connectionID", "template"]),
             "Role": object(
@@ -359,7 +384,69 @@ enum OpenAPIDocument {
                     "cpus": ["type": "integer"],
                     "memoryMB": ["type": "integer"], "sshUser": string(), "networkStyle": string(),
                     "services": ["type": "array", "items": string()],
-                ], required: ["id", "name", "connectionID", "template"]),
+                    "monitor": ["type": "array", "items": ["$ref": "#/components/schemas/MonitoredService"]],
+                ], required: ["id", "name", "connectionID", "template", "monitor"]),
+            "MonitoredService": object(
+                [
+                    "name": string(), "process": string("process name (one of process, pidfile, unit)"), "pidfile": string("absolute path"),
+                    "unit": string("systemd unit"), "start": string("shell command"), "stop": string("shell command"),
+                    "probe": object(
+                        [
+                            "tcp": string("host:port"), "http": string("URL"), "status": ["type": "integer"], "command": string(),
+                            "timeoutSeconds": ["type": "number"],
+                        ], required: []),
+                    "attempts": ["type": "integer"], "graceSeconds": ["type": "integer"],
+                    "owners": ["type": "array", "items": string("user UUID")],
+                ], required: ["name", "attempts", "graceSeconds", "owners"]),
+            "AgentHeartbeat": object(
+                [
+                    "vm": string("UUID"), "agent_version": string(), "sent_at": ["type": "number"], "queued_events": ["type": "integer"],
+                    "services": ["type": "array", "items": ["$ref": "#/components/schemas/AgentServiceState"]],
+                ], required: ["vm", "agent_version", "sent_at", "queued_events", "services"]),
+            "AgentServiceState": object(
+                [
+                    "name": string(), "state": string("unknown, running, down, starting, gave_up, stopped"),
+                    "restarts": ["type": "integer"], "failures": ["type": "integer"], "attempts": ["type": "integer"],
+                    "since": ["type": "number"],
+                ], required: ["name", "state", "restarts", "failures", "attempts", "since"]),
+            "AgentEvents": object(
+                [
+                    "vm": string("UUID"),
+                    "events": [
+                        "type": "array",
+                        "items": object(
+                            [
+                                "kind": string("restarted, recovered, gave_up, recovered_from_giving_up"), "service": string(),
+                                "attempts": ["type": "integer"], "outage_started_at": ["type": "number"],
+                                "occurred_at": ["type": "number"], "sequence": ["type": "integer"], "epoch": string("hex"),
+                            ], required: ["kind", "service", "attempts", "occurred_at", "sequence", "epoch"]),
+                    ],
+                ], required: ["vm", "events"]),
+            "AgentAnswer": object(["acknowledged": ["type": "integer"]], required: []),
+            "VMServices": object(
+                [
+                    "agent": object(
+                        [
+                            "state": string("not installed, reporting, silent"), "lastHeartbeatAt": string("ISO 8601"),
+                            "silentSince": string("ISO 8601"), "version": string(), "queuedEvents": ["type": "integer"],
+                        ], required: ["state"]),
+                    "services": [
+                        "type": "array",
+                        "items": object(
+                            [
+                                "name": string(), "state": string(), "restarts": ["type": "integer"], "failures": ["type": "integer"],
+                                "attempts": ["type": "integer"], "since": string("ISO 8601"),
+                            ], required: ["name", "state", "restarts", "failures", "attempts", "since"]),
+                    ],
+                    "events": [
+                        "type": "array",
+                        "items": object(
+                            [
+                                "kind": string(), "service": string(), "attempts": ["type": "integer"],
+                                "outageStartedAt": string("ISO 8601"), "occurredAt": string("ISO 8601"),
+                            ], required: ["kind", "service", "attempts", "occurredAt"]),
+                    ],
+                ], required: ["agent", "services", "events"]),
             "RoleList": ["type": "array", "items": ["$ref": "#/components/schemas/Role"]],
             "EnvironmentInput": object(["name": string(), "description": string()], required: ["name"]),
             "DescriptionInput": object(["description": string()], required: ["description"]),

@@ -10,19 +10,26 @@ enum RolesAPI {
     }
 
     @Sendable static func list(request: Request) async throws -> [API.RoleBody] {
-        try await Role.query(on: request.db).sort(\.$name).all().map(API.RoleBody.init)
+        let monitors = RoleMonitors(database: request.db)
+        var bodies: [API.RoleBody] = []
+        for role in try await Role.query(on: request.db).sort(\.$name).all() {
+            bodies.append(try API.RoleBody(role, monitor: try await monitors.services(of: role.requireID())))
+        }
+        return bodies
     }
 
     @Sendable static func add(request: Request) async throws -> Response {
         let role = try await request.roles.save(try request.content.decode(Roles.Input.self))
-        return try await API.RoleBody(role).encodeResponse(status: .created, for: request)
+        return try await API.RoleBody(role, monitor: try await RoleMonitors(database: request.db).services(of: role.requireID()))
+            .encodeResponse(status: .created, for: request)
     }
 
     @Sendable static func edit(request: Request) async throws -> API.RoleBody {
         guard let role = try await Role.find(try request.uuidParameter("role"), on: request.db) else {
             throw FlotillaError.notFound("no such role")
         }
-        return try API.RoleBody(try await request.roles.save(try request.content.decode(Roles.Input.self), existing: role))
+        let saved = try await request.roles.save(try request.content.decode(Roles.Input.self), existing: role)
+        return try API.RoleBody(saved, monitor: try await RoleMonitors(database: request.db).services(of: saved.requireID()))
     }
 }
 
@@ -37,8 +44,11 @@ extension API {
         var sshUser: String
         var networkStyle: String
         var services: [String]
+        /// The watched services of the role's monitor agents (SPEC MON-2).
+        var monitor: [MonitoredService]
 
-        init(_ role: Role) throws {
+        init(_ role: Role, monitor: [MonitoredService]) throws {
+            self.monitor = monitor
             id = try role.requireID()
             name = role.name
             connectionID = role.$connection.id

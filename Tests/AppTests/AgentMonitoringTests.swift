@@ -1,0 +1,315 @@
+import Crypto
+import Fluent
+import XCTVapor
+
+@testable import App
+
+/// The platform side of the monitor agents (SPEC MON-2..4, VM-13): signed reports, forgeries
+/// refused and audited, events stored and audited once, silence, and roles' watched services.
+final class AgentMonitoringTests: XCTestCase {
+    func testSignedHeartbeatIsStoredAndShownOnTheVM() async throws {
+        try await Self.run { app in
+            let fixture = try await AgentFixture.make(app)
+            let answer = try await fixture.post(
+                "/api/v1/agent/heartbeat", AgentFixture.heartbeat(vm: fixture.vm1, services: [("redis", "running", 2)]), as: fixture.vm1)
+            XCTAssertEqual(answer.status, .ok, answer.body.string)
+            let shown = try fixture.admin.decode(
+                API.VMServices.self, try await fixture.admin.request(.GET, "/api/v1/vms/\(fixture.vm1)/services"))
+            XCTAssertEqual(shown.agent.state, "reporting")
+            XCTAssertEqual(shown.services.map(\.name), ["redis"])
+            XCTAssertEqual(shown.services.first?.restarts, 2)
+            let other = try fixture.admin.decode(
+                API.VMServices.self, try await fixture.admin.request(.GET, "/api/v1/vms/\(fixture.vm2)/services"))
+            XCTAssertEqual(other.agent.state, "not installed")
+        }
+    }
+
+    func testForgedReportsAreRefusedAndLogged() async throws {
+        try await Self.run { app in
+            let fixture = try await AgentFixture.make(app)
+            let forVM2 = AgentFixture.heartbeat(vm: fixture.vm2, services: [("redis", "running", 0)])
+            // VM 1's credential used to speak for VM 2, either way round.
+            let forged = [
+                try await fixture.post("/api/v1/agent/heartbeat", forVM2, as: fixture.vm2, signedBy: fixture.vm1),
+                try await fixture.post("/api/v1/agent/heartbeat", forVM2, as: fixture.vm1, signedBy: fixture.vm1),
+                try await fixture.post("/api/v1/agent/heartbeat", forVM2, as: fixture.vm2, signature: String(repeating: "0", count: 64)),
+                try await fixture.post("/api/v1/agent/heartbeat", forVM2, as: fixture.vm2, timestamp: Date().addingTimeInterval(-900)),
+                try await fixture.post("/api/v1/agent/heartbeat", forVM2, as: UUID(), signedBy: fixture.vm2),
+            ]
+            XCTAssertEqual(
+                forged.map(\.status), Array(repeating: .unauthorized, count: forged.count), forged.map(\.body.string).description)
+            let statuses = try await AgentStatus.query(on: app.db).count()
+            XCTAssertEqual(statuses, 0, "nothing stored")
+            let refusals = try await LogEntry.query(on: app.db).filter(\.$action == "agent.refused").all()
+            XCTAssertEqual(refusals.count, forged.count)
+            XCTAssertTrue(refusals.allSatisfy { $0.kind == LogKind.error.rawValue })
+            let secret = try await fixture.secret(fixture.vm1)
+            XCTAssertFalse(refusals.contains { $0.details.contains(secret) }, "the credential never reaches the log")
+            let genuine = try await fixture.post("/api/v1/agent/heartbeat", forVM2, as: fixture.vm2)
+            XCTAssertEqual(genuine.status, .ok)
+        }
+    }
+
+    func testEventsAreStoredAuditedAndNotifiedOnceHoweverOftenTheyArrive() async throws {
+        try await Self.run { app in
+            let fixture = try await AgentFixture.make(app)
+            let first = AgentFixture.events(vm: fixture.vm1, [(1, "restarted", 1), (2, "gave_up", 5)])
+            let answer = try await fixture.post("/api/v1/agent/events", first, as: fixture.vm1)
+            XCTAssertEqual(answer.status, .ok, answer.body.string)
+            XCTAssertEqual(try fixture.admin.decode(API.AgentAnswer.self, answer).acknowledged, 2)
+            // The answer was lost: the agent sends the same events again, and a new one.
+            let again = AgentFixture.events(vm: fixture.vm1, [(1, "restarted", 1), (2, "gave_up", 5), (3, "recovered_from_giving_up", 5)])
+            let second = try await fixture.post("/api/v1/agent/events", again, as: fixture.vm1)
+            XCTAssertEqual(try fixture.admin.decode(API.AgentAnswer.self, second).acknowledged, 3)
+            let stored = try await AgentEventRecord.query(on: app.db).sort(\.$sequence).all()
+            XCTAssertEqual(stored.map(\.sequence), [1, 2, 3])
+            let audit = try await LogEntry.query(on: app.db).filter(
+                \.$action ~~ ["agent.restarted", "agent.gave_up", "agent.recovered_from_giving_up"]
+            )
+            .sort(\.$time).all()
+            XCTAssertEqual(audit.map(\.action), ["agent.restarted", "agent.gave_up", "agent.recovered_from_giving_up"])
+            XCTAssertEqual(audit.map(\.kind), [LogKind.operation.rawValue, LogKind.error.rawValue, LogKind.operation.rawValue])
+            XCTAssertTrue(audit.allSatisfy { $0.vmName == "web-01" && $0.vmRole == "web" })
+            XCTAssertTrue(
+                audit[0].details.contains("service redis on 10.77.9.11 restarted after 1 attempt; outage 2.0 s"), audit[0].details)
+            XCTAssertTrue(audit[1].details.contains("gave up after 5 attempts"), audit[1].details)
+            let notified = try await NotificationEventRecord.query(on: app.db).filter(\.$source == "agent").all()
+            XCTAssertEqual(notified.map(\.kind).sorted(), ["gave_up", "recovered_from_giving_up", "restarted"])
+            XCTAssertEqual(Set(notified.compactMap(\.owners)), [fixture.ownerName], "the service's owners hear about it")
+        }
+    }
+
+    func testMalformedEventsAreDroppedAndAcknowledged() async throws {
+        try await Self.run { app in
+            let fixture = try await AgentFixture.make(app)
+            let good = AgentFixture.events(vm: fixture.vm1, [(1, "restarted", 1)])
+            let batch = good.replacingOccurrences(
+                of: "]}",
+                with: ",{\"kind\":\"restarted\",\"service\":\"redis\\n$(reboot)\",\"attempts\":1,\"occurred_at\":1790000009,"
+                    + "\"sequence\":2,\"epoch\":\"0a1b2c\"}]}")
+            let answer = try await fixture.post("/api/v1/agent/events", batch, as: fixture.vm1)
+            XCTAssertEqual(try fixture.admin.decode(API.AgentAnswer.self, answer).acknowledged, 2)
+            let stored = try await AgentEventRecord.query(on: app.db).count()
+            XCTAssertEqual(stored, 1)
+            let refused = try await LogEntry.query(on: app.db).filter(\.$action == "agent.event.refused").count()
+            XCTAssertEqual(refused, 1)
+        }
+    }
+
+    func testSilentAfterThreeMissedHeartbeatsOnceThenBack() async throws {
+        try await Self.run { app in
+            let fixture = try await AgentFixture.make(app)
+            let heartbeat = AgentFixture.heartbeat(vm: fixture.vm1, services: [("redis", "running", 0)])
+            _ = try await fixture.post("/api/v1/agent/heartbeat", heartbeat, as: fixture.vm1)
+            let now = Date()
+            var marked = try await AgentSilence.markSilent(database: app.db, notifications: app.notifications, logger: app.logger, now: now)
+            XCTAssertEqual(marked, 0, "heard within three heartbeats")
+            marked = try await AgentSilence.markSilent(
+                database: app.db, notifications: app.notifications, logger: app.logger, now: now.addingTimeInterval(16))
+            XCTAssertEqual(marked, 1)
+            marked = try await AgentSilence.markSilent(
+                database: app.db, notifications: app.notifications, logger: app.logger, now: now.addingTimeInterval(30))
+            XCTAssertEqual(marked, 0, "one silence is reported once")
+            let shown = try fixture.admin.decode(
+                API.VMServices.self, try await fixture.admin.request(.GET, "/api/v1/vms/\(fixture.vm1)/services"))
+            XCTAssertEqual(shown.agent.state, "silent")
+            _ = try await fixture.post("/api/v1/agent/heartbeat", heartbeat, as: fixture.vm1)
+            let actions = try await LogEntry.query(on: app.db).filter(\.$action ~~ ["agent.silent", "agent.back"]).sort(\.$time).all()
+            XCTAssertEqual(actions.map(\.action), ["agent.silent", "agent.back"])
+            let kinds = try await NotificationEventRecord.query(on: app.db).all().map(\.kind)
+            XCTAssertEqual(Set(kinds), ["agent_silent", "agent_back"])
+        }
+    }
+
+    func testRoleMonitorConfigurationIsValidatedStrictly() async throws {
+        try await Self.run { app in
+            let fixture = try await AgentFixture.make(app)
+            let good = MonitoredService(
+                process: "redis-server", name: "redis", start: "redis-server /etc/redis/redis.conf --daemonize yes",
+                probe: .init(tcp: "127.0.0.1:6379", timeoutSeconds: 2), attempts: 5, graceSeconds: 10, owners: [fixture.ownerID])
+            var hostile: [MonitoredService] = []
+            for name in ["redis; reboot", "$(reboot)", "a\nb", "-rf", String(repeating: "a", count: 65)] {
+                hostile.append(with(good) { $0.name = name })
+            }
+            hostile.append(with(good) { $0.process = "redis`id`" })
+            hostile.append(with(good) { $0.pidfile = "/run/x.pid" })
+            hostile.append(
+                with(good) {
+                    $0.process = nil
+                    $0.pidfile = "/run/../etc/shadow"
+                })
+            hostile.append(
+                with(good) {
+                    $0.process = nil
+                    $0.unit = "redis;reboot"
+                })
+            hostile.append(with(good) { $0.start = "redis-server\nreboot" })
+            hostile.append(with(good) { $0.probe = .init(tcp: "127.0.0.1:6379; reboot") })
+            hostile.append(with(good) { $0.probe = .init(http: "file:///etc/shadow") })
+            hostile.append(with(good) { $0.probe = .init(http: "http://x/ y") })
+            hostile.append(with(good) { $0.attempts = 0 })
+            hostile.append(with(good) { $0.owners = [UUID()] })
+            for service in hostile {
+                let answer = try await fixture.admin.request(.PATCH, "/api/v1/roles/\(fixture.roleID)", json: fixture.roleInput([service]))
+                XCTAssertEqual(answer.status, .badRequest, "\(service): \(answer.body.string)")
+            }
+            let unchanged = try await RoleMonitors(database: app.db).services(of: fixture.roleID)
+            XCTAssertEqual(unchanged, [fixture.watched], "refused input changes nothing")
+            let duplicate = try await fixture.admin.request(
+                .PATCH, "/api/v1/roles/\(fixture.roleID)", json: fixture.roleInput([good, good]))
+            XCTAssertEqual(duplicate.status, .badRequest)
+            let saved = try await fixture.admin.request(.PATCH, "/api/v1/roles/\(fixture.roleID)", json: fixture.roleInput([good]))
+            XCTAssertEqual(saved.status, .ok, saved.body.string)
+            XCTAssertEqual(try fixture.admin.decode(API.RoleBody.self, saved).monitor, [good])
+            let listed = try fixture.admin.decode([API.RoleBody].self, try await fixture.admin.request(.GET, "/api/v1/roles"))
+            XCTAssertEqual(listed.first?.monitor, [good])
+        }
+    }
+
+    func testAgentConfigurationFileCarriesTheRolesServicesAndANewCredential() async throws {
+        try await Self.run { app in
+            let fixture = try await AgentFixture.make(app)
+            let before = try await fixture.secret(fixture.vm1)
+            let found = try await VM.find(fixture.vm1, on: app.db)
+            let vm = try XCTUnwrap(found)
+            let credentials = AgentCredentials(database: app.db, secrets: app.flotilla.secrets, identities: app.agentIdentities)
+            let text = try await credentials.configurationFile(for: vm, platformURL: "https://flotilla.example")
+            let file = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+            let after = try await fixture.secret(fixture.vm1)
+            XCTAssertNotEqual(before, after)
+            XCTAssertEqual(file?["credential"] as? String, after)
+            XCTAssertEqual(file?["vm_id"] as? String, fixture.vm1.uuidString)
+            let services = try XCTUnwrap(file?["services"] as? [[String: Any]])
+            XCTAssertEqual(services.first?["process"] as? String, "redis-server")
+            XCTAssertEqual(services.first?["attempts"] as? Int, 3)
+            // The old credential no longer signs.
+            let heartbeat = AgentFixture.heartbeat(vm: fixture.vm1, services: [])
+            let stale = try await fixture.post("/api/v1/agent/heartbeat", heartbeat, as: fixture.vm1, secret: before)
+            XCTAssertEqual(stale.status, .unauthorized)
+        }
+    }
+
+    /// The real application with vSphere and guests in memory (roles check their template there).
+    private static func run(_ body: (Application) async throws -> Void) async throws {
+        try await TestApp.run(
+            ["FLOTILLA_SYNC_SECONDS": "0", "FLOTILLA_REACHABILITY_SECONDS": "0"],
+            outside: OutsideSystems(vsphere: InMemoryVSphere(), shell: InMemoryGuestShell()), body)
+    }
+
+    private func with(_ service: MonitoredService, _ change: (inout MonitoredService) -> Void) -> MonitoredService {
+        var changed = service
+        change(&changed)
+        return changed
+    }
+}
+
+/// Two VMs of role "web" with agent credentials, a role watching redis, an owner with e-mail.
+private struct AgentFixture {
+    let app: Application
+    let admin: TestClient
+    let roleID: UUID
+    let connectionID: UUID
+    let vm1: UUID
+    let vm2: UUID
+    let ownerID: UUID
+    let ownerName = "owner"
+    let watched: MonitoredService
+
+    static func make(_ app: Application) async throws -> AgentFixture {
+        let admin = try TestClient(app)
+        try await admin.signIn("admin", TestApp.adminPassword)
+        let connection = VSphereConnection()
+        connection.name = "lab"
+        connection.url = "https://vcenter.example/sdk"
+        connection.username = "user"
+        connection.passwordSealed = try app.flotilla.secrets.seal("password")
+        try await connection.create(on: app.db)
+        let role = Role()
+        role.name = "web"
+        role.$connection.id = try connection.requireID()
+        role.template = "tpl-web"
+        role.sshUser = "root"
+        role.networkStyle = "ifupdown"
+        role.services = "redis-server"
+        try await role.create(on: app.db)
+        let environment = Environment()
+        environment.name = "agents"
+        environment.description = ""
+        try await environment.create(on: app.db)
+        let owner = User()
+        owner.username = "owner"
+        owner.passwordHash = try Bcrypt.hash("owner-password-1", cost: 4)
+        owner.role = .ordinary
+        owner.email = "owner@example.com"
+        try await owner.create(on: app.db)
+        var vms: [UUID] = []
+        for (index, name) in ["web-01", "web-02"].enumerated() {
+            let vm = VM()
+            vm.$environment.id = try environment.requireID()
+            vm.$role.id = try role.requireID()
+            vm.hostName = name
+            vm.ip = "10.77.9.\(11 + index)"
+            vm.prefixLength = 16
+            vm.gateway = "10.77.0.1"
+            vm.passwordSealed = try app.flotilla.secrets.seal("Guest-pass-1")
+            vm.status = .ready
+            vm.notes = ""
+            try await vm.create(on: app.db)
+            let id = try vm.requireID()
+            _ = try await AgentCredentials(database: app.db, secrets: app.flotilla.secrets, identities: app.agentIdentities).issue(for: id)
+            vms.append(id)
+        }
+        let watched = MonitoredService(
+            process: "redis-server", name: "redis", start: "redis-server --daemonize yes", attempts: 3, graceSeconds: 5,
+            owners: [try owner.requireID()])
+        try await RoleMonitors(database: app.db).save([watched], for: try role.requireID())
+        return AgentFixture(
+            app: app, admin: admin, roleID: try role.requireID(), connectionID: try connection.requireID(), vm1: vms[0], vm2: vms[1],
+            ownerID: try owner.requireID(), watched: watched)
+    }
+
+    func secret(_ vm: UUID) async throws -> String {
+        let found = try await AgentCredential.query(on: app.db).filter(\.$vmID == vm).first()
+        return try app.flotilla.secrets.open(try XCTUnwrap(found).secretSealed)
+    }
+
+    func roleInput(_ services: [MonitoredService]) -> Roles.Input {
+        Roles.Input(name: "web", connectionID: connectionID, template: "tpl-web", monitor: services)
+    }
+
+    /// Posts `body` as the agent of `vm`, signed with `signedBy`'s credential (or the given secret or signature).
+    func post(
+        _ path: String, _ body: String, as vm: UUID, signedBy: UUID? = nil, secret: String? = nil, signature: String? = nil,
+        timestamp: Date = Date()
+    ) async throws -> TestingHTTPResponse {
+        let stamp = String(Int(timestamp.timeIntervalSince1970))
+        var key = secret ?? ""
+        if secret == nil { key = try await self.secret(signedBy ?? vm) }
+        let message = Data("\(stamp)\nPOST\n\(path)\n\(body)".utf8)
+        let code = HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: Data(key.utf8)))
+        let client = try TestClient(app)
+        return try await client.tester.performTest(
+            request: TestingHTTPRequest(
+                method: .POST, url: URI(string: path),
+                headers: [
+                    "Content-Type": "application/json", "X-Flotilla-Agent": vm.uuidString, "X-Flotilla-Timestamp": stamp,
+                    "X-Flotilla-Signature": signature ?? code.map { String(format: "%02x", $0) }.joined(),
+                ], body: ByteBuffer(string: body)))
+    }
+
+    static func heartbeat(vm: UUID, services: [(String, String, Int)]) -> String {
+        let entries = services.map {
+            "{\"name\":\"\($0.0)\",\"state\":\"\($0.1)\",\"restarts\":\($0.2),\"failures\":0,\"attempts\":0,\"since\":1790000000.5}"
+        }
+        return
+            "{\"vm\":\"\(vm.uuidString)\",\"agent_version\":\"1\",\"sent_at\":1790000001,\"queued_events\":0,\"services\":[\(entries.joined(separator: ","))]}"
+    }
+
+    static func events(vm: UUID, _ events: [(Int, String, Int)]) -> String {
+        let entries = events.map {
+            "{\"kind\":\"\($0.1)\",\"service\":\"redis\",\"attempts\":\($0.2),\"outage_started_at\":1790000000,\"occurred_at\":\(1_790_000_000 + 2 * $0.0),"
+                + "\"sequence\":\($0.0),\"epoch\":\"0a1b2c\"}"
+        }
+        return "{\"vm\":\"\(vm.uuidString)\",\"events\":[\(entries.joined(separator: ","))]}"
+    }
+}
