@@ -58,13 +58,10 @@ final class NotificationTests: XCTestCase {
                     email: "olga@example.com", fullName: "Olga Owner"))
             XCTAssertEqual(created.status, .created, created.body.string)
 
-            let started = ContinuousClock.now
+            // How fast is scripts/bench-notifications' business; here only that it arrives.
             let outcome = try await app.notifications.publish(event(owners: ["olga"]))
             XCTAssertEqual(outcome, .queued(deliveries: 1), "one owner with an address, no webhook")
             let messages = try await server.waitForMessages(1)
-            let elapsed = ContinuousClock.now - started
-            print("event → mail delivered in aiosmtpd: \(elapsed)")
-            XCTAssertLessThan(elapsed, .seconds(10))
             let message = try XCTUnwrap(messages.first)
             XCTAssertEqual(message.rcpt_tos, ["olga@example.com"])
             XCTAssertTrue(message.tls, "STARTTLS was used")
