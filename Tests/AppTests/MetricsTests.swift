@@ -175,10 +175,18 @@ final class MetricsTests: XCTestCase {
             XCTAssertEqual(answer.status, .ok)
             XCTAssertEqual(try ordinary.decode(API.MetricSeriesBody.self, answer).range, "2h", "2 h by default")
 
+            let page = try await ordinary.request(.GET, "/vms/\(vm)")
+            XCTAssertEqual(page.status, .ok)
+            XCTAssertTrue(page.body.string.contains(#"data-vm-metrics="/api/v1/vms/\#(vm.uuidString)/metrics""#), "the charts")
+            XCTAssertTrue(page.body.string.contains(#"<script src="/js/vm-metrics.js""#))
+
             let anonymous = try TestClient(app)
             let refused = try await anonymous.request(.GET, "/api/v1/vms/\(vm)/metrics?range=1h")
             XCTAssertEqual(refused.status, .unauthorized)
             XCTAssertFalse(refused.body.string.contains("avg"))
+            let anonymousPage = try await anonymous.request(.GET, "/vms/\(vm)")
+            XCTAssertEqual(anonymousPage.status, .seeOther)
+            XCTAssertFalse(anonymousPage.body.string.contains("data-vm-metrics"))
 
             let bad = try await ordinary.request(.GET, "/api/v1/vms/\(vm)/metrics?range=3w")
             XCTAssertEqual(bad.status, .badRequest)
