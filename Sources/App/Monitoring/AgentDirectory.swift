@@ -1,12 +1,12 @@
 import Fluent
-import Foundation
+import Vapor
 
 /// What a VM's agent last reported, for the VM page and the API (SPEC MON-4).
 struct AgentDirectory {
     let database: any Database
     static let recentEvents = 20
 
-    func services(of vmID: UUID) async throws -> API.VMServices {
+    func services(of vmID: UUID, for request: Request) async throws -> API.VMServices {
         guard try await VM.find(vmID, on: database) != nil else { throw FlotillaError.notFound("no such VM") }
         let status = try await AgentStatus.query(on: database).filter(\.$vmID == vmID).first()
         let events = try await AgentEventRecord.query(on: database).filter(\.$vmID == vmID)
@@ -25,6 +25,7 @@ struct AgentDirectory {
                 .init(
                     kind: $0.kind, service: $0.service, attempts: $0.attempts, outageStartedAt: $0.outageStartedAt,
                     occurredAt: $0.occurredAt)
-            })
+            },
+            canControl: Action.controlVMServices.isAllowed(for: request.auth.get(User.self)?.role))
     }
 }

@@ -39,7 +39,7 @@ enum AgentAPI {
     }
 
     @Sendable static func services(request: Request) async throws -> API.VMServices {
-        try await AgentDirectory(database: request.db).services(of: try request.uuidParameter("VM"))
+        try await AgentDirectory(database: request.db).services(of: try request.uuidParameter("VM"), for: request)
     }
 
     /// Start, stop or restart a watched service through the VM's agent (SPEC VM-13).
@@ -50,7 +50,7 @@ enum AgentAPI {
         }
         let service = request.parameters.get("service") ?? ""
         try await request.serviceControl.perform(action, service: service, on: vmID)
-        return try await AgentDirectory(database: request.db).services(of: vmID)
+        return try await AgentDirectory(database: request.db).services(of: vmID, for: request)
     }
 }
 
@@ -65,6 +65,8 @@ extension API {
         var agent: AgentState
         var services: [Service]
         var events: [Event]
+        /// Whether the asking user may start, stop and restart them (system administrators).
+        var canControl: Bool
 
         struct AgentState: Content {
             /// `not installed` (no heartbeat yet), `reporting` or `silent`.
