@@ -53,28 +53,29 @@ struct Environments {
         return environment
     }
 
+    /// One page of environments by name with their VM counts, in one statement: the total rides
+    /// along as an uncorrelated subquery (computed once), and the VMs are counted only for the
+    /// page's rows. Only a page past the end costs a second statement, for the total.
     func list(page: PageRequest) async throws -> Page<Row> {
-        let total = try await Environment.query(on: database).count()
-        let items = try await Environment.query(on: database).sort(\.$name).range(page.offset..<(page.offset + page.per)).all()
-        let ids = try items.map { try $0.requireID() }
-        var counts: [UUID: Int] = [:]
-        if !ids.isEmpty, let sql = database as? any SQLDatabase {
-            // Counted by the database: loading every VM of a long page would dominate its time.
-            struct Count: Decodable {
-                var environment_id: UUID
-                var vms: Int
-            }
-            let rows = try await sql.select()
-                .column("environment_id").column(SQLFunction("COUNT", args: SQLLiteral.all), as: "vms")
-                .from(VM.schema).where("environment_id", .in, ids).groupBy("environment_id")
-                .all(decoding: Count.self)
-            for row in rows { counts[row.environment_id] = row.vms }
+        guard let sql = database as? any SQLDatabase else { throw FlotillaError(.unavailable, "environments need an SQL database") }
+        let rows = try await sql.raw(
+            """
+            SELECT e.id, e.name, e.description,
+                (SELECT COUNT(*) FROM vms v WHERE v.environment_id = e.id) AS vm_count,
+                (SELECT COUNT(*) FROM environments) AS total
+            FROM environments e ORDER BY e.name LIMIT \(bind: page.per) OFFSET \(bind: page.offset)
+            """
+        ).all()
+        let items = try rows.map { row in
+            Row(
+                id: try row.decode(column: "id", as: UUID.self), name: try row.decode(column: "name", as: String.self),
+                description: try row.decode(column: "description", as: String.self),
+                vmCount: try row.decode(column: "vm_count", as: Int.self))
         }
-        return Page(
-            items: try items.map { environment in
-                let id = try environment.requireID()
-                return Row(id: id, name: environment.name, description: environment.description, vmCount: counts[id] ?? 0)
-            }, total: total, request: page)
+        guard let first = rows.first else {
+            return Page(items: [], total: try await Environment.query(on: database).count(), request: page)
+        }
+        return Page(items: items, total: try first.decode(column: "total", as: Int.self), request: page)
     }
 
     /// Deletes environments: their VMs are destroyed on vSphere first, then the records go (SPEC VM-3).

@@ -1,4 +1,5 @@
 import Fluent
+import FluentSQL
 import Vapor
 
 /// Marks that the sessions middleware has run, so pages may use the session.
@@ -13,15 +14,16 @@ struct SessionsReady: AsyncMiddleware {
     }
 }
 
-/// Signs the request's user in from the session. The session's lifetime is enforced where it
-/// is stored (`DatabaseSessions`), so an expired session never reaches here.
+/// Signs the request's user in from the session. `SessionLoader` has read the session and its
+/// user in one statement and refused expired sessions, so only a session that names another
+/// user than the one stored with it is left to refuse here.
 struct SessionAuthenticator: AsyncMiddleware {
     static let userKey = "user"
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         if request.hasSession, let idText = request.session.data[Self.userKey] {
-            if let id = UUID(uuidString: idText), let user = try await User.find(id, on: request.db) {
-                request.auth.login(user)
+            if let loaded = request.loadedSession, let id = loaded.user.id, id.uuidString == idText {
+                request.auth.login(loaded.user)
             } else {
                 request.session.destroy()
             }
@@ -50,6 +52,10 @@ extension Request {
 }
 
 /// Signs the request's user in from `Authorization: Bearer <personal API token>`.
+///
+/// The token and its user are read in one statement on every request (no cache), so a revoked
+/// or expired token, a deleted user or a changed role takes effect on the next request, on
+/// every instance.
 struct BearerTokenAuthenticator: AsyncMiddleware {
     /// How stale a token's recorded last use may get: reading requests write at most this often.
     static let lastUseResolution: TimeInterval = 60
@@ -57,21 +63,28 @@ struct BearerTokenAuthenticator: AsyncMiddleware {
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         // Prometheus' bearer token on `/metrics` is the metrics token, checked by that route.
         if request.route?.requiredAction != .scrapePlatformMetrics, let bearer = request.headers.bearerAuthorization {
+            guard let sql = request.db as? any SQLDatabase else { throw FlotillaError(.unavailable, "tokens need an SQL database") }
             let digest = APIToken.digest(of: bearer.token)
             guard
-                let token = try await APIToken.query(on: request.db)
-                    .filter(\.$tokenDigest == digest).with(\.$user).first()
+                let row = try await sql.raw(
+                    """
+                    SELECT u.*, t.id AS token_id, t.expires_at AS token_expires_at, t.last_used_at AS token_last_used_at
+                    FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_digest = \(bind: digest)
+                    """
+                ).first()
             else {
                 throw FlotillaError(.unauthenticated, "the API token is not valid")
             }
             let now = Date()
-            if let expiresAt = token.expiresAt, expiresAt <= now {
+            if let expiresAt = try row.decode(column: "token_expires_at", as: Date?.self), expiresAt <= now {
                 throw FlotillaError(.unauthenticated, "the API token has expired")
             }
-            if token.lastUsedAt.map({ now.timeIntervalSince($0) >= Self.lastUseResolution }) ?? true {
-                try await APIToken.query(on: request.db).filter(\.$id == token.requireID()).set(\.$lastUsedAt, to: now).update()
+            let lastUsedAt = try row.decode(column: "token_last_used_at", as: Date?.self)
+            if lastUsedAt.map({ now.timeIntervalSince($0) >= Self.lastUseResolution }) ?? true {
+                let id = try row.decode(column: "token_id", as: UUID.self)
+                try await APIToken.query(on: request.db).filter(\.$id == id).set(\.$lastUsedAt, to: now).update()
             }
-            request.auth.login(token.user)
+            request.auth.login(try row.decode(fluentModel: User.self))
             request.storage[AuthenticatedByTokenKey.self] = true
         }
         return try await next.respond(to: request)

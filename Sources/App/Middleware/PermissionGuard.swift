@@ -114,6 +114,9 @@ extension Request {
     /// The CSRF token for this page's forms and scripts: the session's when signed in;
     /// otherwise the sign-in form's, kept in a cookie so anonymous visitors need no session.
     var csrfToken: String {
+        // A bearer-token request has no session to keep one in and needs none (`CSRFGuard`):
+        // storing one would start a session row for every token request to a page.
+        if isAuthenticatedByToken { return "" }
         if auth.has(User.self) {
             if let token = session.data[CSRFGuard.sessionKey] { return token }
             let token = CSRFGuard.newToken()

@@ -1,0 +1,153 @@
+import Fluent
+import Logging
+import XCTVapor
+
+@testable import App
+
+/// What a reading request costs the database (issue 8 §5): the statements it runs, counted from
+/// the SQL log, and that it writes nothing. Throughput itself is measured by
+/// `scripts/bench-requests`, never here.
+final class RequestCostTests: XCTestCase {
+    func testReadingRequestsRunFewStatementsAndWriteNothing() async throws {
+        try await InMemoryWorld.run { world in
+            let log = StatementLog()
+            world.app.logger = Logger(label: "statements") { _ in log.handler }
+            let robot = try TestClient(world.app)
+            robot.bearer = try await world.newToken()
+            // The token's first use records it (at most once a minute); later reads write nothing.
+            let firstUse = try await robot.request(.GET, "/api/v1/environments")
+            XCTAssertEqual(firstUse.status, .ok)
+
+            for (client, kind) in [(robot, "token"), (world.admin, "cookie")] {
+                let list = try await log.statements(of: client, "/api/v1/environments?per=100")
+                XCTAssertEqual(list.count, 2, "\(kind): authentication and the page with its VM counts\n\(list.joined(separator: "\n"))")
+                let pastTheEnd = try await log.statements(of: client, "/api/v1/environments?page=5")
+                XCTAssertEqual(pastTheEnd.count, 3, "\(kind): a page past the end also counts\n\(pastTheEnd.joined(separator: "\n"))")
+                for path in [
+                    "/api/v1/environments?per=100", "/api/v1/users", "/api/v1/environments/\(world.environmentID)", "/environments",
+                ] {
+                    let statements = try await log.statements(of: client, path)
+                    let authentication = statements.filter { $0.contains("api_tokens") || $0.contains("browser_sessions") }
+                    XCTAssertEqual(
+                        authentication.count, 1, "\(kind) \(path): one statement signs the user in\n\(statements.joined(separator: "\n"))")
+                    let writes = statements.filter { ["INSERT", "UPDATE", "DELETE"].contains($0.prefix(6).uppercased()) }
+                    XCTAssertEqual(writes, [], "\(kind) \(path) only reads")
+                }
+            }
+        }
+    }
+
+    func testTheEnvironmentListCountsVMsAndTotals() async throws {
+        try await InMemoryWorld.run { world in
+            for index in 1...11 {
+                let added = try await world.admin.request(
+                    .POST, "/api/v1/environments",
+                    json: API.EnvironmentInput(name: String(format: "env-%02d", index), description: "n\(index)"))
+                XCTAssertEqual(added.status, .created, added.body.string)
+            }
+            try await world.addReadyVM("web-01", "10.77.5.9")
+            try await world.addReadyVM("redis-01", "10.77.5.100", role: "redis")
+
+            let first = try world.admin.decode(
+                ListResponse<Environments.Row>.self, try await world.admin.request(.GET, "/api/v1/environments?per=10"))
+            XCTAssertEqual(first.total, 12)
+            XCTAssertEqual(first.items.map(\.name), (1...10).map { String(format: "env-%02d", $0) })
+            XCTAssertEqual(first.items.map(\.description), (1...10).map { "n\($0)" })
+            XCTAssertEqual(first.items.map(\.vmCount), Array(repeating: 0, count: 10))
+
+            let second = try world.admin.decode(
+                ListResponse<Environments.Row>.self, try await world.admin.request(.GET, "/api/v1/environments?per=10&page=2"))
+            XCTAssertEqual(second.total, 12)
+            XCTAssertEqual(second.items.map(\.name), ["env-11", "staging"])
+            XCTAssertEqual(second.items.map(\.vmCount), [0, 2])
+            XCTAssertEqual(second.items.last?.id, world.environmentID)
+
+            let beyond = try world.admin.decode(
+                ListResponse<Environments.Row>.self, try await world.admin.request(.GET, "/api/v1/environments?per=10&page=3"))
+            XCTAssertEqual(beyond.items.count, 0)
+            XCTAssertEqual(beyond.total, 12, "a page past the end still reports the total")
+        }
+    }
+
+    /// Authentication is read afresh on every request: a demotion, a revoked token and a
+    /// deleted user count on the very next request, for the cookie and the token alike.
+    func testAuthenticationChangesCountOnTheNextRequest() async throws {
+        try await TestApp.run { app in
+            let admin = try TestClient(app)
+            try await admin.signIn("admin", TestApp.adminPassword)
+            try await createUser(admin, "ops", role: .system)
+            let ops = try await User.query(on: app.db).filter(\.$username == "ops").first()
+            let opsID = try XCTUnwrap(ops?.id)
+            let browser = try TestClient(app)
+            try await browser.signIn("ops", "password-123")
+            let robot = try TestClient(app)
+            let created = try await browser.request(.POST, "/api/v1/tokens", json: API.NewToken(name: "ci"))
+            robot.bearer = try XCTUnwrap(try browser.decode(API.TokenBody.self, created).token)
+            let systemOnly = "/api/v1/users/\(opsID)/tokens"
+            for client in [browser, robot] {
+                let allowed = try await client.request(.GET, systemOnly)
+                XCTAssertEqual(allowed.status, .ok)
+            }
+
+            let demoted = try await admin.request(.PATCH, "/api/v1/users/\(opsID)", json: API.UserChanges(role: "ordinary"))
+            XCTAssertEqual(demoted.status, .ok, demoted.body.string)
+            for client in [browser, robot] {
+                let refused = try await client.request(.GET, systemOnly)
+                XCTAssertEqual(refused.status, .forbidden)
+                let stillReads = try await client.request(.GET, "/api/v1/environments")
+                XCTAssertEqual(stillReads.status, .ok)
+            }
+
+            let deleted = try await admin.request(.DELETE, "/api/v1/users/\(opsID)")
+            XCTAssertEqual(deleted.status, .noContent)
+            for client in [browser, robot] {
+                let gone = try await client.request(.GET, "/api/v1/environments")
+                XCTAssertEqual(gone.status, .unauthorized)
+            }
+        }
+    }
+}
+
+extension InMemoryWorld {
+    /// A personal API token of the signed-in administrator.
+    func newToken() async throws -> String {
+        let created = try await admin.request(.POST, "/api/v1/tokens", json: API.NewToken(name: "reader"))
+        return try XCTUnwrap(try admin.decode(API.TokenBody.self, created).token)
+    }
+}
+
+/// The SQL statements requests run, from the query log (every driver logs each statement as
+/// "Executing query" with its text). Only statements logged with a request's ID count, so
+/// background work beside the test does not.
+private final class StatementLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var recorded: [String] = []
+
+    var handler: Handler { Handler(log: self) }
+
+    struct Handler: LogHandler {
+        let log: StatementLog
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            guard metadata["request-id"] != nil, event.message.description == "Executing query",
+                case .string(let sql) = event.metadata?["sql"]
+            else { return }
+            log.lock.withLock { log.recorded.append(sql) }
+        }
+    }
+
+    /// The statements one successful GET runs.
+    func statements(of client: TestClient, _ path: String) async throws -> [String] {
+        let start = lock.withLock { recorded.count }
+        let response = try await client.request(.GET, path)
+        XCTAssertEqual(response.status, .ok, "GET \(path): \(response.body.string)")
+        return lock.withLock { Array(recorded[start...]) }
+    }
+}
