@@ -302,6 +302,11 @@ class ConfigurationTests(unittest.TestCase):
             with self.assertRaises(agent_module.ConfigError, msg=str(service)):
                 agent_module.Config(self.config(service))
 
+    def test_signature_matches_the_standard_library_hmac(self):
+        for key in (b"", b"k", b"x" * 64, b"y" * 100):
+            for message in (b"", b"1790000000\nPOST\n/api/v1/agent/heartbeat\n{}"):
+                self.assertEqual(agent_module.hmac_sha256(key, message), hmac.new(key, message, hashlib.sha256).hexdigest())
+
     def test_names_never_reach_a_shell(self):
         directory = tempfile.mkdtemp()
         marker = os.path.join(directory, "pwned")
