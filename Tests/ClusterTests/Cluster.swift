@@ -137,7 +137,8 @@ final class Cluster: @unchecked Sendable {
             """)
     }
 
-    /// Runs SQL on the cluster's database (psql, tab-separated rows).
+    /// Runs SQL on the cluster's database (psql, tab-separated rows: select no text with line
+    /// breaks or tabs).
     func sql(_ statement: String) throws -> [[String]] {
         let psql = try Self.psql()
         let output = try Self.run(psql, ["-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", databaseURL, "-c", statement])
@@ -265,6 +266,7 @@ final class Vcsim: @unchecked Sendable {
         try Self.machines(url: url, username: Self.username, password: Self.password)
     }
 
+    /// `python3` from the PATH: pyvmomi is installed for it (scripts/pip-packages.txt).
     static func machines(url: String, username: String, password: String) throws -> [(name: String, reference: String)] {
         struct Listing: Decodable {
             struct Machine: Decodable {
@@ -275,9 +277,9 @@ final class Vcsim: @unchecked Sendable {
             var vms: [Machine]
         }
         let output = try Cluster.run(
-            "/usr/bin/python3",
+            "/usr/bin/env",
             [
-                Cluster.checkout + "/scripts/pyvmomi_probe.py", "--url", url, "--username", username, "--password", password,
+                "python3", Cluster.checkout + "/scripts/pyvmomi_probe.py", "--url", url, "--username", username, "--password", password,
                 "list",
             ])
         let listing = try JSONDecoder().decode(Listing.self, from: Data(output.utf8))
