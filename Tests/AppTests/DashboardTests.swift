@@ -51,6 +51,24 @@ final class DashboardTests: XCTestCase {
         XCTAssertEqual(GuestActivity(toolsRunningStatus: nil, heartbeat: nil, ipAddress: ""), .unknown)
     }
 
+    func testReachabilitySettingsAreChecked() throws {
+        let defaults = try FlotillaConfig(values: [:])
+        XCTAssertEqual(defaults.reachabilitySeconds, 1)
+        XCTAssertEqual(defaults.reachabilityTimeoutMilliseconds, 400)
+        XCTAssertEqual(defaults.reachabilityDownAfter, 3)
+        for (key, value) in [
+            ("FLOTILLA_REACHABILITY_SECONDS", "61"), ("FLOTILLA_REACHABILITY_TIMEOUT_MS", "500"), ("FLOTILLA_REACHABILITY_DOWN_AFTER", "0"),
+            ("FLOTILLA_REACHABILITY_PORT", "70000"), ("FLOTILLA_REACHABILITY_RETRIES", "11"),
+        ] {
+            XCTAssertThrowsError(try FlotillaConfig(values: [key: value]), "\(key)=\(value)") { error in
+                XCTAssertEqual((error as? ConfigError)?.setting, key)
+            }
+        }
+        XCTAssertEqual(
+            try FlotillaConfig(values: ["FLOTILLA_REACHABILITY_SECONDS": "5", "FLOTILLA_REACHABILITY_TIMEOUT_MS": "2000"])
+                .reachabilityTimeoutMilliseconds, 2000)
+    }
+
     // MARK: fleet state
 
     func testFleetCountsRolesAndReplaysChangesInItsWindow() async {

@@ -29,9 +29,14 @@ struct LabCommands: AsyncCommandGroup {
             let supervisor = LabSupervisor(configuration: LabConfiguration(preCreatedVMs: vms), logger: app.logger)
             try await supervisor.start()
             let following = Task { await supervisor.follow() }
+            var adopting: Task<Void, Never>?
             do {
                 guard let vcsim = await supervisor.vcsim else { throw FlotillaError(.unavailable, "the lab started no vcsim") }
-                try await connect(app, to: vcsim)
+                let connection = try await connect(app, to: vcsim)
+                if vms > 0 {
+                    // Adopted as their guests come up, so the first page is a live dashboard.
+                    adopting = Task { await adoptPreCreatedVMs(app, on: connection) }
+                }
                 context.console.print(
                     """
 
@@ -47,18 +52,35 @@ struct LabCommands: AsyncCommandGroup {
                 try await serveCommand.run(using: &serve)
                 try await app.running?.onStop.get()
             } catch {
+                adopting?.cancel()
                 following.cancel()
                 await supervisor.close()
                 throw error
             }
+            adopting?.cancel()
+            await adopting?.value
             following.cancel()
             await following.value
             await supervisor.close()
         }
 
+        /// The pre-created VMs into the environment `lab`, with the lab's demo password.
+        private func adoptPreCreatedVMs(_ app: Application, on connection: VSphereConnection) async {
+            let flotilla = app.flotilla
+            let adoption = VSphereImport(
+                database: app.db, secrets: flotilla.secrets, vsphere: flotilla.vsphere, shell: flotilla.shell, actor: .system,
+                logger: app.logger)
+            do {
+                let count = try await adoption.adoptLabVMs(on: connection, into: "lab", password: LabConfiguration().demoPassword)
+                app.logger.notice("lab: adopted \(count) pre-created VMs into the environment lab")
+            } catch {
+                app.logger.warning("lab: adopting the pre-created VMs stopped: \(FlotillaError.describe(error))")
+            }
+        }
+
         /// Points the `lab` connection at this vcsim (its port and certificate change each start)
         /// and makes a role per template.
-        private func connect(_ app: Application, to vcsim: VcsimProcess) async throws {
+        private func connect(_ app: Application, to vcsim: VcsimProcess) async throws -> VSphereConnection {
             let secrets = app.flotilla.secrets
             let connection = try await VSphereConnection.query(on: app.db).filter(\.$name == "lab").first() ?? VSphereConnection()
             connection.name = "lab"
@@ -77,6 +99,7 @@ struct LabCommands: AsyncCommandGroup {
                         name: role, connectionID: try connection.requireID(), template: "tpl-\(role)", sshUser: "root",
                         services: LabCommands.services[role] ?? "sshd"))
             }
+            return connection
         }
     }
 

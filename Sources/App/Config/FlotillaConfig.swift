@@ -105,7 +105,7 @@ public struct FlotillaConfig: Sendable {
         ("FLOTILLA_GUEST_BOOT_SECONDS", "how long a new VM's guest may take to report its address (default 300)"),
         ("FLOTILLA_SYNC_SECONDS", "how often VMs are compared with vSphere (default 15; 0 turns it off)"),
         ("FLOTILLA_REACHABILITY_SECONDS", "seconds between reachability sweeps of every VM, 1 to 60 (default 1; 0 turns them off)"),
-        ("FLOTILLA_REACHABILITY_TIMEOUT_MS", "how long a sweep waits for each answer, shorter than the interval (default 500)"),
+        ("FLOTILLA_REACHABILITY_TIMEOUT_MS", "how long a sweep waits for each answer; twice it fits in the interval (default 400)"),
         ("FLOTILLA_REACHABILITY_RETRIES", "extra echo requests per sweep to silent VMs, 0 to 10 (default 0)"),
         ("FLOTILLA_REACHABILITY_DOWN_AFTER", "silent sweeps in a row before a VM is unreachable, 1 to 100 (default 3)"),
         ("FLOTILLA_REACHABILITY_PORT", "TCP port tried when ICMP gets no answer (default 22)"),
@@ -172,9 +172,11 @@ public struct FlotillaConfig: Sendable {
         secretKey = try reader.optional("FLOTILLA_SECRET_KEY")
         inventorySyncSeconds = try reader.integer("FLOTILLA_SYNC_SECONDS", default: 15, range: 0...86400)
         reachabilitySeconds = try reader.integer("FLOTILLA_REACHABILITY_SECONDS", default: 1, range: 0...60)
-        reachabilityTimeoutMilliseconds = try reader.integer("FLOTILLA_REACHABILITY_TIMEOUT_MS", default: 500, range: 10...59_999)
-        if reachabilitySeconds > 0, reachabilityTimeoutMilliseconds >= reachabilitySeconds * 1000 {
-            throw ConfigError(setting: "FLOTILLA_REACHABILITY_TIMEOUT_MS", problem: "must be shorter than FLOTILLA_REACHABILITY_SECONDS")
+        reachabilityTimeoutMilliseconds = try reader.integer("FLOTILLA_REACHABILITY_TIMEOUT_MS", default: 400, range: 10...29_999)
+        // A silent VM costs the echo timeout and then the TCP connect's: both fit in one interval.
+        if reachabilitySeconds > 0, reachabilityTimeoutMilliseconds * 2 >= reachabilitySeconds * 1000 {
+            throw ConfigError(
+                setting: "FLOTILLA_REACHABILITY_TIMEOUT_MS", problem: "must be less than half of FLOTILLA_REACHABILITY_SECONDS")
         }
         reachabilityRetries = try reader.integer("FLOTILLA_REACHABILITY_RETRIES", default: 0, range: 0...10)
         reachabilityDownAfter = try reader.integer("FLOTILLA_REACHABILITY_DOWN_AFTER", default: 3, range: 1...100)

@@ -102,3 +102,56 @@ extension Request {
             actor: auditActor, logger: logger)
     }
 }
+
+extension VSphereImport {
+    /// Adopts the lab's pre-created VMs (`lab-<role>-<n>`, see `flotilla lab up --vms`) that
+    /// Flotilla does not manage yet into the environment `environmentName` (made when missing),
+    /// so the first page a new user sees is a live dashboard. Guests still booting are tried
+    /// again every few seconds until `patience` is over; returns how many were adopted.
+    func adoptLabVMs(
+        on connection: VSphereConnection, into environmentName: String, password: String, patience: Duration = .seconds(180)
+    ) async throws -> Int {
+        let environment: Environment
+        if let existing = try await Environment.query(on: database).filter(\.$name == environmentName).first() {
+            environment = existing
+        } else {
+            environment = Environment(name: environmentName, description: "the lab's pre-created VMs, adopted at start")
+            try await environment.create(on: database)
+        }
+        let roles = Set(try await Role.query(on: database).all().map(\.name))
+        let managed = Set(try await VM.query(on: database).all().compactMap(\.vsphereReference))
+        var waiting = try await vsphere.endpoint(for: connection).virtualMachines(fields: []).filter { machine in
+            !machine.isTemplate && !managed.contains(machine.reference.value) && roles.contains(Self.labRole(of: machine.name) ?? "")
+        }.map(\.name).sorted()
+        var adopted = 0
+        let deadline = ContinuousClock.now + patience
+        while !waiting.isEmpty, !Task.isCancelled {
+            var stillWaiting: [String] = []
+            for name in waiting {
+                guard let role = Self.labRole(of: name) else { continue }
+                do {
+                    adopted += try await adopt(
+                        Input(connectionID: try connection.requireID(), names: [name], role: role, password: password),
+                        into: try environment.requireID()
+                    ).count
+                } catch {
+                    if ContinuousClock.now >= deadline {
+                        logger.warning("lab: \(name) not adopted: \(FlotillaError.describe(error))")
+                    } else {
+                        stillWaiting.append(name)
+                    }
+                }
+            }
+            waiting = stillWaiting
+            if !waiting.isEmpty { try await Task.sleep(for: .seconds(3)) }
+        }
+        return adopted
+    }
+
+    /// `web` of `lab-web-3`.
+    static func labRole(of name: String) -> String? {
+        let parts = name.split(separator: "-")
+        guard parts.count == 3, parts[0] == "lab", Int(parts[2]) != nil else { return nil }
+        return String(parts[1])
+    }
+}

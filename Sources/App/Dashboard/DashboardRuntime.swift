@@ -96,7 +96,7 @@ struct DashboardRuntime {
             // Drift-free ticks: a sweep that overran skips to the next tick instead of piling up.
             nextSweep += interval
             let now = clock.now
-            if nextSweep < now { nextSweep = now + interval }
+            while nextSweep < now { nextSweep += interval }
             do { try await Task.sleep(until: nextSweep, clock: clock) } catch { break }
         }
         for feed in feeds.values { feed.cancel() }
