@@ -1,5 +1,7 @@
 import App
 import Logging
+import NIOCore
+import NIOPosix
 import Vapor
 
 /// The `flotilla` executable: read the configuration, build the app, run the command
@@ -20,6 +22,9 @@ do {
 }
 
 let app = try await Application.make(environment)
+// Swift concurrency runs on the server's event loops, so an async handler no longer hops
+// between the concurrency pool and an event loop around every database call (issue 8 §5).
+_ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
 do {
     try await configure(app, config: config)
     try await app.execute()
