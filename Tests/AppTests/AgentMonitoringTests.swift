@@ -189,6 +189,32 @@ final class AgentMonitoringTests: XCTestCase {
         }
     }
 
+    func testInstallAndRoleChangesAreJobsWithAStepPerVM() async throws {
+        try await Self.run { app in
+            let fixture = try await AgentFixture.make(app)
+            for bad in ["ftp://x", "http://x/ y", "http://user@x", "http://x\r\nX-Evil: 1", ""] {
+                let answer = try await fixture.admin.request(
+                    .POST, "/api/v1/vms/\(fixture.vm1)/agent", json: API.AgentInstallInput(platformURL: bad))
+                XCTAssertEqual(answer.status, .badRequest, bad)
+            }
+            let install = try await fixture.admin.request(
+                .POST, "/api/v1/vms/\(fixture.vm1)/agent", json: API.AgentInstallInput(platformURL: "http://10.77.0.1:8080"))
+            XCTAssertEqual(install.status, .accepted, install.body.string)
+            let installJob = try fixture.admin.decode(API.JobReference.self, install).jobID
+            let installSteps = try await JobStep.query(on: app.db).filter(\.$job.$id == installJob).all()
+            XCTAssertEqual(installSteps.map(\.kind), ["agent.install"])
+            // Both VMs have agents: a changed role reaches both, one step each.
+            let changed = with(fixture.watched) { $0.attempts = 7 }
+            let saved = try await fixture.admin.request(.PATCH, "/api/v1/roles/\(fixture.roleID)", json: fixture.roleInput([changed]))
+            XCTAssertEqual(saved.status, .ok, saved.body.string)
+            let job = try await Job.query(on: app.db).filter(\.$kind == "agent.configure").first()
+            let pushJob = try XCTUnwrap(job)
+            let steps = try await JobStep.query(on: app.db).filter(\.$job.$id == pushJob.requireID()).all()
+            XCTAssertEqual(steps.compactMap(\.vmName).sorted(), ["web-01", "web-02"])
+            XCTAssertEqual(Set(steps.compactMap(\.kind)), ["agent.configure"])
+        }
+    }
+
     /// The real application with vSphere and guests in memory (roles check their template there).
     private static func run(_ body: (Application) async throws -> Void) async throws {
         try await TestApp.run(
@@ -256,7 +282,8 @@ private struct AgentFixture {
             vm.notes = ""
             try await vm.create(on: app.db)
             let id = try vm.requireID()
-            _ = try await AgentCredentials(database: app.db, secrets: app.flotilla.secrets, identities: app.agentIdentities).issue(for: id)
+            _ = try await AgentCredentials(database: app.db, secrets: app.flotilla.secrets, identities: app.agentIdentities).issue(
+                for: id, platformURL: "http://10.77.0.1:8080")
             vms.append(id)
         }
         let watched = MonitoredService(

@@ -116,6 +116,8 @@ struct StepRegistry: Sendable {
         registry.register(VMKeyRotationStep())
         registry.register(RetireUnusedKeysStep())
         registry.register(EnvironmentRecordDeleteStep())
+        registry.register(AgentInstallStep())
+        registry.register(AgentConfigureStep())
         return registry
     }
 

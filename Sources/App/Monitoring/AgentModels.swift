@@ -8,13 +8,16 @@ final class AgentCredential: Model, @unchecked Sendable {
     @ID(key: .id) var id: UUID?
     @Field(key: "vm_id") var vmID: UUID
     @Field(key: "secret_sealed") var secretSealed: String
+    /// Where the agent reports to (as the guest reaches the platform), kept for later configuration pushes.
+    @Field(key: "platform_url") var platformURL: String
     @Timestamp(key: "created_at", on: .create) var createdAt: Date?
 
     init() {}
 
-    init(vmID: UUID, secretSealed: String) {
+    init(vmID: UUID, secretSealed: String, platformURL: String) {
         self.vmID = vmID
         self.secretSealed = secretSealed
+        self.platformURL = platformURL
     }
 }
 

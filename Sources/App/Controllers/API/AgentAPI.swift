@@ -11,6 +11,7 @@ enum AgentAPI {
         api.on(.POST, "agent", "heartbeat", body: .collect(maxSize: maximumBody), use: heartbeat).requires(.reportAgentStatus)
         api.on(.POST, "agent", "events", body: .collect(maxSize: maximumBody), use: events).requires(.reportAgentStatus)
         api.get("vms", ":id", "services", use: services).requires(.viewVMs)
+        api.post("vms", ":id", "agent", use: install).requires(.configureServices)
         api.post("vms", ":id", "services", ":service", ":action", use: control).requires(.controlVMServices)
     }
 
@@ -38,6 +39,13 @@ enum AgentAPI {
         }
     }
 
+    /// Installs (or reinstalls) the monitor agent on a VM: a job (SPEC MON-1).
+    @Sendable static func install(request: Request) async throws -> Response {
+        let input = try request.content.decode(API.AgentInstallInput.self)
+        let jobID = try await request.agentRollout.install(on: try request.uuidParameter("VM"), platformURL: input.platformURL)
+        return try await API.JobReference.accepted(jobID, for: request)
+    }
+
     @Sendable static func services(request: Request) async throws -> API.VMServices {
         try await AgentDirectory(database: request.db).services(of: try request.uuidParameter("VM"), for: request)
     }
@@ -55,6 +63,11 @@ enum AgentAPI {
 }
 
 extension API {
+    /// Where the VM's agent reports to, as the guest reaches the platform.
+    struct AgentInstallInput: Content {
+        var platformURL: String
+    }
+
     /// The platform's answer to an agent: for events, the last sequence it stored (or had).
     struct AgentAnswer: Content {
         var acknowledged: Int64?

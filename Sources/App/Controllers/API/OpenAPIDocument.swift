@@ -153,6 +153,10 @@ enum OpenAPIDocument {
                 + "a stopped service is not restarted",
             action: .controlVMServices, response: "VMServices"),
         .init(
+            method: .POST, path: "/api/v1/vms/{id}/agent",
+            summary: "Install the monitor agent with its role's watched services and a new credential on a VM (a job)",
+            action: .configureServices, request: "AgentInstallInput", response: "JobReference", status: 202),
+        .init(
             method: .POST, path: "/api/v1/agent/heartbeat",
             summary:
                 "A monitor agent's heartbeat (X-Flotilla-Agent: VM id, X-Flotilla-Timestamp, X-Flotilla-Signature: HMAC-SHA256 "
@@ -423,6 +427,7 @@ enum OpenAPIDocument {
                     ],
                 ], required: ["vm", "events"]),
             "AgentAnswer": object(["acknowledged": ["type": "integer"]], required: []),
+            "AgentInstallInput": object(["platformURL": string("http(s) URL the VM reaches the platform at")], required: ["platformURL"]),
             "VMServices": object(
                 [
                     "agent": object(

@@ -28,7 +28,10 @@ enum RolesAPI {
         guard let role = try await Role.find(try request.uuidParameter("role"), on: request.db) else {
             throw FlotillaError.notFound("no such role")
         }
-        let saved = try await request.roles.save(try request.content.decode(Roles.Input.self), existing: role)
+        let input = try request.content.decode(Roles.Input.self)
+        let saved = try await request.roles.save(input, existing: role)
+        // Changed monitor settings reach every installed agent of the role (a job, per-VM results).
+        if input.monitor != nil { _ = try await request.agentRollout.configure(role: saved) }
         return try API.RoleBody(saved, monitor: try await RoleMonitors(database: request.db).services(of: saved.requireID()))
     }
 }

@@ -8,6 +8,7 @@ struct CreateAgentCredentials: AsyncMigration {
             .id()
             .field("vm_id", .uuid, .required, .references(VM.schema, .id, onDelete: .cascade))
             .field("secret_sealed", .string, .required)
+            .field("platform_url", .string, .required)
             .field("created_at", .datetime)
             .unique(on: "vm_id")
             .create()
