@@ -243,6 +243,50 @@ final class NotificationTests: XCTestCase {
         try await second.asyncShutdown()
     }
 
+    func testAMailServerThatNeverAnswersDoesNotHoldUpTheShutdown() async throws {
+        // A listening socket that never accepts: connections complete, no greeting ever comes.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = in_addr_t(0x7F00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let listening = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, length) == 0 && listen(listener, 8) == 0 && getsockname(listener, $0, &length) == 0
+            }
+        }
+        XCTAssertTrue(listening)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let settings = [
+            "FLOTILLA_SMTP_HOST": "127.0.0.1", "FLOTILLA_SMTP_PORT": "\(port)", "FLOTILLA_SMTP_SECURITY": "none",
+            "FLOTILLA_DATA_DIR": FileManager.default.temporaryDirectory.appendingPathComponent("flotilla-test-\(UUID().uuidString)").path,
+        ]
+        let app = try await TestApp.make(settings)
+        let delivery: NotificationDelivery
+        do {
+            delivery = try await app.notifications.sendTestMail(to: "owner@example.com", from: nil)
+            let sending = try await deliveries(app) { $0.first?.status == .sending }
+            XCTAssertEqual(sending.first?.status, .sending, "the send hangs on the silent server")
+        } catch {
+            try await app.asyncShutdown()
+            throw error
+        }
+        try await app.asyncShutdown()
+        // What the stopped server left in the database.
+        let reopened = try await TestApp.make(settings, freshDatabase: false)
+        do {
+            let stored = try await NotificationAttempt.query(on: reopened.db).filter(\.$delivery.$id == delivery.requireID())
+                .filter(\.$number == 1).first()
+            XCTAssertEqual(stored?.outcome, .retry, "the cut-short send is queued again, not left claimed")
+            XCTAssertTrue(stored?.error?.contains("shutting down") ?? false, String(describing: stored?.error))
+        } catch {
+            try await reopened.asyncShutdown()
+            throw error
+        }
+        try await reopened.asyncShutdown()
+    }
+
     func testHostileValuesAreRefusedAndChangeNothing() async throws {
         try await TestApp.run { app in
             let admin = try TestClient(app)

@@ -65,10 +65,12 @@ actor NotificationWorker {
                 redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: Self.webhookTimeout)))
     }
 
-    /// Lets the current round finish and closes the HTTP client; later kicks do nothing.
+    /// Cancels the current round (a send cut short is queued again, so a hanging mail server
+    /// cannot hold up a shutdown), closes the HTTP client; later kicks do nothing.
     func stop() async {
         stopped = true
         runAgain = false
+        draining?.cancel()
         await draining?.value
         try? await httpClient.shutdown()
     }
@@ -169,6 +171,8 @@ actor NotificationWorker {
             return .delivered(sent.reply.code)
         } catch let error as MailError {
             return Result(statusCode: error.reply?.code, error: error.description, transient: error.isTransient)
+        } catch is CancellationError {
+            return Result(statusCode: nil, error: "cut short: this instance is shutting down", transient: true)
         } catch {
             return Result(statusCode: nil, error: String(describing: error), transient: true)
         }
