@@ -44,6 +44,8 @@ struct APIClient: Sendable {
     ) async throws -> Result {
         var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
         configuration.timeout = .init(connect: .seconds(10), read: .seconds(120))
+        // A refused connection or an untrusted certificate is reported at once, not retried until the timeout.
+        configuration.connectionPool.retryConnectionEstablishment = false
         if let caFile {
             var tls = TLSConfiguration.makeClientConfiguration()
             do {

@@ -71,13 +71,7 @@ final class RunningServer: @unchecked Sendable {
     }
 
     private func waitUntilListening(port: Int) throws {
-        let deadline = Date().addingTimeInterval(60)
-        while !canConnect(port: port) {
-            guard process.isRunning, Date() < deadline else {
-                throw HarnessError("flotilla serve did not listen on port \(port); it printed:\n\(log)")
-            }
-            usleep(100_000)
-        }
+        try waitForListener(process, port: port) { "flotilla serve did not listen on port \(port); it printed:\n\(log)" }
     }
 }
 
@@ -169,7 +163,7 @@ struct ClientRunner {
     }
 }
 
-private func freeLoopbackPort() throws -> Int {
+func freeLoopbackPort() throws -> Int {
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(descriptor) }
     var address = loopback(port: 0)
@@ -183,7 +177,16 @@ private func freeLoopbackPort() throws -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
-private func canConnect(port: Int) -> Bool {
+/// Waits up to 60 s for a started program to accept connections on a loopback port.
+func waitForListener(_ process: Process, port: Int, failure: () -> String) throws {
+    let deadline = Date().addingTimeInterval(60)
+    while !canConnect(port: port) {
+        guard process.isRunning, Date() < deadline else { throw HarnessError(failure()) }
+        usleep(100_000)
+    }
+}
+
+func canConnect(port: Int) -> Bool {
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(descriptor) }
     var address = loopback(port: port)

@@ -100,6 +100,14 @@ final class ClientTests: XCTestCase {
         XCTAssertEqual(notLoggedIn.status, 3, "\(notLoggedIn)")
         XCTAssertTrue(notLoggedIn.errors.contains("flotctl login"), "\(notLoggedIn)")
 
+        let closedPort = try freeLoopbackPort()
+        let started = Date()
+        let unreachable = try stranger.run(["login", "http://127.0.0.1:\(closedPort)", "-u", "admin", "--password-stdin"], input: "x\n")
+        XCTAssertEqual(unreachable.status, 1, "\(unreachable)")
+        XCTAssertTrue(unreachable.errors.contains("cannot reach http://127.0.0.1:\(closedPort)"), "\(unreachable)")
+        XCTAssertLessThan(
+            Date().timeIntervalSince(started), 5, "a refused connection is reported at once, not retried until the 10 s timeout")
+
         let wrongPassword = try stranger.run(["login", server.url, "--username", "admin", "--password-stdin"], input: "not-the-password\n")
         XCTAssertEqual(wrongPassword.status, 3, "\(wrongPassword)")
         XCTAssertTrue(wrongPassword.errors.contains("wrong user name or password"), "the server's message: \(wrongPassword)")
@@ -132,6 +140,65 @@ final class ClientTests: XCTestCase {
         let forbidden = try ordinary.run(["env", "add", "not-allowed"])
         XCTAssertEqual(forbidden.status, 3, "\(forbidden)")
         XCTAssertFalse(forbidden.errors.isEmpty)
+    }
+    func testAnHTTPSServerIsTrustedThroughTheGivenCertificateAuthorityOnly() throws {
+        let server = try server()
+        let folder = try temporaryFolder("flotctl-tls")
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: folder) }
+        try makeCertificates(in: folder)
+        let port = try freeLoopbackPort()
+        let relay = Process()
+        relay.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("tls_relay.py").path
+        relay.arguments = [script, String(port), server.url, folder + "/server.pem", folder + "/server.key"]
+        try relay.run()
+        addTeardownBlock {
+            relay.terminate()
+            relay.waitUntilExit()
+        }
+        try waitForListener(relay, port: port) { "the TLS relay did not listen on port \(port)" }
+        let url = "https://127.0.0.1:\(port)"
+        let client = try newClient()
+
+        let untrusted = try client.run(["login", url, "-u", "admin", "--password-stdin"], input: RunningServer.adminPassword + "\n")
+        XCTAssertEqual(untrusted.status, 1, "\(untrusted)")
+        XCTAssertTrue(untrusted.errors.contains("CERTIFICATE_VERIFY_FAILED"), "\(untrusted)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: client.loginFile))
+
+        let trusted = try client.run(
+            ["login", url, "-u", "admin", "--password-stdin", "--ca-file", folder + "/ca.pem"], input: RunningServer.adminPassword + "\n")
+        XCTAssertEqual(trusted.status, 0, "\(trusted)")
+        XCTAssertEqual(try client.run(["env", "list"]).status, 0, "later commands trust the same authority")
+        XCTAssertEqual(try client.run(["logout"]).status, 0)
+    }
+
+    /// A private certificate authority and a certificate it signed for 127.0.0.1.
+    private func makeCertificates(in folder: String) throws {
+        let commands = [
+            [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+                "-days", "2", "-subj", "/CN=Flotilla test CA",
+            ],
+            [
+                "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+                "-subj", "/CN=127.0.0.1",
+            ],
+            [
+                "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem",
+                "-days", "2", "-extfile", "san.cnf",
+            ],
+        ]
+        try "subjectAltName=IP:127.0.0.1\n".write(toFile: folder + "/san.cnf", atomically: true, encoding: .utf8)
+        for arguments in commands {
+            let openssl = Process()
+            openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+            openssl.arguments = arguments
+            openssl.currentDirectoryURL = URL(fileURLWithPath: folder)
+            openssl.standardError = FileHandle.nullDevice
+            try openssl.run()
+            openssl.waitUntilExit()
+            guard openssl.terminationStatus == 0 else { throw HarnessError("openssl \(arguments.joined(separator: " ")) failed") }
+        }
     }
 }
 
