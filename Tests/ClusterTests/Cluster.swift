@@ -49,6 +49,8 @@ final class Cluster: @unchecked Sendable {
     }
 
     func kill(_ number: Int) throws { _ = try Self.script(["kill", folder, String(number)]) }
+    /// Stops PostgreSQL under the running instances (for the health check's 503).
+    func stopDatabase() throws { try Self.run(Self.checkout + "/scripts/postgres", ["stop", folder + "/pg"]) }
     func restart(_ number: Int) throws { _ = try Self.script(["restart", folder, String(number)]) }
 
     /// Which instance (1-based) has this advertised address.
@@ -67,13 +69,15 @@ final class Cluster: @unchecked Sendable {
         }
     }
 
-    /// One request, through nginx unless `base` names an instance; signed-in calls carry the
-    /// session cookie and its CSRF token.
-    func request(_ method: HTTPMethod, _ path: String, json: [String: Any]? = nil, base: String? = nil) async throws -> Answer {
+    /// One request, through nginx unless `base` names an instance; after `signIn` it carries the
+    /// session cookie and its CSRF token unless `anonymous` (a load balancer's health check).
+    func request(
+        _ method: HTTPMethod, _ path: String, json: [String: Any]? = nil, base: String? = nil, anonymous: Bool = false
+    ) async throws -> Answer {
         var request = HTTPClientRequest(url: (base ?? nginx) + path)
         request.method = method
-        if let cookie { request.headers.add(name: "Cookie", value: cookie) }
-        if let csrf, method != .GET { request.headers.add(name: "X-CSRF-Token", value: csrf) }
+        if let cookie, !anonymous { request.headers.add(name: "Cookie", value: cookie) }
+        if let csrf, method != .GET, !anonymous { request.headers.add(name: "X-CSRF-Token", value: csrf) }
         if let json {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(data: try JSONSerialization.data(withJSONObject: json)))

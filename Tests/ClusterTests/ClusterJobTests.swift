@@ -44,6 +44,18 @@ final class ClusterJobTests: XCTestCase {
             _ = try await waitForValue("steps running on instance A", timeout: 30) { () -> Bool? in
                 try self.runningSteps(cluster, jobID).values.contains(instanceA) ? true : nil
             }
+            // The instances list counts each instance's steps (leases not expired) as the database does.
+            let answer = try await cluster.request(.GET, "/api/v1/instances")
+            let listed = try answer.decode([InstanceRow].self)
+            let counted = try cluster.sql(
+                "SELECT lease_owner, count(*) FROM job_steps WHERE lease_owner IS NOT NULL AND lease_expires_at > now() GROUP BY lease_owner"
+            )
+            XCTAssertEqual(
+                Dictionary(
+                    uniqueKeysWithValues: listed.filter { $0.stepsRunning > 0 }.map { ($0.id.uuidString.lowercased(), $0.stepsRunning) }),
+                Dictionary(uniqueKeysWithValues: counted.map { ($0[0], Int($0[1]) ?? -1) }))
+            XCTAssertGreaterThan(listed.map(\.stepsRunning).reduce(0, +), 0)
+
             let cancel = try await cluster.request(.POST, "/api/v1/jobs/\(jobID)/cancel", base: cluster.instance(3))
             let sent = Date()
             XCTAssertEqual(cancel.status, 200, cancel.text)

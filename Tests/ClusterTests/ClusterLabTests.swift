@@ -55,14 +55,16 @@ final class ClusterLabTests: XCTestCase {
         XCTAssertEqual(deploy.status, 202, deploy.text)
         let jobID = try XCTUnwrap(try deploy.decode([String: AnyDecodable].self)["jobID"]?.text)
 
-        // Mid-job: some steps done, and the victim runs some of the others.
+        // Mid-job: some steps done, every instance running others; the victim runs the most.
         let victim = try await waitForValue("steps running on every instance after the first succeeded", timeout: 180) { () -> Int? in
             let succeeded = try cluster.count("SELECT count(*) FROM job_steps WHERE job_id = '\(jobID)' AND status = 'succeeded'")
             let owners = try cluster.sql(
                 "SELECT lease_owner FROM job_steps WHERE job_id = '\(jobID)' AND status = 'running' AND lease_owner IS NOT NULL")
-            let running = Set(owners.map { $0[0] })
-            guard succeeded > 0, running.count == 3 else { return nil }
-            return try (1...3).first { try running.contains(cluster.instanceID($0) ?? "") }
+            let running = Dictionary(grouping: owners.map { $0[0] }, by: { $0 }).mapValues(\.count)
+            guard succeeded > 0, running.count == 3, let busiest = running.max(by: { $0.value < $1.value }), busiest.value >= 2 else {
+                return nil
+            }
+            return try (1...3).first { try cluster.instanceID($0) == busiest.key }
         }
         let victimID = try XCTUnwrap(try cluster.instanceID(victim))
         let orphaned = try cluster.sql(

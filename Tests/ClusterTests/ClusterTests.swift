@@ -60,7 +60,7 @@ final class ClusterTests: XCTestCase {
 
         // nginx leaves the dead instance out: the health check keeps answering.
         for _ in 1...6 {
-            let answer = try await cluster.request(.GET, "/api/v1/health")
+            let answer = try await cluster.request(.GET, "/api/v1/health", anonymous: true)
             XCTAssertEqual(answer.status, 200, answer.text)
         }
 
@@ -71,6 +71,18 @@ final class ClusterTests: XCTestCase {
         }
         try await Task.sleep(for: .seconds(3))
         XCTAssertEqual(try missingEntries(cluster), 200, "audit entries of the sync were doubled after the takeover")
+
+        // Without the database an instance says so, to a load balancer asking it or nginx.
+        try cluster.stopDatabase()
+        let direct = try await waitForValue("an instance answers 503 without its database", timeout: 30) { () -> Cluster.Answer? in
+            let answer = try await cluster.request(
+                .GET, "/api/v1/health", base: successor.map { "http://" + $0.address }, anonymous: true)
+            return answer.status == 503 ? answer : nil
+        }
+        XCTAssertTrue(direct.text.contains("\"status\":\"database unavailable\""), direct.text)
+        let throughNginx = try await cluster.request(.GET, "/api/v1/health", anonymous: true)
+        // 503 passed on, or 502 once nginx has left every instance out.
+        XCTAssertTrue([502, 503].contains(throughNginx.status), "\(throughNginx.status): \(throughNginx.text)")
     }
 
     // MARK: - Helpers
