@@ -133,6 +133,7 @@ final class NotificationTests: XCTestCase {
             let page = try await admin.request(.GET, "/settings/notifications/deliveries?channel=webhook&status=delivered")
             XCTAssertEqual(page.status, .ok)
             XCTAssertTrue(page.body.string.contains("retry 500") && page.body.string.contains("delivered 200"), page.body.string)
+            XCTAssertTrue(page.body.string.contains(#"<option value="">any</option>"#), "an unset filter reads \"any\"")
             let filtered = try admin.decode(
                 ListResponse<API.DeliveryBody>.self, try await admin.request(.GET, "/api/v1/notifications/deliveries?status=failed"))
             XCTAssertEqual(filtered.total, 0)

@@ -292,6 +292,9 @@ final class UsersTests: XCTestCase {
             let before = try await admin.request(.GET, "/users?q=olga")
             XCTAssertTrue(before.body.string.contains("never"))
             XCTAssertFalse(before.body.string.contains("pete@"), "the page searches too")
+            XCTAssertTrue(before.body.string.contains("Show all"))
+            let unfiltered = try await admin.request(.GET, "/users")
+            XCTAssertFalse(unfiltered.body.string.contains("Show all"), "no way back from a search that was not made")
 
             let signedInAt = Date()
             try await TestClient(app).signIn("olga", "password-123")

@@ -48,6 +48,7 @@ enum NotificationsController {
 
     struct Option: Encodable {
         var value: String
+        var label: String
         var selected: Bool
     }
 
@@ -161,7 +162,8 @@ enum NotificationsController {
         let display = DisplayTime(timeZone: request.application.flotilla.config.displayTimeZone)
         let (channel, status, kind) = (query.first("channel") ?? "", query.first("status") ?? "", query.first("kind") ?? "")
         func options(_ values: [String], _ selected: String) -> [Option] {
-            [Option(value: "", selected: selected.isEmpty)] + values.map { Option(value: $0, selected: $0 == selected) }
+            [Option(value: "", label: "any", selected: selected.isEmpty)]
+                + values.map { Option(value: $0, label: $0, selected: $0 == selected) }
         }
         var page = DeliveriesPage(
             chrome: PageChrome(request, title: "Delivery log"), deliveries: [], pagination: nil,

@@ -22,6 +22,8 @@ enum UsersController {
         var canManage: Bool
         var newURL: String
         var search: String
+        /// Leaf counts an empty string as true, so the page asks this instead.
+        var isSearching: Bool
     }
 
     struct RoleOption: Encodable {
@@ -89,7 +91,8 @@ enum UsersController {
             ListPage(
                 chrome: PageChrome(request, title: "Users"), users: rows,
                 pagination: PaginationView(page, path: SiteURL.users.relative, query: search.isEmpty ? [] : [("q", search)]),
-                canManage: me.isSystemAdministrator, newURL: SiteURL.usersNew.relative, search: search))
+                canManage: me.isSystemAdministrator, newURL: SiteURL.usersNew.relative, search: search,
+                isSearching: !search.isEmpty))
     }
 
     @Sendable static func new(request: Request) async throws -> Response {
