@@ -7,6 +7,8 @@ import Vapor
 /// statement conditioned on the row's state, so instances sharing the database never undo each
 /// other's work: a step is claimed once (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite has one
 /// writer and serves one instance) and only the holder of its lease records how it ended.
+/// Leases are set and compared on the database's clock (`DatabaseClock`), so instances on
+/// machines whose clocks differ agree on which have expired.
 struct JobStepRows: Sendable {
     let sql: any SQLDatabase
 
@@ -111,7 +113,7 @@ struct JobStepRows: Sendable {
             return try await sql.raw(
                 """
                 UPDATE job_steps SET status = \(bind: JobStatus.running.rawValue), lease_owner = \(bind: owner),
-                lease_expires_at = \(bind: now.addingTimeInterval(lease)), attempts = attempts + 1,
+                lease_expires_at = \(DatabaseClock.expression(plus: Int(lease), on: sql)), attempts = attempts + 1,
                 started_at = COALESCE(started_at, \(bind: now))
                 WHERE id IN (\(binds: accepted))
                 RETURNING id, job_id, kind, parameters, title, vm_name, vm_role, phase, attempts
@@ -135,7 +137,7 @@ struct JobStepRows: Sendable {
         guard !steps.isEmpty else { return }
         try await sql.raw(
             """
-            UPDATE job_steps SET lease_expires_at = \(bind: Date().addingTimeInterval(lease))
+            UPDATE job_steps SET lease_expires_at = \(DatabaseClock.expression(plus: Int(lease), on: sql))
             WHERE id IN (\(binds: steps)) AND lease_owner = \(bind: owner) AND status = \(bind: JobStatus.running.rawValue)
             """
         ).run()
@@ -184,7 +186,7 @@ struct JobStepRows: Sendable {
         let probe = try await sql.raw(
             """
             SELECT id FROM job_steps WHERE status = \(bind: JobStatus.running.rawValue)
-            AND (lease_expires_at IS NULL OR lease_expires_at < \(bind: now)) LIMIT 1
+            AND (lease_expires_at IS NULL OR lease_expires_at < \(DatabaseClock.expression(on: sql))) LIMIT 1
             """
         ).all()
         guard !probe.isEmpty else { return [] }
@@ -194,7 +196,7 @@ struct JobStepRows: Sendable {
                 """
                 SELECT s.id, s.job_id, s.kind, s.phase, s.lease_owner, j.cancel_requested FROM job_steps s
                 JOIN jobs j ON j.id = s.job_id WHERE s.status = \(bind: JobStatus.running.rawValue)
-                AND (s.lease_expires_at IS NULL OR s.lease_expires_at < \(bind: now)) LIMIT 200
+                AND (s.lease_expires_at IS NULL OR s.lease_expires_at < \(DatabaseClock.expression(on: sql))) LIMIT 200
                 """)
             if postgres { query.appendInterpolation(" FOR UPDATE OF s SKIP LOCKED" as SQLQueryString) }
             var ended: [Orphan] = []
@@ -254,7 +256,7 @@ struct JobStepRows: Sendable {
     func release(_ step: UUID, owner: UUID, reason: String) async throws {
         try await sql.raw(
             """
-            UPDATE job_steps SET lease_expires_at = \(bind: Date().addingTimeInterval(-1)), log = log || \(bind: Self.logLine(reason))
+            UPDATE job_steps SET lease_expires_at = \(DatabaseClock.expression(plus: -1, on: sql)), log = log || \(bind: Self.logLine(reason))
             WHERE id = \(bind: step) AND lease_owner = \(bind: owner) AND status = \(bind: JobStatus.running.rawValue)
             """
         ).run()
