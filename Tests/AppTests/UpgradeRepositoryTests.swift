@@ -248,10 +248,10 @@ private final class RepositoryServers: @unchecked Sendable {
     }
 
     func stop() {
-        // SIGKILL: svnserve in the foreground outlives SIGTERM while a child is still winding down.
+        // SIGKILL without waiting: the servers may have inherited an ignored SIGTERM, and
+        // waiting on a daemon whose connection children linger can block the test run.
         for process in processes where process.isRunning {
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
         }
         processes = []
         try? FileManager.default.removeItem(at: root)

@@ -85,8 +85,9 @@ enum RepositoryProcess {
         process.standardOutput = output
         process.standardError = errorOutput
         try process.run()
+        // SIGKILL, not SIGTERM: a child inherits an ignored SIGTERM from a server that ignores it.
         let deadline = DispatchWorkItem { [process] in
-            if process.isRunning { process.terminate() }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         }
         let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
         DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: deadline)
