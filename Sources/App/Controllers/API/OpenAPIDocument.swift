@@ -169,7 +169,8 @@ enum OpenAPIDocument {
                 + "and the answer acknowledges the last sequence",
             action: .reportAgentStatus, request: "AgentEvents", response: "AgentAnswer"),
         .init(
-            method: .GET, path: "/api/v1/dashboard", summary: "Total VMs and, per role, how many are reachable, unreachable or being checked",
+            method: .GET, path: "/api/v1/dashboard",
+            summary: "Total VMs and, per role, how many are reachable, unreachable or being checked",
             action: .viewDashboard, response: "DashboardSummary"),
         .init(
             method: .GET, path: "/api/v1/dashboard/events",
@@ -552,8 +553,10 @@ enum OpenAPIDocument {
                 ], required: ["role", "total", "reachable", "unreachable", "checking"]),
             "HealthChange": object(
                 [
-                    "sequence": ["type": "integer"], "vmID": string("UUID"), "role": string(), "health": ["type": "string", "enum": VMHealth.allCases.map(\.rawValue)],
-                    "previous": ["type": "string", "enum": VMHealth.allCases.map(\.rawValue)], "label": string(), "reason": string(), "reachable": ["type": "boolean"],
+                    "sequence": ["type": "integer"], "vmID": string("UUID"), "role": string(),
+                    "health": ["type": "string", "enum": VMHealth.allCases.map(\.rawValue)],
+                    "previous": ["type": "string", "enum": VMHealth.allCases.map(\.rawValue)], "label": string(), "reason": string(),
+                    "reachable": ["type": "boolean"],
                     "at": string("ISO 8601"),
                 ], required: ["sequence", "vmID", "role", "health", "previous", "label", "reason", "reachable", "at"]),
             "VMListing": object(
@@ -568,7 +571,10 @@ enum OpenAPIDocument {
                 ["vms": ["type": "array", "items": string("UUID")], "action": ["type": "string", "enum": ["on", "off", "restart"]]],
                 required: ["vms", "action"]),
             "ReachabilityChange": object(
-                ["health": ["type": "string", "enum": VMHealth.allCases.map(\.rawValue)], "previous": ["type": "string", "enum": VMHealth.allCases.map(\.rawValue)], "reason": string(), "at": string("ISO 8601")],
+                [
+                    "health": ["type": "string", "enum": VMHealth.allCases.map(\.rawValue)],
+                    "previous": ["type": "string", "enum": VMHealth.allCases.map(\.rawValue)], "reason": string(), "at": string("ISO 8601"),
+                ],
                 required: ["health", "previous", "reason", "at"]),
             "Drift": object(
                 [
