@@ -148,6 +148,23 @@ final class NotificationTests: XCTestCase {
         }
     }
 
+    /// The delivery task once took the event of a brand-new stream while its `publish` was
+    /// between storing and sending it, and `publish` then reported the event as held back.
+    func testTheDeliveryTaskLeavesAnEventWhosePublishIsStillRunning() async throws {
+        try await TestApp.run { app in
+            let inFlight = event(service: "memcached")
+            try await NotificationEventRecord(inFlight, state: .pending).create(on: app.db)
+            try await app.notifications.sendDueDigests()
+            let untouched = try await NotificationEventRecord.query(on: app.db).filter(\.$state == .pending).count()
+            XCTAssertEqual(untouched, 1, "the stream belongs to the publish that stored the event")
+
+            let later = Date().addingTimeInterval(Notifications.abandonedPublishSeconds + 1)
+            try await app.notifications.sendDueDigests(now: later)
+            let left = try await NotificationEventRecord.query(on: app.db).filter(\.$state == .pending).count()
+            XCTAssertEqual(left, 0, "an event its publisher left behind is sent by the delivery task")
+        }
+    }
+
     func testAStormBecomesOneMessageAndOneDigestAndRepeatsAreDropped() async throws {
         let receiver = try await WebhookReceiver()
         defer { Task { await receiver.stop() } }

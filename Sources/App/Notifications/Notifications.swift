@@ -20,6 +20,10 @@ struct Notifications: Sendable {
     /// Nil where this process does not deliver (a command beside the server).
     let worker: NotificationWorker?
 
+    /// After this long a pending event of a stream that never had a message is taken as left
+    /// behind by a publishing process that stopped, and is sent by the delivery task.
+    static let abandonedPublishSeconds: TimeInterval = 60
+
     /// What `publish` did with an event.
     enum PublishOutcome: Equatable, Sendable {
         /// Sent in a message now (as `deliveries` queued deliveries; a held-back backlog rides along as a digest).
@@ -52,11 +56,19 @@ struct Notifications: Sendable {
     /// Returns the number of deliveries queued.
     @discardableResult
     func sendDueDigests(now: Date = Date()) async throws -> Int {
-        let streams = try await NotificationEventRecord.query(on: database).filter(\.$state == .pending).unique().all(\.$stream)
-        guard !streams.isEmpty else { return 0 }
+        let pending = try await NotificationEventRecord.query(on: database).filter(\.$state == .pending).all()
+        guard !pending.isEmpty else { return 0 }
+        // A stream that never had a message belongs to a `publish` still running: taking it here
+        // would race that call. Its events are only ours once they are old enough that the
+        // publishing process must have stopped between storing and sending them.
+        let streams = Set(pending.map(\.stream))
+        let messaged = Set(try await NotificationStream.query(on: database).filter(\.$key ~~ Array(streams)).all(\.$key))
+        let abandoned = Set(
+            pending.filter { ($0.createdAt ?? now) <= now.addingTimeInterval(-Self.abandonedPublishSeconds) }.map(\.stream))
         let window = try await rateLimitSeconds()
         var queued = 0
-        for stream in Set(streams) where try await claimStream(stream, now: now, window: window) {
+        for stream in streams.intersection(messaged.union(abandoned)).sorted()
+        where try await claimStream(stream, now: now, window: window) {
             queued += try await sendPending(stream: stream, now: now)
         }
         return queued
