@@ -22,7 +22,10 @@ final class ClusterLabTests: XCTestCase {
         do {
             let launched = await supervisor.vcsim
             guard let vcsim = launched else { throw ClusterProblem("the lab started no vcsim") }
-            let cluster = try Cluster(instances: 3, settings: ["FLOTILLA_GUEST_BOOT_SECONDS": "120", "FLOTILLA_SYNC_SECONDS": "5"])
+            // Six steps per instance: no instance can hold all 16 of the connection's slots, so all three run steps.
+            let cluster = try Cluster(
+                instances: 3,
+                settings: ["FLOTILLA_GUEST_BOOT_SECONDS": "120", "FLOTILLA_SYNC_SECONDS": "5", "FLOTILLA_JOB_CONCURRENCY": "6"])
             do {
                 try await deployWhileKilling(cluster, vcsim: vcsim)
             } catch {
