@@ -41,8 +41,11 @@ final class ClusterJobTests: XCTestCase {
         try await withPowerCluster(vms: 9, powerOffMilliseconds: 60_000, concurrency: 3) { cluster, environment in
             let jobID = try await powerOff(cluster, environment, through: cluster.instance(1))
             let instanceA = try XCTUnwrap(cluster.instanceID(1))
-            _ = try await waitForValue("steps running on instance A", timeout: 30) { () -> Bool? in
-                try self.runningSteps(cluster, jobID).values.contains(instanceA) ? true : nil
+            // All nine steps claimed (three per instance, each held for a minute): the counts
+            // below then stay still while the list and the database are read one after the other.
+            _ = try await waitForValue("every step running, some on instance A", timeout: 30) { () -> Bool? in
+                let running = try self.runningSteps(cluster, jobID)
+                return running.count == 9 && running.values.contains(instanceA) ? true : nil
             }
             // The instances list counts each instance's steps (leases not expired) as the database does.
             let answer = try await cluster.request(.GET, "/api/v1/instances")
