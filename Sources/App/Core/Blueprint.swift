@@ -45,7 +45,7 @@ public struct Blueprint: Codable, Sendable, Equatable {
         do {
             return try YAMLDecoder().decode(Blueprint.self, from: text)
         } catch let error as DecodingError {
-            throw FlotillaError.validation("the blueprint is not valid: \(Self.explain(error))")
+            throw FlotillaError.validation("the blueprint is not valid: \(error.fieldExplanation)")
         } catch {
             throw FlotillaError.validation("the blueprint is not valid YAML: \(error)")
         }
@@ -104,17 +104,5 @@ public struct Blueprint: Codable, Sendable, Equatable {
             }
         }
         return planned
-    }
-
-    private static func explain(_ error: DecodingError) -> String {
-        switch error {
-        case .keyNotFound(let key, let context):
-            return (context.codingPath.map(\.stringValue) + [key.stringValue]).joined(separator: ".") + " is required"
-        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
-            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
-            return path.isEmpty ? context.debugDescription : "\(path) has the wrong type or value"
-        @unknown default:
-            return "unreadable"
-        }
     }
 }

@@ -74,3 +74,18 @@ enum YAMLLimits {
         }
     }
 }
+
+extension DecodingError {
+    /// The field a YAML document (blueprint, service profile) got wrong, in words for its author.
+    var fieldExplanation: String {
+        switch self {
+        case .keyNotFound(let key, let context):
+            return (context.codingPath.map(\.stringValue) + [key.stringValue]).joined(separator: ".") + " is required"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return path.isEmpty ? context.debugDescription : "\(path) has the wrong type or value"
+        @unknown default:
+            return "unreadable"
+        }
+    }
+}

@@ -99,7 +99,7 @@ public struct ServiceProfile: Codable, Sendable, Equatable {
         do {
             profile = try YAMLDecoder().decode(ServiceProfile.self, from: text)
         } catch let error as DecodingError {
-            throw FlotillaError.validation("the profile is not valid: \(explain(error))")
+            throw FlotillaError.validation("the profile is not valid: \(error.fieldExplanation)")
         } catch {
             throw FlotillaError.validation("the profile is not valid YAML: \(error)")
         }
@@ -272,18 +272,6 @@ public struct ServiceProfile: Codable, Sendable, Equatable {
         }
         guard argv.contains(filePlaceholder) else {
             throw FlotillaError.validation("\(field): one argument must be \(filePlaceholder), the new file to check")
-        }
-    }
-
-    private static func explain(_ error: DecodingError) -> String {
-        switch error {
-        case .keyNotFound(let key, let context):
-            return (context.codingPath.map(\.stringValue) + [key.stringValue]).joined(separator: ".") + " is required"
-        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
-            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
-            return path.isEmpty ? context.debugDescription : "\(path) has the wrong type or value"
-        @unknown default:
-            return "unreadable"
         }
     }
 }
