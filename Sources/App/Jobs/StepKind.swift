@@ -118,6 +118,8 @@ struct StepRegistry: Sendable {
         registry.register(EnvironmentRecordDeleteStep())
         registry.register(AgentInstallStep())
         registry.register(AgentConfigureStep())
+        registry.register(ConfigStageStep())
+        registry.register(ConfigApplyStep())
         return registry
     }
 

@@ -51,4 +51,9 @@ func registerMigrations(_ app: Application) {
     app.migrations.add(CreateAgentEvents())
     app.migrations.add(CreateAgentStatuses())
     app.migrations.add(CreateRoleMonitors())
+    // 011: service configuration (profiles with versions, wizard runs, applied files for drift).
+    app.migrations.add(CreateServiceProfiles())
+    app.migrations.add(CreateServiceProfileVersions())
+    app.migrations.add(CreateConfigurationRuns())
+    app.migrations.add(CreateAppliedConfigurationFiles())
 }

@@ -46,6 +46,28 @@ public struct ServiceProfile: Codable, Sendable, Equatable {
 
         public var kind: Kind
         public var port: Int?
+        /// The login for checks that speak the protocol (MySQL, RabbitMQ).
+        public var user: String?
+        /// The name of one of the profile's `secrets`: the password that login uses.
+        public var passwordSecret: String?
+        /// MySQL: the schema `SELECT 1` runs in.
+        public var database: String?
+        /// RabbitMQ: the virtual host opened.
+        public var vhost: String?
+        /// NFS: the export expected in the server's export list.
+        public var export: String?
+        /// The process name a stand-in's process-and-port check looks for, when not the kind's usual one.
+        public var process: String?
+
+        enum CodingKeys: String, CodingKey {
+            case kind, port, user, database, vhost, export, process
+            case passwordSecret = "password_secret"
+        }
+
+        public init(kind: Kind, port: Int? = nil) {
+            self.kind = kind
+            self.port = port
+        }
 
         /// The port checked: the profile's, else the kind's usual one.
         public var effectivePort: Int? { port ?? kind.defaultPort }
@@ -72,6 +94,9 @@ public struct ServiceProfile: Codable, Sendable, Equatable {
         public var files: [File]
         /// Services restarted (once, after all files) when any of this role's files changed.
         public var restart: [String]?
+        /// Ports that must answer on the target itself (127.0.0.1) after a restart, within the
+        /// health gate's 30 s, besides every restarted service running.
+        public var health: [Check]?
     }
 
     public var name: String
@@ -140,6 +165,7 @@ public struct ServiceProfile: Codable, Sendable, Equatable {
                     throw FlotillaError.validation("\(field) is required for a \(check.kind.rawValue) check")
                 }
                 guard (1...65535).contains(port) else { throw FlotillaError.validation("\(field) must be 1 to 65535") }
+                try Self.checkCheckFields(check, secrets: seenSecrets, field: "dependencies.\(role).checks[\(index)]")
             }
         }
         for (role, target) in targets {
@@ -163,7 +189,24 @@ public struct ServiceProfile: Codable, Sendable, Equatable {
             for service in target.restart ?? [] {
                 try Self.checkServiceName(service, field: "targets.\(role).restart")
             }
+            for (index, check) in (target.health ?? []).enumerated() {
+                let field = "targets.\(role).health[\(index)]"
+                guard check.kind == .tcp, let port = check.port, (1...65535).contains(port) else {
+                    throw FlotillaError.validation("\(field): a health check is { kind: tcp, port: 1 to 65535 }")
+                }
+            }
         }
+    }
+
+    /// The optional fields of a dependency check: single lines, a declared secret, a plain process name.
+    static func checkCheckFields(_ check: Check, secrets: Set<String>, field: String) throws {
+        for (name, value) in [("user", check.user), ("database", check.database), ("vhost", check.vhost), ("export", check.export)] {
+            if let value { try checkSingleLine(value, field: "\(field).\(name)") }
+        }
+        if let secret = check.passwordSecret, !secrets.contains(secret) {
+            throw FlotillaError.validation("\(field).password_secret: '\(secret.prefix(64))' is not one of the profile's secrets")
+        }
+        if let process = check.process { try checkServiceName(process, field: "\(field).process") }
     }
 
     /// Names of the profile, roles, variables and secrets: they become template keys and page labels.
