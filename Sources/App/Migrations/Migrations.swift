@@ -56,4 +56,10 @@ func registerMigrations(_ app: Application) {
     app.migrations.add(CreateServiceProfileVersions())
     app.migrations.add(CreateConfigurationRuns())
     app.migrations.add(CreateAppliedConfigurationFiles())
+    // 010: upgrades (applications per role, rollouts with per-VM outcomes, VMs' releases, bad revisions).
+    app.migrations.add(CreateUpgradeApplications())
+    app.migrations.add(CreateUpgradeRollouts())
+    app.migrations.add(CreateUpgradeRolloutVMs())
+    app.migrations.add(CreateUpgradeVMReleases())
+    app.migrations.add(CreateUpgradeBadRevisions())
 }
