@@ -37,6 +37,76 @@ final class RequestCostTests: XCTestCase {
         }
     }
 
+    /// The hot lists (issue 8 §5, issue 10's page benchmark) run one statement beside the
+    /// sign-in, whatever the page and filter; only a page past the end reads the total apart.
+    func testHotListsRunOneStatementBesideTheSignIn() async throws {
+        try await InMemoryWorld.run { world in
+            let log = StatementLog()
+            world.app.logger = Logger(label: "statements") { _ in log.handler }
+            try await world.addReadyVM("web-01", "10.77.5.9")
+            try await world.addReadyVM("redis-01", "10.77.5.100", role: "redis")
+            let robot = try TestClient(world.app)
+            robot.bearer = try await world.newToken()
+            _ = try await robot.request(.GET, "/api/v1/users")  // the token's first use is recorded
+
+            let environmentFilter = "environment=\(world.environmentID)"
+            for (client, kind) in [(robot, "token"), (world.admin, "cookie")] {
+                for path in [
+                    "/api/v1/users", "/api/v1/users?q=adm&per=100", "/api/v1/vms?per=100", "/api/v1/vms?role=web&q=w1",
+                    "/api/v1/vms?\(environmentFilter)", "/api/v1/dashboard", "/?per=100", "/?role=redis&q=re",
+                ] {
+                    let statements = try await log.statements(of: client, path)
+                    let reads = path == "/api/v1/dashboard" ? 0 : 1
+                    XCTAssertEqual(
+                        statements.count, 1 + reads, "\(kind) \(path): the sign-in and the list\n\(statements.joined(separator: "\n"))")
+                }
+                let pastTheEnd = try await log.statements(of: client, "/api/v1/vms?page=9")
+                XCTAssertEqual(pastTheEnd.count, 3, "\(kind): a page past the end also counts\n\(pastTheEnd.joined(separator: "\n"))")
+            }
+        }
+    }
+
+    func testTheUserAndVMListsPageFilterAndTotal() async throws {
+        try await InMemoryWorld.run { world in
+            for name in ["carol", "bob", "dave_x"] {
+                try await createUser(world.admin, name, role: .ordinary)
+            }
+            try await world.addReadyVM("web-01", "10.77.5.9")
+            try await world.addReadyVM("web-02", "10.77.5.10")
+            try await world.addReadyVM("redis-01", "10.77.5.100", role: "redis")
+
+            let users = try world.admin.decode(
+                ListResponse<API.UserBody>.self, try await world.admin.request(.GET, "/api/v1/users?per=10&page=1"))
+            XCTAssertEqual(users.items.map(\.username), ["admin", "bob", "carol", "dave_x"])
+            XCTAssertEqual(users.total, 4)
+            XCTAssertEqual(users.items.first?.role, .system)
+            XCTAssertNotNil(users.items.first?.lastSignInAt)
+            let found = try world.admin.decode(
+                ListResponse<API.UserBody>.self, try await world.admin.request(.GET, "/api/v1/users?q=_X"))
+            XCTAssertEqual(found.items.map(\.username), ["dave_x"], "the underscore matches itself only")
+            XCTAssertEqual(found.total, 1)
+            let beyondUsers = try world.admin.decode(
+                ListResponse<API.UserBody>.self, try await world.admin.request(.GET, "/api/v1/users?page=2&q=a"))
+            XCTAssertEqual(beyondUsers.items.count, 0)
+            XCTAssertEqual(beyondUsers.total, 3, "a page past the end still reports the filtered total")
+
+            let vms = try world.admin.decode(
+                ListResponse<VMListing>.self, try await world.admin.request(.GET, "/api/v1/vms?per=10"))
+            XCTAssertEqual(vms.items.map(\.hostName), ["redis-01", "web-01", "web-02"])
+            XCTAssertEqual(vms.items.map(\.role), ["redis", "web", "web"])
+            XCTAssertEqual(vms.items.map(\.environment), ["staging", "staging", "staging"])
+            XCTAssertEqual(vms.total, 3)
+            let web = try world.admin.decode(
+                ListResponse<VMListing>.self, try await world.admin.request(.GET, "/api/v1/vms?role=web&q=w2"))
+            XCTAssertEqual(web.items.map(\.hostName), ["web-02"])
+            XCTAssertEqual(web.total, 1)
+            let beyondVMs = try world.admin.decode(
+                ListResponse<VMListing>.self, try await world.admin.request(.GET, "/api/v1/vms?page=2&role=web"))
+            XCTAssertEqual(beyondVMs.items.count, 0)
+            XCTAssertEqual(beyondVMs.total, 2, "a page past the end still reports the filtered total")
+        }
+    }
+
     func testTheEnvironmentListCountsVMsAndTotals() async throws {
         try await InMemoryWorld.run { world in
             for index in 1...11 {

@@ -108,6 +108,17 @@ struct Environments {
     }
 }
 
+extension Environments.Row: JSONWritable {
+    func write(to json: inout JSONWriter) {
+        json.object { json in
+            json.field("id", id)
+            json.field("name", name)
+            json.field("description", description)
+            json.field("vmCount", vmCount)
+        }
+    }
+}
+
 extension Request {
     var environments: Environments {
         let flotilla = application.flotilla

@@ -1,6 +1,7 @@
 import Fluent
 import FluentSQL
 import Mail
+import SQLKit
 import Vapor
 
 /// User management rules (SPEC USR-1..5, USR-7), shared by the web pages, the API and the commands.
@@ -107,24 +108,33 @@ public struct UserAdministration: Sendable {
     }
 
     /// One page of users by name; `search` matches part of the user name, full name or e-mail
-    /// address, ignoring case.
+    /// address, ignoring case. One statement: the total rides along as an uncorrelated subquery,
+    /// and the rows are read by column (no reflective model decoding); only a page past the end
+    /// costs a second statement, for the total.
     public func list(page: PageRequest, search: String? = nil) async throws -> Page<User> {
-        func query() -> QueryBuilder<User> {
-            let query = User.query(on: database)
-            guard let term = search?.trimmingCharacters(in: .whitespaces).lowercased().nonEmpty else { return query }
+        guard let sql = database as? any SQLDatabase else { throw FlotillaError(.unavailable, "users need an SQL database") }
+        var filter: SQLQueryString = ""
+        if let term = search?.trimmingCharacters(in: .whitespaces).lowercased().nonEmpty {
             // LIKE with its wildcards escaped: the term matches itself only.
             let escaped = term.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
                 .replacingOccurrences(of: "_", with: "\\_")
             let pattern = "%\(escaped)%"
-            return query.group(.or) { group in
-                for column in ["username", "full_name", "email"] {
-                    group.filter(.sql(embed: "LOWER(\(ident: column)) LIKE \(bind: pattern) ESCAPE '\\'"))
-                }
-            }
+            filter = """
+                 WHERE LOWER(username) LIKE \(bind: pattern) ESCAPE '\\' OR LOWER(full_name) LIKE \(bind: pattern) ESCAPE '\\' \
+                OR LOWER(email) LIKE \(bind: pattern) ESCAPE '\\'
+                """
         }
-        let total = try await query().count()
-        let items = try await query().sort(\.$username).range(page.offset..<(page.offset + page.per)).all()
-        return Page(items: items, total: total, request: page)
+        let rows = try await sql.raw(
+            """
+            SELECT *, (SELECT COUNT(*) FROM users\(filter)) AS list_total FROM users\(filter)
+            ORDER BY username LIMIT \(bind: page.per) OFFSET \(bind: page.offset)
+            """
+        ).all()
+        guard let first = rows.first else {
+            let total = try await sql.raw("SELECT COUNT(*) AS list_total FROM users\(filter)").first()
+            return Page(items: [], total: try total?.decode(column: "list_total", as: Int.self) ?? 0, request: page)
+        }
+        return Page(items: try rows.map(User.init(row:)), total: try first.decode(column: "list_total", as: Int.self), request: page)
     }
 
     /// Notes a successful sign-in for the user list (SPEC USR-7).

@@ -57,7 +57,7 @@ struct VMDirectory {
     }
 
     /// One row of the list.
-    struct Row: Decodable, Sendable {
+    struct Row: Sendable {
         var id: UUID
         var host_name: String
         var ip: String
@@ -71,56 +71,65 @@ struct VMDirectory {
         var memory_mb: Int?
         var disk_gb: Double?
         var notes: String
+
+        /// Read by column (no reflective decoding: this runs for every row of every list page).
+        init(row: any SQLRow) throws {
+            id = try row.decode(column: "id", as: UUID.self)
+            host_name = try row.decode(column: "host_name", as: String.self)
+            ip = try row.decode(column: "ip", as: String.self)
+            role = try row.decode(column: "role", as: String.self)
+            environment_id = try row.decode(column: "environment_id", as: UUID.self)
+            environment = try row.decode(column: "environment", as: String.self)
+            status = try row.decode(column: "status", as: String.self)
+            power_state = try row.decode(column: "power_state", as: String?.self)
+            guest_os = try row.decode(column: "guest_os", as: String?.self)
+            cpus = try row.decode(column: "cpus", as: Int?.self)
+            memory_mb = try row.decode(column: "memory_mb", as: Int?.self)
+            disk_gb = try row.decode(column: "disk_gb", as: Double?.self)
+            notes = try row.decode(column: "notes", as: String.self)
+        }
     }
 
+    /// One page by host name, in one statement: the total rides along as an uncorrelated
+    /// subquery that joins the roles only when the filter needs them (every VM has a role and an
+    /// environment), and the page walks the host-name index. Only a page past the end costs a
+    /// second statement, for the total.
     func list(_ filter: Filter, page: PageRequest) async throws -> Page<Row> {
         guard let sql = database as? any SQLDatabase else { throw FlotillaError(.unavailable, "the VM list needs an SQL database") }
-        let total =
-            try await sql.select().column(SQLFunction("COUNT", args: SQLLiteral.all), as: "n")
-            .from(VM.schema).joins().filtered(filter).first(decoding: Count.self)?.n ?? 0
-        let rows = try await sql.select()
-            .column(SQLColumn("id", table: VM.schema)).column("host_name").column("ip")
-            .column(SQLColumn("name", table: Role.schema), as: "role")
-            .column(SQLColumn("environment_id", table: VM.schema))
-            .column(SQLColumn("name", table: Environment.schema), as: "environment")
-            .column(SQLColumn("status", table: VM.schema)).column("power_state").column("guest_os")
-            .column(SQLColumn("cpus", table: VM.schema)).column(SQLColumn("memory_mb", table: VM.schema)).column("disk_gb")
-            .column("notes")
-            .from(VM.schema).joins().filtered(filter)
-            .orderBy(SQLColumn("host_name", table: VM.schema)).orderBy(SQLColumn("id", table: VM.schema))
-            .limit(page.per).offset(page.offset)
-            .all(decoding: Row.self)
-        return Page(items: rows, total: total, request: page)
-    }
-
-    private struct Count: Decodable {
-        var n: Int
+        let conditions = filter.conditions
+        let whereClause: SQLQueryString = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+        let counted: SQLQueryString =
+            filter.role != nil || filter.query != nil
+            ? "SELECT COUNT(*) FROM vms v JOIN roles r ON r.id = v.role_id\(whereClause)"
+            : "SELECT COUNT(*) FROM vms v\(whereClause)"
+        let rows = try await sql.raw(
+            """
+            SELECT v.id, v.host_name, v.ip, r.name AS role, v.environment_id, e.name AS environment, v.status, v.power_state,
+                v.guest_os, v.cpus, v.memory_mb, v.disk_gb, v.notes, (\(counted)) AS list_total
+            FROM vms v JOIN roles r ON r.id = v.role_id JOIN environments e ON e.id = v.environment_id\(whereClause)
+            ORDER BY v.host_name, v.id LIMIT \(bind: page.per) OFFSET \(bind: page.offset)
+            """
+        ).all()
+        guard let first = rows.first else {
+            let total = try await sql.raw("SELECT (\(counted)) AS list_total").first()
+            return Page(items: [], total: try total?.decode(column: "list_total", as: Int.self) ?? 0, request: page)
+        }
+        return Page(items: try rows.map(Row.init(row:)), total: try first.decode(column: "list_total", as: Int.self), request: page)
     }
 }
 
-extension SQLSelectBuilder {
-    fileprivate func joins() -> Self {
-        join(Role.schema, on: SQLColumn("role_id", table: VM.schema), .equal, SQLColumn("id", table: Role.schema))
-            .join(Environment.schema, on: SQLColumn("environment_id", table: VM.schema), .equal, SQLColumn("id", table: Environment.schema))
-    }
-
-    fileprivate func filtered(_ filter: VMDirectory.Filter) -> Self {
-        var builder = self
-        if let role = filter.role {
-            builder = builder.where(SQLColumn("name", table: Role.schema), .equal, SQLBind(role))
-        }
-        if let environmentID = filter.environmentID {
-            builder = builder.where(SQLColumn("environment_id", table: VM.schema), .equal, SQLBind(environmentID))
-        }
-        if let query = filter.query, let namePattern = filter.namePattern {
+extension VMDirectory.Filter {
+    /// The filter as SQL conditions on `vms v` joined with `roles r`.
+    fileprivate var conditions: [SQLQueryString] {
+        var conditions: [SQLQueryString] = []
+        if let role { conditions.append("r.name = \(bind: role)") }
+        if let environmentID { conditions.append("v.environment_id = \(bind: environmentID)") }
+        if let query, let namePattern {
             let contains = "%" + query + "%"
-            builder = builder.where { group in
-                group.where(SQLFunction("LOWER", args: SQLColumn("host_name", table: VM.schema)), .like, SQLBind(namePattern))
-                    .orWhere(SQLColumn("ip", table: VM.schema), .like, SQLBind(contains))
-                    .orWhere(SQLFunction("LOWER", args: SQLColumn("name", table: Role.schema)), .like, SQLBind(contains))
-            }
+            conditions.append(
+                "(LOWER(v.host_name) LIKE \(bind: namePattern) OR v.ip LIKE \(bind: contains) OR LOWER(r.name) LIKE \(bind: contains))")
         }
-        return builder
+        return conditions
     }
 }
 

@@ -43,3 +43,27 @@ struct VMListing: Content {
             .compactMap { $0 }.joined(separator: " · ")
     }
 }
+
+extension VMListing: JSONWritable {
+    func write(to json: inout JSONWriter) {
+        json.object { json in
+            json.field("id", id)
+            json.field("hostName", hostName)
+            json.field("ip", ip)
+            json.field("role", role)
+            json.field("environmentID", environmentID)
+            json.field("environment", environment)
+            json.field("status", status)
+            json.field("powerState", powerState)
+            json.field("guestOS", guestOS)
+            json.field("cpus", cpus)
+            json.field("memoryMB", memoryMB)
+            json.field("diskGB", diskGB)
+            json.field("notes", notes)
+            json.field("health", health)
+            json.field("healthLabel", healthLabel)
+            json.field("reason", reason)
+            json.field("reachable", reachable)
+        }
+    }
+}

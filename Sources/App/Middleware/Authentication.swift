@@ -84,7 +84,7 @@ struct BearerTokenAuthenticator: AsyncMiddleware {
                 let id = try row.decode(column: "token_id", as: UUID.self)
                 try await APIToken.query(on: request.db).filter(\.$id == id).set(\.$lastUsedAt, to: now).update()
             }
-            request.auth.login(try row.decode(fluentModel: User.self))
+            request.auth.login(try User(row: row))
             request.storage[AuthenticatedByTokenKey.self] = true
         }
         return try await next.respond(to: request)

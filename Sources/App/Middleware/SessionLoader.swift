@@ -38,7 +38,7 @@ struct SessionLoader: AsyncMiddleware {
             ).first(),
             let values = try? DatabaseSessions.decode(row.decode(column: "session_data", as: String.self))
         else { return nil }
-        return LoadedSession(keyDigest: digest, values: values, user: try row.decode(fluentModel: User.self))
+        return LoadedSession(keyDigest: digest, values: values, user: try User(row: row))
     }
 }
 

@@ -15,19 +15,21 @@ enum DashboardAPI {
         api.put("vms", ":id", "notes", use: notes).requires(.editVMNotes)
     }
 
-    @Sendable static func summary(request: Request) async throws -> API.DashboardSummary {
-        API.DashboardSummary(await request.application.fleetStatus.summary())
+    @Sendable static func summary(request: Request) async throws -> Response {
+        var json = JSONWriter(capacity: 512)
+        API.DashboardSummary(await request.application.fleetStatus.summary()).write(to: &json)
+        return json.response()
     }
 
     @Sendable static func events(request: Request) async throws -> Response {
         try DashboardEvents.response(for: request)
     }
 
-    @Sendable static func list(request: Request) async throws -> ListResponse<VMListing> {
+    @Sendable static func list(request: Request) async throws -> Response {
         let parameters = QueryParameters(request.url.query)
         let page = try PageRequest(page: parameters.first("page"), per: parameters.first("per"))
         let rows = try await request.vmDirectory.list(try VMDirectory.Filter(parameters), page: page)
-        return ListResponse(await VMListing.page(rows, fleet: request.application.fleetStatus))
+        return ListResponse(await VMListing.page(rows, fleet: request.application.fleetStatus)).writtenResponse()
     }
 
     @Sendable static func power(request: Request) async throws -> Response {
@@ -119,6 +121,28 @@ extension API {
             recorded = drift.recorded
             observed = drift.observed
             at = drift.at
+        }
+    }
+}
+
+extension API.DashboardSummary: JSONWritable {
+    func write(to json: inout JSONWriter) {
+        json.object { json in
+            json.field("total", total)
+            json.field("reachable", reachable)
+            json.field("unreachable", unreachable)
+            json.field("checking", checking)
+            json.key("roles")
+            json.array(roles) { json, count in
+                json.object { json in
+                    json.field("role", count.role)
+                    json.field("total", count.total)
+                    json.field("reachable", count.reachable)
+                    json.field("unreachable", count.unreachable)
+                    json.field("checking", count.checking)
+                }
+            }
+            json.field("sequence", sequence)
         }
     }
 }

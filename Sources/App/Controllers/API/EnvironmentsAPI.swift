@@ -14,9 +14,10 @@ enum EnvironmentsAPI {
         api.delete("environments", ":id", use: delete).requires(.deleteEnvironment)
     }
 
-    @Sendable static func list(request: Request) async throws -> ListResponse<Environments.Row> {
+    @Sendable static func list(request: Request) async throws -> Response {
         let query = QueryParameters(request.url.query)
-        return ListResponse(try await request.environments.list(page: try PageRequest(page: query.first("page"), per: query.first("per"))))
+        let page = try await request.environments.list(page: try PageRequest(page: query.first("page"), per: query.first("per")))
+        return ListResponse(page).writtenResponse()
     }
 
     @Sendable static func add(request: Request) async throws -> Response {

@@ -12,11 +12,11 @@ enum UsersAPI {
         users.delete(":id", use: delete).requires(.deleteUser)
     }
 
-    @Sendable static func list(request: Request) async throws -> ListResponse<API.UserBody> {
+    @Sendable static func list(request: Request) async throws -> Response {
         let query = QueryParameters(request.url.query)
         let page = try await request.users.list(
             page: try PageRequest(page: query.first("page"), per: query.first("per")), search: query.first("q"))
-        return ListResponse(try page.map(API.UserBody.init))
+        return ListResponse(try page.map(API.UserBody.init)).writtenResponse()
     }
 
     @Sendable static func show(request: Request) async throws -> API.UserBody {
@@ -57,5 +57,19 @@ enum UsersAPI {
     private static func userID(_ request: Request) throws -> UUID {
         guard let id = request.parameters.get("id", as: UUID.self) else { throw FlotillaError.notFound("no such user") }
         return id
+    }
+}
+
+extension API.UserBody: JSONWritable {
+    func write(to json: inout JSONWriter) {
+        json.object { json in
+            json.field("id", id)
+            json.field("username", username)
+            json.field("role", role.rawValue)
+            json.field("email", email)
+            json.field("fullName", fullName)
+            json.field("createdAt", createdAt)
+            json.field("lastSignInAt", lastSignInAt)
+        }
     }
 }
