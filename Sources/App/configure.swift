@@ -92,6 +92,7 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
     try InventorySync.register(on: app)
     try MetricsTasks.register(on: app)
     try AgentSilence.register(on: app)
+    try MonitoringRetention.register(on: app)
     UpgradeSteps.register(on: app)
     try ConfigurationDrift.register(on: app)
 }

@@ -50,6 +50,88 @@ final class AgentMonitoringTests: XCTestCase {
         }
     }
 
+    /// A loop of forgeries from one address writes at most `burst` audit entries a minute; the
+    /// next entry after that counts the ones not logged.
+    func testRefusalsFromOneAddressAreAuditedAtMostBurstTimesAMinute() async throws {
+        try await Self.run { app in
+            let fixture = try await AgentFixture.make(app)
+            let forVM2 = AgentFixture.heartbeat(vm: fixture.vm2, services: [])
+            for _ in 0..<(RefusalAuditLimit.burst + 15) {
+                let answer = try await fixture.post(
+                    "/api/v1/agent/heartbeat", forVM2, as: fixture.vm2, signature: String(repeating: "0", count: 64))
+                XCTAssertEqual(answer.status, .unauthorized)
+            }
+            let logged = try await LogEntry.query(on: app.db).filter(\.$action == "agent.refused").count()
+            XCTAssertEqual(logged, RefusalAuditLimit.burst)
+        }
+        let limit = RefusalAuditLimit()
+        let start = Date()
+        for _ in 0..<RefusalAuditLimit.burst { XCTAssertEqual(limit.admit("10.0.0.9", now: start), .log(unlogged: 0)) }
+        XCTAssertEqual(limit.admit("10.0.0.9", now: start.addingTimeInterval(1)), .count)
+        XCTAssertEqual(limit.admit("10.0.0.9", now: start.addingTimeInterval(2)), .count)
+        XCTAssertEqual(limit.admit("10.0.0.8", now: start.addingTimeInterval(2)), .log(unlogged: 0), "another address has its own budget")
+        XCTAssertEqual(limit.admit("10.0.0.9", now: start.addingTimeInterval(RefusalAuditLimit.window)), .log(unlogged: 2))
+    }
+
+    /// Retention forgets agent events, notification events and finished deliveries (with their
+    /// attempts) older than 90 days, and never mail still queued or events held for a digest.
+    func testRetentionRemovesOnlyOldFinishedRecords() async throws {
+        try await Self.run { app in
+            let fixture = try await AgentFixture.make(app)
+            let old = Date().addingTimeInterval(-Double(MonitoringRetention.days + 1) * 86_400)
+            for (sequence, received) in [(1, old), (2, Date())] {
+                let event = AgentEventRecord()
+                event.vmID = fixture.vm1
+                event.epoch = "e"
+                event.sequence = Int64(sequence)
+                event.kind = "restarted"
+                event.service = "redis"
+                event.attempts = 1
+                event.occurredAt = received
+                event.receivedAt = received
+                try await event.create(on: app.db)
+            }
+            var deliveries: [DeliveryStatus: UUID] = [:]
+            for status in [DeliveryStatus.delivered, .failed, .queued] {
+                let delivery = NotificationDelivery(
+                    messageID: UUID(), kind: "restarted", channel: .email, webhookID: nil, target: "owner@example.com", subject: "s",
+                    body: "b", now: old)
+                delivery.status = status
+                try await delivery.create(on: app.db)
+                let id = try delivery.requireID()
+                try await NotificationAttempt(
+                    deliveryID: id, number: 1, at: old, outcome: .retry, statusCode: 421, error: nil, milliseconds: 5
+                ).create(on: app.db)
+                deliveries[status] = id
+            }
+            for state in [NotificationEventState.sent, .pending] {
+                let event = NotificationEventRecord()
+                event.fingerprint = "f-\(state.rawValue)"
+                event.stream = "web-01/redis"
+                event.source = "agent"
+                event.kind = "restarted"
+                event.occurredAt = old
+                event.state = state
+                try await event.create(on: app.db)
+            }
+            try await NotificationDelivery.query(on: app.db).set(\.$createdAt, to: old).update()
+            try await NotificationEventRecord.query(on: app.db).set(\.$createdAt, to: old).update()
+
+            let removed = try await MonitoringRetention.run(database: app.db)
+            XCTAssertEqual(removed, 1 + 1 + 2 * 2, "one agent event, one notification event, two deliveries with an attempt each")
+            let events = try await AgentEventRecord.query(on: app.db).all(\.$sequence)
+            XCTAssertEqual(events, [2])
+            let kept = try await NotificationDelivery.query(on: app.db).all(\.$id)
+            XCTAssertEqual(kept, [deliveries[.queued]])
+            let attempts = try await NotificationAttempt.query(on: app.db).all(\.$delivery.$id)
+            XCTAssertEqual(attempts, [deliveries[.queued]!])
+            let states = try await NotificationEventRecord.query(on: app.db).all(\.$state)
+            XCTAssertEqual(states, [.pending])
+            let again = try await MonitoringRetention.run(database: app.db)
+            XCTAssertEqual(again, 0)
+        }
+    }
+
     func testEventsAreStoredAuditedAndNotifiedOnceHoweverOftenTheyArrive() async throws {
         try await Self.run { app in
             let fixture = try await AgentFixture.make(app)

@@ -64,6 +64,9 @@ public struct FlotillaConfig: Sendable {
     /// Bearer token that `/metrics` (Prometheus) requires; nil: no `/metrics` at all.
     public var metricsToken: String?
     public var jobConcurrencyPerConnection: Int
+    /// `FLOTILLA_AGENT_URL`: where monitor agents report to, as the guests reach this platform;
+    /// nil: new and adopted VMs get no agent (SPEC MON-1).
+    public var agentPlatformURL: String?
     /// `FLOTILLA_RESOURCES_DIR`; nil lets `ResourceDirectory.find` look next to the program.
     public var resourcesDirectory: String?
     /// bcrypt work factor. Not a setting: only tests lower it, to keep the suite fast.
@@ -113,6 +116,10 @@ public struct FlotillaConfig: Sendable {
         ("FLOTILLA_METRICS_TOKEN", "bearer token for the Prometheus endpoint /metrics (default: no /metrics)"),
         ("FLOTILLA_JOB_CONCURRENCY", "steps of jobs this instance runs at once (default 32)"),
         ("FLOTILLA_JOB_CONCURRENCY_PER_CONNECTION", "steps running at once on one vSphere connection, all instances together (default 16)"),
+        (
+            "FLOTILLA_AGENT_URL",
+            "http(s) URL of this platform as the guests reach it; set: every created or adopted VM gets the monitor agent (default unset)"
+        ),
     ]
 
     /// Reads the configuration from the environment and the optional config file it names.
@@ -189,6 +196,13 @@ public struct FlotillaConfig: Sendable {
         guestBootTimeoutSeconds = try reader.integer("FLOTILLA_GUEST_BOOT_SECONDS", default: 300, range: 1...3600)
         jobConcurrency = try reader.integer("FLOTILLA_JOB_CONCURRENCY", default: 32, range: 1...1000)
         jobConcurrencyPerConnection = try reader.integer("FLOTILLA_JOB_CONCURRENCY_PER_CONNECTION", default: 16, range: 1...1000)
+        agentPlatformURL = try reader.optional("FLOTILLA_AGENT_URL").map { text in
+            do {
+                return try AgentCredentials.validatePlatformURL(text)
+            } catch {
+                throw ConfigError(setting: "FLOTILLA_AGENT_URL", problem: "'\(text.prefix(100))' is not an http(s) URL with a host")
+            }
+        }
         if let password = initialAdminPassword, password.count < passwordMinimumLength {
             throw ConfigError(
                 setting: "FLOTILLA_ADMIN_PASSWORD",

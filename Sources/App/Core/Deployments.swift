@@ -11,6 +11,8 @@ struct Deployments {
     let operations: VMOperations
     let actor: AuditLog.Actor
     let logger: Logger
+    /// The monitor agent's install after the VMs are made (SPEC MON-1), when a platform URL is set.
+    var agentInstall = AgentInstallPlan.none
 
     struct Input: Content {
         var blueprint: String
@@ -74,7 +76,7 @@ struct Deployments {
             details: "deploying blueprint '\(blueprint.name)': \(vms.count) VMs", by: actor, on: database, logger: logger)
         let jobID = try await jobs.submit(
             kind: "environment.deploy", title: "Deploy \(blueprint.name) (\(vms.count) VMs)",
-            by: actor, steps: try vms.map(operations.createStep))
+            by: actor, steps: try vms.map(operations.createStep) + agentInstall.steps(for: vms, reboot: true, phase: 1))
         return Deployment(environmentID: try environment.requireID(), jobID: jobID, vms: vms.count)
     }
 
@@ -104,6 +106,6 @@ extension Request {
         let flotilla = application.flotilla
         return Deployments(
             database: db, secrets: flotilla.secrets, jobs: flotilla.jobs, operations: flotilla.vmOperations,
-            actor: auditActor, logger: logger)
+            actor: auditActor, logger: logger, agentInstall: agentInstallPlan)
     }
 }

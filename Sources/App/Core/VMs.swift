@@ -10,6 +10,8 @@ struct VMs {
     let operations: VMOperations
     let actor: AuditLog.Actor
     let logger: Logger
+    /// The monitor agent's install after creation (SPEC MON-1), when a platform URL is set.
+    var agentInstall = AgentInstallPlan.none
 
     struct Input: Content {
         var hostName: String
@@ -74,7 +76,7 @@ struct VMs {
         }
         let jobID = try await jobs.submit(
             kind: "vm.create", title: "Create \(vm.hostName) in \(environment.name)",
-            by: actor, steps: [try operations.createStep(vm)])
+            by: actor, steps: [try operations.createStep(vm)] + agentInstall.steps(for: [vm], reboot: true, phase: 1))
         return (vm, jobID)
     }
 
@@ -142,6 +144,6 @@ extension Request {
         let flotilla = application.flotilla
         return VMs(
             database: db, secrets: flotilla.secrets, jobs: flotilla.jobs, operations: flotilla.vmOperations,
-            actor: auditActor, logger: logger)
+            actor: auditActor, logger: logger, agentInstall: agentInstallPlan)
     }
 }

@@ -62,4 +62,6 @@ func registerMigrations(_ app: Application) {
     app.migrations.add(CreateUpgradeRolloutVMs())
     app.migrations.add(CreateUpgradeVMReleases())
     app.migrations.add(CreateUpgradeBadRevisions())
+    // 014: indexes for the retention of agent events, notification events and deliveries.
+    app.migrations.add(AddMonitoringRetentionIndexes())
 }

@@ -14,6 +14,8 @@ struct AgentIngestion {
     let secrets: SecretBox
     let identities: AgentIdentities
     let notifications: Notifications
+    /// Keeps refusals from one address from flooding the audit log.
+    let refusalLimit: RefusalAuditLimit
     let logger: Logger
 
     /// A request older or newer than this is refused (a replayed capture).
@@ -29,7 +31,8 @@ struct AgentIngestion {
         let secret: SymmetricKey
     }
 
-    /// Checks the credential and signature; refusals are audited without the offered values.
+    /// Checks the credential and signature; refusals are audited without the offered values
+    /// (at most `RefusalAuditLimit.burst` entries per address per minute).
     func authenticate(_ request: Request, body: ByteBuffer) async throws -> Agent {
         let headers = request.headers
         guard let vmText = headers.first(name: "X-Flotilla-Agent"), let vmID = UUID(uuidString: vmText),
@@ -57,10 +60,17 @@ struct AgentIngestion {
 
     private func refuse(_ request: Request, _ agent: Agent?, _ reason: String, vmID: UUID? = nil) async throws -> Agent {
         let named = agent.map { " claiming VM \($0.vmName)" } ?? vmID.map { " claiming VM id \($0)" } ?? ""
-        await AuditLog.record(
-            .error, action: "agent.refused", result: .failure, details: "agent report\(named) refused: \(reason)",
-            vmName: agent?.vmName, vmRole: agent?.roleName, by: AuditLog.Actor(name: "agent", ip: request.operatorIP),
-            on: database, logger: logger)
+        let address = request.operatorIP
+        switch refusalLimit.admit(address) {
+        case .count:
+            logger.warning("agent report\(named) from \(address) refused: \(reason) (counted, not audited: too many refusals from there)")
+        case .log(let unlogged):
+            let earlier = unlogged > 0 ? "; \(unlogged) more refused from this address before were counted, not logged" : ""
+            await AuditLog.record(
+                .error, action: "agent.refused", result: .failure, details: "agent report\(named) refused: \(reason)\(earlier)",
+                vmName: agent?.vmName, vmRole: agent?.roleName, by: AuditLog.Actor(name: "agent", ip: request.operatorIP),
+                on: database, logger: logger)
+        }
         throw FlotillaError(.unauthenticated, "agent report refused")
     }
 
@@ -235,6 +245,6 @@ extension Request {
     var agentIngestion: AgentIngestion {
         AgentIngestion(
             database: db, secrets: application.flotilla.secrets, identities: application.agentIdentities,
-            notifications: application.notifications, logger: logger)
+            notifications: application.notifications, refusalLimit: application.agentRefusalLimit, logger: logger)
     }
 }

@@ -48,12 +48,52 @@ struct AgentRollout {
     }
 }
 
+/// The `agent.install` steps that follow a VM's creation or adoption in its job (SPEC MON-1),
+/// when `FLOTILLA_AGENT_URL` says where agents report; none without it.
+struct AgentInstallPlan: Sendable {
+    let platformURL: String?
+    let programPath: String
+
+    /// No agent: for callers outside a request (the lab's own adoption, tools).
+    static let none = AgentInstallPlan(platformURL: nil, programPath: "")
+
+    /// One step per VM in `phase`. New VMs are rebooted after the install (`reboot`), so their
+    /// job ends with a heartbeat from the agent the boot hook started.
+    func steps(for vms: [VM], reboot: Bool, phase: Int) throws -> [StepPlan] {
+        guard let platformURL else { return [] }
+        return try vms.map { vm in
+            try StepPlan(
+                AgentInstallStep.self,
+                .init(vmID: try vm.requireID(), platformURL: platformURL, programPath: programPath, reboot: reboot),
+                title: "install the monitor agent on \(vm.hostName)", vmName: vm.hostName, vmRole: vm.role.name, phase: phase)
+        }
+    }
+}
+
+extension AgentRollout {
+    /// Installs the agent on VMs just adopted: one job, a step per VM; nil when no platform URL
+    /// is set or nothing was adopted. Adopted VMs are not rebooted.
+    func installAdopted(_ vms: [VM], plan: AgentInstallPlan) async throws -> UUID? {
+        let steps = try plan.steps(for: vms, reboot: false, phase: 0)
+        guard !steps.isEmpty else { return nil }
+        return try await jobs.submit(
+            kind: AgentInstallStep.name, title: "Install the monitor agent on \(vms.count) adopted VMs", by: actor, steps: steps)
+    }
+}
+
 extension Request {
-    var agentRollout: AgentRollout {
+    /// Where the shipped agent program is: `agent/flotilla-agent` beside Resources.
+    private var agentProgramPath: String {
         let views = URL(fileURLWithPath: application.directory.viewsDirectory)
-        let root = views.deletingLastPathComponent().deletingLastPathComponent()
-        return AgentRollout(
-            database: db, jobs: application.flotilla.jobs, actor: auditActor, logger: logger,
-            programPath: root.appendingPathComponent("agent/flotilla-agent").path)
+        return views.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("agent/flotilla-agent").path
+    }
+
+    var agentRollout: AgentRollout {
+        AgentRollout(
+            database: db, jobs: application.flotilla.jobs, actor: auditActor, logger: logger, programPath: agentProgramPath)
+    }
+
+    var agentInstallPlan: AgentInstallPlan {
+        AgentInstallPlan(platformURL: application.flotilla.config.agentPlatformURL, programPath: agentProgramPath)
     }
 }

@@ -14,6 +14,13 @@ enum AgentSilence {
         }
     }
 
+    /// The VMs whose agent is silent now, with the moment it fell silent: what the dashboard shows
+    /// as the reason a VM is not healthy. One query over `agent_statuses` (one row per VM).
+    static func silentAgents(on database: any Database) async throws -> [UUID: Date] {
+        let rows = try await AgentStatus.query(on: database).filter(\.$silentSince != nil).all()
+        return Dictionary(rows.compactMap { row in row.silentSince.map { (row.vmID, $0) } }, uniquingKeysWith: { first, _ in first })
+    }
+
     /// One pass: every agent not heard for three heartbeat intervals becomes silent. Returns how many.
     @discardableResult
     static func markSilent(database: any Database, notifications: Notifications, logger: Logger, now: Date = Date()) async throws -> Int {

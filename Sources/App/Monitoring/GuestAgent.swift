@@ -26,6 +26,20 @@ struct GuestAgent {
             "started at boot by \(String(decoding: result.standardOutput, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))")
     }
 
+    /// Reboots the guest through vSphere (a reset where the guest cannot reboot itself), so the
+    /// boot hook, not the install, is what starts the agent that sends the first heartbeat.
+    func reboot(_ vmID: UUID, context: StepContext) async throws {
+        let placement = try await operations.placement(of: vmID)
+        guard let machine = placement.machine else { throw FlotillaError.conflict("\(placement.vm.hostName) has no VM on vSphere") }
+        let how: String
+        switch try await machine.rebootGuest() {
+        case .guest: how = "through the guest"
+        case .hardFallback(let reason): how = "by a reset (\(reason))"
+        }
+        await operations.shell.closeConnections(toHost: placement.vm.ip)
+        await context.log("rebooted \(placement.vm.hostName) \(how); waiting for the agent's first heartbeat")
+    }
+
     /// Replaces the configuration; the running agent notices the change and reloads it.
     func configure(_ vmID: UUID, configuration: String, context: StepContext) async throws {
         let (target, user) = try await login(vmID)

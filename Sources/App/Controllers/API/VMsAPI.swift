@@ -23,6 +23,7 @@ enum VMsAPI {
         let vms = try await request.vsphereImport.adopt(
             try request.content.decode(VSphereImport.Input.self),
             into: try request.uuidParameter("environment"))
+        _ = try await request.agentRollout.installAdopted(vms, plan: request.agentInstallPlan)
         return try await vms.map(API.VMBody.init).encodeResponse(status: .created, for: request)
     }
 
