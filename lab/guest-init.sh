@@ -178,6 +178,34 @@ start_stand_in() {
   python3 "$lab_lib/stand-in.py" "$name" "$@" >> "/var/log/flotilla-lab-$name.log" 2>&1 &
 }
 
+# Debian's MariaDB, started through its `mysqld` name (so `pgrep -x mysqld` finds it), on all
+# addresses, with the lab account `flotilla` / `flotilla` (any host) and schema `flotilla`; no reverse
+# DNS (the lab has no resolver, and every login would wait for it). The
+# machine's package initialised /var/lib/mysql, which the guest sees through its overlay.
+start_mariadb() {
+  mkdir -p /run/mysqld
+  chown mysql:mysql /run/mysqld
+  if [ ! -d /var/lib/mysql/mysql ]; then
+    mariadb-install-db --user=mysql --datadir=/var/lib/mysql --skip-test-db >> /var/log/flotilla-lab-mysqld.log 2>&1
+  fi
+  printf '%s\n' "CREATE DATABASE IF NOT EXISTS flotilla;" \
+    "CREATE USER IF NOT EXISTS 'flotilla'@'%' IDENTIFIED BY 'flotilla';" \
+    "GRANT ALL PRIVILEGES ON *.* TO 'flotilla'@'%';" > /etc/flotilla-lab/mariadb-init.sql
+  chmod 644 /etc/flotilla-lab/mariadb-init.sql
+  runuser -u mysql -- /usr/sbin/mysqld --datadir=/var/lib/mysql --bind-address=0.0.0.0 --skip-name-resolve \
+    --init-file=/etc/flotilla-lab/mariadb-init.sql >> /var/log/flotilla-lab-mysqld.log 2>&1 &
+}
+
+# Debian's RabbitMQ (about 6 s to listen on 2 cores), with the lab account `flotilla` /
+# `flotilla` on vhost `/`, allowed from other hosts.
+start_rabbitmq() {
+  mkdir -p /etc/rabbitmq /var/log/rabbitmq
+  chown rabbitmq:rabbitmq /var/log/rabbitmq
+  printf '%s\n' 'default_user = flotilla' 'default_pass = flotilla' 'loopback_users = none' \
+    'listeners.tcp.default = 5672' > /etc/rabbitmq/rabbitmq.conf
+  (cd /var/lib/rabbitmq && runuser -u rabbitmq -- /usr/sbin/rabbitmq-server >> /var/log/flotilla-lab-rabbitmq.log 2>&1 &)
+}
+
 start_role_services() {
   case $1 in
     redis)
@@ -186,9 +214,9 @@ start_role_services() {
       runuser -u redis -- redis-server /etc/redis/redis.conf --bind 0.0.0.0 --protected-mode no \
         --daemonize yes --supervised no
       ;;
-    mysql) start_stand_in mysqld 3306 ;;
+    mysql) start_mariadb ;;
     mongo) start_stand_in mongod 27017 ;;
-    rabbitmq) start_stand_in rabbitmq-server 5672 ;;
+    rabbitmq) start_rabbitmq ;;
     nfs)
       start_stand_in rpcbind 111
       start_stand_in nfsd 2049

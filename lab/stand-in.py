@@ -15,6 +15,7 @@ import socket
 import sys
 
 PR_SET_NAME = 15
+STAND_IN_DIRECTORY = "/run/flotilla-stand-ins"
 
 
 def take_name(name: str) -> None:
@@ -26,12 +27,21 @@ def take_name(name: str) -> None:
     libc.prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
 
 
+def declare_stand_in(name: str, ports: list) -> None:
+    """Says on the guest that NAME is a stand-in, so Flotilla's dependency checks run a
+    process-and-port check for it (and say so) instead of speaking a protocol it cannot answer."""
+    os.makedirs(STAND_IN_DIRECTORY, exist_ok=True)
+    with open(os.path.join(STAND_IN_DIRECTORY, name), "w") as marker:
+        marker.write(" ".join(str(port) for port in ports) + "\n")
+
+
 def main() -> int:
     if len(sys.argv) < 3:
         print(__doc__, file=sys.stderr)
         return 2
     name, ports = sys.argv[1], [int(p) for p in sys.argv[2:]]
     take_name(name)
+    declare_stand_in(name, ports)
     selector = selectors.DefaultSelector()
     for port in ports:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

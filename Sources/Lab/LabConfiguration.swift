@@ -46,7 +46,7 @@ public struct LabConfiguration: Sendable {
     public static let defaultNetwork = IPv4Network("10.77.0.0/16")!
 
     public static let defaultRoles = [
-        "web", "spider", "mysql", "mongo", "redis", "rabbitmq", "nfs", "reportservice", "celery",
+        "web", "spider", "mysql", "mongo", "redis", "rabbitmq", "nfs", "reportservice", "celery", "daemon",
     ]
 
     /// The checkout this library was built from (Sources/Lab/ is two levels below it).
