@@ -92,6 +92,7 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
     try InventorySync.register(on: app)
     try MetricsTasks.register(on: app)
     try AgentSilence.register(on: app)
+    try AutoUpgradeScheduler.register(on: app)
     try MonitoringRetention.register(on: app)
     UpgradeSteps.register(on: app)
     try ConfigurationDrift.register(on: app)
@@ -112,6 +113,7 @@ func registerRoutes(_ app: Application) throws {
     InstancesController.register(app)
     BlueprintsController.register(app)
     NotificationsController.register(app)
+    UpgradeHooksController.register(app)
     PrometheusEndpoint.register(app)
 
     let api = app.grouped("api", "v1")
@@ -131,6 +133,7 @@ func registerRoutes(_ app: Application) throws {
     InstancesAPI.register(api)
     MetricsAPI.register(api)
     AgentAPI.register(api)
+    UpgradeHooksAPI.register(api)
     try OpenAPIDocument.register(api)
 }
 

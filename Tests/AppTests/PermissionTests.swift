@@ -79,12 +79,12 @@ final class PermissionTests: XCTestCase {
             [
                 .signIn, .readAPIDocument, .checkHealth, .signOut, .viewDashboard, .viewEnvironments, .viewVMs, .powerVM, .changeVMNetwork,
                 .viewJobs, .viewLogs, .backupLogs, .viewUsers, .changeOwnPassword, .manageOwnTokens, .viewVMMetrics,
-                .scrapePlatformMetrics, .reportAgentStatus,
+                .scrapePlatformMetrics, .reportAgentStatus, .receiveUpgradeHook,
             ])
         XCTAssertTrue(Action.allCases.allSatisfy { $0.isAllowed(for: .system) })
         XCTAssertEqual(
             Set(Action.allCases.filter { $0.isAllowed(for: nil) }),
-            [.signIn, .readAPIDocument, .checkHealth, .scrapePlatformMetrics, .reportAgentStatus])
+            [.signIn, .readAPIDocument, .checkHealth, .scrapePlatformMetrics, .reportAgentStatus, .receiveUpgradeHook])
     }
 
     func testARouteWithoutARuleIsRefused() async throws {

@@ -63,6 +63,8 @@ public struct FlotillaConfig: Sendable {
     public var metricsCollectSeconds: Int
     /// Bearer token that `/metrics` (Prometheus) requires; nil: no `/metrics` at all.
     public var metricsToken: String?
+    /// Seconds without a new commit before a burst of upgrade hooks becomes one rollout (issue 12 §6).
+    public var upgradeQuietSeconds: Int
     public var jobConcurrencyPerConnection: Int
     /// `FLOTILLA_AGENT_URL`: where monitor agents report to, as the guests reach this platform;
     /// nil: new and adopted VMs get no agent (SPEC MON-1).
@@ -113,6 +115,7 @@ public struct FlotillaConfig: Sendable {
         ("FLOTILLA_REACHABILITY_DOWN_AFTER", "silent sweeps in a row before a VM is unreachable, 1 to 100 (default 3)"),
         ("FLOTILLA_REACHABILITY_PORT", "TCP port tried when ICMP gets no answer (default 22)"),
         ("FLOTILLA_METRICS_SECONDS", "how often VMs' CPU and memory are collected (default 20; 0 turns it off)"),
+        ("FLOTILLA_UPGRADE_QUIET_SECONDS", "seconds without a new commit before hooked commits become one auto-upgrade (default 30)"),
         ("FLOTILLA_METRICS_TOKEN", "bearer token for the Prometheus endpoint /metrics (default: no /metrics)"),
         ("FLOTILLA_JOB_CONCURRENCY", "steps of jobs this instance runs at once (default 32)"),
         ("FLOTILLA_JOB_CONCURRENCY_PER_CONNECTION", "steps running at once on one vSphere connection, all instances together (default 16)"),
@@ -190,6 +193,7 @@ public struct FlotillaConfig: Sendable {
         reachabilityPort = try reader.integer("FLOTILLA_REACHABILITY_PORT", default: 22, range: 1...65535)
         metricsCollectSeconds = try reader.integer("FLOTILLA_METRICS_SECONDS", default: 20, range: 0...3600)
         metricsToken = try reader.optional("FLOTILLA_METRICS_TOKEN")
+        upgradeQuietSeconds = try reader.integer("FLOTILLA_UPGRADE_QUIET_SECONDS", default: 30, range: 1...3600)
         if let token = metricsToken, token.count < 16 {
             throw ConfigError(setting: "FLOTILLA_METRICS_TOKEN", problem: "must be at least 16 characters (it guards /metrics)")
         }

@@ -77,6 +77,9 @@ public enum Action: String, CaseIterable, Sendable {
     case scrapePlatformMetrics
     /// A monitor agent's heartbeat or events; the route checks the VM's agent credential and signature.
     case reportAgentStatus
+    /// A commit from an SVN post-commit hook or a Git server's push webhook; unauthenticated by
+    /// design, the route checks the hook's own token or signature (`HookDelivery.verify`).
+    case receiveUpgradeHook
     /// Start, stop or restart a VM's watched services (SPEC VM-13; not among USR-6's ordinary rights).
     case controlVMServices
 
@@ -93,7 +96,7 @@ public enum Action: String, CaseIterable, Sendable {
         let everyone: Rule = .roles([.system, .ordinary])
         let systemOnly: Rule = .roles([.system])
         switch self {
-        case .signIn, .readAPIDocument, .checkHealth, .scrapePlatformMetrics, .reportAgentStatus:
+        case .signIn, .readAPIDocument, .checkHealth, .scrapePlatformMetrics, .reportAgentStatus, .receiveUpgradeHook:
             return .anyone
         case .signOut, .viewDashboard, .viewEnvironments, .viewVMs, .powerVM, .changeVMNetwork,
             .viewJobs, .viewLogs, .backupLogs, .viewUsers, .changeOwnPassword, .manageOwnTokens, .viewVMMetrics:

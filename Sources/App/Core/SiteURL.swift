@@ -41,6 +41,9 @@ enum SiteURL: Sendable {
     case notificationsDeliveries
     case settingsInstances
     case upgrades
+    case upgradeHooks
+    case upgradeHookDelete(id: UUID?)
+    case upgradeAutoUpgrade
     case serviceConfiguration
     case jobs
     case settings
@@ -113,6 +116,9 @@ enum SiteURL: Sendable {
         case .notificationsDeliveries: return ["settings", "notifications", "deliveries"]
         case .settingsInstances: return ["settings", "instances"]
         case .upgrades: return ["upgrades"]
+        case .upgradeHooks: return ["upgrades", "hooks"]
+        case .upgradeHookDelete(let id): return ["upgrades", "hooks", value(id, "id"), "delete"]
+        case .upgradeAutoUpgrade: return ["upgrades", "auto"]
         case .serviceConfiguration: return ["configuration"]
         case .jobs: return ["jobs"]
         case .settings: return ["settings"]

@@ -62,6 +62,10 @@ func registerMigrations(_ app: Application) {
     app.migrations.add(CreateUpgradeRolloutVMs())
     app.migrations.add(CreateUpgradeVMReleases())
     app.migrations.add(CreateUpgradeBadRevisions())
+    // 012: upgrade hooks (endpoints with sealed secrets), auto-upgrade switches, bursts waiting for their quiet period.
+    app.migrations.add(CreateUpgradeHooks())
+    app.migrations.add(CreateAutoUpgrades())
+    app.migrations.add(CreatePendingAutoUpgrades())
     // 014: indexes for the retention of agent events, notification events and deliveries.
     app.migrations.add(AddMonitoringRetentionIndexes())
 }

@@ -169,6 +169,13 @@ enum OpenAPIDocument {
                 + "and the answer acknowledges the last sequence",
             action: .reportAgentStatus, request: "AgentEvents", response: "AgentAnswer"),
         .init(
+            method: .POST, path: "/api/v1/hooks/{format}/{id}",
+            summary:
+                "A commit for auto-upgrade (format: svn, github, gitlab, gitea, generic), verified by the hook's token "
+                + "(X-Flotilla-Token, X-Gitlab-Token) or signature (X-Hub-Signature-256, X-Gitea-Signature, X-Flotilla-Signature "
+                + "over timestamp.body); 202 when queued, 404 for an unknown hook",
+            action: .receiveUpgradeHook, response: "HookAnswer"),
+        .init(
             method: .GET, path: "/api/v1/dashboard",
             summary: "Total VMs and, per role, how many are reachable, unreachable or being checked",
             action: .viewDashboard, response: "DashboardSummary"),
@@ -428,6 +435,7 @@ enum OpenAPIDocument {
                     ],
                 ], required: ["vm", "events"]),
             "AgentAnswer": object(["acknowledged": ["type": "integer"]], required: []),
+            "HookAnswer": object(["result": string(), "queued": ["type": "integer"]], required: ["result", "queued"]),
             "AgentInstallInput": object(["platformURL": string("http(s) URL the VM reaches the platform at")], required: ["platformURL"]),
             "VMServices": object(
                 [
