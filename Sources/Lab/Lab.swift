@@ -8,6 +8,8 @@ public enum Lab {
     /// namespaces and go with their processes. Nothing else is touched.
     public static func down(_ configuration: LabConfiguration = LabConfiguration()) async throws {
         await VcsimProcess.stopRecorded(stateDirectory: configuration.stateDirectory)
+        // The repository servers' pid files live in the state directory that `down` removes.
+        try? await LabRepositories(configuration: configuration).stop()
         try await HostPlumbing(configuration: configuration).down()
     }
 }

@@ -66,6 +66,7 @@ public actor LabSupervisor {
         guard missing.isEmpty else { throw LabError.missingPrerequisite(missing.joined(separator: "; ")) }
         try FileManager.default.createDirectory(atPath: configuration.guestsDirectory, withIntermediateDirectories: true)
         try await host.bridgeUp()
+        try await LabRepositories(configuration: configuration).start()
         if inventory == nil {
             inventory = try await connectInventory()
         }

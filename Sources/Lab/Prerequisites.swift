@@ -18,6 +18,10 @@ extension Lab {
         ("/usr/bin/python3", "python3"),
         ("/usr/bin/git", "git"),
         ("/usr/bin/svn", "subversion"),
+        // The lab's repository servers on the bridge (lab-repos.sh).
+        ("/usr/bin/svnserve", "subversion"),
+        ("/usr/bin/svnadmin", "subversion"),
+        ("/usr/lib/git-core/git-daemon", "git"),
         ("/usr/bin/ping", "iputils-ping"),
         // Guests whose user is not root run root's commands with `sudo -n` (cloud-init's sudo rule).
         ("/usr/bin/sudo", "sudo"),
@@ -37,7 +41,7 @@ extension Lab {
         if !filesystems.contains("\toverlay\n") {
             missing.append("overlay filesystem in the kernel (modprobe overlay)")
         }
-        for script in ["lab-host.sh", "guest-init.sh", "stand-in.py"] {
+        for script in ["lab-host.sh", "lab-repos.sh", "guest-init.sh", "stand-in.py"] {
             let path = configuration.scriptsDirectory + "/" + script
             if !FileManager.default.isReadableFile(atPath: path) {
                 missing.append("lab script \(path)")

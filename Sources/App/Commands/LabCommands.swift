@@ -99,8 +99,24 @@ struct LabCommands: AsyncCommandGroup {
                         name: role, connectionID: try connection.requireID(), template: "tpl-\(role)", sshUser: "root",
                         services: LabCommands.services[role] ?? "sshd"))
             }
+            try await LabCommands.giveWebTheSampleApplication(app)
             return connection
         }
+    }
+
+    /// The `web` role deploys the sample web application from the lab's Git server (lab/sample-web),
+    /// unless someone gave it another application.
+    private static func giveWebTheSampleApplication(_ app: Application) async throws {
+        guard let web = try await Role.query(on: app.db).filter(\.$name == "web").first(),
+            try await UpgradeApplication.query(on: app.db).filter(\.$roleID == web.requireID()).count() == 0
+        else { return }
+        let applications = UpgradeApplications(database: app.db, secrets: app.flotilla.secrets, actor: .system, logger: app.logger)
+        _ = try await applications.save(
+            .init(
+                repositoryKind: "git", repositoryURL: LabRepositories(configuration: LabConfiguration()).gitURL, branch: "main",
+                deployDirectory: "/srv/web", restartCommand: "sh restart.sh", healthKind: "http",
+                healthTarget: "http://127.0.0.1:8000/health", healthTimeoutSeconds: 15),
+            roleID: try web.requireID())
     }
 
     struct Down: AsyncCommand {

@@ -1,0 +1,86 @@
+#!/bin/sh
+# The lab's repository servers on the bridge (issue 12): Debian's `git daemon` and `svnserve`,
+# each holding a repository `web` seeded with the sample web application (lab/sample-web).
+#
+# Usage:
+#   lab-repos.sh up STATE_DIR ADDRESS     create the repositories once, start both servers on ADDRESS
+#   lab-repos.sh down STATE_DIR           stop both servers (the repositories stay until the lab's state goes)
+#
+# Git: git://ADDRESS/web.git (branch main; pushes allowed), SVN: svn://ADDRESS/web/trunk
+# (anyone reads, user `lab` password `lab` commits). Nothing leaves the bridge.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+
+running() {
+  [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+}
+
+seed_git() {
+  bare=$1
+  [ -d "$bare" ] && return 0
+  git init -q --bare -b main "$bare"
+  work=$(mktemp -d)
+  git -C "$work" init -q -b main
+  cp "$here"/sample-web/* "$work"/
+  git -C "$work" add -A
+  git -C "$work" -c user.name=lab -c user.email=lab@flotilla.lab commit -q -m "Sample web application"
+  git -C "$work" push -q "$bare" main
+  rm -rf "$work"
+}
+
+seed_svn() {
+  repository=$1
+  [ -d "$repository" ] && return 0
+  svnadmin create "$repository"
+  cat > "$repository/conf/svnserve.conf" <<'CONF'
+[general]
+anon-access = read
+auth-access = write
+password-db = passwd
+realm = flotilla-lab
+CONF
+  printf '[users]\nlab = lab\n' > "$repository/conf/passwd"
+  svn import -q --non-interactive --no-auth-cache --config-dir "$repository/.svn-client" \
+    -m "Sample web application" "$here/sample-web" "file://$repository/trunk"
+  rm -rf "$repository/.svn-client"
+}
+
+up() {
+  state=$1 address=$2 root=$1/repos
+  mkdir -p "$root/git" "$root/svn"
+  seed_git "$root/git/web.git"
+  seed_svn "$root/svn/web"
+  if ! running "$root/git-daemon.pid"; then
+    git daemon --detach --reuseaddr --pid-file="$root/git-daemon.pid" --listen="$address" --port=9418 \
+      --base-path="$root/git" --export-all --enable=receive-pack "$root/git" </dev/null >/dev/null 2>&1
+  fi
+  if ! running "$root/svnserve.pid"; then
+    svnserve -d --listen-host "$address" --listen-port 3690 --pid-file "$root/svnserve.pid" -r "$root/svn" \
+      </dev/null >/dev/null 2>&1
+  fi
+  # Both daemonize before they listen: wait (up to 5 s) until they answer.
+  for _ in $(seq 100); do
+    if git ls-remote "git://$address/web.git" >/dev/null 2>&1 &&
+      svn info --non-interactive --no-auth-cache "svn://$address/web/trunk" >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.05
+  done
+  echo "the lab's repository servers do not answer on $address" >&2
+  exit 1
+}
+
+down() {
+  root=$1/repos
+  for pidfile in "$root/git-daemon.pid" "$root/svnserve.pid"; do
+    if running "$pidfile"; then kill "$(cat "$pidfile")" 2>/dev/null || true; fi
+    rm -f "$pidfile"
+  done
+}
+
+case ${1:-} in
+  up) up "$2" "$3" ;;
+  down) down "$2" ;;
+  *) sed -n '2,11p' "$0" >&2; exit 2 ;;
+esac
