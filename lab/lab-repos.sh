@@ -46,11 +46,25 @@ CONF
   rm -rf "$repository/.svn-client"
 }
 
+# A server of an earlier lab whose state is gone (a crashed run) still holding ADDRESS:PORT is
+# stopped; only the lab's bridge address is looked at, so nothing else on the machine is touched.
+free_port() {
+  for _ in $(seq 40); do
+    pids=$(ss -Hltnp src "$1" "sport = :$2" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u)
+    [ -n "$pids" ] || return 0
+    # shellcheck disable=SC2086
+    kill $pids 2>/dev/null || true
+    sleep 0.05
+  done
+}
+
 up() {
   state=$1 address=$2 root=$1/repos
   mkdir -p "$root/git" "$root/svn"
   seed_git "$root/git/web.git"
   seed_svn "$root/svn/web"
+  running "$root/git-daemon.pid" || free_port "$address" 9418
+  running "$root/svnserve.pid" || free_port "$address" 3690
   if ! running "$root/git-daemon.pid"; then
     git daemon --detach --reuseaddr --pid-file="$root/git-daemon.pid" --listen="$address" --port=9418 \
       --base-path="$root/git" --export-all --enable=receive-pack "$root/git" </dev/null >/dev/null 2>&1
