@@ -17,11 +17,8 @@ struct AutoUpgradeScheduler {
     static func register(on app: Application) throws {
         try app.periodic.register(name: taskName, interval: interval) { context in
             let scheduler = AutoUpgradeScheduler(
-                database: context.database,
-                rollouts: UpgradeRollouts(
-                    database: context.database, jobs: app.flotilla.jobs, dataDirectory: app.flotilla.config.dataDirectory,
-                    logger: context.logger),
-                quietSeconds: app.flotilla.config.upgradeQuietSeconds, logger: context.logger)
+                database: context.database, rollouts: app.upgradeRollouts, quietSeconds: app.flotilla.config.upgradeQuietSeconds,
+                logger: context.logger)
             try await scheduler.pass()
         }
     }
