@@ -49,9 +49,7 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
         guestBootTimeout: .seconds(config.guestBootTimeoutSeconds))
     app.flotilla = FlotillaContext(
         config: config, secrets: secrets,
-        jobs: JobEngine(
-            database: app.db, logger: app.logger, operations: vmOperations, concurrency: config.jobConcurrency,
-            perConnection: config.jobConcurrencyPerConnection),
+        jobs: try JobEngine.make(for: app, config: config, operations: vmOperations),
         vsphere: vsphere, shell: shell, vmOperations: vmOperations)
     registerMigrations(app)
 

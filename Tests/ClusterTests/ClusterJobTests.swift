@@ -5,7 +5,7 @@ import XCTest
 /// slowed by vcsim's `-method-delay`, so that they are running when an instance restarts or a
 /// cancel arrives. The VM records point at vcsim's VMs; power steps need no guest.
 final class ClusterJobTests: XCTestCase {
-    func testRestartingOneInstanceLeavesTheOthersRunningStepsAlone() async throws {
+    func testRestartingOneInstanceLeavesTheOthersStepsAloneWhileAThirdFollowsTheJob() async throws {
         try await withPowerCluster(vms: 12, powerOffMilliseconds: 4000, concurrency: 2) { cluster, environment in
             let jobID = try await powerOff(cluster, environment)
             // Every instance runs steps of the job.
@@ -18,11 +18,22 @@ final class ClusterJobTests: XCTestCase {
             XCTAssertFalse(othersSteps.isEmpty)
 
             try cluster.restart(2)
-            let status = try await waitForValue("the job ends", timeout: 120) { () -> String? in
-                let status = try cluster.sql("SELECT status FROM jobs WHERE id = '\(jobID)'").first?.first
-                return ["queued", "running", nil].contains(status) ? nil : status
+            // Instance 3's job API follows the job as every instance runs it (the job page
+            // reads it every second): the count of finished steps rises while it runs.
+            var seen: [Int] = []
+            let status = try await waitForValue("the job ends", timeout: 120, every: .milliseconds(500)) { () -> String? in
+                let answer = try await cluster.request(.GET, "/api/v1/jobs/\(jobID)", base: cluster.instance(3))
+                let job = try answer.decode(FollowedJob.self)
+                let done = job.steps.filter { $0.status == "succeeded" }.count
+                if seen.last != done { seen.append(done) }
+                return ["queued", "running"].contains(job.status) ? nil : job.status
             }
             XCTAssertEqual(status, "succeeded")
+            XCTAssertGreaterThanOrEqual(seen.filter { $0 > 0 && $0 < 12 }.count, 2, "progress seen through instance 3: \(seen)")
+            XCTAssertEqual(seen.last, 12)
+            let page = try await cluster.request(.GET, "/jobs/\(jobID)", base: cluster.instance(3))
+            XCTAssertEqual(page.status, 200)
+            XCTAssertEqual(page.text.components(separatedBy: "<span class=\"step-status\">succeeded</span>").count - 1, 12)
             let list = othersSteps.map { "'\($0)'" }.joined(separator: ", ")
             // The other instances' steps ran once, to the end, where they were.
             let rows = try cluster.sql(
@@ -121,6 +132,15 @@ final class ClusterJobTests: XCTestCase {
             "SELECT id, lease_owner FROM job_steps WHERE job_id = '\(jobID)' AND status = 'running' AND lease_owner IS NOT NULL")
         return Dictionary(rows.map { ($0[0], $0[1]) }, uniquingKeysWith: { first, _ in first })
     }
+}
+
+/// A job as `GET /api/v1/jobs/{id}` answers it (the fields the tests read).
+struct FollowedJob: Decodable {
+    struct Step: Decodable {
+        var status: String
+    }
+    var status: String
+    var steps: [Step]
 }
 
 /// Polls until `value` answers something.

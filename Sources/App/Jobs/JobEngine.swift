@@ -8,6 +8,12 @@ import Vapor
 /// holds a lease on each while it runs it, renews it, sees a cancel request through the job's
 /// row, and gives its leases back at shutdown. A step whose lease expired is taken over by
 /// whichever instance sees it first, as its kind's rerun rule says.
+///
+/// Claiming is on the path of every step, so it stays short: the loop's statements go over
+/// `claims` (on PostgreSQL a connection that running steps never hold), a claim is one
+/// statement, the loop claims again as soon as a step's end is written (before its audit
+/// entry), and other instances' changes arrive by LISTEN/NOTIFY (`JobWakeups`) rather than at
+/// the next poll.
 actor JobEngine {
     /// How leases and polling are paced.
     struct Timing: Sendable {
@@ -15,7 +21,7 @@ actor JobEngine {
         var lease: TimeInterval = 15
         var renewEvery: Duration = .seconds(5)
         /// How often the database is read for new steps, cancel requests and expired leases
-        /// when nothing wakes the engine sooner.
+        /// when nothing wakes the engine sooner (notifications, or a step of its own ending).
         var poll: Duration = .milliseconds(250)
     }
 
@@ -28,9 +34,15 @@ actor JobEngine {
         let jobID: UUID
         let task: Task<Void, Never>
         var stop: StopReason?
+        /// Its end is written: it no longer takes a slot nor has a lease, though its task still
+        /// writes the audit entry.
+        var settled = false
     }
 
     private let database: any Database
+    /// Where the loop claims, renews and watches.
+    private let claims: any Database
+    private let wakeups: JobWakeups?
     private let logger: Logger
     private let operations: VMOperations
     private let perInstance: Int
@@ -44,17 +56,25 @@ actor JobEngine {
     private var onlyJob: UUID?
     private var running: [UUID: RunningStep] = [:]
     private var loop: Task<Void, Never>?
+    private var listening: Task<Void, Never>?
     private var nap: Task<Void, Never>?
     private var wakeRequested = false
+    /// Cancel flags, lost and released leases are to be looked for at the next round.
+    private var lookRequested = false
     private var lastRenewal = ContinuousClock.now
     /// When cancel flags, lost leases and expired leases were last looked for.
     private var lastLook = ContinuousClock.now - .seconds(60)
 
+    /// `claims` defaults to `database`; `wakeups` is nil where no other instance can share the
+    /// database (SQLite).
     init(
-        database: any Database, logger: Logger, operations: VMOperations, concurrency: Int, perConnection: Int,
-        registry: StepRegistry = .standard, timing: Timing = Timing()
+        database: any Database, claims: (any Database)? = nil, wakeups: JobWakeups? = nil, logger: Logger,
+        operations: VMOperations, concurrency: Int, perConnection: Int, registry: StepRegistry = .standard,
+        timing: Timing = Timing()
     ) {
         self.database = database
+        self.claims = claims ?? database
+        self.wakeups = wakeups
         self.logger = logger
         self.operations = operations
         perInstance = concurrency
@@ -77,11 +97,19 @@ actor JobEngine {
         loop = Task { [weak self] in
             while let self, await self.tick() {}
         }
+        if let wakeups, onlyJob == nil {
+            listening = Task { [weak self] in
+                await wakeups.run { [weak self] signal in await self?.notice(signal) }
+            }
+        }
     }
 
     /// Stops running steps and gives their leases back (their kinds' rules decide how another
     /// instance resumes them); nothing is marked failed or interrupted.
     func stop() async {
+        listening?.cancel()
+        await listening?.value
+        listening = nil
         loop?.cancel()
         nap?.cancel()
         await loop?.value
@@ -105,7 +133,7 @@ actor JobEngine {
         job.cancelRequested = false
         try await database.transaction { transaction in
             try await job.create(on: transaction)
-            for (position, plan) in plans.enumerated() {
+            let steps = try plans.enumerated().map { position, plan in
                 let step = JobStep()
                 step.$job.id = try job.requireID()
                 step.position = position
@@ -119,8 +147,10 @@ actor JobEngine {
                 step.status = .queued
                 step.attempts = 0
                 step.log = ""
-                try await step.create(on: transaction)
+                return step
             }
+            // One statement for all steps: a 500-VM job is queued in one round trip.
+            if !steps.isEmpty { try await steps.create(on: transaction) }
         }
         let jobID = try job.requireID()
         if plans.isEmpty { try await JobStepRows(database).finishJobIfDone(jobID) }
@@ -160,6 +190,15 @@ actor JobEngine {
         nap?.cancel()
     }
 
+    /// Another instance changed the queue (`nil`: listening began, anything may have changed).
+    private func notice(_ signal: JobWakeups.Signal?) {
+        switch signal {
+        case .queued, .ended: break
+        case .released, .cancel, nil: lookRequested = true
+        }
+        wake()
+    }
+
     /// One round: react to cancel requests and lost leases, renew leases, take over expired
     /// ones, claim what fits. False ends the loop.
     private func tick() async -> Bool {
@@ -167,26 +206,29 @@ actor JobEngine {
         wakeRequested = false
         var claimedFully = false
         do {
-            let rows = try JobStepRows(database)
-            // Once a poll at most, however often finished steps wake the loop.
-            if ContinuousClock.now - lastLook >= timing.poll {
+            let rows = try JobStepRows(claims)
+            // Once a poll at most, however often finished steps wake the loop, unless a
+            // notification asks for it.
+            if lookRequested || ContinuousClock.now - lastLook >= timing.poll {
+                lookRequested = false
                 lastLook = .now
                 try await watchRunning(rows)
                 if onlyJob == nil { try await takeOver(rows) }
             }
             if ContinuousClock.now - lastRenewal >= timing.renewEvery {
                 lastRenewal = .now
-                try await rows.renew(Array(running.keys), owner: owner, lease: timing.lease)
+                try await rows.renew(leased, owner: owner, lease: timing.lease)
             }
-            let capacity = perInstance - running.count
+            let capacity = perInstance - leased.count
             let started = ContinuousClock.now
             let claimed = try await rows.claim(
                 limit: capacity, perConnection: perConnection, owner: owner, lease: timing.lease, onlyJob: onlyJob)
             if !claimed.isEmpty {
-                // Read by scripts/bench-steps for the claim latency.
+                // Read by scripts/bench-steps for the duration of a claim's round trips.
                 logger.debug("claimed \(claimed.count) steps in \(Self.milliseconds(ContinuousClock.now - started)) ms")
             }
             for step in claimed { launch(step) }
+            try await rows.markJobsRunning(Set(claimed.map(\.jobID)))
             claimedFully = capacity > 0 && claimed.count == capacity
         } catch {
             guard !Task.isCancelled else { return false }
@@ -204,9 +246,15 @@ actor JobEngine {
         String(format: "%.2f", Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15)
     }
 
+    /// The steps this instance holds a lease on: running, their end not yet written.
+    private var leased: [UUID] {
+        running.filter { !$0.value.settled }.map(\.key)
+    }
+
     private func watchRunning(_ rows: JobStepRows) async throws {
-        guard !running.isEmpty else { return }
-        for row in try await rows.watch(Array(running.keys)) {
+        let leased = leased
+        guard !leased.isEmpty else { return }
+        for row in try await rows.watch(leased) {
             if row.status != JobStatus.running.rawValue || row.lease_owner != owner {
                 stopLocally(row.id, .leaseLost)
             } else if row.cancel_requested {
@@ -253,6 +301,12 @@ actor JobEngine {
 
     private func stopReason(_ id: UUID) -> StopReason? {
         running[id]?.stop
+    }
+
+    /// The step's end is written: its slot is free for the next claim at once.
+    private func settled(_ id: UUID) {
+        running[id]?.settled = true
+        wake()
     }
 
     private func ended(_ id: UUID) {
@@ -357,6 +411,7 @@ actor JobEngine {
                     step.id, as: status, line: "needs attention: \(reason)", attentionReason: reason, owner: owner)
             }
             guard kept else { return }
+            await settled(step.id)
             let job = try await Job.find(step.jobID, on: database)
             await AuditLog.record(
                 status == .succeeded ? .operation : status == .cancelled ? .operation : .error, action: action,

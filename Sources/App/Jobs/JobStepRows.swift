@@ -42,94 +42,63 @@ struct JobStepRows: Sendable {
     /// Claims up to `limit` runnable steps for `owner`: queued, of a job not asked to stop, all
     /// earlier phases of the job succeeded, oldest job first, and no vSphere connection above
     /// `perConnection` running steps counted over every instance.
+    ///
+    /// One statement picks, limits and takes the steps (`FOR UPDATE SKIP LOCKED` on
+    /// PostgreSQL). Claimers of all instances take turns (a transaction-level advisory lock
+    /// taken first), so the statement's snapshot holds every step claimed before it and the
+    /// per-connection count is exact; steps that end meanwhile only make it too cautious until
+    /// the next round. SQLite has one writer and serves one instance.
     func claim(limit: Int, perConnection: Int, owner: UUID, lease: TimeInterval, onlyJob: UUID?) async throws -> [Claimed] {
         guard limit > 0 else { return [] }
-        struct Saturated: Decodable { var connection_id: UUID }
-        let saturated = try await sql.raw(
-            """
-            SELECT connection_id FROM job_steps WHERE status = \(bind: JobStatus.running.rawValue) AND connection_id IS NOT NULL
-            GROUP BY connection_id HAVING COUNT(*) >= \(bind: perConnection)
-            """
-        ).all(decoding: Saturated.self).map(\.connection_id)
         let postgres = isPostgres
-        let claimed: [Claimed] = try await transaction { sql in
-            struct Candidate: Decodable {
-                var id: UUID
-                var connection_id: UUID?
-            }
-            var query = SQLQueryString(
+        return try await transaction { sql in
+            if postgres { try await sql.raw("SELECT pg_advisory_xact_lock(\(bind: Self.claimLock))").run() }
+            var candidates = SQLQueryString(
                 """
-                SELECT s.id, s.connection_id FROM job_steps s JOIN jobs j ON j.id = s.job_id
+                SELECT s.id, s.connection_id, j.created_at, s.position FROM job_steps s JOIN jobs j ON j.id = s.job_id
                 WHERE s.status = \(bind: JobStatus.queued.rawValue) AND j.cancel_requested = \(bind: false)
                 AND CASE WHEN s.phase = 0 THEN \(bind: true) ELSE NOT EXISTS (
                     SELECT 1 FROM job_steps e WHERE e.job_id = s.job_id AND e.phase < s.phase
                     AND e.status <> \(bind: JobStatus.succeeded.rawValue)) END
+                AND (s.connection_id IS NULL OR s.connection_id NOT IN (SELECT connection_id FROM running WHERE n >= \(bind: perConnection)))
                 """)
-            if let onlyJob { query.appendInterpolation(" AND s.job_id = \(bind: onlyJob)" as SQLQueryString) }
-            if !saturated.isEmpty {
-                query.appendInterpolation(
-                    " AND (s.connection_id IS NULL OR s.connection_id NOT IN (\(binds: saturated)))" as SQLQueryString)
-            }
-            query.appendInterpolation(" ORDER BY j.created_at, s.position LIMIT \(bind: limit)" as SQLQueryString)
-            if postgres { query.appendInterpolation(" FOR UPDATE OF s SKIP LOCKED" as SQLQueryString) }
-            let candidates = try await sql.raw(query).all(decoding: Candidate.self)
-            guard !candidates.isEmpty else { return [] }
-            // The connection limit counts every instance's running steps: claimers of one
-            // connection take turns on its row, then count what is running now.
-            let connections = Array(Set(candidates.compactMap(\.connection_id)))
-            var running: [UUID: Int] = [:]
-            if !connections.isEmpty {
-                if postgres {
-                    try await sql.raw(
-                        """
-                        SELECT id FROM \(ident: VSphereConnection.schema) WHERE id IN (\(binds: connections))
-                        ORDER BY id FOR NO KEY UPDATE
-                        """
-                    ).run()
-                }
-                struct Count: Decodable {
-                    var connection_id: UUID
-                    var n: Int
-                }
-                for row in try await sql.raw(
-                    """
-                    SELECT connection_id, COUNT(*) AS n FROM job_steps WHERE status = \(bind: JobStatus.running.rawValue)
-                    AND connection_id IN (\(binds: connections)) GROUP BY connection_id
-                    """
-                ).all(decoding: Count.self) {
-                    running[row.connection_id] = row.n
-                }
-            }
-            var accepted: [UUID] = []
-            for candidate in candidates {
-                if let connection = candidate.connection_id {
-                    guard running[connection, default: 0] < perConnection else { continue }
-                    running[connection, default: 0] += 1
-                }
-                accepted.append(candidate.id)
-            }
-            guard !accepted.isEmpty else { return [] }
-            let now = Date()
+            if let onlyJob { candidates.appendInterpolation(" AND s.job_id = \(bind: onlyJob)" as SQLQueryString) }
+            candidates.appendInterpolation(" ORDER BY j.created_at, s.position LIMIT \(bind: limit)" as SQLQueryString)
+            if postgres { candidates.appendInterpolation(" FOR UPDATE OF s SKIP LOCKED" as SQLQueryString) }
             return try await sql.raw(
                 """
                 UPDATE job_steps SET status = \(bind: JobStatus.running.rawValue), lease_owner = \(bind: owner),
                 lease_expires_at = \(DatabaseClock.expression(plus: Int(lease), on: sql)), attempts = attempts + 1,
-                started_at = COALESCE(started_at, \(bind: now))
-                WHERE id IN (\(binds: accepted))
+                started_at = COALESCE(started_at, \(bind: Date()))
+                WHERE id IN (
+                    WITH running AS (
+                        SELECT connection_id, COUNT(*) AS n FROM job_steps
+                        WHERE status = \(bind: JobStatus.running.rawValue) AND connection_id IS NOT NULL GROUP BY connection_id
+                    ), candidates AS (\(candidates)), ranked AS (
+                        SELECT c.id, c.connection_id, COALESCE(r.n, 0) + ROW_NUMBER() OVER (
+                            PARTITION BY c.connection_id ORDER BY c.created_at, c.position) AS taken
+                        FROM candidates c LEFT JOIN running r ON r.connection_id = c.connection_id
+                    )
+                    SELECT id FROM ranked WHERE connection_id IS NULL OR taken <= \(bind: perConnection)
+                )
                 RETURNING id, job_id, kind, parameters, title, vm_name, vm_role, phase, attempts
                 """
             ).all(decoding: Claimed.self)
         }
-        let jobs = Array(Set(claimed.map(\.jobID)))
-        if !jobs.isEmpty {
-            try await sql.raw(
-                """
-                UPDATE jobs SET status = \(bind: JobStatus.running.rawValue), started_at = \(bind: Date())
-                WHERE id IN (\(binds: jobs)) AND status = \(bind: JobStatus.queued.rawValue)
-                """
-            ).run()
-        }
-        return claimed
+    }
+
+    /// Claimers of every instance take turns on this PostgreSQL advisory lock (`claim`).
+    static let claimLock: Int64 = 0x666C_6F74_696C_6C61
+
+    /// Marks the jobs of newly claimed steps running (those still queued).
+    func markJobsRunning(_ jobs: Set<UUID>) async throws {
+        guard !jobs.isEmpty else { return }
+        try await sql.raw(
+            """
+            UPDATE jobs SET status = \(bind: JobStatus.running.rawValue), started_at = \(bind: Date())
+            WHERE id IN (\(binds: Array(jobs))) AND status = \(bind: JobStatus.queued.rawValue)
+            """
+        ).run()
     }
 
     /// Extends the leases `owner` holds on `steps`.

@@ -66,6 +66,8 @@ func registerMigrations(_ app: Application) {
     app.migrations.add(CreateUpgradeHooks())
     app.migrations.add(CreateAutoUpgrades())
     app.migrations.add(CreatePendingAutoUpgrades())
+    // 016: the job queue's changes notified to every instance (PostgreSQL LISTEN/NOTIFY).
+    app.migrations.add(CreateJobQueueNotifications())
     // 014: indexes for the retention of agent events, notification events and deliveries.
     app.migrations.add(AddMonitoringRetentionIndexes())
 }
