@@ -43,16 +43,19 @@ final class ICMPEchoSocket: Sendable {
         return ICMPEchoSocket(method: method, descriptor: descriptor)
     }
 
-    /// Sends one echo request to each address (again to the silent ones when `attempts` > 1; the
-    /// timeout is split among the attempts) and returns each round-trip time in nanoseconds, or
-    /// `noAnswer`. Blocks for at most `timeout` after the last request plus the time the pacing
-    /// takes to send them, and returns as soon as every address has answered.
-    func echo(to addresses: [UInt32], round: UInt32, timeout: Duration, attempts: Int, packetsPerSecond: Int) -> [UInt64] {
-        guard !addresses.isEmpty else { return [] }
+    /// Sends one echo request to each address (again to the silent ones when `attempts` > 1; each
+    /// address's wait is split among the attempts) and returns each round-trip time in nanoseconds,
+    /// or `noAnswer`, with the addresses that answered `previous` round's requests only now.
+    /// Blocks until every address has answered or waited its own `timeouts` entry (nanoseconds)
+    /// after its request, plus the time the pacing takes to send them.
+    func echo(
+        to addresses: [UInt32], round: UInt32, timeouts: [UInt64], attempts: Int, packetsPerSecond: Int, previous: EchoRound?
+    ) -> (roundTrips: [UInt64], lateAnswers: [UInt32]) {
+        guard !addresses.isEmpty else { return ([], []) }
         setReceiveBuffer(forReplies: addresses.count)
-        var exchange = EchoExchange(socket: self, addresses: addresses, round: round, timeout: timeout)
+        var exchange = EchoExchange(socket: self, addresses: addresses, round: round, timeouts: timeouts, previous: previous)
         exchange.run(attempts: attempts, packetsPerSecond: packetsPerSecond)
-        return exchange.roundTrips
+        return (exchange.roundTrips, exchange.lateAnswers)
     }
 
     /// Room for every reply of a sweep, should the sweep thread be descheduled while they arrive
@@ -94,41 +97,84 @@ extension Duration {
     }
 }
 
+/// A sweep's round number and the addresses it probed, in order: what a late reply is checked against.
+struct EchoRound: Sendable {
+    let round: UInt32
+    let addresses: [UInt32]
+}
+
 /// One sweep's echo requests and replies on an `ICMPEchoSocket`.
 ///
 /// Request layout: ICMP header (type, code, checksum, identifier, sequence = index mod 2^16), then
 /// the payload: token (8 bytes), round (4), the address's index in the sweep (4), send time (8).
-/// A reply counts when its token, round and index match and it came from that index's address.
+/// A reply counts when its token, round and index match and it came from that index's address;
+/// one with the previous round's number that matches that round's address is a late answer.
 private struct EchoExchange {
     let socket: ICMPEchoSocket
     let addresses: [UInt32]
     let round: UInt32
     let start: UInt64
-    let timeout: UInt64
+    /// Each address's wait in nanoseconds, for all attempts together.
+    let timeouts: [UInt64]
+    let previous: EchoRound?
     private(set) var roundTrips: [UInt64]
+    private(set) var lateAnswers: [UInt32] = []
+    /// When each address's latest request went out; 0 when none could be sent.
+    private var sentAt: [UInt64]
     private var silent: Int
+    /// Set when an answer arrived: the wait's end is worked out again over the still silent.
+    private var answeredSinceDeadline = false
     private var request = [UInt8](repeating: 0, count: EchoExchange.requestSize)
     private var reply = [UInt8](repeating: 0, count: 2048)
 
     static let payloadSize = 24
     static let requestSize = 8 + payloadSize
 
-    init(socket: ICMPEchoSocket, addresses: [UInt32], round: UInt32, timeout: Duration) {
+    init(socket: ICMPEchoSocket, addresses: [UInt32], round: UInt32, timeouts: [UInt64], previous: EchoRound?) {
         self.socket = socket
         self.addresses = addresses
         self.round = round
-        self.timeout = timeout.nanoseconds
+        self.timeouts = timeouts
+        self.previous = previous
         start = monotonicNanoseconds()
         roundTrips = [UInt64](repeating: noAnswer, count: addresses.count)
+        sentAt = [UInt64](repeating: 0, count: addresses.count)
         silent = addresses.count
     }
 
     mutating func run(attempts: Int, packetsPerSecond: Int) {
-        let attempts = max(attempts, 1)
+        let attempts = UInt64(max(attempts, 1))
+        // Replies to the previous sweep that came after its wait are queued already.
+        drain()
         for _ in 0..<attempts where silent > 0 {
             sendToSilent(packetsPerSecond: packetsPerSecond)
-            receive(until: monotonicNanoseconds() + timeout / UInt64(attempts))
+            waitForSilent(share: attempts)
         }
+    }
+
+    /// Reads replies until every silent address has waited its timeout / `share` since its request.
+    private mutating func waitForSilent(share: UInt64) {
+        var deadline = silentWaitEnd(share: share)
+        while silent > 0 {
+            if answeredSinceDeadline {
+                answeredSinceDeadline = false
+                deadline = silentWaitEnd(share: share)
+            }
+            let now = monotonicNanoseconds()
+            if now >= deadline { return }
+            var waiting = pollfd(fd: socket.descriptor, events: Int16(POLLIN), revents: 0)
+            _ = poll(&waiting, 1, Int32(min((deadline - now + 999_999) / 1_000_000, 60_000)))
+            drain()
+        }
+    }
+
+    /// When the last still silent address's wait ends (0 when none waits).
+    private func silentWaitEnd(share: UInt64) -> UInt64 {
+        var latest: UInt64 = 0
+        for index in addresses.indices where roundTrips[index] == noAnswer && sentAt[index] != 0 {
+            latest = max(latest, sentAt[index] + timeouts[index] / share)
+        }
+        return latest
     }
 
     /// Sends a request to every address without an answer yet, at most `packetsPerSecond`
@@ -160,7 +206,10 @@ private struct EchoExchange {
                     sendto(socket.descriptor, request, request.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
                 }
             }
-            if result >= 0 { return }
+            if result >= 0 {
+                sentAt[index] = monotonicNanoseconds()
+                return
+            }
             switch errno {
             case EINTR:
                 continue
@@ -168,7 +217,7 @@ private struct EchoExchange {
                 // The send queue is full: give it a millisecond (reading replies meanwhile), then retry,
                 // for at most the timeout.
                 let now = monotonicNanoseconds()
-                if now - firstTry >= timeout { return }
+                if now - firstTry >= timeouts[index] { return }
                 receive(until: now + 1_000_000)
             default:
                 // No route, unreachable neighbour, a firewall's EPERM: this address is silent this time.
@@ -242,14 +291,18 @@ private struct EchoExchange {
         let token = packet.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self)
         let round = packet.loadUnaligned(fromByteOffset: offset + 16, as: UInt32.self)
         let index = Int(packet.loadUnaligned(fromByteOffset: offset + 20, as: UInt32.self))
-        let sentAt = packet.loadUnaligned(fromByteOffset: offset + 24, as: UInt64.self)
-        guard socket.method != .icmpRaw || identifier == socket.identifier,
-            token == socket.token, round == self.round, index < addresses.count,
-            sequence == UInt16(truncatingIfNeeded: index), addresses[index] == source,
-            roundTrips[index] == noAnswer, sentAt >= start, sentAt <= receivedAt
+        let requestSentAt = packet.loadUnaligned(fromByteOffset: offset + 24, as: UInt64.self)
+        guard socket.method != .icmpRaw || identifier == socket.identifier, token == socket.token,
+            sequence == UInt16(truncatingIfNeeded: index), requestSentAt <= receivedAt
         else { return }
-        roundTrips[index] = receivedAt - sentAt
-        silent -= 1
+        if round == self.round {
+            guard index < addresses.count, addresses[index] == source, roundTrips[index] == noAnswer, requestSentAt >= start else { return }
+            roundTrips[index] = receivedAt - requestSentAt
+            silent -= 1
+            answeredSinceDeadline = true
+        } else if let previous, round == previous.round, index < previous.addresses.count, previous.addresses[index] == source {
+            lateAnswers.append(source)
+        }
     }
 }
 

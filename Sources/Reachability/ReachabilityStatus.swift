@@ -40,6 +40,13 @@ public struct ReachabilityStatus: Sendable, Equatable {
     public var consecutiveMisses: Int
     /// When the state last changed; nil while unknown.
     public var since: Date?
+    /// How long the latest sweep waited for this target's answer (see `SweepSettings.minimumTimeout`).
+    public internal(set) var timeout: Duration?
+    /// The target's own round trips, nil until it answers.
+    var estimate: RoundTripEstimate?
+    /// How many times the wait is doubled: once for each answer that came after it, until one
+    /// comes in time (Karn's backoff; a target that never answers is not waited for longer).
+    var backoff = 0
 
     public var address: String { target.address }
 }
@@ -59,6 +66,10 @@ public struct SweepSummary: Sendable, Equatable {
     public var probed: Int
     public var answered: Int
     public var changes: Int
+    /// The longest any target was waited for (the adaptive timeout), zero with no targets.
+    public var longestTimeout: Duration
+    /// Answers to the previous sweep that came after its wait (each lengthens that target's next wait).
+    public var lateAnswers: Int
 }
 
 /// A setting out of range, or a probe socket that cannot be opened.

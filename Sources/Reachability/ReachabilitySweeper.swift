@@ -20,6 +20,10 @@ public actor ReachabilitySweeper {
     private var statuses: [ReachabilityStatus] = []
     private var positions: [UInt32: Int] = [:]
     private var round: UInt64 = 0
+    /// Round trips over every target's answers: the wait for targets without answers of their own.
+    private var groupEstimate: RoundTripEstimate?
+    /// The latest sweep's round and addresses, to recognise its late answers.
+    private var previousRound: EchoRound?
     private var subscribers: [Int: AsyncStream<ReachabilityChange>.Continuation] = [:]
     private var nextSubscriber = 0
     /// The latest finished sweep, nil before the first.
@@ -128,40 +132,78 @@ public actor ReachabilitySweeper {
     @discardableResult
     public func sweep() async -> SweepSummary {
         round += 1
+        let timeouts = statuses.map(probeTimeout)
         let plan = ProbePlan(
-            round: round, addresses: statuses.map(\.target.addressValue), ports: statuses.map(\.target.port), settings: settings)
+            round: round, addresses: statuses.map(\.target.addressValue), ports: statuses.map(\.target.port), timeouts: timeouts,
+            previous: previousRound, settings: settings)
         let started = ContinuousClock.now
         let answers = await withCheckedContinuation { continuation in
             probeQueue.async { [echoSocket] in
                 continuation.resume(returning: plan.run(echoSocket: echoSocket))
             }
         }
-        let changes = apply(answers, of: plan)
+        previousRound = EchoRound(round: UInt32(truncatingIfNeeded: plan.round), addresses: plan.addresses)
+        let heardLate = backOff(answeredLate: answers.lateAnswers)
+        let changes = apply(answers, of: plan, heardLate: heardLate)
         let summary = SweepSummary(
             round: plan.round, method: method, duration: ContinuousClock.now - started, probed: plan.addresses.count,
-            answered: answers.roundTrips.lazy.filter { $0 != noAnswer }.count, changes: changes)
+            answered: answers.roundTrips.lazy.filter { $0 != noAnswer }.count, changes: changes,
+            longestTimeout: Duration(nanoseconds: timeouts.max() ?? 0), lateAnswers: heardLate.count)
         lastSweep = summary
         return summary
     }
 
+    /// How long this sweep waits for `status`'s answer, in nanoseconds: its own estimate, else
+    /// the estimate over all targets, else the ceiling; kept between floor and ceiling, then
+    /// doubled per backoff up to the ceiling.
+    private func probeTimeout(_ status: ReachabilityStatus) -> UInt64 {
+        let floor = settings.minimumTimeout.nanoseconds
+        let ceiling = settings.timeout.nanoseconds
+        let estimated = (status.estimate ?? groupEstimate)?.timeout ?? ceiling
+        var wait = min(max(estimated, floor), ceiling)
+        for _ in 0..<status.backoff where wait < ceiling { wait *= 2 }
+        return min(wait, ceiling)
+    }
+
+    /// Lengthens the wait of targets that missed the previous sweep but answered after its wait
+    /// ended; returns their positions.
+    private func backOff(answeredLate addresses: [UInt32]) -> Set<Int> {
+        var heard: Set<Int> = []
+        for address in Set(addresses) {
+            guard let position = positions[address], statuses[position].roundTripTime == nil else { continue }
+            statuses[position].backoff = min(statuses[position].backoff + 1, Self.maximumBackoff)
+            heard.insert(position)
+        }
+        return heard
+    }
+
+    /// Doublings beyond this change nothing: 2^16 × 1 ms floor exceeds any allowed ceiling.
+    private static let maximumBackoff = 16
+
     /// Folds one sweep's answers into the statuses (targets removed meanwhile are skipped) and
-    /// returns how many changed state.
-    private func apply(_ answers: ProbeAnswers, of plan: ProbePlan) -> Int {
+    /// returns how many changed state. A target in `heardLate` answered during this sweep, if
+    /// only to the previous one: a miss now does not bring it closer to down.
+    private func apply(_ answers: ProbeAnswers, of plan: ProbePlan, heardLate: Set<Int>) -> Int {
         let now = Date()
         var changes = 0
         for (index, address) in plan.addresses.enumerated() {
             guard let position = positions[address] else { continue }
             var status = statuses[position]
             let previous = status.state
-            if answers.roundTrips[index] != noAnswer {
-                status.roundTripTime = Duration(nanoseconds: answers.roundTrips[index])
+            status.timeout = Duration(nanoseconds: plan.timeouts[index])
+            let roundTrip = answers.roundTrips[index]
+            if roundTrip != noAnswer {
+                status.roundTripTime = Duration(nanoseconds: roundTrip)
                 status.answeredBy = answers.answeredBy[index]
                 status.consecutiveMisses = 0
                 status.state = .up
+                status.estimate.add(roundTrip)
+                status.backoff = 0
+                groupEstimate.add(roundTrip)
             } else {
                 status.roundTripTime = nil
                 status.answeredBy = nil
-                status.consecutiveMisses += 1
+                if !heardLate.contains(position) { status.consecutiveMisses += 1 }
                 if status.consecutiveMisses >= plan.settings.downAfterMisses {
                     status.state = .down
                 }
@@ -185,6 +227,9 @@ private struct ProbePlan: Sendable {
     let round: UInt64
     let addresses: [UInt32]
     let ports: [UInt16?]
+    /// Each target's wait in nanoseconds (see `ReachabilitySweeper.probeTimeout`).
+    let timeouts: [UInt64]
+    let previous: EchoRound?
     let settings: SweepSettings
 
     /// ICMP echo to every address, then TCP connects to the silent ones that name a port (the
@@ -192,28 +237,40 @@ private struct ProbePlan: Sendable {
     func run(echoSocket: ICMPEchoSocket?) -> ProbeAnswers {
         guard let echoSocket else {
             let endpoints = addresses.indices.map { (addresses[$0], ports[$0] ?? settings.fallbackPort) }
-            let roundTrips = TCPConnectProbe.run(endpoints, timeout: settings.timeout, maxInFlight: settings.maxConnectsInFlight)
-            return ProbeAnswers(roundTrips: roundTrips, answeredBy: roundTrips.map { $0 == noAnswer ? nil : .tcp })
+            let roundTrips = TCPConnectProbe.run(
+                endpoints, timeout: longestWait(of: addresses.indices), maxInFlight: settings.maxConnectsInFlight)
+            return ProbeAnswers(roundTrips: roundTrips, answeredBy: roundTrips.map { $0 == noAnswer ? nil : .tcp }, lateAnswers: [])
         }
-        var roundTrips = echoSocket.echo(
-            to: addresses, round: UInt32(truncatingIfNeeded: round), timeout: settings.timeout, attempts: settings.retries + 1,
-            packetsPerSecond: settings.maxPacketsPerSecond)
+        let echoed = echoSocket.echo(
+            to: addresses, round: UInt32(truncatingIfNeeded: round), timeouts: timeouts, attempts: settings.retries + 1,
+            packetsPerSecond: settings.maxPacketsPerSecond, previous: previous)
+        var roundTrips = echoed.roundTrips
+        let lateAnswers = echoed.lateAnswers
         var answeredBy: [ProbeMethod?] = roundTrips.map { $0 == noAnswer ? nil : echoSocket.method }
-        guard settings.tcpSecondOpinion else { return ProbeAnswers(roundTrips: roundTrips, answeredBy: answeredBy) }
+        guard settings.tcpSecondOpinion else {
+            return ProbeAnswers(roundTrips: roundTrips, answeredBy: answeredBy, lateAnswers: lateAnswers)
+        }
         let silent = addresses.indices.filter { roundTrips[$0] == noAnswer && ports[$0] != nil }
         if !silent.isEmpty {
             let endpoints = silent.map { (addresses[$0], ports[$0] ?? settings.fallbackPort) }
-            let tcpRoundTrips = TCPConnectProbe.run(endpoints, timeout: settings.timeout, maxInFlight: settings.maxConnectsInFlight)
+            let tcpRoundTrips = TCPConnectProbe.run(endpoints, timeout: longestWait(of: silent), maxInFlight: settings.maxConnectsInFlight)
             for (position, index) in silent.enumerated() where tcpRoundTrips[position] != noAnswer {
                 roundTrips[index] = tcpRoundTrips[position]
                 answeredBy[index] = .tcp
             }
         }
-        return ProbeAnswers(roundTrips: roundTrips, answeredBy: answeredBy)
+        return ProbeAnswers(roundTrips: roundTrips, answeredBy: answeredBy, lateAnswers: lateAnswers)
+    }
+
+    /// The TCP connects of a batch share one timeout: the longest of their targets' waits.
+    private func longestWait(of indices: some Sequence<Int>) -> Duration {
+        Duration(nanoseconds: indices.reduce(0) { max($0, timeouts[$1]) })
     }
 }
 
 private struct ProbeAnswers: Sendable {
     let roundTrips: [UInt64]
     let answeredBy: [ProbeMethod?]
+    /// Addresses that answered the previous sweep after its wait.
+    let lateAnswers: [UInt32]
 }

@@ -6,9 +6,19 @@ public struct SweepSettings: Sendable, Equatable {
 
     /// Time from the start of one sweep to the start of the next.
     public var interval: Duration
-    /// How long an echo request, and separately a TCP connect, waits for its answer. A sweep
-    /// ends at the latest this long after its last request (sending 1,000 takes about 20 ms).
+    /// The longest an echo request, and separately a TCP connect, waits for its answer: the
+    /// ceiling of the adaptive timeout, and the wait for targets nothing is known about yet (the
+    /// first sweep). A sweep ends at the latest this long after its last request.
     public var timeout: Duration
+    /// The shortest wait: the floor of the adaptive timeout. Between floor and ceiling each target
+    /// waits RFC 6298's smoothed round trip plus four times its variation, measured from its own
+    /// answers (targets that never answered use the estimate over all answers, as nmap's host
+    /// discovery does), doubled for a target whose answer came after the wait. The default 100 ms
+    /// is nmap's minimum round-trip timeout: on a LAN, where round trips are below a millisecond,
+    /// a hundred times the usual answer. Equal to `timeout`, it turns the adaptation off.
+    public var minimumTimeout: Duration
+    /// The floor when none is given (or the timeout, if that is shorter).
+    public static let defaultMinimumTimeout: Duration = .milliseconds(100)
     /// Extra echo requests within one sweep to addresses still silent, so a single lost packet
     /// does not count as a miss. The timeout is split evenly among the attempts.
     public var retries: Int
@@ -26,12 +36,14 @@ public struct SweepSettings: Sendable, Equatable {
     public var maxConnectsInFlight: Int
 
     public init(
-        interval: Duration = .seconds(1), timeout: Duration = .milliseconds(500), retries: Int = 0,
-        downAfterMisses: Int = 3, tcpSecondOpinion: Bool = true, fallbackPort: UInt16 = 22,
+        interval: Duration = .seconds(1), timeout: Duration = .milliseconds(500),
+        minimumTimeout: Duration? = nil, retries: Int = 0, downAfterMisses: Int = 3, tcpSecondOpinion: Bool = true,
+        fallbackPort: UInt16 = 22,
         maxPacketsPerSecond: Int = 50_000, maxConnectsInFlight: Int = 256
     ) {
         self.interval = interval
         self.timeout = timeout
+        self.minimumTimeout = minimumTimeout ?? min(Self.defaultMinimumTimeout, timeout)
         self.retries = retries
         self.downAfterMisses = downAfterMisses
         self.tcpSecondOpinion = tcpSecondOpinion
@@ -47,6 +59,9 @@ public struct SweepSettings: Sendable, Equatable {
         }
         try require(Self.intervalRange.contains(interval), "interval must be 1 to 60 seconds, not \(interval)")
         try require(timeout >= .milliseconds(10) && timeout < interval, "timeout must be at least 10 ms and shorter than the interval")
+        try require(
+            minimumTimeout >= .milliseconds(1) && minimumTimeout <= timeout,
+            "minimum timeout must be 1 ms to the timeout, not \(minimumTimeout)")
         try require((0...10).contains(retries), "retries must be 0 to 10, not \(retries)")
         try require((1...100).contains(downAfterMisses), "down threshold must be 1 to 100 misses, not \(downAfterMisses)")
         try require(fallbackPort != 0, "fallback port must not be 0")

@@ -2,8 +2,11 @@
 // so scripts/bench-sweep can put it beside fping on the same list; in periodic mode it also
 // reports its own open descriptors and resident memory, for soak runs.
 //
-// Usage: reachability-bench --targets FILE [--timeout-ms T] [--retries R] [--method auto|datagram|raw|tcp]
-//                           [--sweeps N | --interval S --duration S [--report-every S]]
+// Usage: reachability-bench --targets FILE [--timeout-ms T] [--min-timeout-ms F] [--retries R]
+//                           [--method auto|datagram|raw|tcp]
+//                           [--sweeps N | --on-input | --interval S --duration S [--report-every S]]
+// --on-input sweeps once per line read from standard input (the benchmark alternates the same
+// warm sweeper with fping this way), until the input ends.
 // Target file: one "ADDRESS [PORT]" per line; blank lines and # comments ignored.
 
 import Foundation
@@ -12,6 +15,8 @@ import Reachability
 struct Options {
     var targetFile = ""
     var timeoutMilliseconds = 500
+    var minimumTimeoutMilliseconds: Int?
+    var onInput = false
     var retries = 0
     var preference = ProbePreference.automatic
     var sweeps = 1
@@ -25,8 +30,9 @@ func usage(_ message: String) -> Never {
         Data(
             """
             reachability-bench: \(message)
-            usage: reachability-bench --targets FILE [--timeout-ms T] [--retries R] [--method auto|datagram|raw|tcp]
-                                      [--sweeps N | --interval S --duration S [--report-every S]]
+            usage: reachability-bench --targets FILE [--timeout-ms T] [--min-timeout-ms F] [--retries R]
+                                      [--method auto|datagram|raw|tcp]
+                                      [--sweeps N | --on-input | --interval S --duration S [--report-every S]]
 
             """.utf8))
     exit(2)
@@ -45,6 +51,8 @@ func parseOptions(_ arguments: [String]) -> Options {
             guard let path = remaining.popFirst() else { usage("--targets needs a file") }
             options.targetFile = path
         case "--timeout-ms": options.timeoutMilliseconds = number(for: argument)
+        case "--min-timeout-ms": options.minimumTimeoutMilliseconds = number(for: argument)
+        case "--on-input": options.onInput = true
         case "--retries": options.retries = number(for: argument)
         case "--sweeps": options.sweeps = max(number(for: argument), 1)
         case "--interval": options.interval = number(for: argument)
@@ -103,19 +111,25 @@ let options = parseOptions(Array(CommandLine.arguments.dropFirst()))
 do {
     let targets = try loadTargets(options.targetFile)
     let settings = SweepSettings(
-        interval: .seconds(options.interval ?? 1), timeout: .milliseconds(options.timeoutMilliseconds), retries: options.retries)
+        interval: .seconds(options.interval ?? 1), timeout: .milliseconds(options.timeoutMilliseconds),
+        minimumTimeout: options.minimumTimeoutMilliseconds.map { .milliseconds($0) }, retries: options.retries)
     let sweeper = try ReachabilitySweeper(settings: settings, preference: options.preference)
     await sweeper.setTargets(targets)
-    say("targets=\(targets.count) method=\(sweeper.method.rawValue) timeout_ms=\(options.timeoutMilliseconds) retries=\(options.retries)")
-    if options.interval == nil {
-        for _ in 0..<options.sweeps {
-            let summary = await sweeper.sweep()
-            if options.sweeps <= 10 || summary.round % UInt64(options.sweeps / 10) == 0 {
-                say(
-                    "sweep=\(summary.round) wall_ms=\(milliseconds(summary.duration)) answered=\(summary.answered)/\(summary.probed) \(processFootprint())"
-                )
-            }
+    say(
+        "targets=\(targets.count) method=\(sweeper.method.rawValue) timeout_ms=\(options.timeoutMilliseconds) "
+            + "min_timeout_ms=\(milliseconds(settings.minimumTimeout)) retries=\(options.retries)")
+    func sweepAndReport(always: Bool) async {
+        let summary = await sweeper.sweep()
+        if always || options.sweeps <= 10 || summary.round % UInt64(options.sweeps / 10) == 0 {
+            say(
+                "sweep=\(summary.round) wall_ms=\(milliseconds(summary.duration)) answered=\(summary.answered)/\(summary.probed) "
+                    + "longest_timeout_ms=\(milliseconds(summary.longestTimeout)) late=\(summary.lateAnswers) \(processFootprint())")
         }
+    }
+    if options.onInput {
+        while readLine() != nil { await sweepAndReport(always: true) }
+    } else if options.interval == nil {
+        for _ in 0..<options.sweeps { await sweepAndReport(always: false) }
     } else {
         let running = Task { await sweeper.run() }
         let started = ContinuousClock.now

@@ -76,6 +76,66 @@ final class ReachabilityNamespaceTests: XCTestCase {
         XCTAssertEqual([change.status.address, change.previous.rawValue, change.status.state.rawValue], ["10.78.1.1", "up", "down"])
     }
 
+    func testTheWaitAdaptsToMeasuredRoundTripsBetweenFloorAndCeiling() async throws {
+        let sweeper = try ReachabilitySweeper(
+            settings: SweepSettings(timeout: .milliseconds(400), minimumTimeout: .milliseconds(50)), preference: .only(.icmpRaw))
+        await sweeper.setTargets([try target("10.78.1.1"), try target("10.78.1.100")])
+        let first = await sweeper.sweep()
+        XCTAssertEqual(first.longestTimeout, .milliseconds(400), "nothing known yet: every target waits the ceiling")
+        XCTAssertGreaterThanOrEqual(first.duration, .milliseconds(400))
+        // Sub-millisecond answers: the silent address waits the floor, not the ceiling.
+        for _ in 0..<3 {
+            let summary = await sweeper.sweep()
+            XCTAssertEqual(summary.answered, 1)
+            XCTAssertEqual(summary.longestTimeout, .milliseconds(50))
+            XCTAssertGreaterThanOrEqual(summary.duration, .milliseconds(50))
+            XCTAssertLessThan(summary.duration, .milliseconds(150), "the wait follows the floor")
+        }
+        let silent = try await status(sweeper, "10.78.1.100")
+        XCTAssertEqual(silent.state, .down, "three misses at the floor are still three misses")
+        XCTAssertEqual(silent.timeout, .milliseconds(50))
+
+        // A floor equal to the ceiling is a fixed timeout.
+        try await sweeper.update(SweepSettings(timeout: .milliseconds(200), minimumTimeout: .milliseconds(200)))
+        let fixed = await sweeper.sweep()
+        XCTAssertEqual(fixed.longestTimeout, .milliseconds(200))
+        XCTAssertGreaterThanOrEqual(fixed.duration, .milliseconds(200))
+    }
+
+    func testAnAnswerAfterTheWaitLengthensThatTargetsWaitAndKeepsItUp() async throws {
+        let sweeper = try ReachabilitySweeper(
+            settings: SweepSettings(timeout: .milliseconds(900), minimumTimeout: .milliseconds(50)), preference: .only(.icmpRaw))
+        await sweeper.setTargets([try target("10.78.1.1"), try target("127.0.0.1")])
+        for _ in 0..<3 { await sweeper.sweep() }
+        let fast = try await status(sweeper, "10.78.1.1")
+        XCTAssertEqual(fast.timeout, .milliseconds(50), "sub-millisecond answers wait the floor")
+
+        // The link slows down to 150 ms: missed at the floor, answered late, waited for longer.
+        let responder = try DelayedEchoResponder(network: network, delay: .milliseconds(150))
+        defer { responder.stop() }
+        var late = 0
+        var answeredInTime = false
+        for _ in 0..<6 where !answeredInTime {
+            let summary = await sweeper.sweep()
+            late += summary.lateAnswers
+            let slow = try await status(sweeper, "10.78.1.1")
+            XCTAssertNotEqual(slow.state, .down, "a target that answers, however late, is not down")
+            answeredInTime = slow.roundTripTime != nil
+            try await Task.sleep(for: .milliseconds(200))  // as the server's sweeps are spaced
+        }
+        XCTAssertTrue(answeredInTime, "the backed-off wait must reach the 150 ms round trip")
+        XCTAssertGreaterThan(late, 0)
+        let slow = try await status(sweeper, "10.78.1.1")
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(slow.roundTripTime), .milliseconds(150))
+        // Its own estimate now covers the slow round trip; the loopback target still waits the floor.
+        let next = await sweeper.sweep()
+        XCTAssertEqual(next.answered, 2)
+        let adapted = try await status(sweeper, "10.78.1.1")
+        XCTAssertGreaterThan(try XCTUnwrap(adapted.timeout), .milliseconds(150))
+        let loopback = try await status(sweeper, "127.0.0.1")
+        XCTAssertLessThan(try XCTUnwrap(loopback.timeout), .milliseconds(150))
+    }
+
     func testRetriesAreSpreadWithinTheTimeout() async throws {
         let sweeper = try ReachabilitySweeper(
             settings: SweepSettings(timeout: .milliseconds(300), retries: 2), preference: .only(.icmpRaw))

@@ -10,6 +10,8 @@ final class ReachabilitySweeperTests: XCTestCase {
             ("interval below 1 s", SweepSettings(interval: .milliseconds(500), timeout: .milliseconds(100))),
             ("interval above 60 s", SweepSettings(interval: .seconds(61))),
             ("timeout not below the interval", SweepSettings(interval: .seconds(1), timeout: .seconds(1))),
+            ("floor above the ceiling", SweepSettings(timeout: .milliseconds(100), minimumTimeout: .milliseconds(200))),
+            ("floor below 1 ms", SweepSettings(minimumTimeout: .zero)),
             ("retries", SweepSettings(retries: 11)),
             ("down threshold", SweepSettings(downAfterMisses: 0)),
             ("packet rate", SweepSettings(maxPacketsPerSecond: 10)),

@@ -112,6 +112,57 @@ struct TestNetwork {
     }
 }
 
+/// Answers echo requests to the namespace's addresses after a delay, as a slow link would (this
+/// machine's kernel has no netem): the namespace's own echo replies are switched off and a raw
+/// socket inside it replies instead, from the address that was asked. Stop it with `stop()`.
+final class DelayedEchoResponder {
+    private let process = Process()
+
+    /// Waits until the responder listens.
+    init(network: TestNetwork, delay: Duration) throws {
+        try network.setKernelParameter("net/ipv4/icmp_echo_ignore_all", "1")
+        let script = """
+            import socket, sys, threading
+            delay = float(sys.argv[1])
+            listener = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+            senders = {}
+            def checksum(data):
+                total = sum(data[i] << 8 | data[i + 1] for i in range(0, len(data) - 1, 2))
+                if len(data) % 2: total += data[-1] << 8
+                while total > 0xFFFF: total = (total & 0xFFFF) + (total >> 16)
+                return ~total & 0xFFFF
+            def sender(address):
+                if address not in senders:
+                    senders[address] = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+                    senders[address].bind((address, 0))
+                return senders[address]
+            print("ready", flush=True)
+            while True:
+                packet, (source, _) = listener.recvfrom(65535)
+                header = (packet[0] & 15) * 4
+                if packet[header] != 8: continue
+                asked = socket.inet_ntoa(packet[16:20])
+                reply = bytearray(packet[header:])
+                reply[0], reply[2:4] = 0, bytes(2)
+                reply[2:4] = checksum(bytes(reply)).to_bytes(2, "big")
+                threading.Timer(delay, sender(asked).sendto, (bytes(reply), (source, 0))).start()
+            """
+        let seconds = Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        process.arguments = ["netns", "exec", TestNetwork.namespace, "python3", "-c", script, String(seconds)]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let ready = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
+        guard ready.hasPrefix("ready") else { throw POSIXError(.EIO, userInfo: [NSLocalizedDescriptionKey: "responder: \(ready)"]) }
+    }
+
+    func stop() {
+        process.terminate()
+        process.waitUntilExit()
+    }
+}
+
 /// Hands a value from the namespace thread back to the test.
 private final class ThreadResult: @unchecked Sendable {
     private let lock = NSLock()
