@@ -57,17 +57,13 @@ struct DependencyChecks: Sendable {
                 results.append(Self.result(of: probe, from: origin, outcome: outcome, processes: processes[probe.vmKey]))
             }
         }
-        results.sort {
-            ($0.role, $0.service, $0.port, $0.origin == Self.platformOrigin ? "" : $0.origin) < (
-                $1.role, $1.service, $1.port, $1.origin == Self.platformOrigin ? "" : $1.origin
-            )
-        }
+        results.sort { Self.order($0) < Self.order($1) }
         let failures = results.filter { !$0.passed }.map {
             "\($0.service) on \($0.vm) (\($0.address):\($0.port)) from \($0.origin): \(Self.describe($0.layer)): \($0.message)"
         }
         let elapsed = clock.now - started
         return DependencyCheckReport(
-            passed: !results.isEmpty && failures.isEmpty,
+            passed: failures.isEmpty,
             elapsedMilliseconds: Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000),
             results: results, failures: failures)
     }
@@ -318,6 +314,11 @@ struct DependencyChecks: Sendable {
             if result.layer == .serviceNotRunning { result.message = "\(stopped); \(answer.message)" }
         }
         return result
+    }
+
+    /// Role, service, port, then origin with the platform first.
+    private static func order(_ result: DependencyCheckReport.Result) -> (String, String, Int, String) {
+        (result.role, result.service, result.port, result.origin == platformOrigin ? "" : result.origin)
     }
 
     static func layer(_ name: String?) -> DependencyCheckReport.Layer {
