@@ -56,9 +56,11 @@ final class DashboardTests: XCTestCase {
         XCTAssertEqual(defaults.reachabilitySeconds, 1)
         XCTAssertEqual(defaults.reachabilityTimeoutMilliseconds, 400)
         XCTAssertEqual(defaults.reachabilityDownAfter, 3)
+        XCTAssertEqual(defaults.reachabilityMinimumTimeoutMilliseconds, 100)
         for (key, value) in [
             ("FLOTILLA_REACHABILITY_SECONDS", "61"), ("FLOTILLA_REACHABILITY_TIMEOUT_MS", "500"), ("FLOTILLA_REACHABILITY_DOWN_AFTER", "0"),
             ("FLOTILLA_REACHABILITY_PORT", "70000"), ("FLOTILLA_REACHABILITY_RETRIES", "11"),
+            ("FLOTILLA_REACHABILITY_MIN_TIMEOUT_MS", "401"), ("FLOTILLA_REACHABILITY_MIN_TIMEOUT_MS", "0"),
         ] {
             XCTAssertThrowsError(try FlotillaConfig(values: [key: value]), "\(key)=\(value)") { error in
                 XCTAssertEqual((error as? ConfigError)?.setting, key)
@@ -107,6 +109,68 @@ final class DashboardTests: XCTestCase {
         XCTAssertEqual(replay?.map(\.health), [.up, .up, .poweredOff])
         let none = await fleet.changes(after: summary.sequence)
         XCTAssertEqual(none?.count, 0)
+    }
+
+    func testASilentMonitorAgentIsTheReasonAnAnsweringVMIsDegraded() async {
+        let fleet = FleetStatus()
+        let record = FleetStatus.Record(
+            id: UUID(), hostName: "web1", ip: "10.77.0.10", role: "web", connectionID: UUID(), reference: "vm-1", powerState: "poweredOn")
+        await fleet.setRecords([record])
+        _ = await fleet.applyProbes([("10.77.0.10", ProbeReading(state: .up, roundTripSeconds: 0.0004))])
+        let silentSince = Date(timeIntervalSince1970: 1_800_000_000)
+        let silent = await fleet.setSilentAgents([record.id: silentSince])
+        XCTAssertEqual(silent.map(\.health), [.degraded])
+        XCTAssertEqual(silent.first?.reason, "degraded: monitor agent silent since 2027-01-15T08:00:00Z, ICMP 0.4 ms")
+        XCTAssertTrue(silent.first?.reachable ?? false, "the VM answers: it counts as reachable on the cards")
+        // Unreachable as well: the network is the reason, the silent agent is added.
+        XCTAssertEqual(
+            HealthRule.reason(
+                .networkUnreachable, probe: ProbeReading(state: .down, consecutiveMisses: 3), guest: .running,
+                agentSilentSince: silentSince),
+            "network unreachable: guest running, 3 probes unanswered; monitor agent silent since 2027-01-15T08:00:00Z")
+        let again = await fleet.setSilentAgents([record.id: silentSince])
+        XCTAssertEqual(again, [], "the same silence is no change")
+        let heard = await fleet.setSilentAgents([:])
+        XCTAssertEqual(heard.map(\.health), [.up], "the next heartbeat ends it")
+    }
+
+    func testInstancesThatDoNotSweepShowTheLeadersVerdicts() async throws {
+        try await InMemoryWorld.run { world in
+            let vm = try await world.addReadyVM("web1", "10.77.5.11")
+            let records = try await DashboardRuntime.records(on: world.app.db)
+            let leader = FleetStatus()
+            let follower = FleetStatus()
+            await leader.setRecords(records)
+            await follower.setRecords(records)
+            _ = await leader.setLeading(true)
+            let shared = SharedHealth(database: world.app.db)
+            try await shared.write(await leader.applyProbes([("10.77.5.11", ProbeReading(state: .up, roundTripSeconds: 0.001))]))
+
+            var read = try await shared.read(since: nil)
+            XCTAssertEqual(read.verdicts[vm.id]?.health, .up)
+            let ignored = await leader.applyShared(read.verdicts)
+            XCTAssertEqual(ignored, [], "the leader keeps its own verdicts")
+            let taken = await follower.applyShared(read.verdicts)
+            XCTAssertEqual(taken.map(\.health), [.up])
+            XCTAssertEqual(taken.first?.reason, "up: ICMP 1.0 ms")
+
+            // The VM goes down: the follower reads only what changed since (with the overlap).
+            let down = await leader.applyProbes([("10.77.5.11", ProbeReading(state: .down, consecutiveMisses: 3))])
+            try await shared.write(down, now: try XCTUnwrap(read.newest).addingTimeInterval(10))
+            read = try await shared.read(since: try XCTUnwrap(read.newest).addingTimeInterval(6))
+            XCTAssertEqual(read.verdicts.count, 1)
+            let followed = await follower.applyShared(read.verdicts)
+            XCTAssertEqual(followed.map(\.health), [.networkUnreachable])
+            let summary = await follower.summary()
+            XCTAssertEqual([summary.total, summary.unreachable], [1, 1])
+
+            // An instance that stops leading forgets its probes and follows the new leader.
+            _ = await leader.setLeading(false)
+            let now = try await shared.read(since: nil)
+            _ = await leader.applyShared(now.verdicts)
+            let entry = await leader.entry(vm.id)
+            XCTAssertEqual(entry?.health, .networkUnreachable)
+        }
     }
 
     func testAReaderTooFarBehindIsToldToReload() async {

@@ -51,8 +51,10 @@ public struct FlotillaConfig: Sendable {
     public var inventorySyncSeconds: Int
     /// Seconds between reachability sweeps of every managed VM (SPEC DASH-1); 0 turns them off.
     public var reachabilitySeconds: Int
-    /// How long a sweep waits for an echo reply, and separately for a TCP connect.
+    /// How long a sweep waits for an echo reply, and separately for a TCP connect, at most.
     public var reachabilityTimeoutMilliseconds: Int
+    /// The shortest wait: between it and the timeout each VM's wait follows its measured round trips.
+    public var reachabilityMinimumTimeoutMilliseconds: Int
     /// Extra echo requests within a sweep to addresses still silent.
     public var reachabilityRetries: Int
     /// Silent sweeps in a row after which a VM counts as unreachable.
@@ -111,6 +113,10 @@ public struct FlotillaConfig: Sendable {
         ("FLOTILLA_SYNC_SECONDS", "how often VMs are compared with vSphere (default 15; 0 turns it off)"),
         ("FLOTILLA_REACHABILITY_SECONDS", "seconds between reachability sweeps of every VM, 1 to 60 (default 1; 0 turns them off)"),
         ("FLOTILLA_REACHABILITY_TIMEOUT_MS", "how long a sweep waits for each answer; twice it fits in the interval (default 400)"),
+        (
+            "FLOTILLA_REACHABILITY_MIN_TIMEOUT_MS",
+            "shortest wait; each VM waits 4x its round-trip variation above its usual round trip, within this and the timeout (default 100)"
+        ),
         ("FLOTILLA_REACHABILITY_RETRIES", "extra echo requests per sweep to silent VMs, 0 to 10 (default 0)"),
         ("FLOTILLA_REACHABILITY_DOWN_AFTER", "silent sweeps in a row before a VM is unreachable, 1 to 100 (default 3)"),
         ("FLOTILLA_REACHABILITY_PORT", "TCP port tried when ICMP gets no answer (default 22)"),
@@ -188,6 +194,9 @@ public struct FlotillaConfig: Sendable {
             throw ConfigError(
                 setting: "FLOTILLA_REACHABILITY_TIMEOUT_MS", problem: "must be less than half of FLOTILLA_REACHABILITY_SECONDS")
         }
+        reachabilityMinimumTimeoutMilliseconds = try reader.integer(
+            "FLOTILLA_REACHABILITY_MIN_TIMEOUT_MS", default: min(100, reachabilityTimeoutMilliseconds),
+            range: 1...reachabilityTimeoutMilliseconds)
         reachabilityRetries = try reader.integer("FLOTILLA_REACHABILITY_RETRIES", default: 0, range: 0...10)
         reachabilityDownAfter = try reader.integer("FLOTILLA_REACHABILITY_DOWN_AFTER", default: 3, range: 1...100)
         reachabilityPort = try reader.integer("FLOTILLA_REACHABILITY_PORT", default: 22, range: 1...65535)

@@ -36,9 +36,10 @@ struct HealthHistory {
     }
 }
 
-/// The process's sweeper and inventory feeds (until the scale-out work lets one instance lead
-/// them): every managed VM probed every `FLOTILLA_REACHABILITY_SECONDS`, power and guest state
-/// followed per vSphere connection, health changes recorded.
+/// The sweeper and inventory feeds, led by one instance (`PeriodicTasks`, task
+/// `reachability-sweep`): every managed VM probed every `FLOTILLA_REACHABILITY_SECONDS`, power and
+/// guest state followed per vSphere connection, monitor agents' silence read, health changes
+/// recorded and shared; every other instance follows the shared health (`follow`).
 struct DashboardRuntime {
     let database: any Database
     let vsphere: any VSphereProvider
@@ -49,16 +50,22 @@ struct DashboardRuntime {
 
     /// How often the set of VMs and connections is read again from the database.
     static let reloadInterval: Duration = .seconds(5)
+    /// How often an instance that does not sweep reads the leader's health changes.
+    static let followInterval: Duration = .seconds(1)
+    /// The periodic task's name (its lease's key).
+    static let taskName = "reachability-sweep"
 
     var settings: SweepSettings {
         SweepSettings(
             interval: .seconds(config.reachabilitySeconds), timeout: .milliseconds(config.reachabilityTimeoutMilliseconds),
-            retries: config.reachabilityRetries, downAfterMisses: config.reachabilityDownAfter,
+            minimumTimeout: .milliseconds(config.reachabilityMinimumTimeoutMilliseconds), retries: config.reachabilityRetries,
+            downAfterMisses: config.reachabilityDownAfter,
             fallbackPort: UInt16(config.reachabilityPort))
     }
 
-    /// Runs until cancelled.
-    func run() async {
+    /// Sweeps and follows vSphere until cancelled (the lead is lost or the server stops).
+    func lead() async {
+        _ = await fleet.setLeading(true)
         let sweeper: ReachabilitySweeper?
         if config.reachabilitySeconds > 0 {
             do {
@@ -90,7 +97,7 @@ struct DashboardRuntime {
                 await sweeper.sweep()
                 let sweepDuration = clock.now - sweepStarted
                 let readings = await sweeper.allStatuses().map { (address: $0.address, reading: ProbeReading($0)) }
-                await HealthHistory(database: database, logger: logger).record(await fleet.applyProbes(readings))
+                await record(await fleet.applyProbes(readings))
                 platformMetrics.recordSweep(duration: sweepDuration, vmsByState: await fleet.countsByHealth())
             }
             // Drift-free ticks: a sweep that overran skips to the next tick instead of piling up.
@@ -101,12 +108,51 @@ struct DashboardRuntime {
         }
         for feed in feeds.values { feed.cancel() }
         for feed in feeds.values { await feed.value }
+        _ = await fleet.setLeading(false)
     }
 
-    /// Reads the managed VMs (ready ones) and the connections; starts or stops the feeds.
+    /// On every instance, until cancelled: the VMs read again every `reloadInterval` and, while
+    /// another instance leads the sweep, its verdicts taken every `followInterval`.
+    func follow() async {
+        let clock = ContinuousClock()
+        var nextReload = clock.now
+        var newest: Date?
+        while !Task.isCancelled {
+            let leading = await fleet.isLeading
+            if !leading {
+                do {
+                    if clock.now >= nextReload {
+                        nextReload = clock.now + Self.reloadInterval
+                        _ = await fleet.setRecords(try await Self.records(on: database))
+                    }
+                    let read = try await SharedHealth(database: database).read(since: newest)
+                    newest = read.newest
+                    _ = await fleet.applyShared(read.verdicts)
+                } catch {
+                    logger.warning("dashboard: cannot read the shared health: \(FlotillaError.describe(error))")
+                }
+            }
+            do { try await Task.sleep(for: Self.followInterval) } catch { break }
+        }
+    }
+
+    /// Keeps the leader's changes: in the history and log, and shared with the other instances.
+    private func record(_ changes: [FleetStatus.Change]) async {
+        guard !changes.isEmpty else { return }
+        await HealthHistory(database: database, logger: logger).record(changes)
+        do {
+            try await SharedHealth(database: database).write(changes)
+        } catch {
+            logger.warning("dashboard: cannot share health changes: \(FlotillaError.describe(error))")
+        }
+    }
+
+    /// Reads the managed VMs (ready ones), the silent monitor agents and the connections; starts
+    /// or stops the feeds.
     private func reload(sweeper: ReachabilitySweeper?, feeds: inout [UUID: Task<Void, Never>]) async throws {
         let records = try await Self.records(on: database)
-        await HealthHistory(database: database, logger: logger).record(await fleet.setRecords(records))
+        await record(await fleet.setRecords(records))
+        await record(await fleet.setSilentAgents(try await AgentSilence.silentAgents(on: database)))
         await sweeper?.setTargets(await fleet.targets(port: UInt16(config.reachabilityPort)))
         let connections = Set(try await VSphereConnection.query(on: database).all().map { try $0.requireID() })
         for (id, feed) in feeds where !connections.contains(id) {
@@ -114,7 +160,8 @@ struct DashboardRuntime {
             feeds[id] = nil
         }
         for id in connections where feeds[id] == nil {
-            let feed = InventoryFeed(connectionID: id, database: database, vsphere: vsphere, fleet: fleet, logger: logger)
+            let feed = InventoryFeed(
+                connectionID: id, database: database, vsphere: vsphere, fleet: fleet, logger: logger, record: { await record($0) })
             feeds[id] = Task { await feed.run() }
         }
     }
@@ -171,18 +218,20 @@ extension Application {
     }
 }
 
-/// Starts the sweeper and the feeds with the server and stops them before it goes.
+/// Registers the sweep as periodic work led by one instance and, on every serving instance,
+/// follows the shared health; stops following before the server goes.
 struct DashboardLifecycle: LifecycleHandler {
     func willBootAsync(_ app: Application) async throws {
         _ = app.fleetStatus
+        guard app.startsServer else { return }
+        let runtime = DashboardRuntime(app)
+        try app.periodic.register(name: DashboardRuntime.taskName, interval: .seconds(1)) { _ in await runtime.lead() }
     }
 
     func didBootAsync(_ app: Application) async throws {
         guard app.startsServer else { return }
-        let runtime = DashboardRuntime(
-            database: app.db, vsphere: app.flotilla.vsphere, fleet: app.fleetStatus, config: app.flotilla.config, logger: app.logger,
-            platformMetrics: app.platformMetrics)
-        app.dashboardTask = Task { await runtime.run() }
+        let runtime = DashboardRuntime(app)
+        app.dashboardTask = Task { await runtime.follow() }
     }
 
     func shutdownAsync(_ app: Application) async {
@@ -192,5 +241,13 @@ struct DashboardLifecycle: LifecycleHandler {
             task.cancel()
             await task.value
         }
+    }
+}
+
+extension DashboardRuntime {
+    init(_ app: Application) {
+        self.init(
+            database: app.db, vsphere: app.flotilla.vsphere, fleet: app.fleetStatus, config: app.flotilla.config, logger: app.logger,
+            platformMetrics: app.platformMetrics)
     }
 }

@@ -7,6 +7,9 @@ import Reachability
 /// sequence number and is kept in a bounded window, so a page that reconnects asks for what it
 /// missed and a subscriber is only woken, never handed a growing queue. A page costs the same
 /// with 5,000 VMs as with 50: it receives changes and role counts, never the whole fleet.
+///
+/// Only the instance leading the sweep (`DashboardRuntime.lead`) probes; the others take its
+/// verdicts from the database (`applyShared`), so every instance's pages show the same health.
 actor FleetStatus {
     /// What the records say about a VM; reloaded from the database.
     struct Record: Sendable, Equatable {
@@ -25,11 +28,18 @@ actor FleetStatus {
         var guest: GuestActivity = .unknown
         var probe: ProbeReading?
         var baselineSeconds: Double?
+        /// When the VM's monitor agent fell silent (read from the Monitoring module's records).
+        var agentSilentSince: Date?
+        /// The leading instance's verdict, on an instance that does not probe itself.
+        var shared: SharedHealth.Verdict?
         var health: VMHealth = .unknown
         var since: Date?
 
         /// Worked out when asked: the round trip in it changes with every sweep.
-        var reason: String { HealthRule.reason(health, probe: probe, guest: guest) }
+        var reason: String {
+            if probe == nil, let shared { return shared.reason }
+            return HealthRule.reason(health, probe: probe, guest: guest, agentSilentSince: agentSilentSince)
+        }
     }
 
     /// One health change, as the event stream and the history carry it.
@@ -77,6 +87,8 @@ actor FleetStatus {
     private var cachedSummary: Summary?
     private var subscribers: [Int: AsyncStream<Void>.Continuation] = [:]
     private var nextSubscriber = 0
+    /// Whether this instance sweeps now; while it does, the shared verdicts are not taken.
+    private(set) var isLeading = false
 
     /// Replaces the set of watched VMs. VMs that stay keep their live state; vSphere's power
     /// state from the records is used until the feed says otherwise. Returns the changes (a
@@ -135,6 +147,37 @@ actor FleetStatus {
         entry.guest = guest
         entries[id] = entry
         return publish(reevaluate([id]))
+    }
+
+    /// Takes the VMs whose monitor agent is silent now (every other VM's agent reports or none is
+    /// installed).
+    func setSilentAgents(_ silent: [UUID: Date]) -> [Change] {
+        var touched: [UUID] = []
+        for (id, entry) in entries where entry.agentSilentSince != silent[id] {
+            entries[id]?.agentSilentSince = silent[id]
+            touched.append(id)
+        }
+        return publish(reevaluate(touched))
+    }
+
+    /// Starts or stops taking verdicts from this instance's own sweeps. On leaving the lead the
+    /// probes are forgotten, so the shared verdicts of the new leader count again.
+    func setLeading(_ leading: Bool) -> [Change] {
+        isLeading = leading
+        guard !leading else { return [] }
+        for id in entries.keys { entries[id]?.probe = nil }
+        return publish(reevaluate(Array(entries.keys)))
+    }
+
+    /// Takes the leading instance's verdicts (ignored while this instance leads itself).
+    func applyShared(_ verdicts: [UUID: SharedHealth.Verdict]) -> [Change] {
+        guard !isLeading else { return [] }
+        var touched: [UUID] = []
+        for (id, verdict) in verdicts where entries[id] != nil && entries[id]?.shared != verdict {
+            entries[id]?.shared = verdict
+            touched.append(id)
+        }
+        return publish(reevaluate(touched))
     }
 
     /// The addresses to probe, one per VM.
@@ -215,8 +258,14 @@ actor FleetStatus {
         var changes: [Change] = []
         for id in ids {
             guard var entry = entries[id] else { continue }
-            let health = HealthRule.health(
-                probe: entry.probe, baselineSeconds: entry.baselineSeconds, powerState: entry.powerState, guest: entry.guest)
+            let health: VMHealth
+            if entry.probe == nil, let shared = entry.shared {
+                health = shared.health
+            } else {
+                health = HealthRule.health(
+                    probe: entry.probe, baselineSeconds: entry.baselineSeconds, powerState: entry.powerState, guest: entry.guest,
+                    agentSilentSince: entry.agentSilentSince)
+            }
             let previous = entry.health
             guard health != previous else { continue }
             entry.health = health

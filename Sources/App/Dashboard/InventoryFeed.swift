@@ -51,6 +51,8 @@ struct InventoryFeed {
     let vsphere: any VSphereProvider
     let fleet: FleetStatus
     let logger: Logger
+    /// Keeps the health changes the feed causes (history, log, shared with other instances).
+    let record: @Sendable ([FleetStatus.Change]) async -> Void
 
     /// The properties followed: power, guest activity, and what drift compares.
     static let paths = [
@@ -126,7 +128,7 @@ struct InventoryFeed {
     private func absorb(_ reference: String, _ observed: ObservedMachine) async {
         let changes = await fleet.applyMachine(
             connectionID: connectionID, reference: reference, powerState: observed.powerState, guest: observed.guest)
-        await HealthHistory(database: database, logger: logger).record(changes)
+        await record(changes)
     }
 }
 

@@ -1,10 +1,11 @@
+import Foundation
 import Reachability
 
 /// What the dashboard says about a VM (SPEC DASH-6): reachable or not, and why not.
 enum VMHealth: String, Codable, Sendable, CaseIterable {
     /// Answers probes as usual.
     case up
-    /// Answers, but with lost probes or a round trip far above its usual one.
+    /// Answers, but with lost probes, a round trip far above its usual one, or a silent monitor agent.
     case degraded
     /// vSphere says powered off.
     case poweredOff
@@ -93,8 +94,9 @@ enum HealthRule {
     ///   - probe: the sweeper's word (nil when the VM has no probe-able address).
     ///   - baselineSeconds: the VM's usual round trip, nil until it has one.
     ///   - powerState: `poweredOn`, `poweredOff`, `suspended`, or nil when vSphere did not say.
+    ///   - agentSilentSince: when the VM's monitor agent fell silent (SPEC MON-4), nil while it reports.
     static func health(
-        probe: ProbeReading?, baselineSeconds: Double?, powerState: String?, guest: GuestActivity
+        probe: ProbeReading?, baselineSeconds: Double?, powerState: String?, guest: GuestActivity, agentSilentSince: Date? = nil
     ) -> VMHealth {
         switch powerState {
         case "poweredOff": return .poweredOff
@@ -104,7 +106,7 @@ enum HealthRule {
         guard let probe else { return .unknown }
         switch probe.state {
         case .up:
-            if probe.consecutiveMisses > 0 { return .degraded }
+            if probe.consecutiveMisses > 0 || agentSilentSince != nil { return .degraded }
             if let rtt = probe.roundTripSeconds, let baselineSeconds,
                 rtt > baselineSeconds * degradedFactor, rtt > baselineSeconds + degradedMarginSeconds
             {
@@ -118,21 +120,25 @@ enum HealthRule {
         }
     }
 
-    /// The reason shown beside a state, with the evidence behind it.
-    static func reason(_ health: VMHealth, probe: ProbeReading?, guest: GuestActivity) -> String {
+    /// The reason shown beside a state, with the evidence behind it. A silent monitor agent is
+    /// named first on a VM that answers (it is why the VM is degraded) and added to an
+    /// unreachable one's reason; a VM that is off or not yet probed says only that.
+    static func reason(_ health: VMHealth, probe: ProbeReading?, guest: GuestActivity, agentSilentSince: Date? = nil) -> String {
+        let agent = agentSilentSince.map { "monitor agent silent since \($0.formatted(.iso8601))" }
+        let unanswered = "\(probe?.consecutiveMisses ?? 0) probes unanswered\(agent.map { "; " + $0 } ?? "")"
         switch health {
         case .up, .degraded:
             let rtt = probe?.roundTripSeconds.map { String(format: "%.1f ms", $0 * 1000) } ?? "—"
             let method = probe?.answeredByTCP == true ? "TCP" : "ICMP"
             let lost = (probe?.consecutiveMisses ?? 0) > 0 ? ", \(probe?.consecutiveMisses ?? 0) probes lost" : ""
-            return "\(health.label): \(method) \(rtt)\(lost)"
+            return "\(health.label): \(agent.map { $0 + ", " } ?? "")\(method) \(rtt)\(lost)"
         case .poweredOff, .suspended:
             return "\(health.label) (vSphere)"
         case .guestNotRunning:
-            return "guest not running: no Tools heartbeat or address, \(probe?.consecutiveMisses ?? 0) probes unanswered"
+            return "guest not running: no Tools heartbeat or address, \(unanswered)"
         case .networkUnreachable:
             let guestWords = guest == .running ? "guest running" : "guest state unknown"
-            return "network unreachable: \(guestWords), \(probe?.consecutiveMisses ?? 0) probes unanswered"
+            return "network unreachable: \(guestWords), \(unanswered)"
         case .unknown:
             return "checking"
         }

@@ -70,4 +70,6 @@ func registerMigrations(_ app: Application) {
     app.migrations.add(CreateJobQueueNotifications())
     // 014: indexes for the retention of agent events, notification events and deliveries.
     app.migrations.add(AddMonitoringRetentionIndexes())
+    // 017: each VM's current health, written by the instance leading the sweep for the others.
+    app.migrations.add(CreateVMHealthStates())
 }
