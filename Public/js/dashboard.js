@@ -72,13 +72,74 @@ document.addEventListener("DOMContentLoaded", () => {
   source.addEventListener("reload", () => window.location.reload());
 });
 
-// The VM list: select every VM of the page, and edit notes in place (the VM page has a form).
+// The VM list: a selection that outlives the page (kept in the tab's sessionStorage, so VMs
+// picked on page 1 and page 2 are powered by one batch job), select all of a page, and notes
+// edited in place (the VM page has a form).
 document.addEventListener("DOMContentLoaded", () => {
-  const all = document.getElementById("select-all");
-  if (all) {
-    all.addEventListener("change", () => {
-      document.querySelectorAll('#vm-batch input[name="vm"]').forEach((box) => (box.checked = all.checked));
+  const form = document.getElementById("vm-batch");
+  const boxes = () => Array.from(document.querySelectorAll('#vm-batch input[name="vm"]'));
+  const key = "flotilla.vm-selection";
+  const load = () => {
+    try {
+      return JSON.parse(sessionStorage.getItem(key) || "{}");
+    } catch {
+      return {};
+    }
+  };
+  let selection = load();
+  const summary = document.getElementById("selection-summary");
+  const show = () => {
+    sessionStorage.setItem(key, JSON.stringify(selection));
+    if (!summary) return;
+    const names = Object.values(selection);
+    summary.hidden = names.length === 0;
+    summary.querySelector("[data-field=count]").textContent = String(names.length);
+    summary.querySelector("[data-field=names]").textContent = names.sort().join(", ");
+  };
+  const take = (box) => {
+    if (box.checked) selection[box.value] = box.dataset.name || box.value;
+    else delete selection[box.value];
+  };
+  if (form) {
+    boxes().forEach((box) => {
+      if (selection[box.value]) box.checked = true;
+      box.addEventListener("change", () => {
+        take(box);
+        show();
+      });
     });
+    const all = document.getElementById("select-all");
+    if (all) {
+      all.addEventListener("change", () => {
+        boxes().forEach((box) => {
+          box.checked = all.checked;
+          take(box);
+        });
+        show();
+      });
+    }
+    const clear = document.getElementById("selection-clear");
+    if (clear) {
+      clear.addEventListener("click", () => {
+        selection = {};
+        boxes().forEach((box) => (box.checked = false));
+        show();
+      });
+    }
+    // VMs selected on other pages go along as hidden fields; the selection is spent by the job.
+    form.addEventListener("submit", () => {
+      const here = new Set(boxes().map((box) => box.value));
+      for (const id of Object.keys(selection)) {
+        if (here.has(id)) continue;
+        const field = document.createElement("input");
+        field.type = "hidden";
+        field.name = "vm";
+        field.value = id;
+        form.appendChild(field);
+      }
+      sessionStorage.removeItem(key);
+    });
+    show();
   }
   document.querySelectorAll("td.notes[data-notes-api]").forEach((cell) => {
     cell.addEventListener("click", () => {
