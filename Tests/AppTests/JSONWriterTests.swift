@@ -20,7 +20,7 @@ final class JSONWriterTests: XCTestCase {
                 Page(
                     items: [
                         Environments.Row(id: id, name: "env-1", description: Self.awkward, vmCount: 12),
-                        Environments.Row(id: UUID(), name: "", description: "", vmCount: 0),
+                        Environments.Row(id: UUID(), name: "\"edge/\\", description: "", vmCount: 0),
                     ], total: 42, request: request)))
 
         let user = User(username: "ops", passwordHash: "unused", role: .ordinary, email: nil, fullName: Self.awkward)

@@ -48,10 +48,30 @@ struct JSONWriter {
     mutating func string(_ value: String) {
         separate()
         buffer.writeInteger(UInt8(ascii: "\""))
-        if value.utf8.contains(where: Self.needsEscape) {
-            for byte in value.utf8 { writeEscaped(byte) }
-        } else {
-            buffer.writeString(value)
+        var value = value
+        value.withUTF8 { bytes in
+            // Runs of plain bytes are copied at once; only the bytes that need it are escaped.
+            var plainFrom = bytes.startIndex
+            for index in bytes.indices where Self.needsEscape(bytes[index]) {
+                buffer.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[plainFrom..<index])))
+                writeEscaped(bytes[index])
+                plainFrom = index + 1
+            }
+            buffer.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[plainFrom...])))
+        }
+        buffer.writeInteger(UInt8(ascii: "\""))
+    }
+
+    /// Upper-case hex in 8-4-4-4-12 groups, as `UUID.uuidString`.
+    mutating func uuid(_ value: UUID) {
+        separate()
+        buffer.writeInteger(UInt8(ascii: "\""))
+        withUnsafeBytes(of: value.uuid) { bytes in
+            for (index, byte) in bytes.enumerated() {
+                if index == 4 || index == 6 || index == 8 || index == 10 { buffer.writeInteger(UInt8(ascii: "-")) }
+                buffer.writeInteger(Self.upperHexDigits[Int(byte >> 4)])
+                buffer.writeInteger(Self.upperHexDigits[Int(byte & 0x0F)])
+            }
         }
         buffer.writeInteger(UInt8(ascii: "\""))
     }
@@ -84,7 +104,7 @@ struct JSONWriter {
     mutating func field(_ name: StaticString, _ value: UUID?) {
         guard let value else { return }
         key(name)
-        string(value.uuidString)
+        uuid(value)
     }
 
     mutating func field(_ name: StaticString, _ value: Date?) {
@@ -135,6 +155,7 @@ struct JSONWriter {
     }
 
     private static let hexDigits = Array("0123456789abcdef".utf8)
+    private static let upperHexDigits = Array("0123456789ABCDEF".utf8)
 
     private mutating func writeEscaped(_ byte: UInt8) {
         switch byte {
