@@ -61,7 +61,7 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
             isSecure: config.secureCookies ?? false, isHTTPOnly: true, sameSite: .lax)
     }
 
-    app.views.use(.leaf)
+    app.views.use(.cachedLeaf)
 
     // Order matters: errors are rendered for everything inside; sessions and authentication
     // run before the permission guard, which runs before the CSRF check so that a denial is
