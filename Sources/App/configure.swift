@@ -111,6 +111,7 @@ func registerRoutes(_ app: Application) throws {
     InstancesController.register(app)
     BlueprintsController.register(app)
     NotificationsController.register(app)
+    RoleMonitorController.register(app)
     UpgradeHooksController.register(app)
     PrometheusEndpoint.register(app)
 

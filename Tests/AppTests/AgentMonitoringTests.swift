@@ -297,6 +297,104 @@ final class AgentMonitoringTests: XCTestCase {
         }
     }
 
+    /// With `FLOTILLA_AGENT_URL` set, a new VM's job installs the agent after the VM is made
+    /// (and reboots it); adopted VMs get an install job without a reboot. Unset, nothing changes.
+    func testCreatedAndAdoptedVMsGetTheAgentWhenAPlatformURLIsSet() async throws {
+        for platformURL in ["http://10.77.0.1:8080", nil] {
+            var environment = ["FLOTILLA_SYNC_SECONDS": "0", "FLOTILLA_REACHABILITY_SECONDS": "0"]
+            environment["FLOTILLA_AGENT_URL"] = platformURL
+            try await TestApp.run(environment, outside: OutsideSystems(vsphere: InMemoryVSphere(), shell: InMemoryGuestShell())) { app in
+                let fixture = try await AgentFixture.make(app)
+                let environmentID = try await VM.find(fixture.vm1, on: app.db)?.$environment.id
+                let input = VMs.Input(
+                    hostName: "web-03", ip: "10.77.9.13", netmask: "16", gateway: "10.77.0.1", dns1: nil, dns2: nil, role: "web",
+                    password: "Guest-pass-1", passwordConfirmation: "Guest-pass-1", notes: nil)
+                let created = try await fixture.admin.request(
+                    .POST, "/api/v1/environments/\(try XCTUnwrap(environmentID))/vms", json: input)
+                XCTAssertEqual(created.status, .accepted, created.body.string)
+                let jobID = try fixture.admin.decode(API.NewVMAnswer.self, created).jobID
+                let steps = try await JobStep.query(on: app.db).filter(\.$job.$id == jobID).sort(\.$position).all()
+                if platformURL == nil {
+                    XCTAssertEqual(steps.map(\.kind), ["vm.create"])
+                } else {
+                    XCTAssertEqual(steps.map(\.kind), ["vm.create", "agent.install"])
+                    XCTAssertEqual(steps.map(\.phase), [0, 1], "the agent goes on once the VM exists")
+                    let parameters = try JSONDecoder().decode(
+                        AgentInstallStep.Parameters.self, from: Data(try XCTUnwrap(steps.last?.parameters).utf8))
+                    XCTAssertEqual(parameters.platformURL, platformURL)
+                    XCTAssertEqual(parameters.reboot, true)
+                }
+                let vms = try await VM.query(on: app.db).filter(\.$id ~~ [fixture.vm1, fixture.vm2]).with(\.$role).all()
+                let rollout = AgentRollout(database: app.db, jobs: app.flotilla.jobs, actor: .system, logger: app.logger, programPath: "/x")
+                let adoptedJob = try await rollout.installAdopted(
+                    vms, plan: AgentInstallPlan(platformURL: app.flotilla.config.agentPlatformURL, programPath: "/x"))
+                if platformURL == nil {
+                    XCTAssertNil(adoptedJob)
+                } else {
+                    let adoptedSteps = try await JobStep.query(on: app.db).filter(\.$job.$id == XCTUnwrap(adoptedJob)).all()
+                    XCTAssertEqual(adoptedSteps.compactMap(\.vmName).sorted(), ["web-01", "web-02"])
+                    let reboots = try adoptedSteps.map {
+                        try JSONDecoder().decode(AgentInstallStep.Parameters.self, from: Data(($0.parameters ?? "").utf8)).reboot
+                    }
+                    XCTAssertEqual(reboots, [false, false], "adopted VMs are not rebooted")
+                }
+            }
+        }
+    }
+
+    /// Settings → Roles → Monitor: a service added from the form, shown, replaced by name,
+    /// refused with hostile values (nothing changes), removed; each change audited.
+    func testRoleMonitorPageAddsReplacesRefusesAndRemovesServices() async throws {
+        try await Self.run { app in
+            let fixture = try await AgentFixture.make(app)
+            let page = "/settings/roles/\(fixture.roleID)/monitor"
+            let shown = try await fixture.admin.request(.GET, page)
+            XCTAssertEqual(shown.status, .ok)
+            XCTAssertTrue(shown.body.string.contains("redis-server"), "the role's watched service is listed")
+            let form: [(String, String)] = [
+                ("name", "web"), ("findBy", "unit"), ("find", "nginx.service"), ("probeKind", "http"),
+                ("probe", "http://127.0.0.1:80/health"), ("probeStatus", "204"), ("attempts", "4"), ("graceSeconds", "20"),
+                ("owners", "owner"),
+            ]
+            let added = try await fixture.admin.submit(page, form)
+            XCTAssertEqual(added.status, .seeOther, added.body.string)
+            var services = try await RoleMonitors(database: app.db).services(of: fixture.roleID)
+            XCTAssertEqual(services.map(\.name), ["redis", "web"])
+            let web = try XCTUnwrap(services.last)
+            XCTAssertEqual(web.unit, "nginx.service")
+            XCTAssertEqual(web.probe, MonitoredService.Probe(http: "http://127.0.0.1:80/health", status: 204))
+            XCTAssertEqual(web.owners, [fixture.ownerID])
+            XCTAssertEqual(web.attempts, 4)
+
+            let replaced = try await fixture.admin.submit(page, form.map { $0.0 == "attempts" ? ($0.0, "9") : $0 })
+            XCTAssertEqual(replaced.status, .seeOther)
+            services = try await RoleMonitors(database: app.db).services(of: fixture.roleID)
+            XCTAssertEqual(services.map(\.attempts), [3, 9], "same name: replaced, not added")
+
+            for hostile in [
+                [("name", "web; rm -rf /"), ("find", "nginx")], [("name", "x"), ("find", "nginx\nX-Evil: 1")],
+                [("name", "x"), ("findBy", "pidfile"), ("find", "../etc/passwd"), ("start", "true")],
+                [("name", "x"), ("find", "x"), ("start", "true"), ("owners", "nobody-here")],
+                [("name", "x"), ("find", "x"), ("start", "true"), ("probeKind", "tcp"), ("probe", "host:99999")],
+            ] {
+                let refused = try await fixture.admin.submit(page, hostile)
+                XCTAssertEqual(refused.status, .badRequest, hostile.description)
+                XCTAssertTrue(refused.body.string.contains("class=\"error\""))
+            }
+            let unchanged = try await RoleMonitors(database: app.db).services(of: fixture.roleID)
+            XCTAssertEqual(unchanged, services, "refused input changes nothing")
+
+            let removed = try await fixture.admin.submit(page + "/delete", [("name", "web")])
+            XCTAssertEqual(removed.status, .seeOther)
+            let left = try await RoleMonitors(database: app.db).services(of: fixture.roleID).map(\.name)
+            XCTAssertEqual(left, ["redis"])
+            let audited = try await LogEntry.query(on: app.db).filter(\.$action == "settings.role.monitor").count()
+            XCTAssertEqual(audited, 3)
+            let pushes = try await Job.query(on: app.db).filter(\.$kind == "agent.configure").count()
+            XCTAssertEqual(pushes, 3, "every change goes to the role's agents")
+        }
+    }
+
     /// The real application with vSphere and guests in memory (roles check their template there).
     private static func run(_ body: (Application) async throws -> Void) async throws {
         try await TestApp.run(

@@ -30,6 +30,8 @@ enum SiteURL: Sendable {
     case settingsConnectionTest
     case settingsConnectionDelete(id: UUID?)
     case settingsRoles
+    case settingsRoleMonitor(id: UUID?)
+    case settingsRoleMonitorDelete(id: UUID?)
     case settingsSSHKeys
     case settingsSSHKeysRotate
     case notifications
@@ -105,6 +107,8 @@ enum SiteURL: Sendable {
         case .settingsConnectionTest: return ["settings", "connections", "test"]
         case .settingsConnectionDelete(let id): return ["settings", "connections", value(id, "id"), "delete"]
         case .settingsRoles: return ["settings", "roles"]
+        case .settingsRoleMonitor(let id): return ["settings", "roles", value(id, "id"), "monitor"]
+        case .settingsRoleMonitorDelete(let id): return ["settings", "roles", value(id, "id"), "monitor", "delete"]
         case .settingsSSHKeys: return ["settings", "ssh-keys"]
         case .settingsSSHKeysRotate: return ["settings", "ssh-keys", "rotate"]
         case .notifications: return ["settings", "notifications"]

@@ -21,6 +21,8 @@ enum SettingsController {
         var template: String
         var sshUser: String
         var services: String
+        /// The role's watched services (Settings → Roles → Monitor).
+        var monitorURL: String
     }
 
     struct Page: Encodable {
@@ -63,7 +65,8 @@ enum SettingsController {
         let roles = try await Role.query(on: request.db).sort(\.$name).all().map {
             RoleRow(
                 name: $0.name, connection: names[$0.$connection.id] ?? "", template: $0.template, sshUser: $0.sshUser,
-                services: $0.services.replacingOccurrences(of: ",", with: ", "))
+                services: $0.services.replacingOccurrences(of: ",", with: ", "),
+                monitorURL: SiteURL.settingsRoleMonitor(id: try $0.requireID()).relative)
         }
         let page = Page(
             chrome: PageChrome(request, title: "Settings"), connections: rows, roles: roles, report: report,
