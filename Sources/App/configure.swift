@@ -111,6 +111,7 @@ func registerRoutes(_ app: Application) throws {
     InstancesController.register(app)
     BlueprintsController.register(app)
     NotificationsController.register(app)
+    UpgradesController.register(app)
     RoleMonitorController.register(app)
     UpgradeHooksController.register(app)
     PrometheusEndpoint.register(app)
@@ -132,6 +133,7 @@ func registerRoutes(_ app: Application) throws {
     InstancesAPI.register(api)
     MetricsAPI.register(api)
     AgentAPI.register(api)
+    UpgradesAPI.register(api)
     UpgradeHooksAPI.register(api)
     try OpenAPIDocument.register(api)
 }

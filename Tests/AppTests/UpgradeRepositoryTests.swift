@@ -94,6 +94,30 @@ final class UpgradeRepositoryTests: XCTestCase {
         await assertThrows(RepositoryError.unknownRevision("99")) { _ = try await access.resolve("99") }
     }
 
+    func testPrivateSVNRepositoryIsReadWithSealedCredentialsOnStandardInput() async throws {
+        let location = try RepositoryLocation(kind: .svn, url: servers.privateSVNURL)
+        let anonymous = RepositoryAccess(location: location)
+        do {
+            _ = try await anonymous.resolve("1")
+            XCTFail("the private repository answered without credentials")
+        } catch let error as RepositoryError {
+            guard case .commandFailed = error else { return XCTFail("\(error)") }
+        }
+        var wrong = anonymous
+        wrong.credentials = RepositoryCredentials(username: "deploy", password: "wrong-password")
+        do {
+            _ = try await wrong.resolve("1")
+            XCTFail("a wrong password was accepted")
+        } catch is RepositoryError {}
+        var access = anonymous
+        access.credentials = RepositoryCredentials(username: "deploy", password: RepositoryServers.privatePassword)
+        let resolved = try await access.resolve("1")
+        XCTAssertEqual(resolved.id, "1")
+        let scratch = try temporaryDirectory()
+        let release = try await access.fetch("1", into: scratch.appendingPathComponent("release.tar"))
+        XCTAssertGreaterThan(release.summary.files, 0)
+    }
+
     // MARK: Hostile input
 
     func testHostileRevisionsAreRefusedBeforeAnyClientRuns() async throws {
@@ -202,7 +226,7 @@ final class UpgradeRepositoryTests: XCTestCase {
 
 /// Runs a stock client for the test's own setup and returns what it printed.
 @discardableResult
-private func runTool(_ name: String, _ arguments: [String], in directory: URL) throws -> String {
+func runTool(_ name: String, _ arguments: [String], in directory: URL) throws -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = [name] + arguments
@@ -226,6 +250,40 @@ private func runTool(_ name: String, _ arguments: [String], in directory: URL) t
     return String(decoding: printed, as: UTF8.self)
 }
 
+/// Starts a stock server program and waits until it listens on the loopback `port`.
+func launchLoopbackDaemon(_ name: String, _ arguments: [String], port: Int) throws -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = [name] + arguments
+    process.standardInput = FileHandle.nullDevice
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let deadline = Date().addingTimeInterval(10)
+    while Date() < deadline {
+        if isListening(port) { return process }
+        guard process.isRunning else { break }
+        usleep(20_000)
+    }
+    kill(process.processIdentifier, SIGKILL)
+    throw NotificationTestError("\(name) did not start listening on port \(port)")
+}
+
+private func isListening(_ port: Int) -> Bool {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { return false }
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port)).bigEndian
+    address.sin_addr.s_addr = in_addr_t(0x7F00_0001).bigEndian
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+        }
+    }
+}
+
 /// `git daemon` and `svnserve` on loopback over repositories built once for the test class.
 private final class RepositoryServers: @unchecked Sendable {
     private let lock = NSLock()
@@ -234,6 +292,9 @@ private final class RepositoryServers: @unchecked Sendable {
     private let root = FileManager.default.temporaryDirectory.appendingPathComponent("upgrade-repos-\(UUID().uuidString)")
     private(set) var gitURL = ""
     private(set) var svnURL = ""
+    /// An SVN repository that refuses anonymous reads.
+    private(set) var privateSVNURL = ""
+    static let privatePassword = "Svn-Secret-5"
     /// Commit ids by name: `first` (tagged v1.0), `main`, `feature/login`.
     private(set) var gitCommits: [String: String] = [:]
 
@@ -305,44 +366,29 @@ private final class RepositoryServers: @unchecked Sendable {
             if version == 1 { try runTool("svn", svnOptions + ["add", "-q", "app.py"], in: checkout) }
             try runTool("svn", svnOptions + ["commit", "-q", "-m", "version \(version)"], in: checkout)
         }
+        // A second repository that only a user with the password may read.
+        let privateRepository = served.appendingPathComponent("private")
+        try runTool("svnadmin", ["create", privateRepository.path], in: root)
+        try runTool(
+            "svn",
+            svnOptions + [
+                "import", "-q", "-m", "private", checkout.appendingPathComponent("app.py").path, "file://\(privateRepository.path)/app.py",
+            ],
+            in: root)
+        try write(
+            "[general]\nanon-access = none\nauth-access = read\npassword-db = passwd\n",
+            to: privateRepository.appendingPathComponent("conf/svnserve.conf"))
+        try write("[users]\ndeploy = \(Self.privatePassword)\n", to: privateRepository.appendingPathComponent("conf/passwd"))
         let port = try freeLoopbackPort()
         try launch(
             "svnserve", ["-d", "--foreground", "--listen-host", "127.0.0.1", "--listen-port", "\(port)", "-r", served.path],
             port: port)
         svnURL = "svn://127.0.0.1:\(port)/app"
+        privateSVNURL = "svn://127.0.0.1:\(port)/private"
     }
 
     private func launch(_ name: String, _ arguments: [String], port: Int) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [name] + arguments
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        processes.append(process)
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            if isListening(port) { return }
-            guard process.isRunning else { break }
-            usleep(20_000)
-        }
-        throw NotificationTestError("\(name) did not start listening on port \(port)")
-    }
-
-    private func isListening(_ port: Int) -> Bool {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { return false }
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port)).bigEndian
-        address.sin_addr.s_addr = in_addr_t(0x7F00_0001).bigEndian
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
-        }
+        processes.append(try launchLoopbackDaemon(name, arguments, port: port))
     }
 
     private func head(_ work: URL) throws -> String {

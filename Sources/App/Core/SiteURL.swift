@@ -43,6 +43,9 @@ enum SiteURL: Sendable {
     case notificationsDeliveries
     case settingsInstances
     case upgrades
+    case upgradesStart
+    case upgradesRollback
+    case roleApplication(id: UUID?)
     case upgradeHooks
     case upgradeHookDelete(id: UUID?)
     case upgradeAutoUpgrade
@@ -120,6 +123,9 @@ enum SiteURL: Sendable {
         case .notificationsDeliveries: return ["settings", "notifications", "deliveries"]
         case .settingsInstances: return ["settings", "instances"]
         case .upgrades: return ["upgrades"]
+        case .upgradesStart: return ["upgrades", "start"]
+        case .upgradesRollback: return ["upgrades", "rollback"]
+        case .roleApplication(let id): return ["settings", "roles", value(id, "id"), "application"]
         case .upgradeHooks: return ["upgrades", "hooks"]
         case .upgradeHookDelete(let id): return ["upgrades", "hooks", value(id, "id"), "delete"]
         case .upgradeAutoUpgrade: return ["upgrades", "auto"]

@@ -71,22 +71,22 @@ struct GuestReleases {
         return Switch(from: from, to: name)
     }
 
-    /// The release to go back to: the newest kept release of `revision`, or (nil) the one
-    /// `current` was switched away from last. Nil when there is none.
+    /// The release to go back to: the newest kept release of `revision` (a commit id's first 12
+    /// characters or an SVN number), or (nil) the newest kept release older than the current one,
+    /// as Capistrano's rollback. Nil when there is none.
     func rollbackTarget(revision: String?, deployDirectory: String) async throws -> String? {
         let output = try await run(
             Command.script(
                 #"""
                 d="$1"; rev="$2"
                 cur=$(readlink "$d/current" 2>/dev/null || true); cur=${cur#releases/}
-                if [ -z "$rev" ]; then
-                  [ -f "$d/releases.log" ] && awk -v c="$cur" '$2=="switch" && $5==c && $3!="-" {p=$3} END{print p}' "$d/releases.log"
-                else
-                  for x in "$d"/releases/*; do
-                    b=${x##*/}
-                    case "$b" in "$rev"-*) [ -f "$x/REVISION" ] && echo "${b##*-} $b";; esac
-                  done | sort -r | head -n 1 | cut -d' ' -f2
-                fi
+                for x in "$d"/releases/*; do
+                  b=${x##*/}
+                  [ -f "$x/REVISION" ] || continue
+                  if [ -n "$rev" ]; then case "$b" in "$rev"-*) echo "${b##*-} $b";; esac; else echo "${b##*-} $b"; fi
+                done | sort -r | awk -v rev="$rev" -v ct="${cur##*-}" -v cur="$cur" '
+                  rev != "" { print $2; exit }
+                  cur != "" && $1 < ct { print $2; exit }'
                 """#, arguments: [deployDirectory, revision ?? ""]
             ).asRoot(loggedInAs: user), what: "read the kept releases", timeout: .seconds(30))
         let name = output.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -19,7 +19,7 @@ actor ReleaseCache {
     func tarball(at path: String, revision: String, application: UpgradeApplication, secrets: SecretBox) async throws -> [UInt8] {
         if let data = FileManager.default.contents(atPath: path) { return [UInt8](data) }
         if let running = fetching[path] { return try await running.value }
-        let access = try RepositoryAccess(location: application.location)
+        let access = try application.repositoryAccess(secrets: secrets)
         let task = Task<[UInt8], any Error> {
             _ = try await Self.fetch(access, revision: revision, to: path)
             guard let data = FileManager.default.contents(atPath: path) else {

@@ -64,7 +64,8 @@ struct ReleaseStageStep: StepKind {
                 .upgrade, action: "upgrade.stage", result: .failure, details: "staging \(parameters.releaseName) failed: \(reason)",
                 vmName: name, by: .system, on: context.database, logger: context.logger)
             try? await runtime.halt(
-                parameters.rolloutID, reason: "\(name ?? "a VM") failed to stage; nothing was switched", context: context)
+                parameters.rolloutID, reason: "\(name ?? "a VM") failed to stage; nothing was switched", vmName: name ?? "?",
+                markBad: false, context: context)
             throw error
         }
     }
@@ -99,7 +100,11 @@ struct ReleaseSwitchStep: StepKind {
             // earlier release is the one recorded by the first run.
             let moved = try await guest.switchTo(
                 parameters.releaseName, deployDirectory: application.deployDirectory, restartCommand: application.restartCommand)
-            if moved.from != parameters.releaseName || row.fromRelease == nil { row.fromRelease = moved.from }
+            if moved.from != parameters.releaseName {
+                row.fromRelease = moved.from
+            } else if row.fromRelease == nil {
+                row.fromRelease = try await guest.rollbackTarget(revision: nil, deployDirectory: application.deployDirectory) ?? ""
+            }
             row.state = .switched
             try await row.save(on: database)
             try await runtime.recordRelease(
@@ -121,7 +126,9 @@ struct ReleaseSwitchStep: StepKind {
             await AuditLog.record(
                 .upgrade, action: "upgrade.switch", result: .failure, details: "switch to \(parameters.releaseName) failed: \(reason)",
                 vmName: vm.hostName, vmRole: vm.role.name, by: .system, on: database, logger: context.logger)
-            try? await runtime.halt(parameters.rolloutID, reason: "\(vm.hostName) failed to switch: \(reason)", context: context)
+            try? await runtime.halt(
+                parameters.rolloutID, reason: "\(vm.hostName) failed to switch: \(reason)", vmName: vm.hostName,
+                markBad: true, context: context)
             try await RolloutVMs.switchBackBatch(
                 parameters.rolloutID, batch: parameters.batch, application: application, runtime: runtime, context: context)
             throw error
@@ -162,7 +169,8 @@ struct ReleaseGateStep: StepKind {
         await withTaskGroup(of: String?.self) { group in
             for row in rows {
                 group.addTask {
-                    guard let (vm, guest) = try? await runtime.releases(of: row.vmID, context: context) else { return "\(row.vmID)" }
+                    guard let found = try? await runtime.releases(of: row.vmID, context: context) else { return "\(row.vmID)" }
+                    let (vm, guest) = found
                     while true {
                         if await check.isHealthy(guest, vmID: row.vmID, deployDirectory: application.deployDirectory, database: database) {
                             row.state = .healthy
@@ -180,7 +188,8 @@ struct ReleaseGateStep: StepKind {
         guard unhealthy.isEmpty else {
             let reason =
                 "\(parameters.batchTitle): \(unhealthy.sorted().joined(separator: ", ")) not healthy within \(application.healthTimeoutSeconds) s"
-            try await runtime.halt(parameters.rolloutID, reason: reason, context: context)
+            try await runtime.halt(
+                parameters.rolloutID, reason: reason, vmName: unhealthy.sorted()[0], markBad: true, context: context)
             try await RolloutVMs.switchBackBatch(
                 parameters.rolloutID, batch: parameters.batch, application: application, runtime: runtime, context: context)
             throw FlotillaError.conflict("\(reason); the batch is back on its earlier release")

@@ -85,6 +85,9 @@ enum UserValue {
 /// checked tarball.
 struct RepositoryAccess: Sendable {
     var location: RepositoryLocation
+    /// For a private repository: sent as an HTTP Basic header to Git over http(s) (through the
+    /// environment) and on standard input to `svn`; never in a command line or a log.
+    var credentials: RepositoryCredentials? = nil
     /// Upper bound for both the tarball and its unpacked files.
     var sizeLimit: Int = 512 * 1024 * 1024
     var timeout: Duration = .seconds(120)
@@ -160,7 +163,7 @@ struct RepositoryAccess: Sendable {
     private func resolveGit(_ revision: String, in directory: URL) async throws -> ResolvedRevision {
         let listing = try await RepositoryProcess.check(
             "git", Self.gitSafety + ["ls-remote", "--", location.url], in: directory,
-            failure: "list the repository's branches and tags", timeout: timeout)
+            failure: "list the repository's branches and tags", timeout: timeout, environment: gitCredentials)
         var refs: [String: String] = [:]
         for line in listing.split(separator: "\n") {
             let fields = line.split(separator: "\t", maxSplits: 1)
@@ -187,7 +190,7 @@ struct RepositoryAccess: Sendable {
         let fetched = try await RepositoryProcess.run(
             "git",
             Self.gitSafety + ["-C", clone.path, "fetch", "-q", "--no-tags", "--depth", "1", "--", location.url, revision.id],
-            in: directory, timeout: timeout)
+            in: directory, timeout: timeout, environment: gitCredentials)
         guard fetched.status == 0 else {
             throw RepositoryError.unknownRevision(revision.requested)
         }
@@ -202,15 +205,31 @@ struct RepositoryAccess: Sendable {
         "-c", "protocol.https.allow=always", "-c", "protocol.ssh.allow=always",
     ]
 
+    /// Git's HTTP Basic header for http(s) URLs, as configuration from the environment.
+    private var gitCredentials: [String: String] {
+        guard let credentials, let scheme = URLComponents(string: location.url)?.scheme?.lowercased(), scheme.hasPrefix("http") else {
+            return [:]
+        }
+        let token = Data("\(credentials.username):\(credentials.password)".utf8).base64EncodedString()
+        return ["GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader", "GIT_CONFIG_VALUE_0": "Authorization: Basic \(token)"]
+    }
+
     // MARK: SVN
+
+    /// The user name as an argument, the password on standard input.
+    private var svnCredentials: (arguments: [String], input: Data?) {
+        guard let credentials else { return ([], nil) }
+        return (["--username", credentials.username, "--password-from-stdin"], Data((credentials.password + "\n").utf8))
+    }
 
     private static let svnOptions = ["--non-interactive", "--no-auth-cache", "--config-dir"]
 
     private func resolveSVN(_ revision: String, in directory: URL) async throws -> ResolvedRevision {
         let info = try await RepositoryProcess.run(
             "svn",
-            Self.svnOptions + [directory.path, "info", "-r", revision, "--show-item", "revision", "--", "\(location.url)@\(revision)"],
-            in: directory, timeout: timeout)
+            Self.svnOptions + [directory.path] + svnCredentials.arguments
+                + ["info", "-r", revision, "--show-item", "revision", "--", "\(location.url)@\(revision)"],
+            in: directory, timeout: timeout, input: svnCredentials.input)
         guard info.status == 0 else {
             if info.errorOutput.contains("No such revision") || info.errorOutput.contains("E160006") {
                 throw RepositoryError.unknownRevision(revision)
@@ -225,8 +244,9 @@ struct RepositoryAccess: Sendable {
         let export = directory.appendingPathComponent("export")
         try await RepositoryProcess.check(
             "svn",
-            Self.svnOptions + [directory.path, "export", "-q", "-r", revision.id, "--", "\(location.url)@\(revision.id)", export.path],
-            in: directory, failure: "export the revision", timeout: timeout)
+            Self.svnOptions + [directory.path] + svnCredentials.arguments
+                + ["export", "-q", "-r", revision.id, "--", "\(location.url)@\(revision.id)", export.path],
+            in: directory, failure: "export the revision", timeout: timeout, input: svnCredentials.input)
         try await RepositoryProcess.check(
             "tar", ["--format=posix", "-C", export.path, "-cf", destination.path, "."],
             in: directory, failure: "pack the revision", timeout: timeout)

@@ -14,15 +14,19 @@ enum RepositoryProcess {
     }
 
     /// Runs the program `name` (looked up on `PATH`) with `arguments` in `directory`.
+    /// `environment` adds to the clean environment (a credential header for Git); `input` is
+    /// written to the client's standard input (a password for `svn --password-from-stdin`), so
+    /// secrets never appear in a command line.
     static func run(
-        _ name: String, _ arguments: [String], in directory: URL, timeout: Duration = .seconds(120)
+        _ name: String, _ arguments: [String], in directory: URL, timeout: Duration = .seconds(120),
+        environment extra: [String: String] = [:], input: Data? = nil
     ) async throws -> Result {
         let executable = try locate(name)
         return try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
                 continuation.resume(
                     with: Swift.Result {
-                        try runBlocking(executable, arguments, in: directory, timeout: timeout)
+                        try runBlocking(executable, arguments, in: directory, timeout: timeout, environment: extra, input: input)
                     })
             }
         }
@@ -32,9 +36,9 @@ enum RepositoryProcess {
     @discardableResult
     static func check(
         _ name: String, _ arguments: [String], in directory: URL, failure what: String,
-        timeout: Duration = .seconds(120)
+        timeout: Duration = .seconds(120), environment extra: [String: String] = [:], input: Data? = nil
     ) async throws -> String {
-        let result = try await run(name, arguments, in: directory, timeout: timeout)
+        let result = try await run(name, arguments, in: directory, timeout: timeout, environment: extra, input: input)
         guard result.status == 0 else {
             throw RepositoryError.commandFailed(what, detail: lastLine(of: result.errorOutput))
         }
@@ -72,19 +76,25 @@ enum RepositoryProcess {
     }
 
     private static func runBlocking(
-        _ executable: URL, _ arguments: [String], in directory: URL, timeout: Duration
+        _ executable: URL, _ arguments: [String], in directory: URL, timeout: Duration, environment extra: [String: String],
+        input: Data?
     ) throws -> Result {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
         process.currentDirectoryURL = directory
-        process.environment = environment(home: directory)
-        process.standardInput = FileHandle.nullDevice
+        process.environment = environment(home: directory).merging(extra) { _, added in added }
+        let inputPipe = input.map { _ in Pipe() }
+        process.standardInput = inputPipe ?? FileHandle.nullDevice
         let output = Pipe()
         let errorOutput = Pipe()
         process.standardOutput = output
         process.standardError = errorOutput
         try process.run()
+        if let inputPipe, let input {
+            try? inputPipe.fileHandleForWriting.write(contentsOf: input)
+            try? inputPipe.fileHandleForWriting.close()
+        }
         // SIGKILL, not SIGTERM: a child inherits an ignored SIGTERM from a server that ignores it.
         let deadline = DispatchWorkItem { [process] in
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }

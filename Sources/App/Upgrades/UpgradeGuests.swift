@@ -42,8 +42,9 @@ struct UpgradeRuntime: Sendable {
     }
 
     /// Marks a rollout halted once (the first reason wins), writes the `upgrade` entry and
-    /// publishes the notification; later calls only add nothing.
-    func halt(_ rolloutID: UUID, reason: String, context: StepContext) async throws {
+    /// publishes the notification; later calls change nothing. With `markBad` (the revision
+    /// went live and was switched back) the revision is marked bad, so auto-upgrade leaves it.
+    func halt(_ rolloutID: UUID, reason: String, vmName: String, markBad: Bool, context: StepContext) async throws {
         guard let sql = context.database as? any SQLDatabase,
             let rollout = try await UpgradeRollout.find(rolloutID, on: context.database)
         else { return }
@@ -55,6 +56,10 @@ struct UpgradeRuntime: Sendable {
             .returning("id")
             .all()
         guard !halted.isEmpty else { return }
+        if markBad {
+            try await BadRevisions(database: context.database).mark(
+                applicationID: rollout.applicationID, revision: rollout.revision, reason: reason, by: rollout.trigger)
+        }
         var roleName: String?
         if let application = try? await application(rollout.applicationID, on: context.database) {
             roleName = try await Role.find(application.roleID, on: context.database)?.name
@@ -67,7 +72,7 @@ struct UpgradeRuntime: Sendable {
         await context.log("rollout halted: \(reason)")
         await notify(
             NotificationEvent(
-                source: .upgrade, kind: .rolloutHalted, vmRole: roleName, service: roleName,
+                source: .upgrade, kind: .rolloutHalted, vmName: vmName, vmRole: roleName,
                 details: String(details.prefix(NotificationEvent.maximumDetailsLength))))
     }
 

@@ -35,6 +35,15 @@ final class UpgradeApplication: Model, @unchecked Sendable {
             return try RepositoryLocation(kind: kind, url: repositoryURL)
         }
     }
+
+    /// The repository with its credentials opened, for the platform's fetch only.
+    func repositoryAccess(secrets: SecretBox) throws -> RepositoryAccess {
+        var access = RepositoryAccess(location: try location)
+        if let credentialsSealed {
+            access.credentials = try JSONDecoder().decode(RepositoryCredentials.self, from: Data(try secrets.open(credentialsSealed).utf8))
+        }
+        return access
+    }
 }
 
 /// One upgrade (or environment rollback) of an application in an environment, beside its job.

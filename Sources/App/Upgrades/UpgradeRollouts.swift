@@ -76,6 +76,7 @@ struct RolloutRequest: Sendable {
 /// Starts upgrades and rollbacks as jobs (issue 12 §2, §4). 12B's hooks call `start` too.
 struct UpgradeRollouts: Sendable {
     let database: any Database
+    let secrets: SecretBox
     let jobs: JobEngine
     let dataDirectory: String
     let logger: Logger
@@ -101,10 +102,15 @@ struct UpgradeRollouts: Sendable {
             throw FlotillaError.notFound("no such environment")
         }
         let applicationID = try application.requireID()
+        let location = try application.location
+        do {
+            try RepositoryAccess.validate(request.revision.trimmingCharacters(in: .whitespaces), for: location.kind)
+        } catch let error as RepositoryError {
+            throw Self.flotillaError(error)
+        }
         let vms = try await targetVMs(application: application, environmentID: request.environmentID, vmIDs: request.vmIDs)
         let batches = try request.plan.batches(vms)
-        let location = try application.location
-        let access = RepositoryAccess(location: location)
+        let access = try application.repositoryAccess(secrets: secrets)
         let resolved: ResolvedRevision
         do {
             resolved = try await access.resolve(request.revision.trimmingCharacters(in: .whitespaces))
@@ -214,10 +220,20 @@ struct UpgradeRollouts: Sendable {
         guard let application = try await UpgradeApplication.find(applicationID, on: database) else {
             throw FlotillaError.notFound("no such application")
         }
-        let wanted = revision?.trimmingCharacters(in: .whitespaces).nilIfEmptyRevision
-        if let wanted {
-            do { try RepositoryAccess.validate(wanted, for: try application.location.kind) } catch let error as RepositoryError {
+        var wanted = revision?.trimmingCharacters(in: .whitespaces).nilIfEmptyRevision
+        if let given = wanted {
+            let kind = try application.location.kind
+            do { try RepositoryAccess.validate(given, for: kind) } catch let error as RepositoryError {
                 throw Self.flotillaError(error)
+            }
+            // Release directories carry a commit id's first 12 characters.
+            if kind == .git {
+                guard given.count >= 12, given.allSatisfy(\.isHexDigit) else {
+                    throw FlotillaError.validation(
+                        "roll back to a commit id (its first 12 hex digits, as the page shows, or more) or leave it empty for the previous release"
+                    )
+                }
+                wanted = String(given.lowercased().prefix(12))
             }
         }
         guard !vmIDs.isEmpty else { throw FlotillaError.validation("choose at least one VM") }
@@ -275,13 +291,15 @@ extension String {
 extension Application {
     /// Rollouts started outside a request (repository hooks).
     var upgradeRollouts: UpgradeRollouts {
-        UpgradeRollouts(database: db, jobs: flotilla.jobs, dataDirectory: flotilla.config.dataDirectory, logger: logger)
+        UpgradeRollouts(
+            database: db, secrets: flotilla.secrets, jobs: flotilla.jobs, dataDirectory: flotilla.config.dataDirectory, logger: logger)
     }
 }
 
 extension Request {
     var upgradeRollouts: UpgradeRollouts {
         UpgradeRollouts(
-            database: db, jobs: application.flotilla.jobs, dataDirectory: application.flotilla.config.dataDirectory, logger: logger)
+            database: db, secrets: application.flotilla.secrets, jobs: application.flotilla.jobs,
+            dataDirectory: application.flotilla.config.dataDirectory, logger: logger)
     }
 }

@@ -176,6 +176,27 @@ enum OpenAPIDocument {
                 + "over timestamp.body); 202 when queued, 404 for an unknown hook",
             action: .receiveUpgradeHook, response: "HookAnswer"),
         .init(
+            method: .GET, path: "/api/v1/applications", summary: "The applications of the roles (credentials are never shown)",
+            action: .viewUpgrades, response: "ApplicationList"),
+        .init(
+            method: .PUT, path: "/api/v1/roles/{id}/application", summary: "Set a role's application (repository, deploy, health check)",
+            action: .changeSettings, request: "ApplicationInput", response: "Application"),
+        .init(
+            method: .DELETE, path: "/api/v1/roles/{id}/application", summary: "Remove a role's application", action: .changeSettings,
+            status: 204),
+        .init(
+            method: .GET, path: "/api/v1/upgrades/vms",
+            summary: "VMs with an application: current, previous and target revision, drift (drift=1: drifting only)",
+            action: .viewUpgrades, response: "UpgradeVM", query: ["environment", "vmRole", "q", "drift", "page", "per"], list: true),
+        .init(
+            method: .POST, path: "/api/v1/upgrades",
+            summary: "Roll a revision out to an environment (or chosen VMs): stage everywhere, then canary and batches behind the health gate",
+            action: .upgradeVM, request: "UpgradeInput", response: "UpgradeStarted", status: 202),
+        .init(
+            method: .POST, path: "/api/v1/upgrades/rollback",
+            summary: "Fast-track rollback of VMs (or an environment) to their previous or a kept release; marks the revision left bad",
+            action: .upgradeVM, request: "RollbackInput", response: "JobReference", status: 202),
+        .init(
             method: .GET, path: "/api/v1/dashboard",
             summary: "Total VMs and, per role, how many are reachable, unreachable or being checked",
             action: .viewDashboard, response: "DashboardSummary"),
@@ -264,6 +285,7 @@ enum OpenAPIDocument {
             ],
             "ip": ["schema": ["type": "string"], "description": "operator IP address"],
             "q": ["schema": ["type": "string"], "description": "search text"],
+            "drift": ["schema": ["type": "string", "enum": ["0", "1"]], "description": "1: only VMs off their target revision"],
             "vmRole": ["name": "role", "schema": ["type": "string"], "description": "VM role"],
             "environment": ["schema": ["type": "string", "format": "uuid"], "description": "environment ID"],
             "since": ["schema": ["type": "integer"], "description": "the sequence of the summary the client already has"],
@@ -510,6 +532,54 @@ enum OpenAPIDocument {
                 ], required: ["connectionID", "names", "role", "password"]),
             "VMList": ["type": "array", "items": ["$ref": "#/components/schemas/VM"]],
             "JobReference": object(["jobID": string("UUID")], required: ["jobID"]),
+            "Application": object(
+                [
+                    "id": string("UUID"), "roleID": string("UUID"), "roleName": string(),
+                    "repositoryKind": ["type": "string", "enum": ["git", "svn"]], "repositoryURL": string(), "branch": string(),
+                    "hasCredentials": ["type": "boolean"], "deployDirectory": string(), "buildCommand": string(), "restartCommand": string(),
+                    "healthKind": ["type": "string", "enum": ["http", "command", "services"]], "healthTarget": string(),
+                    "healthTimeoutSeconds": ["type": "integer"], "releasesKept": ["type": "integer"],
+                ],
+                required: [
+                    "id", "roleID", "roleName", "repositoryKind", "repositoryURL", "hasCredentials", "deployDirectory", "restartCommand",
+                    "healthKind", "healthTarget", "healthTimeoutSeconds", "releasesKept",
+                ]),
+            "ApplicationList": ["type": "array", "items": ["$ref": "#/components/schemas/Application"]],
+            "ApplicationInput": object(
+                [
+                    "repositoryKind": ["type": "string", "enum": ["git", "svn"]], "repositoryURL": string(), "branch": string("Git only"),
+                    "username": string("absent keeps the stored credentials, blank removes them"), "password": string(),
+                    "deployDirectory": string("absolute path"), "buildCommand": string(), "restartCommand": string(),
+                    "healthKind": ["type": "string", "enum": ["http", "command", "services"]],
+                    "healthTarget": string("URL fetched on the guest, or a command run in the current release"),
+                    "healthTimeoutSeconds": ["type": "integer"], "releasesKept": ["type": "integer"],
+                ], required: ["repositoryKind", "repositoryURL", "deployDirectory", "restartCommand", "healthKind"]),
+            "UpgradeVM": object(
+                [
+                    "vmID": string("UUID"), "name": string(), "ip": string(), "role": string(), "environmentID": string("UUID"),
+                    "environment": string(), "applicationID": string("UUID"), "currentRevision": string(), "previousRevision": string(),
+                    "currentRelease": string(), "targetRevision": string(), "drift": ["type": "boolean"],
+                ], required: ["vmID", "name", "ip", "role", "environmentID", "environment", "applicationID", "drift"]),
+            "UpgradeInput": object(
+                [
+                    "applicationID": string("UUID"), "environmentID": string("UUID"),
+                    "revision": string("Git commit id, tag or branch; SVN revision number"),
+                    "vmIDs": ["type": "array", "items": ["type": "string"]], "canary": string("VMs (1) or percentage (10%)"),
+                    "batchSize": string("VMs (5) or percentage (25%)"), "pauseSeconds": ["type": "integer"],
+                    "allowBadRevision": ["type": "boolean"],
+                ], required: ["applicationID", "environmentID", "revision"]),
+            "UpgradeStarted": object(
+                [
+                    "rolloutID": string("UUID"), "jobID": string("UUID"), "revision": string("the resolved revision"),
+                    "requestedRevision": string(), "vmCount": ["type": "integer"],
+                    "fetchedBytes": ["type": "integer", "description": "tarball fetched from the repository (0: already fetched)"],
+                ], required: ["rolloutID", "jobID", "revision", "requestedRevision", "vmCount", "fetchedBytes"]),
+            "RollbackInput": object(
+                [
+                    "applicationID": string("UUID"), "vmIDs": ["type": "array", "items": ["type": "string"]],
+                    "environmentID": string("UUID: every VM of the role there, when vmIDs is absent"),
+                    "revision": string("absent: each VM's previous release"),
+                ], required: ["applicationID"]),
             "SSHKey": object(
                 [
                     "id": string("UUID"), "fingerprint": string(), "publicKey": string("OpenSSH authorized_keys line"),
