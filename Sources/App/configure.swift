@@ -98,7 +98,7 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
 
 func registerRoutes(_ app: Application) throws {
     SessionController.register(app)
-    SectionsController.register(app)
+    ServiceConfigurationController.register(app)
     DashboardController.register(app)
     VMPageController.register(app)
     UsersController.register(app)
@@ -133,6 +133,7 @@ func registerRoutes(_ app: Application) throws {
     InstancesAPI.register(api)
     MetricsAPI.register(api)
     AgentAPI.register(api)
+    ServiceConfigurationAPI.register(api)
     UpgradesAPI.register(api)
     UpgradeHooksAPI.register(api)
     try OpenAPIDocument.register(api)

@@ -206,7 +206,7 @@ final class ServiceProfileTests: XCTestCase {
         XCTAssertTrue(settings.contains("my-Secret"), settings)
         let daemon = try XCTUnwrap(spider.targets["daemon"]?.files.first)
         let preview = try renderer.render(daemon, mode: .preview)
-        XCTAssertTrue(preview.contains("amqp://spider:••••••@10.77.20.13:5672//"), preview)
+        XCTAssertTrue(preview.contains("amqp://flotilla:••••••@10.77.20.13:5672//"), preview)
         XCTAssertTrue(preview.contains("mongodb://10.77.20.14:27017/spider"), preview)
         XCTAssertFalse(preview.contains("rabbit-Secret"), preview)
         for target in spider.targets.values {

@@ -51,6 +51,13 @@ enum SiteURL: Sendable {
     case upgradeAutoUpgrade
     case serviceConfiguration
     case jobs
+    case serviceProfiles
+    case serviceProfile(id: UUID?)
+    case serviceProfileExamples
+    case configurationWizard
+    case configurationRuns
+    case configurationRun(id: UUID?)
+    case configurationDrift
     case settings
     case logs
     case logsDelete
@@ -132,6 +139,13 @@ enum SiteURL: Sendable {
         case .serviceConfiguration: return ["configuration"]
         case .jobs: return ["jobs"]
         case .settings: return ["settings"]
+        case .serviceProfiles: return ["configuration", "profiles"]
+        case .serviceProfile(let id): return ["configuration", "profiles", value(id, "id")]
+        case .serviceProfileExamples: return ["configuration", "examples"]
+        case .configurationWizard: return ["configuration", "wizard"]
+        case .configurationRuns: return ["configuration", "runs"]
+        case .configurationRun(let id): return ["configuration", "runs", value(id, "id")]
+        case .configurationDrift: return ["configuration", "drift"]
         case .logs: return ["logs"]
         case .logsDelete: return ["logs", "delete"]
         case .logsBackup: return ["logs", "backup"]

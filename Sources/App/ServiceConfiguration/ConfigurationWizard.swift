@@ -141,6 +141,43 @@ struct ConfigurationWizard {
             checkedAt: run.checkedAt, lastJobID: run.lastJobID)
     }
 
+    /// Runs the profile's dependency checks from the platform and from each chosen target VM
+    /// (SPEC CFG-2), keeps the verdict on the run (Configure needs it) and audits it.
+    func check(_ run: ConfigurationRun, targets: [UUID], checks: DependencyChecks) async throws -> DependencyCheckReport {
+        let record = try await profiles.find(run.profileID)
+        let profile = try await profiles.profile(record, version: run.version)
+        let environment = try await findEnvironment(run.environmentID)
+        var dependencies: [String: VM] = [:]
+        for (role, vmID) in run.dependencies {
+            if let vm = try await VM.query(on: database).filter(\.$id == vmID).with(\.$role).first() { dependencies[role] = vm }
+        }
+        let targetVMs = try await plans(run, targets: targets, allowNone: true).map(\.vm)
+        let report = try await checks.run(
+            profile: profile, dependencies: dependencies, targets: targetVMs, secrets: try profiles.open(record))
+        run.checkPassed = report.passed
+        run.checkReport = String(decoding: try JSONEncoder().encode(report), as: UTF8.self)
+        run.checkedAt = Date()
+        try await run.save(on: database)
+        let chosen = dependencies.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.hostName) \($0.value.ip)" }
+        var details =
+            "profile \(profile.name) v\(run.version) on \(environment.name): \(report.passed ? "every check passed" : "checks failed")"
+        details += "; dependencies: \(chosen.joined(separator: ", ")); from: platform"
+        details += targetVMs.map { ", \($0.hostName)" }.joined()
+        if !report.failures.isEmpty { details += "\n" + report.failures.joined(separator: "\n") }
+        await AuditLog.record(
+            report.passed ? .operation : .error, action: "config.check", result: report.passed ? .success : .failure,
+            details: String(details.prefix(16000)), by: actor, on: database, logger: logger)
+        return report
+    }
+
+    /// The target VMs the run's last check ran from.
+    func checkedOrigins(_ run: ConfigurationRun) -> Set<UUID> {
+        guard let text = run.checkReport, let report = try? JSONDecoder().decode(DependencyCheckReport.self, from: Data(text.utf8)) else {
+            return []
+        }
+        return Set(report.results.compactMap(\.originVMID))
+    }
+
     /// Per target VM, per file: the diff against the guest's file now, secrets masked.
     func preview(_ run: ConfigurationRun, targets: [UUID]) async throws -> [VMPreview] {
         let plans = try await self.plans(run, targets: targets)
@@ -176,7 +213,7 @@ struct ConfigurationWizard {
 
     /// Starts the job for `targets` (all of the run's chosen VMs, or one failed VM again). Refused
     /// unless the last check passed, covered these VMs and is recent.
-    func configure(_ run: ConfigurationRun, targets: [UUID], checkedOrigins: Set<UUID>) async throws -> UUID {
+    func configure(_ run: ConfigurationRun, targets: [UUID]) async throws -> UUID {
         guard run.checkPassed == true, let checkedAt = run.checkedAt else {
             throw FlotillaError.conflict("Configure is possible only when every dependency check passed: run the check first")
         }
@@ -184,7 +221,8 @@ struct ConfigurationWizard {
             throw FlotillaError.conflict("the last check is more than 15 minutes old: check again before configuring")
         }
         let plans = try await self.plans(run, targets: targets)
-        if let unchecked = plans.first(where: { !checkedOrigins.contains($0.vm.id ?? UUID()) }) {
+        let checked = checkedOrigins(run)
+        if let unchecked = plans.first(where: { !checked.contains($0.vm.id ?? UUID()) }) {
             throw FlotillaError.conflict("\(unchecked.vm.hostName) was not among the VMs the check ran from: check again with it chosen")
         }
         let previews = try await preview(run, targets: targets)
@@ -227,8 +265,8 @@ struct ConfigurationWizard {
     }
 
     /// One plan per chosen target VM (at least one, no duplicates).
-    func plans(_ run: ConfigurationRun, targets: [UUID]) async throws -> [ConfigurationPlan] {
-        guard !targets.isEmpty else { throw FlotillaError.validation("targets: choose at least one target VM") }
+    func plans(_ run: ConfigurationRun, targets: [UUID], allowNone: Bool = false) async throws -> [ConfigurationPlan] {
+        guard allowNone || !targets.isEmpty else { throw FlotillaError.validation("targets: choose at least one target VM") }
         guard Set(targets).count == targets.count else { throw FlotillaError.validation("targets: a VM is chosen twice") }
         var plans: [ConfigurationPlan] = []
         for vmID in targets {

@@ -52,6 +52,8 @@ struct GuestConfigFiles {
                 p=$1; d=${p%/*}; b=${p##*/}
                 if [ "$(realpath -m -- "$d")" != "$d" ]; then echo "$d is reached through a symbolic link" >&2; exit 20; fi
                 if [ -L "$p" ] || { [ -e "$p" ] && [ ! -f "$p" ]; }; then echo "$p is not a regular file" >&2; exit 20; fi
+                umask 022
+                mkdir -p -- "$d"
                 umask 077
                 mkdir -p -- "$d/.flotilla-staged"
                 if [ -L "$d/.flotilla-staged" ]; then echo "$d/.flotilla-staged is a symbolic link" >&2; exit 20; fi

@@ -15,7 +15,11 @@ enum UnifiedDiff {
             }
         }
         // Walk both texts together: an edit script of (kind, old index, new index).
-        enum Line { case same(Int, Int), removed(Int), added(Int) }
+        enum Line {
+            case same(Int, Int)
+            case removed(Int)
+            case added(Int)
+        }
         var script: [Line] = []
         var oldIndex = 0
         var newIndex = 0

@@ -266,6 +266,52 @@ enum OpenAPIDocument {
         .init(
             method: .POST, path: "/api/v1/webhooks/{id}/test", summary: "Queue a signed test request to a webhook",
             action: .manageNotifications, response: "Delivery", status: 202),
+        .init(
+            method: .GET, path: "/api/v1/service-profiles", summary: "List service profiles (SPEC CFG-1)",
+            action: .viewServiceConfiguration, response: "ServiceProfileList"),
+        .init(
+            method: .POST, path: "/api/v1/service-profiles",
+            summary: "Add a service profile from its YAML (secret values sealed, never answered)", action: .configureServices,
+            request: "ServiceProfileInput", response: "ServiceProfile", status: 201),
+        .init(
+            method: .GET, path: "/api/v1/service-profiles/{id}", summary: "Show a profile's current version",
+            action: .viewServiceConfiguration, response: "ServiceProfile"),
+        .init(
+            method: .PATCH, path: "/api/v1/service-profiles/{id}", summary: "Save a new version and/or set secret values",
+            action: .configureServices, request: "ServiceProfileInput", response: "ServiceProfile"),
+        .init(method: .DELETE, path: "/api/v1/service-profiles/{id}", summary: "Delete a profile", action: .configureServices, status: 204),
+        .init(
+            method: .GET, path: "/api/v1/service-profiles/{id}/versions", summary: "A profile's versions, newest first",
+            action: .viewServiceConfiguration, response: "ServiceProfileVersionList"),
+        .init(
+            method: .GET, path: "/api/v1/service-profiles/{id}/versions/{version}", summary: "One version of a profile",
+            action: .viewServiceConfiguration, response: "ServiceProfile"),
+        .init(
+            method: .GET, path: "/api/v1/service-profiles/{id}/options",
+            summary: "The wizard's choices for a profile in an environment: VMs per dependency and target role",
+            action: .viewServiceConfiguration, response: "ConfigurationOptions", query: ["environment"]),
+        .init(
+            method: .POST, path: "/api/v1/configuration-runs",
+            summary: "Start the wizard: a profile, an environment, one VM per dependency role", action: .configureServices,
+            request: "NewConfigurationRun", response: "ConfigurationRun", status: 201),
+        .init(
+            method: .GET, path: "/api/v1/configuration-runs/{id}", summary: "A wizard run and its last check's verdict",
+            action: .viewServiceConfiguration, response: "ConfigurationRun"),
+        .init(
+            method: .POST, path: "/api/v1/configuration-runs/{id}/check",
+            summary: "Check the dependencies from the platform and from each target VM (SPEC CFG-2)", action: .configureServices,
+            request: "ConfigurationTargets", response: "DependencyCheckReport"),
+        .init(
+            method: .POST, path: "/api/v1/configuration-runs/{id}/preview",
+            summary: "Per target VM and file, the diff against the guest's file now (secrets masked)", action: .configureServices,
+            request: "ConfigurationTargets", response: "ConfigurationPreviewList"),
+        .init(
+            method: .POST, path: "/api/v1/configuration-runs/{id}/configure",
+            summary: "Configure the target VMs (a job; only after a passed check); one failed VM can be configured again alone",
+            action: .configureServices, request: "ConfigurationTargets", response: "JobReference", status: 202),
+        .init(
+            method: .POST, path: "/api/v1/configuration-drift", summary: "Compare the guests' files with what was last applied",
+            action: .configureServices, request: "DriftRequest", response: "DriftList"),
         .init(method: .GET, path: "/api/v1/openapi.json", summary: "This document", action: .readAPIDocument),
     ]
 
@@ -713,6 +759,98 @@ enum OpenAPIDocument {
                     ),
                 ], required: ["id", "name", "url"]),
             "WebhookList": ["type": "array", "items": ["$ref": "#/components/schemas/Webhook"]],
+            "ServiceProfileInput": object(
+                ["document": string("the profile's YAML"), "secrets": ["type": "object", "additionalProperties": string()]], required: []),
+            "ServiceProfile": object(
+                [
+                    "id": string("UUID"), "name": string(), "description": string(), "version": ["type": "integer"],
+                    "document": string("YAML"), "dependencyRoles": ["type": "array", "items": string()],
+                    "targetRoles": ["type": "array", "items": string()], "secrets": ["type": "array", "items": string()],
+                    "secretsSet": ["type": "array", "items": string()], "updatedAt": string("date-time"),
+                ], required: ["id", "name", "version", "document", "dependencyRoles", "targetRoles", "secrets", "secretsSet"]),
+            "ServiceProfileList": ["type": "array", "items": ["$ref": "#/components/schemas/ServiceProfile"]],
+            "ServiceProfileVersionList": [
+                "type": "array",
+                "items": object(
+                    ["version": ["type": "integer"], "author": string(), "createdAt": string("date-time")], required: ["version", "author"]),
+            ],
+            "VMChoice": object(
+                ["id": string("UUID"), "hostName": string(), "ip": string(), "role": string()], required: ["id", "hostName", "ip", "role"]),
+            "ConfigurationOptions": object(
+                [
+                    "profileID": string("UUID"), "profile": string(), "version": ["type": "integer"], "environmentID": string("UUID"),
+                    "environment": string(),
+                    "dependencies": [
+                        "type": "array",
+                        "items": object(
+                            [
+                                "role": string(), "checks": ["type": "array", "items": string()],
+                                "vms": ["type": "array", "items": ["$ref": "#/components/schemas/VMChoice"]],
+                            ], required: ["role", "checks", "vms"]),
+                    ],
+                    "targets": [
+                        "type": "array",
+                        "items": object(
+                            [
+                                "role": string(), "files": ["type": "array", "items": string()],
+                                "restart": ["type": "array", "items": string()],
+                                "vms": ["type": "array", "items": ["$ref": "#/components/schemas/VMChoice"]],
+                            ], required: ["role", "files", "restart", "vms"]),
+                    ],
+                ], required: ["profileID", "profile", "version", "environmentID", "environment", "dependencies", "targets"]),
+            "NewConfigurationRun": object(
+                [
+                    "profileID": string("UUID"), "environmentID": string("UUID"),
+                    "dependencies": ["type": "object", "additionalProperties": string("VM ID"), "description": "dependency role → VM ID"],
+                ], required: ["profileID", "environmentID", "dependencies"]),
+            "ConfigurationRun": object(
+                [
+                    "id": string("UUID"), "profileID": string("UUID"), "profile": string(), "version": ["type": "integer"],
+                    "environmentID": string("UUID"), "environment": string(),
+                    "dependencies": ["type": "object", "additionalProperties": ["$ref": "#/components/schemas/VMChoice"]],
+                    "checkPassed": ["type": "boolean"], "checkedAt": string("date-time"), "lastJobID": string("UUID"),
+                ], required: ["id", "profileID", "profile", "version", "environmentID", "environment", "dependencies"]),
+            "ConfigurationTargets": object(["targets": ["type": "array", "items": string("VM ID")]], required: ["targets"]),
+            "DependencyCheckReport": object(
+                [
+                    "passed": ["type": "boolean"], "elapsedMilliseconds": ["type": "integer"],
+                    "failures": ["type": "array", "items": string()],
+                    "results": [
+                        "type": "array",
+                        "items": object(
+                            [
+                                "role": string(), "vmID": string("UUID"), "vm": string(), "address": string(), "port": ["type": "integer"],
+                                "service": string(), "origin": string("platform or the target VM's host name"),
+                                "originVMID": string("UUID"),
+                                "method": string("protocol, processAndPort or port"), "methodDescription": string(),
+                                "passed": ["type": "boolean"], "layer": string("on failure: noRoute, portClosed, serviceNotRunning, …"),
+                                "message": string(), "milliseconds": ["type": "integer"],
+                            ], required: ["role", "vmID", "vm", "address", "port", "service", "origin", "method", "passed", "message"]),
+                    ],
+                ], required: ["passed", "results", "failures"]),
+            "ConfigurationPreviewList": [
+                "type": "array",
+                "items": object(
+                    [
+                        "vm": ["$ref": "#/components/schemas/VMChoice"], "restart": ["type": "array", "items": string()],
+                        "problem": string("why the guest's files could not be read"),
+                        "files": [
+                            "type": "array",
+                            "items": object(
+                                ["path": string(), "changed": ["type": "boolean"], "diff": string("unified diff, secrets masked")],
+                                required: ["path", "changed", "diff"]),
+                        ],
+                    ], required: ["vm", "files", "restart"]),
+            ],
+            "DriftRequest": object(["environmentID": string("UUID; all environments when left out")], required: []),
+            "DriftList": [
+                "type": "array",
+                "items": object(
+                    [
+                        "vmID": string("UUID"), "vm": string(), "path": string(), "profile": string(), "version": ["type": "integer"],
+                        "appliedAt": string("date-time"), "state": string("same, changed, missing or unreachable"), "detail": string(),
+                    ], required: ["vmID", "vm", "path", "profile", "version", "appliedAt", "state"]),
+            ],
             "Delivery": object(
                 [
                     "id": string("UUID"), "messageID": string("UUID"), "kind": string(),
