@@ -117,7 +117,7 @@ final class UpgradeHookTests: XCTestCase {
     ) async throws {
         try await InMemoryWorld.run(["FLOTILLA_UPGRADE_QUIET_SECONDS": "30"]) { world in
             let app = world.app
-            try await world.addReadyVM("web-01", "10.0.0.11", in: world.environmentID)
+            try await world.addReadyVM("web-01", "10.77.5.11", in: world.environmentID)
             let role = try await Role.query(on: app.db).filter(\.$name == "web").first()
             let application = UpgradeApplication()
             application.roleID = try XCTUnwrap(role).requireID()
