@@ -20,6 +20,7 @@ enum SiteURL: Sendable {
     case environmentsBatchDelete
     case environment(id: UUID?)
     case environmentVMs(id: UUID?)
+    case adopt
     case vmPower(id: UUID?)
     case vmDelete(id: UUID?)
     case vmPassword(id: UUID?)
@@ -50,7 +51,6 @@ enum SiteURL: Sendable {
     case upgradeHookDelete(id: UUID?)
     case upgradeAutoUpgrade
     case serviceConfiguration
-    case jobs
     case serviceProfiles
     case serviceProfile(id: UUID?)
     case serviceProfileExamples
@@ -58,6 +58,7 @@ enum SiteURL: Sendable {
     case configurationRuns
     case configurationRun(id: UUID?)
     case configurationDrift
+    case jobs
     case settings
     case logs
     case logsDelete
@@ -107,6 +108,7 @@ enum SiteURL: Sendable {
         case .environmentsBatchDelete: return ["environments", "batch", "delete"]
         case .environment(let id): return ["environments", value(id, "id")]
         case .environmentVMs(let id): return ["environments", value(id, "id"), "vms"]
+        case .adopt: return ["adopt"]
         case .vmPower(let id): return ["vms", value(id, "id"), "power"]
         case .vmDelete(let id): return ["vms", value(id, "id"), "delete"]
         case .vmPassword(let id): return ["vms", value(id, "id"), "password"]
@@ -137,8 +139,6 @@ enum SiteURL: Sendable {
         case .upgradeHookDelete(let id): return ["upgrades", "hooks", value(id, "id"), "delete"]
         case .upgradeAutoUpgrade: return ["upgrades", "auto"]
         case .serviceConfiguration: return ["configuration"]
-        case .jobs: return ["jobs"]
-        case .settings: return ["settings"]
         case .serviceProfiles: return ["configuration", "profiles"]
         case .serviceProfile(let id): return ["configuration", "profiles", value(id, "id")]
         case .serviceProfileExamples: return ["configuration", "examples"]
@@ -146,6 +146,8 @@ enum SiteURL: Sendable {
         case .configurationRuns: return ["configuration", "runs"]
         case .configurationRun(let id): return ["configuration", "runs", value(id, "id")]
         case .configurationDrift: return ["configuration", "drift"]
+        case .jobs: return ["jobs"]
+        case .settings: return ["settings"]
         case .logs: return ["logs"]
         case .logsDelete: return ["logs", "delete"]
         case .logsBackup: return ["logs", "backup"]

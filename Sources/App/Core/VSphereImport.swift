@@ -101,6 +101,13 @@ extension Request {
             database: db, secrets: flotilla.secrets, vsphere: flotilla.vsphere, shell: flotilla.shell,
             actor: auditActor, logger: logger)
     }
+
+    /// Adopts, then installs the monitor agent on the adopted guests (when configured): the one
+    /// way both the API and the adoption page do it. Returns the VMs and the agent job, if any.
+    func adoptVMs(_ input: VSphereImport.Input, into environmentID: UUID) async throws -> (vms: [VM], agentJobID: UUID?) {
+        let vms = try await vsphereImport.adopt(input, into: environmentID)
+        return (vms, try await agentRollout.installAdopted(vms, plan: agentInstallPlan))
+    }
 }
 
 extension VSphereImport {

@@ -20,10 +20,8 @@ enum VMsAPI {
     }
 
     @Sendable static func adopt(request: Request) async throws -> Response {
-        let vms = try await request.vsphereImport.adopt(
-            try request.content.decode(VSphereImport.Input.self),
-            into: try request.uuidParameter("environment"))
-        _ = try await request.agentRollout.installAdopted(vms, plan: request.agentInstallPlan)
+        let (vms, _) = try await request.adoptVMs(
+            try request.content.decode(VSphereImport.Input.self), into: try request.uuidParameter("environment"))
         return try await vms.map(API.VMBody.init).encodeResponse(status: .created, for: request)
     }
 
