@@ -58,6 +58,13 @@ free_port() {
   done
 }
 
+# Runs a server with every descriptor above 2 closed. An inherited one (such as the end of a
+# socket the caller waits on until every holder is gone) would otherwise stay open for as long as
+# the server runs, and the caller would wait forever.
+without_inherited_descriptors() {
+  python3 -c 'import os, sys; os.closerange(3, os.sysconf("SC_OPEN_MAX")); os.execvp(sys.argv[1], sys.argv[1:])' "$@"
+}
+
 up() {
   state=$1 address=$2 root=$1/repos
   mkdir -p "$root/git" "$root/svn"
@@ -66,11 +73,11 @@ up() {
   running "$root/git-daemon.pid" || free_port "$address" 9418
   running "$root/svnserve.pid" || free_port "$address" 3690
   if ! running "$root/git-daemon.pid"; then
-    git daemon --detach --reuseaddr --pid-file="$root/git-daemon.pid" --listen="$address" --port=9418 \
+    without_inherited_descriptors git daemon --detach --reuseaddr --pid-file="$root/git-daemon.pid" --listen="$address" --port=9418 \
       --base-path="$root/git" --export-all --enable=receive-pack "$root/git" </dev/null >/dev/null 2>&1
   fi
   if ! running "$root/svnserve.pid"; then
-    svnserve -d --listen-host "$address" --listen-port 3690 --pid-file "$root/svnserve.pid" -r "$root/svn" \
+    without_inherited_descriptors svnserve -d --listen-host "$address" --listen-port 3690 --pid-file "$root/svnserve.pid" -r "$root/svn" \
       </dev/null >/dev/null 2>&1
   fi
   # Both daemonize before they listen: wait (up to 5 s) until they answer.
