@@ -190,7 +190,8 @@ enum OpenAPIDocument {
             action: .viewUpgrades, response: "UpgradeVM", query: ["environment", "vmRole", "q", "drift", "page", "per"], list: true),
         .init(
             method: .POST, path: "/api/v1/upgrades",
-            summary: "Roll a revision out to an environment (or chosen VMs): stage everywhere, then canary and batches behind the health gate",
+            summary:
+                "Roll a revision out to an environment (or chosen VMs): stage everywhere, then canary and batches behind the health gate",
             action: .upgradeVM, request: "UpgradeInput", response: "UpgradeStarted", status: 202),
         .init(
             method: .POST, path: "/api/v1/upgrades/rollback",
@@ -582,7 +583,8 @@ enum OpenAPIDocument {
                 [
                     "id": string("UUID"), "roleID": string("UUID"), "roleName": string(),
                     "repositoryKind": ["type": "string", "enum": ["git", "svn"]], "repositoryURL": string(), "branch": string(),
-                    "hasCredentials": ["type": "boolean"], "deployDirectory": string(), "buildCommand": string(), "restartCommand": string(),
+                    "hasCredentials": ["type": "boolean"], "deployDirectory": string(), "buildCommand": string(),
+                    "restartCommand": string(),
                     "healthKind": ["type": "string", "enum": ["http", "command", "services"]], "healthTarget": string(),
                     "healthTimeoutSeconds": ["type": "integer"], "releasesKept": ["type": "integer"],
                 ],
