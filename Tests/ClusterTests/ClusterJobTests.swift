@@ -29,7 +29,8 @@ final class ClusterJobTests: XCTestCase {
                 return ["queued", "running"].contains(job.status) ? nil : job.status
             }
             XCTAssertEqual(status, "succeeded")
-            XCTAssertGreaterThanOrEqual(seen.filter { $0 > 0 && $0 < 12 }.count, 2, "progress seen through instance 3: \(seen)")
+            // Steps end in waves (six at a time, 4 s each), so one count between the first and the last is what a follower sees.
+            XCTAssertFalse(seen.filter { $0 > 0 && $0 < 12 }.isEmpty, "progress seen through instance 3: \(seen)")
             XCTAssertEqual(seen.last, 12)
             let page = try await cluster.request(.GET, "/jobs/\(jobID)", base: cluster.instance(3))
             XCTAssertEqual(page.status, 200)

@@ -158,7 +158,8 @@ final class AgentLabTests: XCTestCase {
                 .map { try JSONDecoder().decode(Received.self, from: Data($0.utf8)) }
         }
         var platform = try startPlatform()
-        defer { platform.terminate() }
+        // SIGKILL: a child started from a dispatch thread inherits its blocked SIGTERM.
+        defer { kill(platform.processIdentifier, SIGKILL) }
 
         let configuration = Self.configuration.replacingOccurrences(of: "http://10.77.0.1:9", with: "http://10.77.0.1:\(port)")
         let program = try String(contentsOfFile: Self.agentPath, encoding: .utf8)
@@ -172,7 +173,7 @@ final class AgentLabTests: XCTestCase {
         XCTAssertTrue(heard, "no heartbeat from the agent")
 
         // The platform goes away for 30 s; redis is killed five times meanwhile.
-        platform.terminate()
+        kill(platform.processIdentifier, SIGKILL)
         platform.waitUntilExit()
         let stopped = ContinuousClock.now
         let flaps = 5
