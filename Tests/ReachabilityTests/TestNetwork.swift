@@ -115,14 +115,25 @@ struct TestNetwork {
 /// Answers echo requests to the namespace's addresses after a delay, as a slow link would (this
 /// machine's kernel has no netem): the namespace's own echo replies are switched off and a raw
 /// socket inside it replies instead, from the address that was asked. Stop it with `stop()`.
+///
+/// The child inherits the signal mask of the dispatch thread that starts it, which blocks
+/// SIGTERM: `terminate()` left it running and `waitUntilExit()` waited forever. So the script
+/// unblocks its signals, exits when its stdin closes (the test process ended), and `stop()`
+/// sends SIGKILL and waits a bounded time.
 final class DelayedEchoResponder {
     private let process = Process()
+    private let input = Pipe()
 
     /// Waits until the responder listens.
     init(network: TestNetwork, delay: Duration) throws {
         try network.setKernelParameter("net/ipv4/icmp_echo_ignore_all", "1")
         let script = """
-            import socket, sys, threading
+            import os, signal, socket, sys, threading
+            signal.pthread_sigmask(signal.SIG_SETMASK, [])
+            def exit_with_parent():
+                sys.stdin.buffer.read()
+                os._exit(0)
+            threading.Thread(target=exit_with_parent, daemon=True).start()
             delay = float(sys.argv[1])
             listener = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
             senders = {}
@@ -152,14 +163,23 @@ final class DelayedEchoResponder {
         process.arguments = ["netns", "exec", TestNetwork.namespace, "python3", "-c", script, String(seconds)]
         let output = Pipe()
         process.standardOutput = output
+        process.standardInput = input
         try process.run()
         let ready = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
         guard ready.hasPrefix("ready") else { throw POSIXError(.EIO, userInfo: [NSLocalizedDescriptionKey: "responder: \(ready)"]) }
     }
 
+    /// Kills the responder (SIGKILL cannot be blocked) and waits at most 5 s for it to end.
     func stop() {
-        process.terminate()
-        process.waitUntilExit()
+        try? input.fileHandleForWriting.close()
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+        }
+        let deadline = Date().addingTimeInterval(5)
+        while process.isRunning && Date() < deadline {
+            usleep(10_000)
+        }
+        XCTAssertFalse(process.isRunning, "the delayed echo responder did not end")
     }
 }
 
