@@ -252,6 +252,15 @@ func runTool(_ name: String, _ arguments: [String], in directory: URL) throws ->
 
 /// Starts a stock server program and waits until it listens on the loopback `port`.
 func launchLoopbackDaemon(_ name: String, _ arguments: [String], port: Int) throws -> Process {
+    var name = name
+    var arguments = arguments
+    // `git daemon` runs `git-daemon` as a child that killing `git` leaves behind, holding the test
+    // run's descriptors open (the run never ended): the daemon program is started itself.
+    if name == "git", arguments.first == "daemon" {
+        let execPath = try runTool("git", ["--exec-path"], in: FileManager.default.temporaryDirectory)
+        name = execPath.trimmingCharacters(in: .whitespacesAndNewlines) + "/git-daemon"
+        arguments.removeFirst()
+    }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = [name] + arguments
