@@ -29,7 +29,11 @@ struct ErrorRendering: AsyncMiddleware {
         do {
             if request.isAPIRequest {
                 let response = Response(status: status)
-                try response.content.encode(Body(error: .init(code: code, message: message)))
+                // Sorted keys: every error body reads the same byte for byte (an unknown upgrade
+                // hook must answer exactly like an unknown path).
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = .sortedKeys
+                try response.content.encode(Body(error: .init(code: code, message: message)), using: encoder)
                 return response
             }
             if status == .unauthorized, code == FlotillaError.Kind.unauthenticated.code {

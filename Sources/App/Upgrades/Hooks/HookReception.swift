@@ -49,9 +49,13 @@ struct HookReception {
             await note(hook, "ignored: \(why)")
             return API.HookAnswer(result: "ignored: \(why)", queued: 0)
         case .push(let revision, let branch, let pushedBy):
-            let queued = try await queue(revision: revision, branch: branch, pushedBy: pushedBy, from: hook, format: format)
+            let outcome = try await queue(revision: revision, branch: branch, pushedBy: pushedBy, from: hook, format: format)
+            let queued = outcome.queued
             let what = "revision \(revision)" + (branch.map { " on \($0)" } ?? "") + " by \(pushedBy)"
-            let result = queued.isEmpty ? "\(what): no auto-upgrade follows it" : "\(what) queued for \(queued.joined(separator: ", "))"
+            var result = queued.isEmpty ? "\(what): no auto-upgrade follows it" : "\(what) queued for \(queued.joined(separator: ", "))"
+            if !outcome.skipped.isEmpty {
+                result += "; \(outcome.skipped.map { "\($0) (skipped: marked bad)" }.joined(separator: ", "))"
+            }
             await note(hook, result)
             await AuditLog.record(
                 .upgrade, action: "upgrade.hook.received", result: .success,
@@ -62,11 +66,11 @@ struct HookReception {
         }
     }
 
-    /// Queues the revision for each matching application and environment; returns them as
-    /// "application role in environment" for the log.
+    /// Queues the revision for each matching application and environment; returns them, and the
+    /// ones skipped because the revision is marked bad there, as "application role in environment".
     private func queue(
         revision: String, branch: String?, pushedBy: String, from hook: UpgradeHook, format: UpgradeHookFormat
-    ) async throws -> [String] {
+    ) async throws -> (queued: [String], skipped: [String]) {
         let hookID = try hook.requireID()
         let arrival = Int64(Date().timeIntervalSince1970 * 1000)
         let applications = try await Self.applications(following: hook, on: database)
@@ -83,6 +87,7 @@ struct HookReception {
             }
         }
         var queued: [String] = []
+        var skipped: [String] = []
         for application in applications {
             let applicationID = try application.requireID()
             let kind = try application.location.kind
@@ -94,7 +99,7 @@ struct HookReception {
                 let patterns = AutoUpgradeBranches.patterns(autoUpgrade.branches, default: application.branch)
                 if kind == .git, let branch, !AutoUpgradeBranches.matches(branch, patterns) { continue }
                 if try await BadRevisions(database: database).isBad(applicationID: applicationID, revision: revision) {
-                    queued.append("\(try await describe(application, autoUpgrade.environmentID)) (skipped: marked bad)")
+                    skipped.append(try await describe(application, autoUpgrade.environmentID))
                     continue
                 }
                 try await PendingAutoUpgrades(database: database).add(
@@ -103,7 +108,7 @@ struct HookReception {
                 queued.append(try await describe(application, autoUpgrade.environmentID))
             }
         }
-        return queued
+        return (queued, skipped)
     }
 
     /// The applications whose repository is the hook's: the same Git URL (give or take a
