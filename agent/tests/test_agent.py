@@ -194,7 +194,9 @@ class RestartTests(AgentTestCase):
     def test_failing_start_backs_off_gives_up_and_recovers_when_fixed_by_hand(self):
         name = self.program("fail")
         attempts_file = os.path.join(self.directory, "attempts")
-        self.write_config([{"name": "broken", "process": name, "attempts": 4, "reprobe_seconds": 1,
+        # The default re-probe interval (120 s): a service started by hand is seen at the next
+        # check all the same, since its process is looked for every second.
+        self.write_config([{"name": "broken", "process": name, "attempts": 4,
                             "start": "date +%%s.%%N >> %s; exit 1" % attempts_file}])
         self.start_agent()
         self.assertTrue(wait_for(lambda: "gave_up" in self.platform.kinds(), 20))
