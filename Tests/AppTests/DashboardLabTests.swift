@@ -15,51 +15,13 @@ final class DashboardLabTests: XCTestCase {
         stateDirectory: "/var/lib/flotilla-lab-dashtest", roles: ["web"], preCreatedVMs: 2, pollInterval: .milliseconds(250))
 
     func testPowerAndLinkChangesReachTheDashboard() async throws {
-        let missing = Lab.missingPrerequisites(Self.lab)
-        guard missing.isEmpty else { return XCTFail("lab prerequisites missing: \(missing.joined(separator: "; "))") }
-        try await Lab.down(Self.lab)
-        let supervisor = LabSupervisor(configuration: Self.lab)
-        try await supervisor.start()
-        let following = Task { await supervisor.follow() }
-        do {
-            let launched = await supervisor.vcsim
-            let vcsim = try XCTUnwrap(launched)
-            try await TestApp.run { app in
-                try await exercise(app, vcsim: vcsim)
-            }
-        } catch {
-            following.cancel()
-            await following.value
-            await supervisor.close()
-            try? await Lab.down(Self.lab)
-            throw error
-        }
-        following.cancel()
-        await following.value
-        await supervisor.close()
-        try await Lab.down(Self.lab)
+        try await Self.lab.withApp { app, vcsim in try await exercise(app, vcsim: vcsim) }
     }
 
     private func exercise(_ app: Application, vcsim: VcsimProcess) async throws {
         let admin = try TestClient(app)
         try await admin.signIn("admin", TestApp.adminPassword)
-        let connectionBody = try admin.decode(
-            API.ConnectionBody.self,
-            try await admin.request(
-                .POST, "/api/v1/connections",
-                json: Connections.Input(
-                    name: "lab", url: vcsim.url, username: vcsim.username, password: vcsim.password, thumbprint: vcsim.thumbprint)))
-        let role = try await admin.request(
-            .POST, "/api/v1/roles",
-            json: Roles.Input(name: "web", connectionID: connectionBody.id, template: "tpl-web", sshUser: "root", services: "sshd"))
-        XCTAssertEqual(role.status, .created, role.body.string)
-        let found = try await VSphereConnection.find(connectionBody.id, on: app.db)
-        let connection = try XCTUnwrap(found)
-        let flotilla = app.flotilla
-        let adoption = VSphereImport(
-            database: app.db, secrets: flotilla.secrets, vsphere: flotilla.vsphere, shell: flotilla.shell, actor: .system,
-            logger: app.logger)
-        let adopted = try await adoption.adoptLabVMs(on: connection, into: "lab", password: Self.lab.demoPassword, patience: .seconds(60))
+        let adopted = try await admin.adoptLab(Self.lab, vcsim: vcsim, roles: ["web"], patience: .seconds(60))
         XCTAssertEqual(adopted, 2)
         let adoptedVM = try await VM.query(on: app.db).filter(\.$hostName == "lab-web-1").first()
         let vm = try XCTUnwrap(adoptedVM)

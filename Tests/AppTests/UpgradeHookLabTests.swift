@@ -16,61 +16,27 @@ final class UpgradeHookLabTests: XCTestCase {
     static let quietSeconds = 3
 
     func testGitPushesAndSVNCommitsRollOutThroughTheirHooks() async throws {
-        let missing = Lab.missingPrerequisites(Self.lab)
-        guard missing.isEmpty else { return XCTFail("lab prerequisites missing: \(missing.joined(separator: "; "))") }
-        try await Lab.down(Self.lab)
-        let supervisor = LabSupervisor(configuration: Self.lab)
-        try await supervisor.start()
-        let following = Task { await supervisor.follow() }
-        do {
-            let launched = await supervisor.vcsim
-            let vcsim = try XCTUnwrap(launched)
-            let port = try freeLoopbackPort()
-            try await TestApp.run(["FLOTILLA_UPGRADE_QUIET_SECONDS": "\(Self.quietSeconds)"]) { app in
-                // The hooks run in the repository servers' processes and reach Flotilla over real HTTP.
-                try await app.server.start(address: .hostname("127.0.0.1", port: port))
-                do {
-                    try await exercise(app, vcsim: vcsim, base: "http://127.0.0.1:\(port)")
-                } catch {
-                    await app.server.shutdown()
-                    throw error
-                }
+        let port = try freeLoopbackPort()
+        try await Self.lab.withApp(["FLOTILLA_UPGRADE_QUIET_SECONDS": "\(Self.quietSeconds)"]) { app, vcsim in
+            // The hooks run in the repository servers' processes and reach Flotilla over real HTTP.
+            try await app.server.start(address: .hostname("127.0.0.1", port: port))
+            do {
+                try await exercise(app, vcsim: vcsim, base: "http://127.0.0.1:\(port)")
+            } catch {
                 await app.server.shutdown()
+                throw error
             }
-        } catch {
-            following.cancel()
-            await following.value
-            await supervisor.close()
-            try? await Lab.down(Self.lab)
-            throw error
+            await app.server.shutdown()
         }
-        following.cancel()
-        await following.value
-        await supervisor.close()
-        try await Lab.down(Self.lab)
     }
 
     private func exercise(_ app: Application, vcsim: VcsimProcess, base: String) async throws {
         let repositories = LabRepositories(configuration: Self.lab)
         let admin = try TestClient(app)
         try await admin.signIn("admin", TestApp.adminPassword)
-        let connectionBody = try admin.decode(
-            API.ConnectionBody.self,
-            try await admin.request(
-                .POST, "/api/v1/connections",
-                json: Connections.Input(
-                    name: "lab", url: vcsim.url, username: vcsim.username, password: vcsim.password, thumbprint: vcsim.thumbprint)))
-        let roleResponse = try await admin.request(
-            .POST, "/api/v1/roles",
-            json: Roles.Input(name: "web", connectionID: connectionBody.id, template: "tpl-web", sshUser: "root", services: "sshd"))
-        XCTAssertEqual(roleResponse.status, .created, roleResponse.body.string)
-        let foundConnection = try await VSphereConnection.find(connectionBody.id, on: app.db)
-        let flotilla = app.flotilla
-        let adopted = try await VSphereImport(
-            database: app.db, secrets: flotilla.secrets, vsphere: flotilla.vsphere, shell: flotilla.shell, actor: .system,
-            logger: app.logger
-        ).adoptLabVMs(on: try XCTUnwrap(foundConnection), into: "lab", password: Self.lab.demoPassword, patience: .seconds(120))
+        let adopted = try await admin.adoptLab(Self.lab, vcsim: vcsim, roles: ["web"], patience: .seconds(120))
         XCTAssertEqual(adopted, 4)
+        let flotilla = app.flotilla
         let foundRole = try await Role.query(on: app.db).filter(\.$name == "web").first()
         let roleID = try XCTUnwrap(foundRole).requireID()
         let foundEnvironment = try await Environment.query(on: app.db).filter(\.$name == "lab").first()

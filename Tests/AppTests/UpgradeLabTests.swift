@@ -16,52 +16,17 @@ final class UpgradeLabTests: XCTestCase {
     static let deployDirectory = "/srv/app"
 
     func testStageSwitchCanaryGateRollbackAndHostileRevisions() async throws {
-        let missing = Lab.missingPrerequisites(Self.lab)
-        guard missing.isEmpty else { return XCTFail("lab prerequisites missing: \(missing.joined(separator: "; "))") }
         let repository = try SampleRepository()
         defer { repository.stop() }
-        try await Lab.down(Self.lab)
-        let supervisor = LabSupervisor(configuration: Self.lab)
-        try await supervisor.start()
-        let following = Task { await supervisor.follow() }
-        do {
-            let launched = await supervisor.vcsim
-            let vcsim = try XCTUnwrap(launched)
-            try await TestApp.run { app in try await exercise(app, vcsim: vcsim, repository: repository) }
-        } catch {
-            following.cancel()
-            await following.value
-            await supervisor.close()
-            try? await Lab.down(Self.lab)
-            throw error
-        }
-        following.cancel()
-        await following.value
-        await supervisor.close()
-        try await Lab.down(Self.lab)
+        try await Self.lab.withApp { app, vcsim in try await exercise(app, vcsim: vcsim, repository: repository) }
     }
 
     private func exercise(_ app: Application, vcsim: VcsimProcess, repository: SampleRepository) async throws {
         let admin = try TestClient(app)
         try await admin.signIn("admin", TestApp.adminPassword)
-        let connectionBody = try admin.decode(
-            API.ConnectionBody.self,
-            try await admin.request(
-                .POST, "/api/v1/connections",
-                json: Connections.Input(
-                    name: "lab", url: vcsim.url, username: vcsim.username, password: vcsim.password, thumbprint: vcsim.thumbprint)))
-        let roleResponse = try await admin.request(
-            .POST, "/api/v1/roles",
-            json: Roles.Input(name: "web", connectionID: connectionBody.id, template: "tpl-web", sshUser: "root", services: "sshd"))
-        XCTAssertEqual(roleResponse.status, .created, roleResponse.body.string)
-        let foundConnection = try await VSphereConnection.find(connectionBody.id, on: app.db)
-        let connection = try XCTUnwrap(foundConnection)
-        let flotilla = app.flotilla
-        let adopted = try await VSphereImport(
-            database: app.db, secrets: flotilla.secrets, vsphere: flotilla.vsphere, shell: flotilla.shell, actor: .system,
-            logger: app.logger
-        ).adoptLabVMs(on: connection, into: "lab", password: Self.lab.demoPassword, patience: .seconds(120))
+        let adopted = try await admin.adoptLab(Self.lab, vcsim: vcsim, roles: ["web"], patience: .seconds(120))
         XCTAssertEqual(adopted, 20)
+        let flotilla = app.flotilla
         let foundRole = try await Role.query(on: app.db).filter(\.$name == "web").first()
         let role = try XCTUnwrap(foundRole)
         let foundEnvironment = try await App.Environment.query(on: app.db).filter(\.$name == "lab").first()
