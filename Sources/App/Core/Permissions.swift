@@ -44,6 +44,8 @@ public enum Action: String, CaseIterable, Sendable {
     case changeVMNetwork
     case viewUpgrades
     case upgradeVM
+    /// Add or delete upgrade hooks (their secrets open auto-upgrade to a repository's senders).
+    case manageUpgradeHooks
     case viewServiceConfiguration
     case configureServices
     case viewJobs
@@ -102,7 +104,7 @@ public enum Action: String, CaseIterable, Sendable {
             .viewJobs, .viewLogs, .backupLogs, .viewUsers, .changeOwnPassword, .manageOwnTokens, .viewVMMetrics:
             return everyone
         case .addEnvironment, .editEnvironment, .deleteEnvironment, .addVM, .deleteVM, .editVMNotes, .changeVMPassword,
-            .viewUpgrades, .upgradeVM, .viewServiceConfiguration, .configureServices, .cancelJob,
+            .viewUpgrades, .upgradeVM, .manageUpgradeHooks, .viewServiceConfiguration, .configureServices, .cancelJob,
             .deleteLogs, .addUser, .editUser, .deleteUser, .manageUserTokens, .viewSettings, .changeSettings,
             .rotateSSHKeys, .viewInstances, .viewNotifications, .manageNotifications, .controlVMServices:
             return systemOnly

@@ -55,6 +55,7 @@ struct ReleaseStageStep: StepKind {
             row.state = .staged
             try await row.save(on: context.database)
         } catch {
+            if await context.wasCutOff() { throw error }
             let reason = FlotillaError.describe(error)
             row.state = .stageFailed
             row.detail = String(reason.prefix(1000))
@@ -116,6 +117,7 @@ struct ReleaseSwitchStep: StepKind {
                 details: "\(row.fromRelease ?? "") → \(parameters.releaseName)", vmName: vm.hostName, vmRole: vm.role.name,
                 by: .system, on: database, logger: context.logger)
         } catch {
+            if await context.wasCutOff() { throw error }
             let reason = FlotillaError.describe(error)
             row.state = .switchFailed
             row.detail = String(reason.prefix(1000))
@@ -185,6 +187,7 @@ struct ReleaseGateStep: StepKind {
             }
             for await name in group { if let name { unhealthy.append(name) } }
         }
+        if await context.wasCutOff() { throw CancellationError() }
         guard unhealthy.isEmpty else {
             let reason =
                 "\(parameters.batchTitle): \(unhealthy.sorted().joined(separator: ", ")) not healthy within \(application.healthTimeoutSeconds) s"
@@ -250,6 +253,22 @@ struct ReleaseRollbackStep: StepKind {
                 vmRole: vm.role.name, by: actor, on: database, logger: context.logger)
             throw error
         }
+    }
+}
+
+extension StepContext {
+    /// Whether the step was cut off because its instance is stopping or lost the step (not
+    /// because a person cancelled the job): the engine gives the step back and a rerun carries
+    /// on where it stood, so the rollout must not halt, switch back or mark the revision bad.
+    func wasCutOff() async -> Bool {
+        guard Task.isCancelled else { return false }
+        // A task of its own: the lookup must run although the step's task is cancelled.
+        return await Task { [database, stepID] in
+            guard let step = try? await JobStep.find(stepID, on: database),
+                let job = try? await Job.find(step.$job.id, on: database)
+            else { return true }
+            return !job.cancelRequested
+        }.value
     }
 }
 

@@ -92,7 +92,8 @@ actor InMemoryGuestShell: GuestShell {
         defer { concurrent -= 1 }
         if commandDuration > .zero { try await Task.sleep(for: commandDuration) }
         var words = command.commandLine.split(separator: " ").map(String.init)
-        if words.prefix(2) == ["sudo", "-n"] { words.removeFirst(2) }
+        // `Command.sudo` sends `sudo -n -- <command>`.
+        if words.prefix(3) == ["sudo", "-n", "--"] { words.removeFirst(3) }
         let line = words.joined(separator: " ")
         let executable = words.first ?? ""
         let input = String(decoding: standardInput, as: UTF8.self)

@@ -18,7 +18,12 @@ struct InMemoryWorld {
 
     static let guestPassword = "Guest-pass-1"
 
-    static func run(_ extra: [String: String] = [:], _ body: (InMemoryWorld) async throws -> Void) async throws {
+    /// - Parameter guests: the shell the application uses, given the in-memory guests (e.g. a
+    ///   wrapper that adds what some guests do); the guests themselves by default.
+    static func run(
+        _ extra: [String: String] = [:], guests: (InMemoryGuestShell) -> any GuestShell = { $0 },
+        _ body: (InMemoryWorld) async throws -> Void
+    ) async throws {
         let vsphere = InMemoryVSphere()
         let shell = InMemoryGuestShell()
         try await TestApp.run(
@@ -27,7 +32,7 @@ struct InMemoryWorld {
                 // In-memory VMs have made-up addresses: nothing probes them.
                 "FLOTILLA_REACHABILITY_SECONDS": "0",
             ].merging(extra) { $1 },
-            outside: OutsideSystems(vsphere: vsphere, shell: shell)
+            outside: OutsideSystems(vsphere: vsphere, shell: guests(shell))
         ) { app in
             let admin = try TestClient(app)
             try await admin.signIn("admin", TestApp.adminPassword)

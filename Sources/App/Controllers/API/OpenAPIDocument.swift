@@ -176,6 +176,15 @@ enum OpenAPIDocument {
                 + "over timestamp.body); 202 when queued, 404 for an unknown hook",
             action: .receiveUpgradeHook, response: "HookAnswer"),
         .init(
+            method: .GET, path: "/api/v1/upgrade-hooks", summary: "List upgrade hooks (their secrets are never shown again)",
+            action: .viewUpgrades, response: "UpgradeHookList"),
+        .init(
+            method: .POST, path: "/api/v1/upgrade-hooks", summary: "Add an upgrade hook (its token or secret is answered once)",
+            action: .manageUpgradeHooks, request: "NewUpgradeHook", response: "UpgradeHook", status: 201),
+        .init(
+            method: .DELETE, path: "/api/v1/upgrade-hooks/{id}", summary: "Delete an upgrade hook", action: .manageUpgradeHooks,
+            status: 204),
+        .init(
             method: .GET, path: "/api/v1/applications", summary: "The applications of the roles (credentials are never shown)",
             action: .viewUpgrades, response: "ApplicationList"),
         .init(
@@ -505,6 +514,19 @@ enum OpenAPIDocument {
                 ], required: ["vm", "events"]),
             "AgentAnswer": object(["acknowledged": ["type": "integer"]], required: []),
             "HookAnswer": object(["result": string(), "queued": ["type": "integer"]], required: ["result", "queued"]),
+            "NewUpgradeHook": object(
+                [
+                    "format": ["type": "string", "enum": ["svn", "github", "gitlab", "gitea", "generic"]],
+                    "repositoryURL": string("the Git URL, or the SVN URL applications' URLs lie under"),
+                ], required: ["format", "repositoryURL"]),
+            "UpgradeHook": object(
+                [
+                    "id": string("UUID"), "format": string(), "repositoryURL": string(), "endpoint": string("where the sender posts"),
+                    "postCommitLine": string("SVN: the line for hooks/post-commit"), "createdBy": string(),
+                    "createdAt": string("ISO 8601"), "lastDeliveryAt": string("ISO 8601"), "lastResult": string(),
+                    "secret": string("only in the answer that creates it"),
+                ], required: ["id", "format", "repositoryURL", "endpoint"]),
+            "UpgradeHookList": ["type": "array", "items": ["$ref": "#/components/schemas/UpgradeHook"]],
             "AgentInstallInput": object(["platformURL": string("http(s) URL the VM reaches the platform at")], required: ["platformURL"]),
             "VMServices": object(
                 [

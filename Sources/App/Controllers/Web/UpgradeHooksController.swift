@@ -58,8 +58,8 @@ enum UpgradeHooksController {
 
     static func register(_ routes: any RoutesBuilder) {
         routes.get(SiteURL.upgradeHooks.pathComponents, use: show).requires(.viewUpgrades)
-        routes.post(SiteURL.upgradeHooks.pathComponents, use: add).requires(.upgradeVM)
-        routes.post(SiteURL.upgradeHookDelete(id: nil).pathComponents, use: delete).requires(.upgradeVM)
+        routes.post(SiteURL.upgradeHooks.pathComponents, use: add).requires(.manageUpgradeHooks)
+        routes.post(SiteURL.upgradeHookDelete(id: nil).pathComponents, use: delete).requires(.manageUpgradeHooks)
         routes.post(SiteURL.upgradeAutoUpgrade.pathComponents, use: setAutoUpgrade).requires(.upgradeVM)
     }
 

@@ -1,0 +1,269 @@
+import Fluent
+import Foundation
+import XCTVapor
+
+@testable import App
+
+/// Rollouts through the real job engine with a real `git daemon` and the guests in memory
+/// (issue 12 §4, §7): root work through `sudo -n` for a role user other than root, the halted
+/// rollout's notification, a platform restarted mid-switch, and vSphere gone during a rollout.
+/// The same paths on real guests are in UpgradeLabTests.
+final class UpgradeRolloutRulesTests: XCTestCase {
+    private static let repository = RolloutRepository()
+    private static let admin = AuditLog.Actor(name: "admin", ip: nil)
+    private static let plan = RolloutPlan(canary: "1", batchSize: "50%", pauseSeconds: 0)
+
+    override func setUp() async throws {
+        try Self.repository.startOnce()
+    }
+
+    override class func tearDown() {
+        repository.stop()
+    }
+
+    /// The world with `count` VMs of `role` (SSH user `user`), the application on the loopback
+    /// repository (HTTP health check unless given) and v1 rolled out everywhere.
+    private func withFleet(
+        _ count: Int, role: String = "web", user: String = "root", healthKind: String = "http", extra: [String: String] = [:],
+        _ body: (InMemoryWorld, ReleaseGuests, _ applicationID: UUID, _ vms: [API.VMBody]) async throws -> Void
+    ) async throws {
+        var releaseGuests: ReleaseGuests?
+        try await InMemoryWorld.run(
+            extra,
+            guests: { guests in
+                let wrapped = ReleaseGuests(guests: guests)
+                releaseGuests = wrapped
+                return wrapped
+            }
+        ) { world in
+            let guests = try XCTUnwrap(releaseGuests)
+            if role != "web" {
+                let answer = try await world.admin.request(
+                    .POST, "/api/v1/roles",
+                    json: Roles.Input(name: role, connectionID: world.connectionID, template: "tpl-web", sshUser: user, services: "sshd"))
+                XCTAssertEqual(answer.status, .created, answer.body.string)
+            }
+            var vms: [API.VMBody] = []
+            for index in 1...count {
+                let name = "\(role)-\(String(format: "%02d", index))"
+                let ip = "10.77.5.\(20 + index)"
+                await world.shell.add(.init(hostName: name, user: user, password: InMemoryWorld.guestPassword), at: ip)
+                let answer = try await world.admin.request(
+                    .POST, "/api/v1/environments/\(world.environmentID)/vms",
+                    json: VMs.Input(
+                        hostName: name, ip: ip, netmask: "24", gateway: "10.77.5.1", dns1: "10.77.5.1", dns2: nil, role: role,
+                        password: InMemoryWorld.guestPassword, passwordConfirmation: InMemoryWorld.guestPassword, notes: nil))
+                XCTAssertEqual(answer.status, .accepted, answer.body.string)
+                let created = try world.admin.decode(API.NewVMAnswer.self, answer)
+                let job = try await world.waitForJob(created.jobID)
+                XCTAssertEqual(job.status, "succeeded", job.steps?.map(\.log).joined() ?? "")
+                vms.append(try await world.vm(created.vm.id))
+            }
+            let roleID = try await Role.query(on: world.app.db).filter(\.$name == role).first()?.requireID()
+            let application = UpgradeApplication()
+            application.roleID = try XCTUnwrap(roleID)
+            application.repositoryKind = "git"
+            application.repositoryURL = Self.repository.url
+            application.branch = "main"
+            application.deployDirectory = "/srv/app"
+            application.restartCommand = "sh restart.sh"
+            application.healthKind = healthKind
+            application.healthTarget = healthKind == "http" ? "http://127.0.0.1:8000/version" : "test -f healthy"
+            application.healthTimeoutSeconds = 2
+            application.releasesKept = 5
+            try await application.create(on: world.app.db)
+            let applicationID = try application.requireID()
+            let first = try await rollOut("v1", applicationID, world)
+            try await world.app.flotilla.jobs.waitUntilFinished(first.jobID)
+            try await assertRollout(first, is: .succeeded, world.app)
+            // Release names carry the time to the second: the next one must sort after v1's.
+            try await Task.sleep(for: .seconds(1))
+            try await body(world, guests, applicationID, vms)
+        }
+    }
+
+    private func rollOut(_ revision: String, _ applicationID: UUID, _ world: InMemoryWorld) async throws -> UpgradeRollouts.Started {
+        try await world.app.upgradeRollouts.start(
+            RolloutRequest(
+                applicationID: applicationID, environmentID: world.environmentID, revision: revision, trigger: .user(Self.admin),
+                plan: Self.plan))
+    }
+
+    private func assertRollout(
+        _ started: UpgradeRollouts.Started, is state: UpgradeRollout.State, _ app: Application, file: StaticString = #filePath,
+        line: UInt = #line
+    ) async throws {
+        let rollout = try await UpgradeRollout.find(started.rolloutID, on: app.db)
+        let job = try await Job.query(on: app.db).filter(\.$id == started.jobID).with(\.$steps).first()
+        XCTAssertEqual(
+            rollout?.state, state,
+            "\(rollout?.reason ?? ""); " + (job?.steps ?? []).map { "\($0.title): \($0.status) \($0.log)" }.joined(separator: "\n"),
+            file: file, line: line)
+    }
+
+    /// Where each VM's `current` points, by address.
+    private func currents(_ guests: ReleaseGuests, _ vms: [API.VMBody]) async -> [String?] {
+        let releases = await guests.releases
+        return vms.map { releases[$0.ip]?.current }
+    }
+
+    func testRootWorkOnTheGuestGoesThroughSudoWhenTheRoleUserIsNotRoot() async throws {
+        try await withFleet(2, role: "app", user: "deploy", healthKind: "command") { world, guests, applicationID, vms in
+            let second = try await rollOut("v2", applicationID, world)
+            try await world.app.flotilla.jobs.waitUntilFinished(second.jobID)
+            try await assertRollout(second, is: .succeeded, world.app)
+            let rollback = try await world.app.upgradeRollouts.rollback(
+                applicationID: applicationID, vmIDs: vms.map(\.id), revision: nil, by: Self.admin)
+            try await world.app.flotilla.jobs.waitUntilFinished(rollback)
+            let job = try await world.job(rollback)
+            XCTAssertEqual(job.status, "succeeded", job.steps?.map(\.log).joined() ?? "")
+
+            let calls = await guests.calls
+            let kinds = Set(calls.map(\.script))
+            XCTAssertTrue(
+                kinds.isSuperset(of: [.stage, .switchRelease, .rollbackTarget, .healthCommand]), "\(kinds)")
+            for call in calls {
+                XCTAssertEqual(call.user, "deploy")
+                XCTAssertTrue(call.throughSudo, "\(call.script) on \(call.host) ran without sudo -n")
+            }
+        }
+    }
+
+    func testRootLoginsRunReleaseScriptsWithoutSudo() async throws {
+        try await withFleet(1) { _, guests, _, _ in
+            let calls = await guests.calls
+            XCTAssertFalse(calls.isEmpty)
+            XCTAssertTrue(calls.allSatisfy { $0.user == "root" && !$0.throughSudo })
+        }
+    }
+
+    func testAHaltedRolloutSwitchesTheCanaryBackAndNotifiesOnce() async throws {
+        try await withFleet(3) { world, guests, applicationID, vms in
+            let before = await currents(guests, vms)
+            await guests.setUnhealthy([vms[0].ip])
+            let bad = try await rollOut("v2", applicationID, world)
+            try await world.app.flotilla.jobs.waitUntilFinished(bad.jobID)
+            try await assertRollout(bad, is: .halted, world.app)
+            let after = await currents(guests, vms)
+            XCTAssertEqual(after, before, "the canary is back and nothing else switched")
+            let isBad = try await BadRevisions(database: world.app.db).isBad(applicationID: applicationID, revision: bad.revision)
+            XCTAssertTrue(isBad)
+
+            let notices = try await NotificationEventRecord.query(on: world.app.db)
+                .filter(\.$kind == NotificationEvent.Kind.rolloutHalted.rawValue).all()
+            XCTAssertEqual(notices.count, 1)
+            XCTAssertEqual(notices.first?.source, NotificationEvent.Source.upgrade.rawValue)
+            XCTAssertEqual(notices.first?.vmName, vms[0].hostName)
+            XCTAssertTrue(notices.first?.details?.contains("staging") == true, notices.first?.details ?? "")
+            XCTAssertTrue(notices.first?.details?.contains("not healthy") == true, notices.first?.details ?? "")
+        }
+    }
+
+    /// A platform stopping while a switch runs (its restart command still going) gives the step
+    /// back; the next start reruns it and the rollout carries on. A stop is not a failure: the
+    /// rollout must not halt, switch back, or mark the revision bad.
+    func testAPlatformRestartedMidSwitchResumesTheRollout() async throws {
+        try await withFleet(2) { world, guests, applicationID, vms in
+            let v1 = await currents(guests, vms)
+            await guests.setRestartDuration(.seconds(30))
+            let started = try await rollOut("v2", applicationID, world)
+            let switching = try await eventually {
+                try await JobStep.query(on: world.app.db).filter(\.$job.$id == started.jobID)
+                    .filter(\.$kind == ReleaseSwitchStep.name).filter(\.$status == .running).count() == 1
+            }
+            XCTAssertTrue(switching, "the canary's switch never started")
+            try await Task.sleep(for: .milliseconds(300))
+            await world.app.flotilla.jobs.stop()
+
+            let cut = try await UpgradeRollout.find(started.rolloutID, on: world.app.db)
+            XCTAssertEqual(cut?.state, .running, "a platform stop is no failure: \(cut?.reason ?? "")")
+            let markedBad = try await BadRevisions(database: world.app.db).isBad(applicationID: applicationID, revision: started.revision)
+            XCTAssertFalse(markedBad)
+            let job = try await Job.find(started.jobID, on: world.app.db)
+            XCTAssertEqual(job?.status, .running, "the job waits for the next start")
+
+            await guests.setRestartDuration(.zero)
+            let config = world.app.flotilla.config
+            let restarted = try await TestApp.make(
+                ["FLOTILLA_DATA_DIR": config.dataDirectory, "FLOTILLA_SYNC_SECONDS": "0", "FLOTILLA_REACHABILITY_SECONDS": "0"],
+                freshDatabase: false, outside: OutsideSystems(vsphere: world.vsphere, shell: guests))
+            do {
+                try await restarted.flotilla.jobs.waitUntilFinished(started.jobID, timeout: .seconds(60))
+                try await assertRollout(started, is: .succeeded, restarted)
+                let now = await currents(guests, vms)
+                XCTAssertTrue(now.allSatisfy { $0?.hasPrefix(String(started.revision.prefix(12))) == true }, "\(now)")
+                // The cut-off switch's earlier release is v1's, not the release it was switching to.
+                let recorded = try await UpgradeVMRelease.query(on: restarted.db).filter(\.$applicationID == applicationID).all()
+                XCTAssertEqual(Set(recorded.compactMap(\.previousRelease)), Set(v1.compactMap { $0 }))
+            } catch {
+                try await restarted.asyncShutdown()
+                throw error
+            }
+            try await restarted.asyncShutdown()
+        }
+    }
+
+    /// Rollouts talk to guests and the database only: vSphere (vcsim) down or restarting for the
+    /// whole rollout neither slows nor stops it.
+    func testARolloutNeedsNoVSphere() async throws {
+        try await withFleet(2) { world, guests, applicationID, vms in
+            await world.vsphere.setEndpointDelay(.seconds(3600))
+            let callsBefore = await world.vsphere.calls.count
+            let second = try await rollOut("v2", applicationID, world)
+            try await world.app.flotilla.jobs.waitUntilFinished(second.jobID, timeout: .seconds(30))
+            try await assertRollout(second, is: .succeeded, world.app)
+            let callsAfter = await world.vsphere.calls.count
+            XCTAssertEqual(callsAfter, callsBefore)
+            let now = await currents(guests, vms)
+            XCTAssertTrue(now.allSatisfy { $0?.hasPrefix(String(second.revision.prefix(12))) == true }, "\(now)")
+            await world.vsphere.setEndpointDelay(.zero)
+        }
+    }
+
+    private func eventually(timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return try await condition()
+    }
+}
+
+/// A bare Git repository with tags v1 and v2 served by `git daemon` on loopback.
+private final class RolloutRepository: @unchecked Sendable {
+    private let lock = NSLock()
+    private let root = FileManager.default.temporaryDirectory.appendingPathComponent("upgrade-rollout-\(UUID().uuidString)")
+    private var daemon: Process?
+    private(set) var url = ""
+
+    func startOnce() throws {
+        lock.lock()
+        defer { lock.unlock() }
+        guard daemon == nil else { return }
+        let work = root.appendingPathComponent("work")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        let identity = ["-c", "user.name=Test", "-c", "user.email=test@example.invalid"]
+        _ = try runTool("git", ["init", "-q", "-b", "main"], in: work)
+        for version in 1...2 {
+            try Data("print('version \(version)')\n".utf8).write(to: work.appendingPathComponent("app.py"))
+            _ = try runTool("git", ["add", "-A"], in: work)
+            _ = try runTool("git", identity + ["commit", "-q", "-m", "version \(version)"], in: work)
+            _ = try runTool("git", identity + ["tag", "v\(version)"], in: work)
+        }
+        let served = root.appendingPathComponent("git")
+        try FileManager.default.createDirectory(at: served, withIntermediateDirectories: true)
+        _ = try runTool("git", ["clone", "-q", "--bare", work.path, served.appendingPathComponent("app.git").path], in: root)
+        let port = try freeLoopbackPort()
+        daemon = try launchLoopbackDaemon(
+            "git",
+            ["daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1", "--port=\(port)", "--base-path=\(served.path)", served.path],
+            port: port)
+        url = "git://127.0.0.1:\(port)/app.git"
+    }
+
+    func stop() {
+        if let daemon, daemon.isRunning { kill(daemon.processIdentifier, SIGKILL) }
+        try? FileManager.default.removeItem(at: root)
+    }
+}
