@@ -72,6 +72,8 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
     app.middleware.use(ErrorRendering())
     app.middleware.use(FileMiddleware(publicDirectory: app.directory.publicDirectory))
     app.middleware.use(SecureCookiePolicy())
+    app.useAuthenticationVerdicts()
+    app.middleware.use(ForgetVerdictsAfterChanges())
     app.middleware.use(SessionLoader())
     app.middleware.use(app.sessions.middleware)
     app.middleware.use(SessionsReady())

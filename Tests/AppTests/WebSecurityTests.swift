@@ -232,6 +232,7 @@ final class WebSecurityTests: XCTestCase {
             XCTAssertEqual(beforeExpiry, .ok)
             try await sql(app).update("api_tokens").set("expires_at", to: Date().addingTimeInterval(-1))
                 .where("id", .equal, token.id).run()
+            app.authenticationVerdicts.forgetAll()  // as `AuthenticationVerdicts.lifetime` passing would
             let expired = try await robot.request(.GET, "/api/v1/users")
             XCTAssertEqual(expired.status, .unauthorized)
             XCTAssertTrue(expired.body.string.contains("expired"))
@@ -403,10 +404,12 @@ final class WebSecurityTests: XCTestCase {
             XCTAssertNotNil(firstUse, "the first use is recorded")
             let recent = Date().addingTimeInterval(-30).timeIntervalSince1970.rounded()
             try await sql(app).update("api_tokens").set("last_used_at", to: Date(timeIntervalSince1970: recent)).run()
+            app.authenticationVerdicts.forgetAll()  // as `AuthenticationVerdicts.lifetime` passing would
             try await robot.request(.GET, "/api/v1/users")
             let withinAMinute = try await lastUsed()?.timeIntervalSince1970
             XCTAssertEqual(withinAMinute, recent, "within a minute nothing is written")
             try await sql(app).update("api_tokens").set("last_used_at", to: Date().addingTimeInterval(-61)).run()
+            app.authenticationVerdicts.forgetAll()
             try await robot.request(.GET, "/api/v1/users")
             let afterAMinute = try await lastUsed()
             XCTAssertEqual(try XCTUnwrap(afterAMinute).timeIntervalSinceNow, 0, accuracy: 5)

@@ -53,9 +53,10 @@ extension Request {
 
 /// Signs the request's user in from `Authorization: Bearer <personal API token>`.
 ///
-/// The token and its user are read in one statement on every request (no cache), so a revoked
-/// or expired token, a deleted user or a changed role takes effect on the next request, on
-/// every instance.
+/// The token and its user are read in one statement, or none while this instance holds a
+/// fresh verdict for the token (`AuthenticationVerdicts`): a revoked or expired token, a
+/// deleted user or a changed role counts on the next request here, and within a second on
+/// other instances.
 struct BearerTokenAuthenticator: AsyncMiddleware {
     /// How stale a token's recorded last use may get: reading requests write at most this often.
     static let lastUseResolution: TimeInterval = 60
@@ -63,31 +64,44 @@ struct BearerTokenAuthenticator: AsyncMiddleware {
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         // Prometheus' bearer token on `/metrics` is the metrics token, checked by that route.
         if request.route?.requiredAction != .scrapePlatformMetrics, let bearer = request.headers.bearerAuthorization {
-            guard let sql = request.db as? any SQLDatabase else { throw FlotillaError(.unavailable, "tokens need an SQL database") }
             let digest = APIToken.digest(of: bearer.token)
-            guard
-                let row = try await sql.raw(
-                    """
-                    SELECT u.*, t.id AS token_id, t.expires_at AS token_expires_at, t.last_used_at AS token_last_used_at
-                    FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_digest = \(bind: digest)
-                    """
-                ).first()
-            else {
-                throw FlotillaError(.unauthenticated, "the API token is not valid")
-            }
             let now = Date()
-            if let expiresAt = try row.decode(column: "token_expires_at", as: Date?.self), expiresAt <= now {
+            let verdict = try await Self.verdict(digest: digest, for: request, at: now)
+            if let expiresAt = verdict.expiresAt, expiresAt <= now {
                 throw FlotillaError(.unauthenticated, "the API token has expired")
             }
-            let lastUsedAt = try row.decode(column: "token_last_used_at", as: Date?.self)
-            if lastUsedAt.map({ now.timeIntervalSince($0) >= Self.lastUseResolution }) ?? true {
-                let id = try row.decode(column: "token_id", as: UUID.self)
-                try await APIToken.query(on: request.db).filter(\.$id == id).set(\.$lastUsedAt, to: now).update()
+            if verdict.lastUsedAt.map({ now.timeIntervalSince($0) >= Self.lastUseResolution }) ?? true {
+                try await APIToken.query(on: request.db).filter(\.$id == verdict.tokenID).set(\.$lastUsedAt, to: now).update()
+                request.application.authenticationVerdicts.noteUse(ofToken: digest, at: now)
             }
-            request.auth.login(try User(row: row))
+            request.auth.login(try User(row: verdict.userRow))
             request.storage[AuthenticatedByTokenKey.self] = true
         }
         return try await next.respond(to: request)
+    }
+
+    /// The token stored under `digest` with its user, kept or read.
+    private static func verdict(digest: String, for request: Request, at now: Date) async throws -> AuthenticationVerdicts.TokenVerdict {
+        let verdicts = request.application.authenticationVerdicts
+        if let kept = verdicts.token(digest, at: now) { return kept }
+        guard let sql = request.db as? any SQLDatabase else { throw FlotillaError(.unavailable, "tokens need an SQL database") }
+        let generation = verdicts.generation
+        guard
+            let row = try await sql.raw(
+                """
+                SELECT u.*, t.id AS token_id, t.expires_at AS token_expires_at, t.last_used_at AS token_last_used_at
+                FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_digest = \(bind: digest)
+                """
+            ).first()
+        else {
+            throw FlotillaError(.unauthenticated, "the API token is not valid")
+        }
+        let verdict = AuthenticationVerdicts.TokenVerdict(
+            tokenID: try row.decode(column: "token_id", as: UUID.self), userRow: row,
+            expiresAt: try row.decode(column: "token_expires_at", as: Date?.self),
+            lastUsedAt: try row.decode(column: "token_last_used_at", as: Date?.self))
+        verdicts.keep(token: verdict, for: digest, readAt: now, generation: generation)
+        return verdict
     }
 }
 

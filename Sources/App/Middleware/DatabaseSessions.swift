@@ -9,6 +9,8 @@ import Vapor
 ///   request merely read it.
 /// - Anonymous visitors get no row: a session starts only at sign-in.
 /// - Expired rows are refused and purged whenever a session starts.
+/// - Every write forgets this instance's sign-in verdicts (`AuthenticationVerdicts`); a new
+///   row does so through the model middleware.
 struct DatabaseSessions: AsyncSessionDriver {
     func createSession(_ data: SessionData, for request: Request) async throws -> SessionID {
         let id = [UInt8].random(count: 32).base64URLEncodedString()
@@ -37,11 +39,13 @@ struct DatabaseSessions: AsyncSessionDriver {
             .set(\.$userID, to: Self.userID(in: data))
             .set(\.$updatedAt, to: Date())
             .update()
+        request.application.authenticationVerdicts.forgetAll()
         return sessionID
     }
 
     func deleteSession(_ sessionID: SessionID, for request: Request) async throws {
         try await BrowserSession.query(on: request.db).filter(\.$keyDigest == Self.digest(of: sessionID.string)).delete()
+        request.application.authenticationVerdicts.forgetAll()
     }
 
     static func digest(of id: String) -> String {
