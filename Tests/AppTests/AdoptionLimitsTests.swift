@@ -25,4 +25,26 @@ final class AdoptionLimitsTests: XCTestCase {
             XCTAssertEqual(vms.status, .ok, "the server is still up")
         }
     }
+    /// A wrong guest password is bad input: a 400 naming the guest, and no VM of the request is
+    /// adopted, not even the ones before it whose password was right (issue 14, was a 500).
+    func testAWrongGuestPasswordIsA400AndAdoptsNothing() async throws {
+        try await InMemoryWorld.run { world in
+            for (name, address, password) in [
+                ("old-app-1", "10.77.7.21", InMemoryWorld.guestPassword), ("old-app-2", "10.77.7.22", "Other-pass-2"),
+            ] {
+                await world.vsphere.addMachine(name, guestIPAddress: address)
+                await world.shell.add(.init(hostName: name, password: password), at: address)
+            }
+            let answer = try await world.admin.request(
+                .POST, "/api/v1/environments/\(world.environmentID)/adopt",
+                json: VSphereImport.Input(
+                    connectionID: world.connectionID, names: ["old-app-1", "old-app-2"], role: "web",
+                    password: InMemoryWorld.guestPassword))
+            XCTAssertEqual(answer.status, .badRequest, answer.body.string)
+            XCTAssertTrue(answer.body.string.contains("old-app-2 refused the password"), answer.body.string)
+            let environment = try world.admin.decode(
+                API.EnvironmentBody.self, try await world.admin.request(.GET, "/api/v1/environments/\(world.environmentID)"))
+            XCTAssertEqual(environment.vms.map(\.hostName), [], "nothing adopted")
+        }
+    }
 }

@@ -31,8 +31,8 @@ final class AdoptionPageTests: XCTestCase {
             XCTAssertTrue(nothingChosen.body.string.contains("select at least one VM"), nothingChosen.body.string)
             let wrongPassword = try await world.admin.submit(
                 "/adopt", fields + [("name", "old-app-1"), ("password", "Wrong-pass-1")])
-            XCTAssertEqual(wrongPassword.status, .badGateway)
-            XCTAssertTrue(wrongPassword.body.string.contains("permission denied"), wrongPassword.body.string)
+            XCTAssertEqual(wrongPassword.status, .badRequest)
+            XCTAssertTrue(wrongPassword.body.string.contains("old-app-1 refused the password"), wrongPassword.body.string)
             XCTAssertTrue(wrongPassword.body.string.contains(#"value="old-app-1" checked"#), "the selection is kept")
 
             let adopted = try await world.admin.submit(

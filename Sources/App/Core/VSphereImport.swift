@@ -1,4 +1,5 @@
 import Fluent
+import RemoteShell
 import VSphere
 import Vapor
 
@@ -38,8 +39,11 @@ struct VSphereImport {
         }
         guard !input.names.isEmpty, input.names.count <= 1000 else { throw FlotillaError.validation("name 1 to 1000 VMs") }
         try VMs.validateGuestPassword(input.password, confirmation: input.password)
+        guard Set(input.names).count == input.names.count else { throw FlotillaError.validation("a VM is named twice") }
         let endpoint = try await vsphere.endpoint(for: connection)
-        var adopted: [VM] = []
+        // Every VM is checked and enrolled before any is saved: a request that fails for one VM
+        // (a wrong password, a clash) adopts none.
+        var enrolled: [(name: String, vm: VM, fingerprint: String)] = []
         for name in input.names {
             let machine: any VSphereMachine
             do {
@@ -68,12 +72,18 @@ struct VSphereImport {
                 hostName: metadata?.hostName ?? summary.guestHostName ?? name, ip: ip, netmask: String(prefix),
                 gateway: gateway, dns1: dns.first, dns2: dns.count > 1 ? dns[1] : nil)
             if try await VM.query(on: database).group(.or, { $0.filter(\.$ip == spec.ip).filter(\.$hostName == spec.hostName) }).count() > 0
+                || enrolled.contains(where: { $0.vm.ip == spec.ip || $0.vm.hostName == spec.hostName })
             {
                 throw FlotillaError.conflict("\(spec.hostName) (\(spec.ip)) clashes with a VM Flotilla already has")
             }
             let key = try await keys.active()
-            let hostKey = try await GuestEnrollment(shell: shell, keys: keys).enroll(
-                address: spec.ip, user: role.sshUser, password: input.password, key: key, hostName: spec.hostName)
+            let hostKey: SSHHostKey
+            do {
+                hostKey = try await GuestEnrollment(shell: shell, keys: keys).enroll(
+                    address: spec.ip, user: role.sshUser, password: input.password, key: key, hostName: spec.hostName)
+            } catch let error as RemoteShellError {
+                throw Self.enrollmentFailure(error, name: name, address: spec.ip)
+            }
             let vm = try VM(
                 environmentID: try environment.requireID(), role: role, spec: spec,
                 passwordSealed: try secrets.seal(input.password), status: .ready,
@@ -82,15 +92,29 @@ struct VSphereImport {
             vm.platformKeyID = try key.requireID()
             vm.vsphereReference = summary.reference.value
             vm.update(from: summary)
-            try await vm.create(on: database)
+            enrolled.append((name, vm, hostKey.fingerprint))
+        }
+        let adopted = enrolled.map(\.vm)
+        try await database.transaction { transaction in
+            for vm in adopted { try await vm.create(on: transaction) }
+        }
+        for (name, vm, fingerprint) in enrolled {
             await AuditLog.record(
                 .operation, action: "vm.adopt", result: .success,
-                details: "adopted \(name) (\(summary.reference.value)) into \(environment.name); "
-                    + "platform key installed, host key \(hostKey.fingerprint) pinned",
+                details: "adopted \(name) (\(vm.vsphereReference ?? "")) into \(environment.name); "
+                    + "platform key installed, host key \(fingerprint) pinned",
                 vmName: vm.hostName, vmRole: role.name, by: actor, on: database, logger: logger)
-            adopted.append(vm)
         }
         return adopted
+    }
+
+    /// A guest that refuses the password is bad input (400); one that cannot be reached is
+    /// unavailable (503): either way a message naming the VM, never a server error.
+    private static func enrollmentFailure(_ error: RemoteShellError, name: String, address: String) -> FlotillaError {
+        if error.kind == .authentication {
+            return .validation("\(name) refused the password: the guest's SSH login at \(address) did not accept it")
+        }
+        return FlotillaError(.unavailable, "\(name) could not be enrolled over SSH at \(address): \(error.kind)")
     }
 }
 

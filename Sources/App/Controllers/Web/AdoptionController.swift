@@ -63,7 +63,7 @@ enum AdoptionController {
                 request, connection: form.first("connection"), environment: form.first("environment"), role: form.first("role"),
                 checked: Set(names), error: error.message, status: error.status)
         } catch {
-            // A guest that refuses the login: shown with the form, the selection kept.
+            // vSphere failing underneath (unreachable, its login refused): shown with the form, the selection kept.
             return try await render(
                 request, connection: form.first("connection"), environment: form.first("environment"), role: form.first("role"),
                 checked: Set(names), error: FlotillaError.describe(error), status: .badGateway)
