@@ -136,6 +136,10 @@ do {
         say("t=0 \(processFootprint())")
         while ContinuousClock.now - started < .seconds(options.duration) {
             try await Task.sleep(for: .seconds(min(options.reportEvery, options.duration)))
+            // Measured just after a sweep ends, when its TCP sockets are closed: every report
+            // then counts the same descriptors unless some leak.
+            let reportedRound = await sweeper.lastSweep?.round
+            while await sweeper.lastSweep?.round == reportedRound { try await Task.sleep(for: .milliseconds(5)) }
             let last = await sweeper.lastSweep
             let elapsed = Int((ContinuousClock.now - started).components.seconds)
             say(
