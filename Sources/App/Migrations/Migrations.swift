@@ -72,4 +72,6 @@ func registerMigrations(_ app: Application) {
     app.migrations.add(AddMonitoringRetentionIndexes())
     // 017: each VM's current health, written by the instance leading the sweep for the others.
     app.migrations.add(CreateVMHealthStates())
+    // 020: which agent process sent a VM's last heartbeat.
+    app.migrations.add(AddAgentStatusInstance())
 }

@@ -94,6 +94,7 @@ struct AgentIngestion {
         status.agentVersion = heartbeat.agentVersion
         status.servicesJSON = services
         status.queuedEvents = heartbeat.queuedEvents
+        status.agentInstance = heartbeat.instance
         status.silentSince = nil
         try await status.save(on: database)
         if let wasSilent {

@@ -31,26 +31,48 @@ struct AgentInstallStep: StepKind {
         let configuration = try await AgentCredentials(database: context.database, secrets: operations.secrets, identities: nil)
             .configurationFile(for: vm, platformURL: parameters.platformURL)
         let guest = GuestAgent(operations: operations)
-        var heardAfter = Date()
+        let installed = Date()
         try await guest.install(parameters.vmID, program: Array(program), configuration: configuration, context: context)
-        if parameters.reboot == true {
-            try await guest.reboot(parameters.vmID, context: context)
-            heardAfter = Date()
-        }
-        try await waitForHeartbeat(of: vm, after: heardAfter, timeout: operations.guestBootTimeout, context: context)
+        let running = try await waitForHeartbeat(
+            of: vm, after: installed, from: .any, timeout: operations.guestBootTimeout, context: context)
+        await context.log("the installed agent reports")
+        guard parameters.reboot == true else { return }
+        try await guest.reboot(parameters.vmID, context: context)
+        // The agent running before the reboot may still be heard once while the guest goes down:
+        // only a heartbeat of another agent process is the boot hook's.
+        _ = try await waitForHeartbeat(
+            of: vm, after: Date(), from: .anotherProcessThan(running), timeout: operations.guestBootTimeout, context: context)
+        await context.log("the agent started at boot reports")
     }
 
-    /// Waits until the VM's agent has sent a heartbeat later than `after` (platform clock).
-    private func waitForHeartbeat(of vm: VM, after: Date, timeout: Duration, context: StepContext) async throws {
+    /// Which agent process a heartbeat must come from.
+    private enum Sender {
+        case any
+        /// Another process than the one with this instance (nil: an agent that sends none).
+        case anotherProcessThan(String?)
+
+        func matches(_ instance: String?) -> Bool {
+            switch self {
+            case .any: true
+            case .anotherProcessThan(let earlier): instance != nil && instance != earlier
+            }
+        }
+    }
+
+    /// Waits until the VM's agent has sent a heartbeat later than `after` (platform clock) from
+    /// `sender`; returns the instance of the agent process that sent it.
+    private func waitForHeartbeat(
+        of vm: VM, after: Date, from sender: Sender, timeout: Duration, context: StepContext
+    ) async throws -> String? {
         let vmID = try vm.requireID()
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let status = try await AgentStatus.query(on: context.database).filter(\.$vmID == vmID).first(),
-                status.lastHeartbeatAt > after
+                status.lastHeartbeatAt > after, sender.matches(status.agentInstance)
             {
                 let waited = Date().timeIntervalSince(after)
                 await context.log(String(format: "first heartbeat from the agent on %@ after %.1f s", vm.hostName, waited))
-                return
+                return status.agentInstance
             }
             try await Task.sleep(for: Self.heartbeatPoll)
         }

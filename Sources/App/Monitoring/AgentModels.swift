@@ -51,6 +51,8 @@ final class AgentStatus: Model, @unchecked Sendable {
     @Field(key: "services") var servicesJSON: String
     @Field(key: "queued_events") var queuedEvents: Int
     @OptionalField(key: "silent_since") var silentSince: Date?
+    /// The agent process that sent it (new at each agent start; nil from agents before version 2).
+    @OptionalField(key: "agent_instance") var agentInstance: String?
 
     init() {}
 

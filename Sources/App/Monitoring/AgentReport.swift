@@ -25,9 +25,12 @@ enum AgentReport {
         var sentAt: Double
         var services: [ServiceState]
         var queuedEvents: Int
+        /// Random per agent process: a heartbeat from another process than before tells a
+        /// restarted agent (after a reboot) from the one that ran before.
+        var instance: String?
 
         enum CodingKeys: String, CodingKey {
-            case vm, services
+            case vm, services, instance
             case agentVersion = "agent_version"
             case sentAt = "sent_at"
             case queuedEvents = "queued_events"
@@ -68,7 +71,8 @@ enum AgentReport {
         guard heartbeat.services.count <= MonitoredService.maximumServices,
             heartbeat.agentVersion.count <= 32,
             heartbeat.agentVersion.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == ".") }),
-            heartbeat.queuedEvents >= 0
+            heartbeat.queuedEvents >= 0,
+            heartbeat.instance.map({ (1...64).contains($0.count) && $0.allSatisfy(\.isHexDigit) }) ?? true
         else { throw FlotillaError.validation("malformed heartbeat") }
         for service in heartbeat.services {
             guard isPlainName(service.name), states.contains(service.state), service.restarts >= 0, service.failures >= 0,
