@@ -492,6 +492,7 @@ enum OpenAPIDocument {
                 [
                     "vm": string("UUID"), "agent_version": string(), "sent_at": ["type": "number"], "queued_events": ["type": "integer"],
                     "services": ["type": "array", "items": ["$ref": "#/components/schemas/AgentServiceState"]],
+                    "instance": string("hex, new at each start of the agent process"),
                 ], required: ["vm", "agent_version", "sent_at", "queued_events", "services"]),
             "AgentServiceState": object(
                 [
