@@ -11,41 +11,51 @@ import Vapor
 /// - Expired rows are refused and purged whenever a session starts.
 /// - Every write forgets this instance's sign-in verdicts (`AuthenticationVerdicts`); a new
 ///   row does so through the model middleware.
-struct DatabaseSessions: AsyncSessionDriver {
-    func createSession(_ data: SessionData, for request: Request) async throws -> SessionID {
-        let id = [UInt8].random(count: 32).base64URLEncodedString()
-        let now = Date()
-        let lifetime = TimeInterval(request.application.flotilla.config.sessionLifetimeHours * 3600)
-        try await BrowserSession.query(on: request.db).filter(\.$expiresAt < now).delete()
-        try await BrowserSession(
-            keyDigest: Self.digest(of: id), userID: Self.userID(in: data), data: try Self.encode(data),
-            expiresAt: now.addingTimeInterval(lifetime), updatedAt: now
-        ).create(on: request.db)
-        return SessionID(string: id)
+/// - Reading a session and keeping it unchanged answer at once from what `SessionLoader` read
+///   (no task is started for them: they run on every signed-in request).
+struct DatabaseSessions: SessionDriver {
+    func createSession(_ data: SessionData, for request: Request) -> EventLoopFuture<SessionID> {
+        request.eventLoop.makeFutureWithTask {
+            let id = [UInt8].random(count: 32).base64URLEncodedString()
+            let now = Date()
+            let lifetime = TimeInterval(request.application.flotilla.config.sessionLifetimeHours * 3600)
+            try await BrowserSession.query(on: request.db).filter(\.$expiresAt < now).delete()
+            try await BrowserSession(
+                keyDigest: Self.digest(of: id), userID: Self.userID(in: data), data: try Self.encode(data),
+                expiresAt: now.addingTimeInterval(lifetime), updatedAt: now
+            ).create(on: request.db)
+            return SessionID(string: id)
+        }
     }
 
-    func readSession(_ sessionID: SessionID, for request: Request) async throws -> SessionData? {
-        guard let loaded = request.loadedSession, loaded.keyDigest == Self.digest(of: sessionID.string) else { return nil }
-        return loaded.values
+    func readSession(_ sessionID: SessionID, for request: Request) -> EventLoopFuture<SessionData?> {
+        guard let loaded = request.loadedSession, loaded.keyDigest == Self.digest(of: sessionID.string) else {
+            return request.eventLoop.makeSucceededFuture(nil)
+        }
+        return request.eventLoop.makeSucceededFuture(loaded.values)
     }
 
-    func updateSession(_ sessionID: SessionID, to data: SessionData, for request: Request) async throws -> SessionID {
+    func updateSession(_ sessionID: SessionID, to data: SessionData, for request: Request) -> EventLoopFuture<SessionID> {
         let digest = Self.digest(of: sessionID.string)
         if let loaded = request.loadedSession, loaded.keyDigest == digest, loaded.values == data {
+            return request.eventLoop.makeSucceededFuture(sessionID)
+        }
+        return request.eventLoop.makeFutureWithTask {
+            try await BrowserSession.query(on: request.db).filter(\.$keyDigest == digest)
+                .set(\.$data, to: try Self.encode(data))
+                .set(\.$userID, to: Self.userID(in: data))
+                .set(\.$updatedAt, to: Date())
+                .update()
+            request.application.authenticationVerdicts.forgetAll()
             return sessionID
         }
-        try await BrowserSession.query(on: request.db).filter(\.$keyDigest == digest)
-            .set(\.$data, to: try Self.encode(data))
-            .set(\.$userID, to: Self.userID(in: data))
-            .set(\.$updatedAt, to: Date())
-            .update()
-        request.application.authenticationVerdicts.forgetAll()
-        return sessionID
     }
 
-    func deleteSession(_ sessionID: SessionID, for request: Request) async throws {
-        try await BrowserSession.query(on: request.db).filter(\.$keyDigest == Self.digest(of: sessionID.string)).delete()
-        request.application.authenticationVerdicts.forgetAll()
+    func deleteSession(_ sessionID: SessionID, for request: Request) -> EventLoopFuture<Void> {
+        request.eventLoop.makeFutureWithTask {
+            try await BrowserSession.query(on: request.db).filter(\.$keyDigest == Self.digest(of: sessionID.string)).delete()
+            request.application.authenticationVerdicts.forgetAll()
+        }
     }
 
     static func digest(of id: String) -> String {
