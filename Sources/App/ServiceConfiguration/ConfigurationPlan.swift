@@ -86,8 +86,7 @@ struct ConfigurationPlan {
 
     /// Replaces every secret value in `text` (e.g. a file read from the guest) with the mask.
     func masked(_ text: String) -> String {
-        secretValues.values.filter { !$0.isEmpty }.sorted { $0.count > $1.count }
-            .reduce(text) { $0.replacingOccurrences(of: $1, with: ProfileRenderer.secretMask) }
+        ProfileRenderer.mask(text, secrets: Array(secretValues.values))
     }
 
     func guestFiles(shell: any GuestShell, login: GuestLogin) async throws -> GuestConfigFiles {

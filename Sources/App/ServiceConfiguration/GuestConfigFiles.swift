@@ -7,7 +7,7 @@ import RemoteShell
 /// text. A new file is staged in `.flotilla-staged/` beside the old one (same file system, so the
 /// replace is one atomic rename) and the previous versions are kept in `.flotilla-history/`
 /// beside it, the last five per file: nothing is written outside the profile's folders.
-struct GuestConfigFiles {
+struct GuestConfigFiles: Sendable {
     let shell: any GuestShell
     let target: SSHTarget
 
@@ -52,11 +52,14 @@ struct GuestConfigFiles {
                 p=$1; d=${p%/*}; b=${p##*/}
                 if [ "$(realpath -m -- "$d")" != "$d" ]; then echo "$d is reached through a symbolic link" >&2; exit 20; fi
                 if [ -L "$p" ] || { [ -e "$p" ] && [ ! -f "$p" ]; }; then echo "$p is not a regular file" >&2; exit 20; fi
+                top=; a=$d
+                while [ -n "$a" ] && [ ! -e "$a" ]; do top=$a; a=${a%/*}; done
                 umask 022
                 mkdir -p -- "$d"
                 umask 077
                 mkdir -p -- "$d/.flotilla-staged"
                 if [ -L "$d/.flotilla-staged" ]; then echo "$d/.flotilla-staged is a symbolic link" >&2; exit 20; fi
+                if [ -n "$top" ]; then printf '%s\n' "$top" > "$d/.flotilla-staged/.created"; fi
                 n="$d/.flotilla-staged/$b"
                 rm -f -- "$n"
                 set -C
@@ -80,11 +83,25 @@ struct GuestConfigFiles {
         }
     }
 
-    /// Drops staged files (after a failed validation on any VM, nothing is replaced).
+    /// Drops the staged files with their folder — also what a validator left there (`py_compile`
+    /// writes `__pycache__/`) — after a failed validation on any VM (nothing is replaced), and the
+    /// folders staging created for a file that did not exist (noted in `.flotilla-staged/.created`).
     func discardStaged(_ paths: [String]) async throws {
         try await run(
             Command.script(
-                #"for p; do d=${p%/*}; rm -f -- "$d/.flotilla-staged/${p##*/}"; rmdir -- "$d/.flotilla-staged" 2>/dev/null || true; done"#,
+                #"""
+                for p; do
+                  d=${p%/*}; s="$d/.flotilla-staged"
+                  if [ -L "$s" ] || [ ! -d "$s" ]; then continue; fi
+                  top=$(cat -- "$s/.created" 2>/dev/null || true)
+                  rm -rf -- "$s"
+                  [ -n "$top" ] || continue
+                  case $d in "$top" | "$top"/*) ;; *) continue ;; esac
+                  a=$d
+                  while rmdir -- "$a" 2>/dev/null && [ "$a" != "$top" ]; do a=${a%/*}; done
+                done
+                true
+                """#,
                 arguments: paths), what: "remove the staged files")
     }
 
@@ -110,7 +127,7 @@ struct GuestConfigFiles {
                   mv -f -- "$n" "$p"
                   echo "$p"
                 done
-                for p; do rmdir -- "${p%/*}/.flotilla-staged" 2>/dev/null || true; done
+                for p; do s="${p%/*}/.flotilla-staged"; if [ ! -L "$s" ]; then rm -rf -- "$s"; fi; done
                 """#, arguments: [stamp] + paths), what: "replace the files")
         return result.output.split(separator: "\n").map(String.init)
     }

@@ -4,10 +4,16 @@ import Mustache
 /// Renders a profile's file templates (Mustache) for one environment.
 ///
 /// A template sees `{{environment}}`, `{{variables.NAME}}`, `{{dependencies.ROLE.address}}`
-/// and `{{dependencies.ROLE.port}}` (the role's first check), and `{{secrets.NAME}}`. Values go
-/// in verbatim (the TEXT content type: a settings file is not HTML). A name the context does not
-/// hold is an error rather than an empty string, because an empty host in a `settings.py` is
-/// exactly how a wrong configuration takes a service down.
+/// and `{{dependencies.ROLE.port}}` (the role's first check), and `{{secrets.NAME}}`. A name the
+/// context does not hold is an error rather than an empty string, because an empty host in a
+/// `settings.py` is exactly how a wrong configuration takes a service down.
+///
+/// Values are single lines everywhere (a line break would start a new setting). In a Python file
+/// (`*.py`: `settings.py`, `conf.py`) every value is escaped as the content of a string literal
+/// (`\\`, `\"`, `\'`), so a quote or backslash in a password stays in its string instead of
+/// ending it and running as code; escaping rather than refusing, because passwords legitimately
+/// hold such characters. Other files (supervisor's INI, plain text) have no string syntax to
+/// escape into: values go in as written (the TEXT content type: no HTML escaping).
 public struct ProfileRenderer: Sendable {
     /// What a preview shows in place of every secret.
     public static let secretMask = "••••••"
@@ -57,7 +63,38 @@ public struct ProfileRenderer: Sendable {
         }
         return try Self.render(
             file.template, field: file.path,
-            context: Self.context(profile: profile, environment: environment, addresses: addresses, secrets: secrets))
+            context: Self.context(
+                profile: profile, environment: environment, addresses: addresses, secrets: secrets, escape: Self.escaping(for: file.path)
+            ))
+    }
+
+    /// How values are escaped in the file at `path`: as Python string content in `*.py`, else not at all.
+    static func escaping(for path: String) -> @Sendable (String) -> String {
+        if path.hasSuffix(".py") { return { pythonStringContent($0) } }
+        return { $0 }
+    }
+
+    /// `value` as the inside of a Python string literal (single, double or triple quoted): the
+    /// backslash and both quotes escaped, control characters as `\xNN`.
+    static func pythonStringContent(_ value: String) -> String {
+        var escaped = ""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\\": escaped += "\\\\"
+            case "\"": escaped += "\\\""
+            case "'": escaped += "\\'"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F: escaped += String(format: "\\x%02x", scalar.value)
+            default: escaped.unicodeScalars.append(scalar)
+            }
+        }
+        return escaped
+    }
+
+    /// `text` (e.g. a file read from a guest) with every secret value masked, as written and as
+    /// escaped into a Python string.
+    static func mask(_ text: String, secrets: [String]) -> String {
+        let forms = Set(secrets.filter { !$0.isEmpty }.flatMap { [$0, pythonStringContent($0)] })
+        return forms.sorted { $0.count > $1.count }.reduce(text) { $0.replacingOccurrences(of: $1, with: secretMask) }
     }
 
     /// Parses `template` and renders it against placeholder values, so that a profile naming a
@@ -71,21 +108,22 @@ public struct ProfileRenderer: Sendable {
     }
 
     private static func context(
-        profile: ServiceProfile, environment: String, addresses: [String: String], secrets: [String: String]
+        profile: ServiceProfile, environment: String, addresses: [String: String], secrets: [String: String],
+        escape: (String) -> String = { $0 }
     ) -> StrictNode {
         var dependencies: [String: Any] = [:]
         for (role, address) in addresses {
-            var entry: [String: Any] = ["address": address]
+            var entry: [String: Any] = ["address": escape(address)]
             if let port = profile.dependencies[role]?.checks.first?.effectivePort { entry["port"] = port }
             dependencies[role] = StrictNode(path: "dependencies.\(role)", values: entry)
         }
         return StrictNode(
             path: "",
             values: [
-                "environment": environment,
-                "variables": StrictNode(path: "variables", values: profile.variables ?? [:]),
+                "environment": escape(environment),
+                "variables": StrictNode(path: "variables", values: (profile.variables ?? [:]).mapValues(escape)),
                 "dependencies": StrictNode(path: "dependencies", values: dependencies),
-                "secrets": StrictNode(path: "secrets", values: secrets),
+                "secrets": StrictNode(path: "secrets", values: secrets.mapValues(escape)),
             ])
     }
 
