@@ -45,14 +45,18 @@ public enum AuditLog {
 
     /// Deletes every entry and leaves one saying who removed how many (SPEC LOG-4).
     public static func deleteAll(by actor: Actor, on database: any Database) async throws -> Int {
+        // The first statement writes: SQLite's WAL refuses a transaction that read first and then
+        // writes after another connection wrote (SQLITE_BUSY_SNAPSHOT, a 500 under concurrent use).
         try await database.transaction { transaction in
-            let count = try await LogEntry.query(on: transaction).count()
-            try await LogEntry.query(on: transaction).delete()
             let entry = LogEntry(
                 kind: .operation, operatorName: actor.name, operatorIP: actor.ip,
-                action: "logs.delete", result: .success,
-                details: "\(actor.name ?? "unknown") deleted all \(count) log entries")
+                action: "logs.delete", result: .success, details: "")
             try await entry.create(on: transaction)
+            let entryID = try entry.requireID()
+            let count = try await LogEntry.query(on: transaction).filter(\.$id != entryID).count()
+            try await LogEntry.query(on: transaction).filter(\.$id != entryID).delete()
+            entry.details = "\(actor.name ?? "unknown") deleted all \(count) log entries"
+            try await entry.update(on: transaction)
             return count
         }
     }

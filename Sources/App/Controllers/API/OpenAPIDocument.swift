@@ -13,6 +13,8 @@ enum OpenAPIDocument {
         var status: Int = 200
         var query: [String] = []
         var list = false
+        /// Also answers `text/event-stream` (server-sent events) when the client asks for it.
+        var eventStream = false
     }
 
     static let operations: [Operation] = [
@@ -215,7 +217,7 @@ enum OpenAPIDocument {
             summary:
                 "Server-sent events with Accept: text/event-stream (otherwise one snapshot): summary, change (one VM's new health; "
                 + "the id is its sequence) and reload; resumes after Last-Event-ID or since",
-            action: .viewDashboard, response: "HealthChange", query: ["since"]),
+            action: .viewDashboard, response: "HealthChange", query: ["since"], eventStream: true),
         .init(
             method: .GET, path: "/api/v1/vms",
             summary: "VMs of every environment with their live health (q: name fuzzily, IP or role; role; environment)",
@@ -927,14 +929,26 @@ enum OpenAPIDocument {
                             "page": ["type": "integer"], "per": ["type": "integer"],
                         ], required: ["items", "total", "page", "per"])
                     : reference
-                success["content"] = ["application/json": ["schema": schema]]
+                success["content"] =
+                    operation.eventStream
+                    ? [
+                        "application/json": ["schema": schema],
+                        "text/event-stream": [
+                            "schema": object(
+                                ["event": ["type": "string", "enum": ["summary", "change", "reload"]], "data": string(), "id": string()],
+                                required: ["event", "data"])
+                        ],
+                    ]
+                    : ["application/json": ["schema": schema]]
             }
             let error: [String: Any] = [
                 "description": "error", "content": ["application/json": ["schema": ["$ref": "#/components/schemas/Error"]]],
             ]
             entry["responses"] = [String(operation.status): success, "400": error, "401": error, "403": error, "404": error, "409": error]
-            if operation.action.rule != .anyone {
+            if case .roles(let roles) = operation.action.rule {
                 entry["security"] = [["bearer": [String]()], ["session": [String]()]]
+                // Who may call it (USR-6); scripts/check-api-fuzz checks everyone else is refused.
+                entry["x-flotilla-roles"] = roles.map(\.rawValue).sorted()
             }
             paths[operation.path, default: [:]][operation.method.rawValue.lowercased()] = entry
         }
