@@ -20,7 +20,7 @@ struct Flotctl: AsyncParsableCommand {
             """,
         subcommands: [
             Login.self, Logout.self, EnvironmentCommands.self, VMCommands.self, Deploy.self, JobCommands.self,
-            LogCommands.self, UserCommands.self, UpgradeCommands.self,
+            LogCommands.self, UserCommands.self, UpgradeCommands.self, ConfigurationCommands.self,
             MonitorCommands.self,
         ]
     )
