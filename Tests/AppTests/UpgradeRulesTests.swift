@@ -22,9 +22,19 @@ final class UpgradeRulesTests: XCTestCase {
     func testReleaseNamesCarryTheRevisionAndSortByTime() {
         let time = Date(timeIntervalSince1970: 1_764_771_900)
         let name = GuestReleases.releaseName(revision: String(repeating: "ab", count: 20), kind: .git, at: time)
-        XCTAssertEqual(name, "abababababab-20251203T142500Z")
+        XCTAssertEqual(name, "abababababab-20251203T142500000Z")
         XCTAssertEqual(GuestReleases.revision(ofRelease: name), "abababababab")
-        XCTAssertEqual(GuestReleases.releaseName(revision: "1234", kind: .svn, at: time), "1234-20251203T142500Z")
+        XCTAssertEqual(GuestReleases.releaseName(revision: "1234", kind: .svn, at: time), "1234-20251203T142500000Z")
+    }
+
+    /// Two rollouts within one second (a person right after a hook) once made releases whose
+    /// times were equal, and a rollback then found no release older than the current one.
+    func testReleasesOfTheSameSecondStillSortByTime() {
+        let time = Date(timeIntervalSince1970: 1_764_771_900.2)
+        let earlier = GuestReleases.releaseName(revision: "41", kind: .svn, at: time)
+        let later = GuestReleases.releaseName(revision: "42", kind: .svn, at: time.addingTimeInterval(0.3))
+        let timePart = { (name: String) in name.split(separator: "-").last.map(String.init) ?? "" }
+        XCTAssertLessThan(timePart(earlier), timePart(later))
     }
 
     func testApplicationsAreValidatedAndCredentialsNeverShownBack() async throws {

@@ -137,12 +137,13 @@ struct GuestReleases {
         return result.exitStatus == 0
     }
 
-    /// A release directory's name: `<revision>-<UTC time>` (a Git commit id shortened to 12).
+    /// A release directory's name: `<revision>-<UTC time to the millisecond>` (a Git commit id
+    /// shortened to 12). The time orders releases, so two rollouts within one second must differ.
     static func releaseName(revision: String, kind: RepositoryLocation.Kind, at time: Date) -> String {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        formatter.dateFormat = "yyyyMMdd'T'HHmmssSSS'Z'"
         let id = kind == .git ? String(revision.prefix(12)) : revision
         return "\(id)-\(formatter.string(from: time))"
     }
