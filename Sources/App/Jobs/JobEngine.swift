@@ -23,6 +23,11 @@ actor JobEngine {
         /// How often the database is read for new steps, cancel requests and expired leases
         /// when nothing wakes the engine sooner (notifications, or a step of its own ending).
         var poll: Duration = .milliseconds(250)
+        /// How often cancel requests and expired leases are looked for while other instances'
+        /// changes are heard (`JobWakeups`): a cancel request or a released lease then asks for
+        /// a look at once, so these reads only catch what no notification announces (a lease
+        /// that ran out), and claims on a busy engine do not queue behind them.
+        var lookWhileListening: Duration = .seconds(1)
     }
 
     /// Why this instance stops a step it runs.
@@ -55,6 +60,9 @@ actor JobEngine {
     /// A command (not a server) runs only its own job.
     private var onlyJob: UUID?
     private var running: [UUID: RunningStep] = [:]
+    /// Jobs this instance marked running while it runs steps of theirs: later claims of their
+    /// steps skip that statement.
+    private var markedRunning: Set<UUID> = []
     private var loop: Task<Void, Never>?
     private var listening: Task<Void, Never>?
     private var nap: Task<Void, Never>?
@@ -207,9 +215,10 @@ actor JobEngine {
         var claimedFully = false
         do {
             let rows = try JobStepRows(claims)
-            // Once a poll at most, however often finished steps wake the loop, unless a
-            // notification asks for it.
-            if lookRequested || ContinuousClock.now - lastLook >= timing.poll {
+            // Once a poll at most (a second while other instances' changes are heard), however
+            // often finished steps wake the loop, unless a notification asks for it.
+            let lookEvery = listening == nil ? timing.poll : timing.lookWhileListening
+            if lookRequested || ContinuousClock.now - lastLook >= lookEvery {
                 lookRequested = false
                 lastLook = .now
                 try await watchRunning(rows)
@@ -228,7 +237,9 @@ actor JobEngine {
                 logger.debug("claimed \(claimed.count) steps in \(Self.milliseconds(ContinuousClock.now - started)) ms")
             }
             for step in claimed { launch(step) }
-            try await rows.markJobsRunning(Set(claimed.map(\.jobID)))
+            let unmarked = Set(claimed.map(\.jobID)).subtracting(markedRunning)
+            try await rows.markJobsRunning(unmarked)
+            markedRunning.formUnion(unmarked)
             claimedFully = capacity > 0 && claimed.count == capacity
         } catch {
             guard !Task.isCancelled else { return false }
@@ -310,7 +321,9 @@ actor JobEngine {
     }
 
     private func ended(_ id: UUID) {
-        running[id] = nil
+        if let jobID = running.removeValue(forKey: id)?.jobID, !running.values.contains(where: { $0.jobID == jobID }) {
+            markedRunning.remove(jobID)
+        }
         wake()
     }
 
