@@ -53,4 +53,29 @@ final class PageDetailsTests: XCTestCase {
             XCTAssertTrue(html[firstField].contains("autofocus"), String(html[firstField]))
         }
     }
+    /// Every form that deletes, revokes or is marked dangerous asks first: in the browser
+    /// (`data-confirm` on the form, `data-confirm-click` on the button) or by being itself the
+    /// confirmation page a link leads to (`*-delete.leaf`).
+    func testEveryDestructiveFormAsksForConfirmation() throws {
+        let views = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Resources/Views")
+            .standardizedFileURL
+        let files = try XCTUnwrap(FileManager.default.enumerator(at: views, includingPropertiesForKeys: nil)?.allObjects as? [URL])
+        var checked = 0
+        for file in files where file.pathExtension == "leaf" && !file.lastPathComponent.hasSuffix("-delete.leaf") {
+            let text = try String(contentsOf: file, encoding: .utf8)
+            for form in text.matches(of: /<form method="post"[^>]*>((?:(?!<\/form>)[\s\S])*)<\/form>/) {
+                let whole = String(form.0)
+                let opening = String(whole.prefix { $0 != ">" })
+                let destructive =
+                    opening.range(of: #"action="[^"]*(delete|revoke|remove|Delete)"#, options: .regularExpression) != nil
+                    || whole.contains(#"class="danger""#) || whole.contains(#"value="off""#)
+                guard destructive else { continue }
+                checked += 1
+                XCTAssertTrue(
+                    opening.contains("data-confirm") || whole.contains("data-confirm-click"),
+                    "\(file.lastPathComponent): \(opening)> deletes or stops without asking")
+            }
+        }
+        XCTAssertGreaterThan(checked, 5, "the scan found the destructive forms")
+    }
 }
