@@ -79,6 +79,8 @@ enum DashboardEvents {
             try await writer.write(.end)
         } catch {
             logger.debug("dashboard events: reader gone (\(error))")
+            // A stream left without its end trips Vapor's assertion and stops a debug server.
+            try? await writer.write(.error(error))
         }
         forwarding.cancel()
         beating.cancel()
