@@ -78,4 +78,19 @@ final class PageDetailsTests: XCTestCase {
         }
         XCTAssertGreaterThan(checked, 5, "the scan found the destructive forms")
     }
+    /// Times on pages name their zone (FLOTILLA_TIMEZONE), the log's among them.
+    func testTimesOnPagesNameTheirZone() async throws {
+        try await TestApp.run { app in
+            let admin = try TestClient(app)
+            try await admin.signIn("admin", TestApp.adminPassword)
+            let zone = app.flotilla.config.displayTimeZone.identifier
+            for path in ["/logs", "/users"] {
+                let html = try await admin.request(.GET, path).body.string
+                XCTAssertNotNil(
+                    html.range(of: #"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} "# + zone, options: .regularExpression), "\(path): \(html)")
+                XCTAssertNil(
+                    html.range(of: #"\d{2}:\d{2}:\d{2}</td>"#, options: .regularExpression), "\(path): a time without its zone")
+            }
+        }
+    }
 }

@@ -8,8 +8,13 @@ public struct DisplayTime: Sendable {
         self.timeZone = timeZone
     }
 
-    /// `2026-11-27 17:20:05` in the display zone.
+    /// `2026-11-27 17:20:05 UTC`: the time in the display zone, named, as pages show times.
     public func string(_ date: Date) -> String {
+        "\(plain(date)) \(timeZone.identifier)"
+    }
+
+    /// `2026-11-27 17:20:05` in the display zone, for files whose header names the zone.
+    public func plain(_ date: Date) -> String {
         date.formatted(
             Date.VerbatimFormatStyle(
                 format:

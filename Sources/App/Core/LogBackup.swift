@@ -60,7 +60,7 @@ public struct LogBackup: Sendable {
             defer { try? handle.close() }
             let header = """
                 # Flotilla audit log backup
-                # written \(displayTime.string(now)) (\(displayTime.timeZone.identifier)) by \(actor.name ?? "unknown")
+                # written \(displayTime.string(now)) by \(actor.name ?? "unknown")
                 # selection: \(search.summary)
                 # columns: number, time, kind, VM name, VM role, operator, operator IP, action, result, details
 
@@ -78,7 +78,7 @@ public struct LogBackup: Sendable {
                 var text = ""
                 for entry in batch {
                     let fields: [String] = [
-                        "#\(entry.id ?? 0)", displayTime.string(entry.time), entry.kind, entry.vmName ?? "-",
+                        "#\(entry.id ?? 0)", displayTime.plain(entry.time), entry.kind, entry.vmName ?? "-",
                         entry.vmRole ?? "-", entry.operatorName ?? "-", entry.operatorIP ?? "-",
                         entry.action, entry.result, entry.details,
                     ]
