@@ -10,7 +10,8 @@ import XCTVapor
 /// under the lab lock): when one VM's file does not validate, no VM keeps staged copies or the
 /// folders staging made for them; a folder that is a symbolic link out of the profile's folders
 /// (`/opt/evil` → `/etc`) is refused and nothing is written behind it; a successful apply leaves
-/// no staging folder either.
+/// no staging folder either. With the dependency's server stopped, the check through the API
+/// names it and the layer, and Configure is refused.
 final class ServiceConfigurationStagingLabTests: XCTestCase {
     static let lab = LabConfiguration(
         stateDirectory: "/var/lib/flotilla-lab-stagingtest", roles: ["redis", "web", "daemon"], preCreatedVMs: 3,
@@ -111,7 +112,38 @@ final class ServiceConfigurationStagingLabTests: XCTestCase {
                 XCTAssertFalse(staged.contains(".flotilla-staged"), "\(vm.hostName): \(staged)")
                 XCTAssertTrue(staged.contains(vm.id == web.id ? "settings.py" : "conf.py"), "\(vm.hostName): \(staged)")
             }
+
+            try await assertStoppedDependencyRefusesConfigure(
+                admin, app: app, profile: profile, environment: web.$environment.id, redis: redis, targets: targets)
         }
+    }
+
+    /// The dependency's server stopped: the check through the API names it and its layer, and
+    /// Configure is refused (no job).
+    private func assertStoppedDependencyRefusesConfigure(
+        _ admin: TestClient, app: Application, profile: UUID, environment: UUID, redis: VM, targets: [UUID]
+    ) async throws {
+        _ = try await ServiceConfigurationLabTests.Guests(app: app).run(RemoteShell.Command("pkill", "-x", "redis-server"), on: redis)
+        let started = try await admin.request(
+            .POST, "/api/v1/configuration-runs",
+            json: API.NewConfigurationRun(profileID: profile, environmentID: environment, dependencies: ["redis": try redis.requireID()]))
+        let run = try admin.decode(ConfigurationWizard.RunBody.self, started).id
+        let report = try admin.decode(
+            DependencyCheckReport.self,
+            try await admin.request(.POST, "/api/v1/configuration-runs/\(run)/check", json: API.ConfigurationTargets(targets: targets)))
+        XCTAssertFalse(report.passed)
+        XCTAssertEqual(report.results.count, 3, "from the platform and both targets")
+        XCTAssertTrue(report.results.allSatisfy { $0.layer == .serviceNotRunning }, "\(report.results)")
+        XCTAssertTrue(
+            report.failures.allSatisfy { $0.hasPrefix("redis on \(redis.hostName)") && $0.contains("service not running") },
+            report.failures.joined(separator: "\n"))
+        let jobsBefore = try await Job.query(on: app.db).count()
+        let refused = try await admin.request(
+            .POST, "/api/v1/configuration-runs/\(run)/configure", json: API.ConfigurationTargets(targets: targets))
+        XCTAssertEqual(refused.status, .conflict, refused.body.string)
+        XCTAssertTrue(refused.body.string.contains("every dependency check passed"), refused.body.string)
+        let jobsAfter = try await Job.query(on: app.db).count()
+        XCTAssertEqual(jobsAfter, jobsBefore, "no job was started")
     }
 
     /// A run checked from `targets`, then configured; answers the finished job.
