@@ -123,7 +123,14 @@ final class ServiceConfigurationStagingLabTests: XCTestCase {
     private func assertStoppedDependencyRefusesConfigure(
         _ admin: TestClient, app: Application, profile: UUID, environment: UUID, redis: VM, targets: [UUID]
     ) async throws {
-        _ = try await ServiceConfigurationLabTests.Guests(app: app).run(RemoteShell.Command("pkill", "-x", "redis-server"), on: redis)
+        let guests = ServiceConfigurationLabTests.Guests(app: app)
+        _ = try await guests.run(RemoteShell.Command("pkill", "-x", "redis-server"), on: redis)
+        // Redis answers for up to a tenth of a second after SIGTERM: check once it is gone.
+        let gone = try await guests.run(
+            RemoteShell.Command.script(
+                "for i in $(seq 100); do pgrep -x redis-server >/dev/null || { echo gone; exit 0; }; sleep 0.1; done"),
+            on: redis)
+        XCTAssertTrue(gone.contains("gone"), "redis-server still runs 10 s after SIGTERM")
         let started = try await admin.request(
             .POST, "/api/v1/configuration-runs",
             json: API.NewConfigurationRun(profileID: profile, environmentID: environment, dependencies: ["redis": try redis.requireID()]))
