@@ -231,7 +231,7 @@ final class ReachabilityNamespaceTests: XCTestCase {
         print(
             "soak: 30 sweeps of 300 targets, fds \(descriptorsBefore) -> \(descriptorsAfter), RSS \(residentBefore) -> \(residentAfter) KiB, slowest \(slowest)"
         )
-        XCTAssertEqual(descriptorsAfter, descriptorsBefore, "open descriptors grew")
+        XCTAssertLessThanOrEqual(descriptorsAfter, descriptorsBefore, "open descriptors grew")
         XCTAssertLessThan(residentAfter - residentBefore, 2048, "resident memory grew by more than 2 MiB")
         XCTAssertLessThan(slowest, .milliseconds(400), "ICMP timeout plus TCP timeout, and little else")
         let statuses = await sweeper.allStatuses()
