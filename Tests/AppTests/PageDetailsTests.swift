@@ -9,7 +9,7 @@ final class PageDetailsTests: XCTestCase {
         try await TestApp.run { app in
             let admin = try TestClient(app)
             try await admin.signIn("admin", TestApp.adminPassword)
-            for path in ["/users", "/jobs", "/logs"] {
+            for path in ["/users", "/jobs", "/logs", "/environments", "/", "/upgrades", "/settings/notifications/deliveries"] {
                 let html = try await admin.request(.GET, path).body.string
                 let navigations = html.ranges(of: #"<nav class="pagination""#)
                 XCTAssertEqual(navigations.count, 2, "\(path): pagination above and below the list")
