@@ -25,18 +25,7 @@ final class LifecycleTests: XCTestCase {
 
     /// Starts a lab and an app with a connection to the lab's vcsim, a `web` role and an environment.
     private func withLab(_ extra: [String: String] = [:], _ body: (Fixture) async throws -> Void) async throws {
-        let missing = Lab.missingPrerequisites(Self.lab)
-        guard missing.isEmpty else {
-            XCTFail("lab prerequisites missing: \(missing.joined(separator: "; "))")
-            return
-        }
-        try await Lab.down(Self.lab)
-        let supervisor = LabSupervisor(configuration: Self.lab)
-        try await supervisor.start()
-        let following = Task { await supervisor.follow() }
-        do {
-            let launched = await supervisor.vcsim
-            let vcsim = try XCTUnwrap(launched)
+        try await Lab.withRunning(Self.lab) { vcsim in
             let client = try await VSphereClient.connect(
                 url: try XCTUnwrap(URL(string: vcsim.url)), username: vcsim.username,
                 password: vcsim.password, trust: .pinnedSHA256(try XCTUnwrap(vcsim.thumbprint)))
@@ -62,17 +51,7 @@ final class LifecycleTests: XCTestCase {
                         .POST, "/api/v1/environments", json: API.EnvironmentInput(name: "staging-3", description: "lab")))
                 try await body(Fixture(app: app, admin: admin, client: client, environmentID: environment.id, vcsimPID: vcsim.pid))
             }
-        } catch {
-            following.cancel()
-            await following.value
-            await supervisor.close()
-            try? await Lab.down(Self.lab)
-            throw error
         }
-        following.cancel()
-        await following.value
-        await supervisor.close()
-        try await Lab.down(Self.lab)
     }
 
     private func waitForJob(_ client: TestClient, _ id: UUID, timeout: Duration = .seconds(90)) async throws -> API.JobBody {

@@ -35,17 +35,10 @@ final class MonitoringLabTests: XCTestCase {
         attempts: 3, graceSeconds: 1, owners: [])
 
     func testCreatedVMsReportTheirServicesAndOwnersHearOnce() async throws {
-        let missing = Lab.missingPrerequisites(Self.lab)
-        guard missing.isEmpty else { return XCTFail("lab prerequisites missing: \(missing.joined(separator: "; "))") }
-        try await Lab.down(Self.lab)
-        let supervisor = LabSupervisor(configuration: Self.lab)
-        try await supervisor.start()
-        let following = Task { await supervisor.follow() }
         let smtp = try NotificationSMTPServer()
-        do {
+        defer { smtp.stop() }
+        try await Lab.withRunning(Self.lab) { vcsim in
             try smtp.start(starttls: true)
-            let launched = await supervisor.vcsim
-            let vcsim = try XCTUnwrap(launched)
             let settings = [
                 "FLOTILLA_AGENT_URL": Self.agentURL, "FLOTILLA_GUEST_BOOT_SECONDS": "60", "FLOTILLA_SMTP_HOST": "127.0.0.1",
                 "FLOTILLA_SMTP_PORT": "\(smtp.port)", "FLOTILLA_SMTP_FROM": "flotilla@example.com", "FLOTILLA_SMTP_SECURITY": "starttls",
@@ -62,19 +55,7 @@ final class MonitoringLabTests: XCTestCase {
                 }
                 await app.server.shutdown()
             }
-        } catch {
-            smtp.stop()
-            following.cancel()
-            await following.value
-            await supervisor.close()
-            try? await Lab.down(Self.lab)
-            throw error
         }
-        smtp.stop()
-        following.cancel()
-        await following.value
-        await supervisor.close()
-        try await Lab.down(Self.lab)
     }
 
     private func exercise(_ app: Application, vcsim: VcsimProcess, smtp: NotificationSMTPServer) async throws {

@@ -14,22 +14,11 @@ final class ClientLabTests: XCTestCase {
         roles: ["web"], pollInterval: .milliseconds(250))
 
     func testDeployWithFollowShowsEachVMToTheEndAndItsExitCodeSaysHowTheJobEnded() async throws {
-        let missing = Lab.missingPrerequisites(Self.lab)
-        guard missing.isEmpty else {
-            XCTFail("lab prerequisites missing: \(missing.joined(separator: "; "))")
-            return
-        }
-        try await Lab.down(Self.lab)
-        let supervisor = LabSupervisor(configuration: Self.lab)
-        try await supervisor.start()
-        let following = Task { await supervisor.follow() }
-        do {
+        try await Lab.withRunning(Self.lab) { vcsim in
             let server = try RunningServer()
             defer { server.stop() }
             let client = try ClientRunner()
             defer { client.remove() }
-            let launched = await supervisor.vcsim
-            let vcsim = try XCTUnwrap(launched, "the lab started no vcsim")
             try client.loginAsAdmin(server)
             try await addLabRole(server, token: try client.storedToken(), vcsim: vcsim)
             let blueprint = try writeBlueprint(named: "cli-lab", range: "10.77.31.10-10.77.31.20", in: client.configHome)
@@ -57,16 +46,7 @@ final class ClientLabTests: XCTestCase {
             XCTAssertTrue(failed.errors.contains("ended failed"), "\(failed)")
             XCTAssertTrue(failed.output.contains("InsufficientResources"), "the failed step's log is shown: \(failed)")
             XCTAssertEqual(try client.run(["env", "delete", "bad-lab", "--follow"], timeout: 120).status, 0)
-        } catch {
-            following.cancel()
-            await supervisor.close()
-            try? await Lab.down(Self.lab)
-            throw error
         }
-        following.cancel()
-        await following.value
-        await supervisor.close()
-        try await Lab.down(Self.lab)
     }
 
     /// A blueprint of two `web` VMs with a shared password; returns its path.

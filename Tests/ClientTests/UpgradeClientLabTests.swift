@@ -13,23 +13,13 @@ final class UpgradeClientLabTests: XCTestCase {
         pollInterval: .milliseconds(250))
 
     func testStartAndRollbackWithFollowThroughTheClient() async throws {
-        let missing = Lab.missingPrerequisites(Self.lab)
-        guard missing.isEmpty else {
-            XCTFail("lab prerequisites missing: \(missing.joined(separator: "; "))")
-            return
-        }
-        try await Lab.down(Self.lab)
-        let supervisor = LabSupervisor(configuration: Self.lab)
-        try await supervisor.start()
-        let following = Task { await supervisor.follow() }
         let work = try temporaryFolder("flotctl-upgrade-clone")
-        do {
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        try await Lab.withRunning(Self.lab) { vcsim in
             let server = try RunningServer()
             defer { server.stop() }
             let client = try ClientRunner()
             defer { client.remove() }
-            let launched = await supervisor.vcsim
-            let vcsim = try XCTUnwrap(launched, "the lab started no vcsim")
             try client.loginAsAdmin(server)
             let token = try client.storedToken()
             let repository = LabRepositories(configuration: Self.lab).gitURL
@@ -76,18 +66,7 @@ final class UpgradeClientLabTests: XCTestCase {
             XCTAssertEqual(current.count, 2, "\(after)")
             XCTAssertTrue(current.allSatisfy { $0.hasPrefix(firstCommit) }, "back on the first commit: \(after)")
             XCTAssertEqual(try client.run(["env", "delete", "cli-upgrade", "--follow"], timeout: 120).status, 0)
-        } catch {
-            following.cancel()
-            await supervisor.close()
-            try? await Lab.down(Self.lab)
-            try? FileManager.default.removeItem(atPath: work)
-            throw error
         }
-        following.cancel()
-        await following.value
-        await supervisor.close()
-        try await Lab.down(Self.lab)
-        try? FileManager.default.removeItem(atPath: work)
     }
 
     /// The `lab` connection, a `web` role and its application on the lab's Git server, through the API.

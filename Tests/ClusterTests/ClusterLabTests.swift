@@ -12,34 +12,20 @@ final class ClusterLabTests: XCTestCase {
     static let vmCount = 30
 
     func testThirtyVMBlueprintFinishesOnceWhenAnInstanceIsKilledMidJob() async throws {
-        let missing = Lab.missingPrerequisites(Self.lab)
-        guard missing.isEmpty else { throw ClusterProblem("lab prerequisites missing: \(missing.joined(separator: "; "))") }
-        try await Lab.down(Self.lab)
-        let supervisor = LabSupervisor(configuration: Self.lab)
-        try await supervisor.start()
-        let following = Task { await supervisor.follow() }
-        var failure: (any Error)?
-        do {
-            let launched = await supervisor.vcsim
-            guard let vcsim = launched else { throw ClusterProblem("the lab started no vcsim") }
+        try await Lab.withRunning(Self.lab) { vcsim in
             // Six steps per instance: no instance can hold all 16 of the connection's slots, so all three run steps.
             let cluster = try Cluster(
                 instances: 3,
                 settings: ["FLOTILLA_GUEST_BOOT_SECONDS": "120", "FLOTILLA_SYNC_SECONDS": "5", "FLOTILLA_JOB_CONCURRENCY": "6"])
+            var failure: (any Error)?
             do {
                 try await deployWhileKilling(cluster, vcsim: vcsim)
             } catch {
                 failure = error
             }
             await cluster.stop()
-        } catch {
-            failure = error
+            if let failure { throw failure }
         }
-        following.cancel()
-        await following.value
-        await supervisor.close()
-        try? await Lab.down(Self.lab)
-        if let failure { throw failure }
     }
 
     private func deployWhileKilling(_ cluster: Cluster, vcsim: VcsimProcess) async throws {

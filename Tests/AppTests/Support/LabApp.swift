@@ -12,31 +12,9 @@ extension LabConfiguration {
     /// fresh test app built with `extra` settings and the lab's vcsim, then closes the lab — also
     /// when `body` throws, so a failed test never leaves guests behind for the next one.
     func withApp(_ extra: [String: String] = [:], _ body: (Application, VcsimProcess) async throws -> Void) async throws {
-        let missing = Lab.missingPrerequisites(self)
-        guard missing.isEmpty else {
-            XCTFail("lab prerequisites missing: \(missing.joined(separator: "; "))")
-            return
-        }
-        try await Lab.down(self)
-        let supervisor = LabSupervisor(configuration: self)
-        try await supervisor.start()
-        let following = Task { await supervisor.follow() }
-        var failure: (any Error)?
-        do {
-            let launched = await supervisor.vcsim
-            let vcsim = try XCTUnwrap(launched)
+        try await Lab.withRunning(self) { vcsim in
             try await TestApp.run(extra) { app in try await body(app, vcsim) }
-        } catch {
-            failure = error
         }
-        following.cancel()
-        await following.value
-        await supervisor.close()
-        if let failure {
-            try? await Lab.down(self)
-            throw failure
-        }
-        try await Lab.down(self)
     }
 }
 
