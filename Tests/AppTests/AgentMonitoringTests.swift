@@ -24,6 +24,30 @@ final class AgentMonitoringTests: XCTestCase {
         }
     }
 
+    /// Heartbeats of 1,000 agents (200 a second) are one statement each: the upsert of the VM's
+    /// status row. The agent's credential, VM and role are kept (read in one statement when
+    /// first needed, again a minute later), and nothing is audited while the agent reports.
+    func testAHeartbeatRunsOneStatement() async throws {
+        try await Self.run { app in
+            let fixture = try await AgentFixture.make(app)
+            let log = RequestStatementLog()
+            app.logger = Logger(label: "statements") { _ in log.handler }
+            let heartbeat = AgentFixture.heartbeat(vm: fixture.vm1, services: [("redis", "running", 0), ("worker", "down", 1)])
+            let first = try await log.statements { try await fixture.post("/api/v1/agent/heartbeat", heartbeat, as: fixture.vm1) }
+            XCTAssertEqual(first.count, 2, "the credential with its VM and role, and the status\n\(first.joined(separator: "\n"))")
+            for _ in 0..<3 {
+                let kept = try await log.statements { try await fixture.post("/api/v1/agent/heartbeat", heartbeat, as: fixture.vm1) }
+                XCTAssertEqual(kept.count, 1, "the status alone\n\(kept.joined(separator: "\n"))")
+                XCTAssertTrue(kept.first?.uppercased().hasPrefix("INSERT INTO") ?? false, kept.first ?? "")
+            }
+            let status = try await AgentStatus.query(on: app.db).filter(\.$vmID == fixture.vm1).first()
+            XCTAssertEqual(status?.services.map(\.name), ["redis", "worker"])
+            XCTAssertNil(status?.silentSince)
+            let audited = try await LogEntry.query(on: app.db).filter(\.$action ~~ ["agent.back", "agent.refused"]).count()
+            XCTAssertEqual(audited, 0)
+        }
+    }
+
     func testForgedReportsAreRefusedAndLogged() async throws {
         try await Self.run { app in
             let fixture = try await AgentFixture.make(app)
@@ -518,5 +542,41 @@ private struct AgentFixture {
                 + "\"sequence\":\($0.0),\"epoch\":\"0a1b2c\"}"
         }
         return "{\"vm\":\"\(vm.uuidString)\",\"events\":[\(entries.joined(separator: ","))]}"
+    }
+}
+
+/// The SQL statements requests run, from the query log (every driver logs each statement as
+/// "Executing query"); only statements logged with a request's ID count, so background work
+/// beside the test does not.
+private final class RequestStatementLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var recorded: [String] = []
+
+    var handler: Handler { Handler(log: self) }
+
+    struct Handler: LogHandler {
+        let log: RequestStatementLog
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            guard metadata["request-id"] != nil, event.message.description == "Executing query",
+                case .string(let sql) = event.metadata?["sql"]
+            else { return }
+            log.lock.withLock { log.recorded.append(sql) }
+        }
+    }
+
+    /// The statements run while `body` sends a request that must succeed.
+    func statements(_ body: () async throws -> TestingHTTPResponse) async throws -> [String] {
+        let start = lock.withLock { recorded.count }
+        let response = try await body()
+        XCTAssertEqual(response.status, .ok, response.body.string)
+        return lock.withLock { Array(recorded[start...]) }
     }
 }

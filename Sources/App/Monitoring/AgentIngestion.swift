@@ -1,6 +1,7 @@
 import Crypto
 import Fluent
 import NIOConcurrencyHelpers
+import SQLKit
 import Vapor
 
 /// Receives agents' heartbeats and events (SPEC MON-3, MON-4). A request is the agent's only
@@ -82,30 +83,44 @@ struct AgentIngestion {
         }
     }
 
+    /// One statement per heartbeat: an upsert of the VM's status row that answers whether the
+    /// agent was silent. Only then a second statement ends the silence (once, however many
+    /// heartbeats race), audited and notified as `agent.back`.
     func heartbeat(_ heartbeat: AgentReport.Heartbeat, from agent: Agent, request: Request) async throws {
         try await requireSameVM(heartbeat.vm, agent, request)
         try AgentReport.validate(heartbeat)
         let now = Date()
         let services = String(decoding: try JSONEncoder().encode(heartbeat.services), as: UTF8.self)
-        let status = try await AgentStatus.query(on: database).filter(\.$vmID == agent.vmID).first() ?? AgentStatus()
-        let wasSilent = status.silentSince
-        status.vmID = agent.vmID
-        status.lastHeartbeatAt = now
-        status.agentVersion = heartbeat.agentVersion
-        status.servicesJSON = services
-        status.queuedEvents = heartbeat.queuedEvents
-        status.agentInstance = heartbeat.instance
-        status.silentSince = nil
-        try await status.save(on: database)
-        if let wasSilent {
-            let silence = Int(now.timeIntervalSince(wasSilent))
-            await AuditLog.record(
-                .operation, action: "agent.back", result: .success,
-                details: "monitor agent on \(agent.hostIP) reports again after \(silence) s of silence", vmName: agent.vmName,
-                vmRole: agent.roleName, by: .system, on: database, logger: logger)
-            await publish(
-                NotificationEvent(source: .agent, kind: .agentBack, vmName: agent.vmName, vmRole: agent.roleName, hostIP: agent.hostIP))
-        }
+        let sql = try Self.sql(database)
+        let stored = try await sql.insert(into: AgentStatus.schema)
+            .columns("id", "vm_id", "last_heartbeat_at", "agent_version", "services", "queued_events", "agent_instance")
+            .values(
+                SQLBind(UUID()), SQLBind(agent.vmID), SQLBind(now), SQLBind(heartbeat.agentVersion), SQLBind(services),
+                SQLBind(heartbeat.queuedEvents), SQLBind(heartbeat.instance)
+            )
+            .onConflict(with: ["vm_id"]) { conflict in
+                conflict.set(excludedValueOf: "last_heartbeat_at").set(excludedValueOf: "agent_version").set(excludedValueOf: "services")
+                    .set(excludedValueOf: "queued_events").set(excludedValueOf: "agent_instance")
+            }
+            .returning("silent_since")
+            .first()
+        guard let wasSilent = try stored?.decode(column: "silent_since", as: Date?.self) else { return }
+        let ended = try await sql.update(AgentStatus.schema).set("silent_since", to: SQLLiteral.null)
+            .where("vm_id", .equal, agent.vmID).where("silent_since", .isNot, SQLLiteral.null)
+            .returning("vm_id").all()
+        guard !ended.isEmpty else { return }  // another heartbeat ended this silence
+        let silence = Int(now.timeIntervalSince(wasSilent))
+        await AuditLog.record(
+            .operation, action: "agent.back", result: .success,
+            details: "monitor agent on \(agent.hostIP) reports again after \(silence) s of silence", vmName: agent.vmName,
+            vmRole: agent.roleName, by: .system, on: database, logger: logger)
+        await publish(
+            NotificationEvent(source: .agent, kind: .agentBack, vmName: agent.vmName, vmRole: agent.roleName, hostIP: agent.hostIP))
+    }
+
+    static func sql(_ database: any Database) throws -> any SQLDatabase {
+        guard let sql = database as? any SQLDatabase else { throw FlotillaError(.unavailable, "agent reports need an SQL database") }
+        return sql
     }
 
     /// Stores each new event once, in the order sent; returns the last sequence acknowledged.
@@ -197,8 +212,8 @@ struct AgentIngestion {
 }
 
 /// Agents' identities (VM, role, address, unsealed secret), kept for a minute so a heartbeat
-/// costs no credential read and no unsealing; a wrong signature reloads once, so a rotated
-/// credential is used at once.
+/// costs no credential read and no unsealing (a reload is one statement); a wrong signature
+/// reloads once, so a rotated credential is used at once.
 final class AgentIdentities: Sendable {
     private let cache = NIOLockedValueBox([UUID: (AgentIngestion.Agent, Date)]())
     static let lifetime: TimeInterval = 60
@@ -208,15 +223,31 @@ final class AgentIdentities: Sendable {
         if !reload, let (agent, loaded) = cache.withLockedValue({ $0[vmID] }), now.timeIntervalSince(loaded) < Self.lifetime {
             return agent
         }
-        guard let credential = try await AgentCredential.query(on: database).filter(\.$vmID == vmID).first(),
-            let vm = try await VM.query(on: database).filter(\.$id == vmID).with(\.$role).first()
+        guard
+            let row = try await AgentIngestion.sql(database).select()
+                .column(SQLColumn("secret_sealed", table: "c")).column(SQLColumn("host_name", table: "v"))
+                .column(SQLColumn("ip", table: "v")).column(SQLColumn("role_id", table: "v"))
+                .column(SQLColumn("name", table: "r"), as: "role_name")
+                .from(SQLAlias(SQLIdentifier(AgentCredential.schema), as: SQLIdentifier("c")))
+                .join(
+                    SQLAlias(SQLIdentifier(VM.schema), as: SQLIdentifier("v")), on: SQLColumn("id", table: "v"), .equal,
+                    SQLColumn("vm_id", table: "c")
+                )
+                .join(
+                    SQLAlias(SQLIdentifier(Role.schema), as: SQLIdentifier("r")), on: SQLColumn("id", table: "r"), .equal,
+                    SQLColumn("role_id", table: "v")
+                )
+                .where(SQLColumn("vm_id", table: "c"), .equal, SQLBind(vmID))
+                .first()
         else {
             cache.withLockedValue { _ = $0.removeValue(forKey: vmID) }
             return nil
         }
-        let secret = try secrets.open(credential.secretSealed)
+        let secret = try secrets.open(try row.decode(column: "secret_sealed", as: String.self))
         let agent = AgentIngestion.Agent(
-            vmID: vmID, vmName: vm.hostName, roleID: try vm.role.requireID(), roleName: vm.role.name, hostIP: vm.ip,
+            vmID: vmID, vmName: try row.decode(column: "host_name", as: String.self),
+            roleID: try row.decode(column: "role_id", as: UUID.self),
+            roleName: try row.decode(column: "role_name", as: String.self), hostIP: try row.decode(column: "ip", as: String.self),
             secret: SymmetricKey(data: Data(secret.utf8)))
         cache.withLockedValue { $0[vmID] = (agent, now) }
         return agent
