@@ -65,15 +65,15 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
 
     // Order matters: errors are rendered for everything inside; sessions and authentication
     // run before the permission guard, which runs before the CSRF check so that a denial is
-    // reported as a denial.
+    // reported as a denial. Kept answers are replayed in front of all of it (`KeptAnswers`).
     app.middleware = Middlewares()
     app.middleware.use(RequestMetrics())
+    app.middleware.use(app.useKeptAnswers())
     app.middleware.use(SecurityHeaders())
     app.middleware.use(ErrorRendering())
     app.middleware.use(FileMiddleware(publicDirectory: app.directory.publicDirectory))
     app.middleware.use(SecureCookiePolicy())
     app.useAuthenticationVerdicts()
-    app.middleware.use(ForgetVerdictsAfterChanges())
     app.middleware.use(SessionLoader())
     app.middleware.use(app.sessions.middleware)
     app.middleware.use(SessionsReady())

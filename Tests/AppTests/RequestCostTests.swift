@@ -61,6 +61,8 @@ final class RequestCostTests: XCTestCase {
                     let statements = try await log.statements(of: client, path).filter { !$0.isSignIn }
                     let reads = path == "/api/v1/dashboard" ? 0 : 1
                     XCTAssertEqual(statements.count, reads, "\(kind) \(path): the list\n\(statements.joined(separator: "\n"))")
+                    let replayed = try await log.statements(of: client, path, replayed: true)
+                    XCTAssertEqual(replayed, [], "\(kind) \(path): a kept answer runs no statement, not even to sign in")
                 }
                 let pastTheEnd = try await log.statements(of: client, "/api/v1/vms?page=9").filter { !$0.isSignIn }
                 XCTAssertEqual(pastTheEnd.count, 2, "\(kind): a page past the end also counts\n\(pastTheEnd.joined(separator: "\n"))")
@@ -288,8 +290,10 @@ private final class StatementLog: @unchecked Sendable {
         }
     }
 
-    /// The statements one successful GET runs.
-    func statements(of client: TestClient, _ path: String) async throws -> [String] {
+    /// The statements one successful GET runs to build its answer (kept answers are forgotten
+    /// first), or, `replayed`, to answer again what it answered a moment ago.
+    func statements(of client: TestClient, _ path: String, replayed: Bool = false) async throws -> [String] {
+        if !replayed { client.app.keptAnswers.forgetAll() }
         let start = lock.withLock { recorded.count }
         let response = try await client.request(.GET, path)
         XCTAssertEqual(response.status, .ok, "GET \(path): \(response.body.string)")

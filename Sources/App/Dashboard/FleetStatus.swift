@@ -89,6 +89,13 @@ actor FleetStatus {
     private var nextSubscriber = 0
     /// Whether this instance sweeps now; while it does, the shared verdicts are not taken.
     private(set) var isLeading = false
+    /// Told whenever what the fleet shows may have changed: a health, a count, or a reason's
+    /// round trip (`KeptAnswers` forgets the answers that show them).
+    private let whenChanged: @Sendable () -> Void
+
+    init(whenChanged: @escaping @Sendable () -> Void = {}) {
+        self.whenChanged = whenChanged
+    }
 
     /// Replaces the set of watched VMs. VMs that stay keep their live state; vSphere's power
     /// state from the records is used until the feed says otherwise. Returns the changes (a
@@ -119,6 +126,7 @@ actor FleetStatus {
         if changed {
             // New or removed VMs change the counts without a health change: pages refresh them.
             cachedSummary = nil
+            whenChanged()
             for continuation in subscribers.values { continuation.yield() }
         }
         return publish(reevaluate(Array(next.keys)))
@@ -254,6 +262,7 @@ actor FleetStatus {
     }
 
     private func reevaluate(_ ids: [UUID]) -> [Change] {
+        if !ids.isEmpty { whenChanged() }
         let now = Date()
         var changes: [Change] = []
         for id in ids {

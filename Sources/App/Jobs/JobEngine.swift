@@ -53,6 +53,8 @@ actor JobEngine {
     private let perInstance: Int
     private let perConnection: Int
     private let timing: Timing
+    /// Told when a step's work has ended, before its end is written: what it wrote is there.
+    private let afterStepWork: @Sendable () -> Void
     /// Locked rather than actor-isolated so that kinds can be added before the app boots.
     private let registry: NIOLockedValueBox<StepRegistry>
     /// The instance holding the leases; set by `start`.
@@ -78,7 +80,7 @@ actor JobEngine {
     init(
         database: any Database, claims: (any Database)? = nil, wakeups: JobWakeups? = nil, logger: Logger,
         operations: VMOperations, concurrency: Int, perConnection: Int, registry: StepRegistry = .standard,
-        timing: Timing = Timing()
+        timing: Timing = Timing(), afterStepWork: @escaping @Sendable () -> Void = {}
     ) {
         self.database = database
         self.claims = claims ?? database
@@ -89,6 +91,7 @@ actor JobEngine {
         self.perConnection = perConnection
         self.registry = NIOLockedValueBox(registry)
         self.timing = timing
+        self.afterStepWork = afterStepWork
     }
 
     /// Adds a kind (modules with their own kinds, tests) before steps of it are submitted.
@@ -351,6 +354,7 @@ actor JobEngine {
         } catch {
             outcome = .failed(FlotillaError.describe(error))
         }
+        afterStepWork()
         await record(step, outcome, action: action)
         await ended(step.id)
     }

@@ -23,6 +23,7 @@ extension JobEngine {
         }
         return JobEngine(
             database: app.db, claims: claims, wakeups: wakeups, logger: app.logger, operations: operations,
-            concurrency: config.jobConcurrency, perConnection: config.jobConcurrencyPerConnection)
+            concurrency: config.jobConcurrency, perConnection: config.jobConcurrencyPerConnection,
+            afterStepWork: { [kept = app.keptAnswers] in kept.forgetAll() })
     }
 }

@@ -9,7 +9,7 @@ import Vapor
 /// - On this instance a change counts on the very next request: every verdict is forgotten
 ///   when a user, token or session model is written (`ForgetVerdictsOnWrite`), when the session
 ///   driver writes, and when any state-changing request ends (after its transaction has
-///   committed). A lookup that was under way during such a write is not kept.
+///   committed; `KeptAnswersMiddleware`). A lookup that was under way during such a write is not kept.
 /// - A change made by another instance or by the command line on the same database counts
 ///   within `lifetime`: a verdict is read again from the database that long after it was read.
 /// - The expiry of a session or token is checked on every use. Unknown keys are never kept, so
@@ -134,7 +134,7 @@ extension Application {
 
 /// Forgets every sign-in verdict after a model that one may rest on is written, from a
 /// request, a job or the command line alike. (Writes through a query builder, and writes inside
-/// a transaction that has not committed yet, are covered by `ForgetVerdictsAfterChanges` at the
+/// a transaction that has not committed yet, are covered by `KeptAnswersMiddleware` at the
 /// end of the request.)
 struct ForgetVerdictsOnWrite<Written: Model>: AsyncModelMiddleware {
     let verdicts: AuthenticationVerdicts
@@ -152,17 +152,5 @@ struct ForgetVerdictsOnWrite<Written: Model>: AsyncModelMiddleware {
     func delete(model: Written, force: Bool, on db: any Database, next: any AnyAsyncModelResponder) async throws {
         defer { verdicts.forgetAll() }
         try await next.delete(model, force: force, on: db)
-    }
-}
-
-/// Forgets every sign-in verdict when a state-changing request ends, answered or failed: its
-/// writes have committed by then, so the next request reads them.
-struct ForgetVerdictsAfterChanges: AsyncMiddleware {
-    func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
-        guard ![.GET, .HEAD, .OPTIONS].contains(request.method) else {
-            return try await next.respond(to: request)
-        }
-        defer { request.application.authenticationVerdicts.forgetAll() }
-        return try await next.respond(to: request)
     }
 }

@@ -6,9 +6,9 @@ import Vapor
 /// batch power.
 enum DashboardAPI {
     static func register(_ api: any RoutesBuilder) {
-        api.get("dashboard", use: summary).requires(.viewDashboard)
+        api.get("dashboard", use: summary).requires(.viewDashboard).keepingAnswers()
         api.get("dashboard", "events", use: events).requires(.viewDashboard)
-        api.get("vms", use: list).requires(.viewVMs)
+        api.get("vms", use: list).requires(.viewVMs).keepingAnswers()
         api.post("vms", "power", use: power).requires(.powerVM)
         api.get("vms", ":id", "reachability", use: history).requires(.viewVMs)
         api.get("vms", ":id", "drift", use: drift).requires(.viewVMs)

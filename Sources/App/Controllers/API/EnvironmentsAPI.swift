@@ -4,7 +4,7 @@ import Vapor
 /// `/api/v1/environments` (SPEC VM-1..5).
 enum EnvironmentsAPI {
     static func register(_ api: any RoutesBuilder) {
-        api.get("environments", use: list).requires(.viewEnvironments)
+        api.get("environments", use: list).requires(.viewEnvironments).keepingAnswers()
         api.post("environments", use: add).requires(.addEnvironment)
         api.post("environments", "power", use: power).requires(.powerVM)
         api.post("environments", "delete", use: deleteSeveral).requires(.deleteEnvironment)

@@ -4,7 +4,7 @@ import Vapor
 enum UsersAPI {
     static func register(_ api: any RoutesBuilder) {
         let users = api.grouped("users")
-        users.get(use: list).requires(.viewUsers)
+        users.get(use: list).requires(.viewUsers).keepingAnswers()
         users.post(use: create).requires(.addUser)
         users.post("me", "password", use: changeOwnPassword).requires(.changeOwnPassword)
         users.get(":id", use: show).requires(.viewUsers)

@@ -51,7 +51,7 @@ enum DashboardController {
     }
 
     static func register(_ routes: any RoutesBuilder) {
-        routes.get(SiteURL.dashboard.pathComponents, use: dashboard).requires(.viewDashboard)
+        routes.get(SiteURL.dashboard.pathComponents, use: dashboard).requires(.viewDashboard).keepingAnswers()
         routes.get(SiteURL.dashboardEvents.pathComponents, use: events).requires(.viewDashboard)
         routes.post(SiteURL.vmsPower.pathComponents, use: batchPower).requires(.powerVM)
         routes.post(SiteURL.vmNotes(id: nil).pathComponents, use: editNotes).requires(.editVMNotes)

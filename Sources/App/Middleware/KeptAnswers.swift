@@ -1,0 +1,239 @@
+import Crypto
+import Fluent
+import NIOConcurrencyHelpers
+import Vapor
+
+/// The finished answers of the hot reading routes (issue 8 §5, issue 10's page benchmark), kept
+/// in memory and replayed byte for byte, so that a list read again costs neither its statement
+/// nor its JSON or Leaf rendering, nor the middleware behind this one.
+///
+/// - An answer is replayed only to a request for the same URL (path and query) with the same
+///   credentials, byte for byte (`Authorization` and `Cookie` headers), over the same scheme.
+///   Whatever the answer shows for its reader (the user's name and permissions, a page's CSRF
+///   token) therefore belongs to the same person and session; another user, or another session
+///   of the same user, is answered afresh.
+/// - On this instance a change counts on the very next request: every answer is forgotten when
+///   any Fluent model is written (`ForgetKeptAnswersOnWrite`), when any state-changing request
+///   ends (its writes have committed by then), when a job step's work ends, when the live
+///   health of a VM changes or is read again (`FleetStatus`), and when the sign-in verdicts are
+///   forgotten (a session's values written, a sign-out). A raw SQL write outside a request
+///   calls `forgetAll()` itself. An answer built while any of this happened is not kept.
+/// - A change made by another instance or by the command line on the same database counts
+///   within `lifetime`, the promise `AuthenticationVerdicts` makes for sign-ins; an answer is
+///   never used past its session's or token's expiry either.
+/// - Only `200 OK` answers of routes marked `keepingAnswers()` are kept, at most `capacity` of
+///   them and `byteCapacity` bytes in all. They carry an `ETag`, and a request whose
+///   `If-None-Match` names it is answered `304 Not Modified`.
+final class KeptAnswers: Sendable {
+    /// How long an answer is replayed before it is built again.
+    static let lifetime: TimeInterval = 1
+    static let capacity = 2_000
+    static let byteCapacity = 64 << 20
+
+    /// What an answer depends on besides the data: the request it was built for.
+    struct Key: Hashable, Sendable {
+        var url: String
+        var authorization: String?
+        var cookie: String?
+        var overHTTPS: Bool
+
+        init(_ request: Request) {
+            url = request.url.string
+            authorization = request.headers.first(name: .authorization)
+            cookie = request.headers.first(name: .cookie)
+            overHTTPS = request.arrivedOverHTTPS
+        }
+    }
+
+    /// One finished answer, as the middleware in front of this one saw it.
+    struct Answer: Sendable {
+        var headers: HTTPHeaders
+        var body: ByteBuffer
+        var etag: String
+        var validUntil: Date
+        /// The sign-in verdicts' generation the answer was built under.
+        var verdictGeneration: UInt64
+    }
+
+    private struct State: Sendable {
+        var generation: UInt64 = 0
+        var answers: [Key: Answer] = [:]
+        var bytes = 0
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    /// Taken before an answer is built and handed back with it: an answer built while something
+    /// was forgotten is not kept.
+    var generation: UInt64 { state.withLockedValue { $0.generation } }
+
+    /// How many answers are kept (tests).
+    var count: Int { state.withLockedValue { $0.answers.count } }
+
+    func answer(for key: Key, at now: Date, verdictGeneration: UInt64) -> Answer? {
+        state.withLockedValue { state in
+            guard let answer = state.answers[key], answer.validUntil > now, answer.verdictGeneration == verdictGeneration else {
+                return nil
+            }
+            return answer
+        }
+    }
+
+    func keep(_ answer: Answer, for key: Key, generation: UInt64, at now: Date) {
+        state.withLockedValue { state in
+            guard state.generation == generation, answer.body.readableBytes <= Self.byteCapacity / 4 else { return }
+            if let replaced = state.answers.removeValue(forKey: key) { state.bytes -= replaced.body.readableBytes }
+            if state.answers.count >= Self.capacity || state.bytes + answer.body.readableBytes > Self.byteCapacity {
+                state.answers = state.answers.filter { $0.value.validUntil > now }
+                state.bytes = state.answers.values.reduce(0) { $0 + $1.body.readableBytes }
+            }
+            if state.answers.count >= Self.capacity || state.bytes + answer.body.readableBytes > Self.byteCapacity {
+                state.answers = [:]
+                state.bytes = 0
+            }
+            state.answers[key] = answer
+            state.bytes += answer.body.readableBytes
+        }
+    }
+
+    /// Forgets every answer; answers being built when this runs are not kept either.
+    func forgetAll() {
+        state.withLockedValue { state in
+            state.generation &+= 1
+            state.answers = [:]
+            state.bytes = 0
+        }
+    }
+
+    /// A strong validator of a body (its SHA-256, shortened).
+    static func etag(of body: ByteBuffer) -> String {
+        "\"" + SHA256.hash(data: body.readableBytesView).prefix(16).hex + "\""
+    }
+}
+
+/// Replays kept answers of routes marked `keepingAnswers()` and keeps new ones; forgets every
+/// kept answer and sign-in verdict when a state-changing request ends. Placed in front of
+/// everything that shapes an answer (security headers, sessions, sign-in, permissions), so a
+/// replayed answer is what that chain gave the same request a moment ago. Written against
+/// futures rather than `async` so that a replayed answer starts no task.
+struct KeptAnswersMiddleware: Middleware {
+    func respond(to request: Request, chainingTo next: any Responder) -> EventLoopFuture<Response> {
+        let application = request.application
+        guard request.method == .GET, request.route?.keepsAnswers == true else {
+            guard ![.GET, .HEAD, .OPTIONS].contains(request.method) else { return next.respond(to: request) }
+            // Answered or failed, whatever the request wrote has committed by now.
+            return next.respond(to: request).always { _ in
+                application.keptAnswers.forgetAll()
+                application.authenticationVerdicts.forgetAll()
+            }
+        }
+        let kept = application.keptAnswers
+        let verdicts = application.authenticationVerdicts
+        let key = KeptAnswers.Key(request)
+        let now = Date()
+        if let answer = kept.answer(for: key, at: now, verdictGeneration: verdicts.generation) {
+            return request.eventLoop.makeSucceededFuture(Self.response(answer.headers, answer.body, etag: answer.etag, to: request))
+        }
+        let generation = kept.generation
+        let verdictGeneration = verdicts.generation
+        return next.respond(to: request).map { response in
+            guard response.status == .ok, let body = response.body.buffer else { return response }
+            let etag = KeptAnswers.etag(of: body)
+            response.headers.replaceOrAdd(name: .eTag, value: etag)
+            // Per reader: no shared cache may keep it, and a browser asks again each time.
+            response.headers.replaceOrAdd(name: .cacheControl, value: "private, no-cache")
+            if let validUntil = Self.credentialsValidUntil(request, verdicts: verdicts, at: Date()) {
+                kept.keep(
+                    KeptAnswers.Answer(
+                        headers: response.headers, body: body, etag: etag,
+                        validUntil: min(validUntil, now.addingTimeInterval(KeptAnswers.lifetime)), verdictGeneration: verdictGeneration),
+                    for: key, generation: generation, at: now)
+            }
+            return Self.response(response.headers, body, etag: etag, to: request)
+        }
+    }
+
+    /// When the request's session and token expire, as their kept sign-in verdicts say; nil
+    /// (keep nothing) when a credential it carries has no kept verdict.
+    private static func credentialsValidUntil(_ request: Request, verdicts: AuthenticationVerdicts, at now: Date) -> Date? {
+        var validUntil = Date.distantFuture
+        if request.headers.first(name: .cookie) != nil, let session = request.loadedSession {
+            guard let verdict = verdicts.session(session.keyDigest, at: now) else { return nil }
+            validUntil = min(validUntil, verdict.expiresAt)
+        }
+        if let bearer = request.headers.bearerAuthorization {
+            guard let verdict = verdicts.token(APIToken.digest(of: bearer.token), at: now) else { return nil }
+            validUntil = min(validUntil, verdict.expiresAt ?? .distantFuture)
+        }
+        return validUntil
+    }
+
+    /// The answer, or `304 Not Modified` with its headers when the request names its ETag.
+    private static func response(_ headers: HTTPHeaders, _ body: ByteBuffer, etag: String, to request: Request) -> Response {
+        let named = request.headers[.ifNoneMatch].flatMap { $0.split(separator: ",") }.map { tag in
+            let trimmed = tag.trimmingCharacters(in: .whitespaces)
+            return trimmed.hasPrefix("W/") ? String(trimmed.dropFirst(2)) : trimmed
+        }
+        guard named.contains(etag) || named.contains("*") else {
+            return Response(status: .ok, headers: headers, body: .init(buffer: body))
+        }
+        var unchanged = headers
+        unchanged.remove(name: .contentLength)
+        unchanged.remove(name: .contentType)
+        return Response(status: .notModified, headers: unchanged)
+    }
+}
+
+/// Forgets every kept answer after any model is written, from a request, a job or the command
+/// line alike: the kept lists show environments, VMs, roles and users, and whatever a new list
+/// marked `keepingAnswers()` shows is covered without a list of models to keep up to date.
+struct ForgetKeptAnswersOnWrite: AnyModelMiddleware {
+    let kept: KeptAnswers
+
+    func handle(
+        _ event: ModelEvent, _ model: any AnyModel, on db: any Database, chainingTo next: any AnyModelResponder
+    )
+        -> EventLoopFuture<Void>
+    {
+        next.handle(event, model, on: db).always { _ in kept.forgetAll() }
+    }
+}
+
+private struct KeepsAnswersKey: Hashable, Sendable {}
+
+extension Route {
+    /// Marks a reading route whose answers `KeptAnswersMiddleware` keeps. Only for answers that
+    /// depend on nothing but the URL, the reader's credentials and stored or live data whose
+    /// changes forget them (see `KeptAnswers`).
+    @discardableResult
+    func keepingAnswers() -> Route {
+        userInfo[AnySendableHashable(KeepsAnswersKey())] = true
+        return self
+    }
+
+    var keepsAnswers: Bool {
+        userInfo[AnySendableHashable(KeepsAnswersKey())] as? Bool ?? false
+    }
+}
+
+extension Application {
+    private struct KeptAnswersKey: StorageKey {
+        typealias Value = KeptAnswers
+    }
+
+    /// This instance's kept answers (made on first use: the job engine and the live health
+    /// forget them, and are made before the middleware).
+    var keptAnswers: KeptAnswers {
+        if let kept = storage[KeptAnswersKey.self] { return kept }
+        let kept = KeptAnswers()
+        storage[KeptAnswersKey.self] = kept
+        return kept
+    }
+
+    /// Keeps answers of the routes marked `keepingAnswers()`, forgotten whenever a model is
+    /// written; returns the middleware to install in front of the rest.
+    func useKeptAnswers() -> KeptAnswersMiddleware {
+        databases.middleware.use(ForgetKeptAnswersOnWrite(kept: keptAnswers))
+        return KeptAnswersMiddleware()
+    }
+}

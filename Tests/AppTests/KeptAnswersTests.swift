@@ -1,0 +1,186 @@
+import Fluent
+import SQLKit
+import XCTVapor
+
+@testable import App
+
+/// The hot lists' answers are kept per data change (`KeptAnswers`): what this instance changes
+/// shows on the very next read, and no reader is ever handed an answer kept for another reader
+/// or another session.
+final class KeptAnswersTests: XCTestCase {
+    func testAChangeThroughTheAPIShowsOnTheNextRead() async throws {
+        try await InMemoryWorld.run { world in
+            let admin = world.admin
+            let vm = try await world.addReadyVM("web-01", "10.77.5.9")
+            let hot = ["/api/v1/environments?per=100", "/api/v1/users", "/api/v1/vms?per=100", "/api/v1/dashboard", "/?per=100"]
+            for path in hot {
+                let first = try await admin.request(.GET, path)
+                let again = try await admin.request(.GET, path)
+                XCTAssertEqual(again.body.string, first.body.string, path)
+            }
+            XCTAssertEqual(world.app.keptAnswers.count, hot.count, "each list is kept")
+
+            let added = try await admin.request(.POST, "/api/v1/environments", json: API.EnvironmentInput(name: "prod", description: "new"))
+            XCTAssertEqual(added.status, .created, added.body.string)
+            let environments = try admin.decode(
+                ListResponse<Environments.Row>.self, try await admin.request(.GET, "/api/v1/environments?per=100"))
+            XCTAssertEqual(environments.items.map(\.name), ["prod", "staging"])
+
+            let edited = try await admin.request(
+                .PATCH, "/api/v1/environments/\(world.environmentID)", json: API.DescriptionInput(description: "edited"))
+            XCTAssertEqual(edited.status, .ok, edited.body.string)
+            let afterEdit = try admin.decode(
+                ListResponse<Environments.Row>.self, try await admin.request(.GET, "/api/v1/environments?per=100"))
+            XCTAssertEqual(afterEdit.items.last?.description, "edited")
+
+            try await createUser(admin, "olga", role: .ordinary)
+            let users = try admin.decode(ListResponse<API.UserBody>.self, try await admin.request(.GET, "/api/v1/users"))
+            XCTAssertEqual(users.items.map(\.username), ["admin", "olga"])
+
+            let noted = try await admin.request(.PUT, "/api/v1/vms/\(vm.id)/notes", json: API.NotesInput(notes: "owner: team b"))
+            XCTAssertEqual(noted.status, .ok, noted.body.string)
+            let vms = try admin.decode(ListResponse<VMListing>.self, try await admin.request(.GET, "/api/v1/vms?per=100"))
+            XCTAssertEqual(vms.items.map(\.notes), ["owner: team b"])
+            let page = try await admin.request(.GET, "/?per=100")
+            XCTAssertTrue(page.body.string.contains("owner: team b"), "the page shows the new notes")
+        }
+    }
+
+    func testAnAnswerCarriesAnETagAndAnUnchangedOneIsNotSentAgain() async throws {
+        try await InMemoryWorld.run { world in
+            let admin = world.admin
+            let first = try await admin.request(.GET, "/api/v1/environments")
+            let etag = try XCTUnwrap(first.headers.first(name: .eTag))
+            XCTAssertEqual(first.headers.first(name: .cacheControl), "private, no-cache")
+            let unchanged = try await admin.request(.GET, "/api/v1/environments", headers: ["If-None-Match": etag])
+            XCTAssertEqual(unchanged.status, .notModified)
+            XCTAssertEqual(unchanged.body.readableBytes, 0)
+            XCTAssertEqual(unchanged.headers.first(name: .eTag), etag)
+
+            let added = try await admin.request(.POST, "/api/v1/environments", json: API.EnvironmentInput(name: "prod", description: ""))
+            XCTAssertEqual(added.status, .created, added.body.string)
+            let changed = try await admin.request(.GET, "/api/v1/environments", headers: ["If-None-Match": etag])
+            XCTAssertEqual(changed.status, .ok)
+            XCTAssertNotEqual(changed.headers.first(name: .eTag), etag)
+            XCTAssertTrue(changed.body.string.contains("\"prod\""))
+        }
+    }
+
+    /// An ordinary administrator reading the same URL right after a system administrator gets
+    /// a page built for them: their name, no notes editing, no system-only navigation.
+    func testAReaderWithFewerPermissionsNeverGetsAnotherReadersAnswer() async throws {
+        try await InMemoryWorld.run { world in
+            try await world.addReadyVM("web-01", "10.77.5.9")
+            try await createUser(world.admin, "olga", role: .ordinary)
+            let olga = try TestClient(world.app)
+            try await olga.signIn("olga", "password-123")
+            let adminPage = try await world.admin.request(.GET, "/?per=100")
+            XCTAssertTrue(adminPage.body.string.contains("data-notes-api="), "a system administrator edits notes")
+            XCTAssertTrue(adminPage.body.string.contains("href=\"/settings\""))
+            let adminSummary = try await world.admin.request(.GET, "/api/v1/dashboard")
+            XCTAssertEqual(adminSummary.status, .ok)
+
+            let olgaPage = try await olga.request(.GET, "/?per=100")
+            XCTAssertEqual(olgaPage.status, .ok)
+            XCTAssertFalse(olgaPage.body.string.contains("data-notes-api="), "an ordinary administrator does not")
+            XCTAssertFalse(olgaPage.body.string.contains("href=\"/settings\""))
+            XCTAssertTrue(olgaPage.body.string.contains("olga"))
+
+            // Demoted: the next read is answered for the demoted user, not from what was kept.
+            let adminUser = try await User.query(on: world.app.db).filter(\.$username == "admin").first()
+            let adminID = try XCTUnwrap(adminUser?.id)
+            try await createUser(world.admin, "root2", role: .system)
+            let root2 = try TestClient(world.app)
+            try await root2.signIn("root2", "password-123")
+            _ = try await root2.request(.GET, "/?per=100")
+            let demoted = try await root2.request(.PATCH, "/api/v1/users/\(adminID)", json: API.UserChanges(role: "ordinary"))
+            XCTAssertEqual(demoted.status, .ok, demoted.body.string)
+            let afterDemotion = try await world.admin.request(.GET, "/?per=100")
+            XCTAssertFalse(afterDemotion.body.string.contains("data-notes-api="), "the demotion counts on the next read")
+        }
+    }
+
+    /// Two sessions of the same user read the same page: each gets its own session's CSRF token.
+    func testAPagesPerSessionPartsAreNeverShared() async throws {
+        try await InMemoryWorld.run { world in
+            let first = world.admin
+            let second = try TestClient(world.app)
+            try await second.signIn("admin", TestApp.adminPassword)
+            let firstToken = try XCTUnwrap(first.csrfHeader)
+            let secondToken = try XCTUnwrap(second.csrfHeader)
+            XCTAssertNotEqual(firstToken, secondToken)
+            for _ in 1...2 {
+                for (client, token, other) in [(first, firstToken, secondToken), (second, secondToken, firstToken)] {
+                    let page = try await client.request(.GET, "/?per=100")
+                    XCTAssertEqual(page.status, .ok)
+                    XCTAssertEqual(Self.csrfToken(in: page.body.string), token, "the page carries its own session's token")
+                    XCTAssertFalse(page.body.string.contains(other))
+                }
+            }
+            XCTAssertEqual(world.app.keptAnswers.count, 2, "one page kept per session")
+        }
+    }
+
+    /// A job step's raw SQL and a sweep's verdict, both outside any request, show on the next read.
+    func testBackgroundChangesShowOnTheNextRead() async throws {
+        try await InMemoryWorld.run { world in
+            let app = world.app
+            let admin = world.admin
+            let vm = try await world.addReadyVM("web-01", "10.77.5.9")
+            app.flotilla.jobs.register(DescribeEnvironmentsStep())
+            _ = try await admin.request(.GET, "/api/v1/environments")
+            let jobID = try await app.flotilla.jobs.submit(
+                kind: "test.describe", title: "describe", by: .system,
+                steps: [try StepPlan(DescribeEnvironmentsStep.self, "written by a step", title: "describe")])
+            try await app.flotilla.jobs.waitUntilFinished(jobID)
+            let environments = try admin.decode(ListResponse<Environments.Row>.self, try await admin.request(.GET, "/api/v1/environments"))
+            XCTAssertEqual(environments.items.map(\.description), ["written by a step"])
+
+            let fleet = app.fleetStatus
+            await fleet.setRecords(try await DashboardRuntime.records(on: app.db))
+            let checking = try admin.decode(API.DashboardSummary.self, try await admin.request(.GET, "/api/v1/dashboard"))
+            XCTAssertEqual([checking.total, checking.reachable], [1, 0])
+            _ = try await admin.request(.GET, "/api/v1/vms")
+            _ = await fleet.applyProbes([(address: "10.77.5.9", reading: ProbeReading(state: .up, roundTripSeconds: 0.001))])
+            let up = try admin.decode(API.DashboardSummary.self, try await admin.request(.GET, "/api/v1/dashboard"))
+            XCTAssertEqual([up.total, up.reachable], [1, 1], "the sweep's verdict counts on the next read")
+            let listed = try admin.decode(ListResponse<VMListing>.self, try await admin.request(.GET, "/api/v1/vms"))
+            XCTAssertEqual(listed.items.map(\.id), [vm.id])
+            XCTAssertEqual(listed.items.map(\.reachable), [true])
+            _ = await fleet.applyProbes([(address: "10.77.5.9", reading: ProbeReading(state: .up, roundTripSeconds: 0.002))])
+            let slower = try admin.decode(ListResponse<VMListing>.self, try await admin.request(.GET, "/api/v1/vms"))
+            XCTAssertTrue(slower.items.first?.reason.contains("2.0 ms") == true, "a new round trip shows: \(slower.items)")
+        }
+    }
+
+    /// What this instance cannot see (another instance or the command line writing the same
+    /// database) shows once the kept answer's lifetime has passed.
+    func testAChangeMadeElsewhereShowsWithinTheLifetime() async throws {
+        try await InMemoryWorld.run { world in
+            _ = try await world.admin.request(.GET, "/api/v1/environments")
+            XCTAssertEqual(world.app.keptAnswers.count, 1)
+            let sql = try XCTUnwrap(world.app.db as? any SQLDatabase)
+            try await sql.raw("UPDATE environments SET description = 'from elsewhere'").run()
+            try await Task.sleep(for: .seconds(KeptAnswers.lifetime + 0.1))
+            let later = try await world.admin.request(.GET, "/api/v1/environments")
+            XCTAssertTrue(later.body.string.contains("from elsewhere"))
+        }
+    }
+
+    private static func csrfToken(in page: String) -> String? {
+        guard let range = page.range(of: #"name="csrf-token" content="[^"]+""#, options: .regularExpression) else { return nil }
+        return page[range].split(separator: "\"").last.map(String.init)
+    }
+}
+
+/// Writes every environment's description with raw SQL, as background work does.
+private struct DescribeEnvironmentsStep: StepKind {
+    typealias Parameters = String
+    static let name = "test.describe"
+    static let rerunRule = RerunRule.idempotent
+
+    func execute(_ description: String, context: StepContext) async throws {
+        guard let sql = context.database as? any SQLDatabase else { throw FlotillaError(.unavailable, "needs SQL") }
+        try await sql.raw("UPDATE environments SET description = \(bind: description)").run()
+    }
+}
