@@ -71,13 +71,24 @@ struct BearerTokenAuthenticator: AsyncMiddleware {
                 throw FlotillaError(.unauthenticated, "the API token has expired")
             }
             if verdict.lastUsedAt.map({ now.timeIntervalSince($0) >= Self.lastUseResolution }) ?? true {
-                try await APIToken.query(on: request.db).filter(\.$id == verdict.tokenID).set(\.$lastUsedAt, to: now).update()
-                request.application.authenticationVerdicts.noteUse(ofToken: digest, at: now)
+                await Self.recordUse(of: verdict.tokenID, digest: digest, at: now, for: request)
             }
             request.auth.login(try User(row: verdict.userRow))
             request.storage[AuthenticatedByTokenKey.self] = true
         }
         return try await next.respond(to: request)
+    }
+
+    /// Writes the token's last use. It is bookkeeping beside the request, not part of it: a
+    /// write that fails (the database busy past its timeout under a rollout's writes) is logged
+    /// and skipped until the next `lastUseResolution`, and never fails a reading request.
+    private static func recordUse(of tokenID: UUID, digest: String, at now: Date, for request: Request) async {
+        do {
+            try await APIToken.query(on: request.db).filter(\.$id == tokenID).set(\.$lastUsedAt, to: now).update()
+        } catch {
+            request.logger.warning("could not record the last use of API token \(tokenID): \(String(reflecting: error))")
+        }
+        request.application.authenticationVerdicts.noteUse(ofToken: digest, at: now)
     }
 
     /// The token stored under `digest` with its user, kept or read.
