@@ -201,6 +201,39 @@ final class UpgradeRolloutRulesTests: XCTestCase {
         }
     }
 
+    /// The "services" gate (issue 12 §1: every watched service healthy for 30 s) judges the new
+    /// release: the monitor agent's heartbeat from before the switch, however healthy, passes no
+    /// gate. It once did, and the canary switched and passed at once.
+    func testTheServicesGateIgnoresHeartbeatsFromBeforeTheSwitch() async throws {
+        try await withFleet(2) { world, guests, applicationID, vms in
+            let application = try await UpgradeApplication.find(applicationID, on: world.app.db)
+            let found = try XCTUnwrap(application)
+            found.healthKind = "services"
+            found.healthTarget = ""
+            found.healthTimeoutSeconds = 2
+            try await found.save(on: world.app.db)
+            let longRunning = [
+                AgentReport.ServiceState(
+                    name: "app", state: "running", restarts: 0, failures: 0, attempts: 0, since: Date().timeIntervalSince1970 - 3600)
+            ]
+            for vm in vms {
+                let status = AgentStatus()
+                status.vmID = vm.id
+                status.lastHeartbeatAt = Date()
+                status.agentVersion = "2"
+                status.servicesJSON = String(decoding: try JSONEncoder().encode(longRunning), as: UTF8.self)
+                status.queuedEvents = 0
+                try await status.create(on: world.app.db)
+            }
+            let before = await currents(guests, vms)
+            let started = try await rollOut("v2", applicationID, world)
+            try await world.app.flotilla.jobs.waitUntilFinished(started.jobID)
+            try await assertRollout(started, is: .halted, world.app)
+            let after = await currents(guests, vms)
+            XCTAssertEqual(after, before, "the canary is back on v1 and nothing else switched")
+        }
+    }
+
     /// Rollouts talk to guests and the database only: vSphere (vcsim) down or restarting for the
     /// whole rollout neither slows nor stops it.
     func testARolloutNeedsNoVSphere() async throws {

@@ -37,6 +37,41 @@ final class UpgradeRulesTests: XCTestCase {
         XCTAssertLessThan(timePart(earlier), timePart(later))
     }
 
+    /// "Every watched service healthy for 30 s" counts from the switch, by a fresh heartbeat.
+    func testTheServicesGateWantsThirtySteadySecondsAfterTheSwitch() throws {
+        let switchedBy = Date(timeIntervalSince1970: 1_764_771_900)
+        func status(
+            heartbeatAfterSwitch: TimeInterval, runningSinceSwitch since: TimeInterval, state: String = "running"
+        ) throws
+            -> AgentStatus
+        {
+            let status = AgentStatus()
+            status.lastHeartbeatAt = switchedBy.addingTimeInterval(heartbeatAfterSwitch)
+            let service = AgentReport.ServiceState(
+                name: "app", state: state, restarts: 0, failures: 0, attempts: 0, since: switchedBy.timeIntervalSince1970 + since)
+            status.servicesJSON = String(decoding: try JSONEncoder().encode([service]), as: UTF8.self)
+            return status
+        }
+        func steady(_ status: AgentStatus, at secondsAfterSwitch: TimeInterval) -> Bool {
+            HealthCheck.servicesSteady(status, switchedBy: switchedBy, now: switchedBy.addingTimeInterval(secondsAfterSwitch))
+        }
+        // Restarted by the switch, running 30 s by a heartbeat 31 s after it: steady.
+        XCTAssertTrue(steady(try status(heartbeatAfterSwitch: 31, runningSinceSwitch: 1), at: 33))
+        // Not restarted by the switch: steady once a heartbeat 30 s after the switch says so.
+        XCTAssertTrue(steady(try status(heartbeatAfterSwitch: 30, runningSinceSwitch: -3600), at: 30))
+        XCTAssertFalse(steady(try status(heartbeatAfterSwitch: 29, runningSinceSwitch: -3600), at: 30), "too soon after the switch")
+        XCTAssertFalse(steady(try status(heartbeatAfterSwitch: -1, runningSinceSwitch: -3600), at: 5), "from before the switch")
+        XCTAssertFalse(steady(try status(heartbeatAfterSwitch: 35, runningSinceSwitch: 10), at: 36), "running only 25 s")
+        XCTAssertFalse(steady(try status(heartbeatAfterSwitch: 31, runningSinceSwitch: 1), at: 42), "heartbeat 11 s old")
+        XCTAssertFalse(steady(try status(heartbeatAfterSwitch: 31, runningSinceSwitch: 1, state: "down"), at: 32))
+        let silent = try status(heartbeatAfterSwitch: 31, runningSinceSwitch: 1)
+        silent.silentSince = switchedBy.addingTimeInterval(32)
+        XCTAssertFalse(steady(silent, at: 33))
+        let none = try status(heartbeatAfterSwitch: 31, runningSinceSwitch: 1)
+        none.servicesJSON = "[]"
+        XCTAssertFalse(steady(none, at: 32), "no watched service")
+    }
+
     func testApplicationsAreValidatedAndCredentialsNeverShownBack() async throws {
         try await InMemoryWorld.run { world in
             let roles = try world.admin.decode([API.RoleBody].self, try await world.admin.request(.GET, "/api/v1/roles"))

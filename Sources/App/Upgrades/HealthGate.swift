@@ -31,8 +31,10 @@ enum HealthCheck: Sendable, Equatable {
         }
     }
 
-    /// Whether one VM is healthy now.
-    func isHealthy(_ guest: GuestReleases, vmID: UUID, deployDirectory: String, database: any Database, now: Date = Date()) async -> Bool {
+    /// Whether one VM is healthy now, on the release it switched to by `switchedBy`.
+    func isHealthy(
+        _ guest: GuestReleases, vmID: UUID, deployDirectory: String, switchedBy: Date, database: any Database, now: Date = Date()
+    ) async -> Bool {
         switch self {
         case .http(let url):
             return (try? await guest.urlIsHealthy(url)) ?? false
@@ -40,14 +42,19 @@ enum HealthCheck: Sendable, Equatable {
             return (try? await guest.commandIsHealthy(command, deployDirectory: deployDirectory)) ?? false
         case .services:
             guard let status = try? await AgentStatus.query(on: database).filter(\.$vmID == vmID).first() else { return false }
-            return Self.servicesSteady(status, now: now)
+            return Self.servicesSteady(status, switchedBy: switchedBy, now: now)
         }
     }
 
-    /// Every watched service running for 30 s by a heartbeat of the last 10 s.
-    static func servicesSteady(_ status: AgentStatus, now: Date) -> Bool {
+    /// Every watched service running for 30 s on the new release: told by a heartbeat of the
+    /// last 10 s that was sent at least 30 s after the switch. A heartbeat from before the switch
+    /// (or from just after it, before the agent saw a restart) says nothing about the new release.
+    static func servicesSteady(_ status: AgentStatus, switchedBy: Date, now: Date) -> Bool {
         let services = status.services
-        guard status.silentSince == nil, now.timeIntervalSince(status.lastHeartbeatAt) <= 10, !services.isEmpty else { return false }
-        return services.allSatisfy { $0.state == "running" && now.timeIntervalSince1970 - $0.since >= servicesSteadySeconds }
+        let heartbeat = status.lastHeartbeatAt
+        guard status.silentSince == nil, now.timeIntervalSince(heartbeat) <= 10,
+            heartbeat.timeIntervalSince(switchedBy) >= servicesSteadySeconds, !services.isEmpty
+        else { return false }
+        return services.allSatisfy { $0.state == "running" && heartbeat.timeIntervalSince1970 - $0.since >= servicesSteadySeconds }
     }
 }

@@ -167,6 +167,8 @@ struct ReleaseGateStep: StepKind {
         let rows = try await UpgradeRolloutVM.query(on: database)
             .filter(\.$rolloutID == parameters.rolloutID).filter(\.$batch == parameters.batch).all()
         let deadline = ContinuousClock.now + .seconds(application.healthTimeoutSeconds)
+        // The batch's switches ended before its gate began.
+        let switchedBy = Date()
         var unhealthy: [String] = []
         await withTaskGroup(of: String?.self) { group in
             for row in rows {
@@ -174,7 +176,9 @@ struct ReleaseGateStep: StepKind {
                     guard let found = try? await runtime.releases(of: row.vmID, context: context) else { return "\(row.vmID)" }
                     let (vm, guest) = found
                     while true {
-                        if await check.isHealthy(guest, vmID: row.vmID, deployDirectory: application.deployDirectory, database: database) {
+                        if await check.isHealthy(
+                            guest, vmID: row.vmID, deployDirectory: application.deployDirectory, switchedBy: switchedBy, database: database)
+                        {
                             row.state = .healthy
                             try? await row.save(on: database)
                             await context.log("\(vm.hostName): healthy")
