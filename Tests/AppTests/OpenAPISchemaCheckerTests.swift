@@ -17,7 +17,14 @@ final class OpenAPISchemaCheckerTests: XCTestCase {
             let document = try JSONValue.parse(Data(buffer: try await admin.request(.GET, "/api/v1/openapi.json").body))
             let value = try JSONValue.parse(Data(buffer: answer.body))
             let checker = OpenAPISchemaChecker(document)
-            let schema = try XCTUnwrap(checker.responseSchema(.GET, "/api/v1/users", status: 200))
+            guard case .schema(let schema) = checker.documented(.GET, "/api/v1/users", status: 200) else {
+                return XCTFail("GET /api/v1/users documents no answer 200")
+            }
+            XCTAssertEqual(checker.documented(.GET, "/api/v1/users", status: 418), .undocumentedStatus)
+            XCTAssertEqual(checker.documented(.DELETE, "/api/v1/users/{id}", status: 204), .noBody)
+            XCTAssertEqual(
+                checker.documented(.GET, "/api/v1/users", status: 200, contentType: "text/html"),
+                .undocumentedContentType(documented: ["application/json"]))
             XCTAssertEqual(checker.problems(value, schema), [])
 
             func brokenUser(_ change: (inout [String: JSONValue]) -> Void) throws -> [String] {

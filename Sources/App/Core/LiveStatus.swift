@@ -24,6 +24,8 @@ struct LiveStatus {
     /// Reads the environment's VMs live; the page shows the list first and fills these in,
     /// so a slow host delays only its own row.
     func of(environment environmentID: UUID) async throws -> [LiveVM] {
+        // An unknown environment is not found, rather than an environment without VMs.
+        guard try await Environment.find(environmentID, on: database) != nil else { throw FlotillaError.notFound("no such environment") }
         let vms = try await VM.query(on: database).filter(\.$environment.$id == environmentID).with(\.$role).all()
         var powerStates: [String: String] = [:]
         for connectionID in Set(vms.map { $0.role.$connection.id }) {

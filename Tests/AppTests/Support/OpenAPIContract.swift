@@ -110,13 +110,20 @@ struct OpenAPISchemaChecker {
         }
     }
 
-    /// The schema the document gives the answer of `method path` (a documented template such as
-    /// `/api/v1/users/{id}`) with `status`, `.null` when that answer has no body; nil when the
-    /// status is not documented for the operation.
-    func responseSchema(_ method: HTTPMethod, _ template: String, status: UInt, contentType: String = "application/json") -> JSONValue? {
-        guard let response = operation(method, template)?["responses"]?[String(status)] else { return nil }
-        guard let content = response["content"] else { return .null }
-        return content[contentType]?["schema"] ?? .object([:])
+    /// What the document says about an answer of `method template` (a documented template such
+    /// as `/api/v1/users/{id}`) with `status` and `contentType`.
+    enum DocumentedAnswer: Equatable {
+        case undocumentedStatus
+        case noBody
+        case undocumentedContentType(documented: [String])
+        case schema(JSONValue)
+    }
+
+    func documented(_ method: HTTPMethod, _ template: String, status: UInt, contentType: String = "application/json") -> DocumentedAnswer {
+        guard let response = operation(method, template)?["responses"]?[String(status)] else { return .undocumentedStatus }
+        guard case .object(let content) = response["content"] ?? .null else { return .noBody }
+        guard let schema = content[contentType]?["schema"] else { return .undocumentedContentType(documented: content.keys.sorted()) }
+        return .schema(schema)
     }
 
     func operation(_ method: HTTPMethod, _ template: String) -> JSONValue? {
@@ -260,23 +267,43 @@ final class APIContract: @unchecked Sendable {
         let status = answer.status.code
         answers[operation, default: []].insert(status)
         if (200..<300).contains(status) { succeeded.insert(operation) }
-        let contentType = answer.headers.contentType.map { "\($0.type)/\($0.subType)" } ?? ""
-        guard let schema = checker.responseSchema(method, template, status: status, contentType: "application/json") else {
-            XCTFail("\(operation) answered \(status), which the document does not list: \(answer.body.string)", file: file, line: line)
-            return
+        let contentType = answer.headers.contentType.map { "\($0.type)/\($0.subType)" } ?? "application/json"
+        let schema: JSONValue
+        switch checker.documented(method, template, status: status, contentType: contentType) {
+        case .undocumentedStatus:
+            return XCTFail(
+                "\(operation) answered \(status), which the document does not list: \(answer.body.string)", file: file, line: line)
+        case .noBody:
+            return XCTAssertEqual(answer.body.readableBytes, 0, "\(operation) \(status) documents no body", file: file, line: line)
+        case .undocumentedContentType(let documented):
+            return XCTFail("\(operation) \(status) answered \(contentType), the document lists \(documented)", file: file, line: line)
+        case .schema(let documented):
+            schema = documented
         }
-        if schema == .null {
-            XCTAssertEqual(answer.body.readableBytes, 0, "\(operation) \(status) documents no body", file: file, line: line)
-            return
-        }
-        XCTAssertEqual(contentType, "application/json", "\(operation) \(status)", file: file, line: line)
         do {
-            let value = try JSONValue.parse(Data(buffer: answer.body))
-            for problem in checker.problems(value, schema) {
-                XCTFail("\(operation) \(status): \(problem)", file: file, line: line)
+            let values =
+                contentType == "text/event-stream" ? Self.events(answer.body.string) : [try JSONValue.parse(Data(buffer: answer.body))]
+            for (index, value) in values.enumerated() {
+                for problem in checker.problems(value, schema, at: values.count > 1 ? "$[\(index)]" : "$") {
+                    XCTFail("\(operation) \(status): \(problem)", file: file, line: line)
+                }
             }
         } catch {
             XCTFail("\(operation) \(status): not JSON (\(error)): \(answer.body.string)", file: file, line: line)
+        }
+    }
+
+    /// The events of a server-sent event stream, each as an object of its fields (`data` lines joined).
+    static func events(_ stream: String) -> [JSONValue] {
+        stream.components(separatedBy: "\n\n").compactMap { block in
+            var fields: [String: String] = [:]
+            for line in block.split(separator: "\n") where !line.hasPrefix(":") {
+                let parts = line.split(separator: ":", maxSplits: 1)
+                let value = parts.count == 2 ? String(parts[1].drop { $0 == " " }) : ""
+                fields[String(parts[0]), default: ""] += fields[String(parts[0])] == nil ? value : "\n" + value
+            }
+            // A block with no field but the reconnection delay sets it and dispatches no event.
+            return fields.isEmpty || fields.keys.sorted() == ["retry"] ? nil : .object(fields.mapValues(JSONValue.string))
         }
     }
 }
