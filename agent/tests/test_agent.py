@@ -191,6 +191,30 @@ class RestartTests(AgentTestCase):
         self.assertTrue(wait_for(lambda: self.platform.heartbeats[-1]["services"][0]["state"] == "running", 3))
         self.assertEqual(self.platform.heartbeats[-1]["services"][0]["restarts"], 4)
 
+    def test_service_with_a_probe_killed_every_1_2_s_is_restarted_each_time(self):
+        """50 kills a minute (issue 11): a service whose probe answers at once after its start is
+        running again at once, so a kill 1.2 s later is a new outage, restarted at once, not a
+        failed start that waits out the grace period and backs off towards giving up."""
+        name = self.program("often")
+        self.write_config([{"name": "often", "process": name, "start": self.start_command(name), "attempts": 3,
+                            "grace_seconds": 10, "probe": {"tcp": "127.0.0.1:%d" % self.platform.port}}])
+        subprocess.run(["/bin/sh", "-c", self.start_command(name)], check=True)
+        self.start_agent()
+        self.assertTrue(wait_for(lambda: self.platform.heartbeats, 5))
+        kills, last = 0, 0.0
+        deadline = time.time() + 15
+        while kills < 8 and time.time() < deadline:
+            running = self.pids(name)
+            if running and time.time() - last >= 1.2:
+                for pid in running:
+                    os.kill(pid, signal.SIGKILL)
+                kills, last = kills + 1, time.time()
+            time.sleep(0.01)
+        self.assertEqual(kills, 8, "killed 8 times in 15 s")
+        self.assertTrue(wait_for(lambda: len(self.platform.kinds("often")) >= 8, 3))
+        self.assertEqual(self.platform.kinds("often"), ["restarted"] * 8)
+        self.assertTrue(all(e["attempts"] == 1 for e in self.platform.events))
+
     def test_failing_start_backs_off_gives_up_and_recovers_when_fixed_by_hand(self):
         name = self.program("fail")
         attempts_file = os.path.join(self.directory, "attempts")
