@@ -8,7 +8,7 @@ import XCTVapor
 @testable import App
 
 /// Upgrades against the lab (root, vcsim, guest namespaces with sshd; run under the lab lock):
-/// 20 adopted `web` guests, a sample application in a real `git daemon`, rollouts through the
+/// adopted `web` guests, a sample application in a real `git daemon`, rollouts through the
 /// job engine onto the guests' releases/current layout.
 final class UpgradeLabTests: XCTestCase {
     static let lab = LabConfiguration(
@@ -181,6 +181,96 @@ final class UpgradeLabTests: XCTestCase {
         let link = try await guest(app, pair[0], #"readlink "$1/current""#)
         XCTAssertTrue(link.hasPrefix("releases/"), "current must never be missing: '\(link)'")
         try? await client.close()
+    }
+
+    static let restartLab = LabConfiguration(
+        stateDirectory: "/var/lib/flotilla-lab-upgraderestart", roles: ["web"], preCreatedVMs: 3, pollInterval: .milliseconds(250))
+
+    /// vcsim killed and the platform stopped while the canary's switch runs on a real guest (its
+    /// restart command still going): the job is left running — not failed, nothing switched back
+    /// or marked bad — and the next platform start, with vSphere still gone (the inventory sync
+    /// failing every second), resumes the rollout to the end; then every VM rolls back.
+    func testVcsimKilledAndPlatformRestartedMidRolloutResumesThenRollsBack() async throws {
+        let repository = try SampleRepository()
+        defer { repository.stop() }
+        try await Self.restartLab.withApp(["FLOTILLA_SYNC_SECONDS": "1"]) { app, vcsim in
+            let admin = try TestClient(app)
+            try await admin.signIn("admin", TestApp.adminPassword)
+            let adopted = try await admin.adoptLab(Self.restartLab, vcsim: vcsim, roles: ["web"], patience: .seconds(120))
+            XCTAssertEqual(adopted, 3)
+            let foundRole = try await Role.query(on: app.db).filter(\.$name == "web").first()
+            let roleID = try XCTUnwrap(foundRole).requireID()
+            let foundEnvironment = try await App.Environment.query(on: app.db).filter(\.$name == "lab").first()
+            let environmentID = try XCTUnwrap(foundEnvironment).requireID()
+            let vms = try await VM.query(on: app.db).filter(\.$role.$id == roleID).sort(\.$hostName).all()
+            let application = try await UpgradeApplications(
+                database: app.db, secrets: app.flotilla.secrets, actor: .system, logger: app.logger
+            ).save(
+                .init(
+                    repositoryKind: "git", repositoryURL: repository.url, branch: "main", deployDirectory: Self.deployDirectory,
+                    buildCommand: nil, restartCommand: "cat REVISION >> ../../restarts.log", healthKind: "command",
+                    healthTarget: "test -f healthy", healthTimeoutSeconds: 5, releasesKept: 3),
+                roleID: roleID)
+            let applicationID = try application.requireID()
+            func rollOut(_ revision: String, on app: Application) async throws -> UpgradeRollouts.Started {
+                try await app.upgradeRollouts.start(
+                    RolloutRequest(
+                        applicationID: applicationID, environmentID: environmentID, revision: revision,
+                        trigger: .user(.init(name: "admin", ip: nil)), plan: RolloutPlan(canary: "1", batchSize: "1", pauseSeconds: 0)))
+            }
+            let first = try await rollOut("v1", on: app)
+            try await app.flotilla.jobs.waitUntilFinished(first.jobID, timeout: .seconds(120))
+            try await assertJob(first.jobID, is: .succeeded, app)
+
+            application.restartCommand = "sleep 5; cat REVISION >> ../../restarts.log"
+            try await application.save(on: app.db)
+            let cut = try await rollOut("v2", on: app)
+            let switching = try await eventually(timeout: .seconds(60)) {
+                try await JobStep.query(on: app.db).filter(\.$job.$id == cut.jobID).filter(\.$kind == ReleaseSwitchStep.name)
+                    .filter(\.$status == .running).count() == 1
+            }
+            XCTAssertTrue(switching, "the canary's switch never started")
+            XCTAssertEqual(kill(vcsim.pid, SIGKILL), 0, "vcsim was not running")
+            try await Task.sleep(for: .seconds(2))
+            await app.flotilla.jobs.stop()
+
+            let stopped = try await UpgradeRollout.find(cut.rolloutID, on: app.db)
+            XCTAssertEqual(stopped?.state, .running, "a stop is no failure: \(stopped?.reason ?? "")")
+            try await assertJob(cut.jobID, is: .running, app)
+            let markedBad = try await BadRevisions(database: app.db).isBad(applicationID: applicationID, revision: cut.revision)
+            XCTAssertFalse(markedBad)
+
+            application.restartCommand = "cat REVISION >> ../../restarts.log"
+            try await application.save(on: app.db)
+            let restarted = try await TestApp.make(
+                ["FLOTILLA_DATA_DIR": app.flotilla.config.dataDirectory, "FLOTILLA_SYNC_SECONDS": "1"], freshDatabase: false)
+            do {
+                try await restarted.flotilla.jobs.waitUntilFinished(cut.jobID, timeout: .seconds(120))
+                try await assertJob(cut.jobID, is: .succeeded, restarted)
+                let resumed = try await UpgradeRollout.find(cut.rolloutID, on: restarted.db)
+                XCTAssertEqual(resumed?.state, .succeeded, resumed?.reason ?? "")
+                let v1 = try XCTUnwrap(repository.commits["v1"])
+                let v2 = try XCTUnwrap(repository.commits["v2"])
+                for vm in vms {
+                    let revision = try await guest(restarted, vm, #"cat "$1/current/REVISION""#)
+                    XCTAssertEqual(revision.trimmingCharacters(in: .whitespacesAndNewlines), v2, vm.hostName)
+                }
+
+                let rollback = try await restarted.upgradeRollouts.rollback(
+                    applicationID: applicationID, vmIDs: try vms.map { try $0.requireID() }, revision: nil,
+                    by: .init(name: "admin", ip: nil))
+                try await restarted.flotilla.jobs.waitUntilFinished(rollback, timeout: .seconds(60))
+                try await assertJob(rollback, is: .succeeded, restarted)
+                for vm in vms {
+                    let revision = try await guest(restarted, vm, #"cat "$1/current/REVISION""#)
+                    XCTAssertEqual(revision.trimmingCharacters(in: .whitespacesAndNewlines), v1, vm.hostName)
+                }
+            } catch {
+                try await restarted.asyncShutdown()
+                throw error
+            }
+            try await restarted.asyncShutdown()
+        }
     }
 
     private func eventually(timeout: Duration, _ condition: () async throws -> Bool) async throws -> Bool {
