@@ -201,6 +201,123 @@ final class UpgradeRolloutRulesTests: XCTestCase {
         }
     }
 
+    /// A VM that fails to stage (issue 12 §4) does not stop the others from staging, is reported
+    /// with its reason, and nothing goes live: the rollout halts before any switch.
+    func testAVMFailingToStageIsReportedAndNothingSwitches() async throws {
+        try await withFleet(3) { world, guests, applicationID, vms in
+            let before = await currents(guests, vms)
+            await guests.setFailingToStage([vms[1].ip])
+            let started = try await rollOut("v2", applicationID, world)
+            try await world.app.flotilla.jobs.waitUntilFinished(started.jobID)
+            try await assertRollout(started, is: .halted, world.app)
+            let rollout = try await UpgradeRollout.find(started.rolloutID, on: world.app.db)
+            XCTAssertEqual(rollout?.reason, "\(vms[1].hostName) failed to stage; nothing was switched")
+            let after = await currents(guests, vms)
+            XCTAssertEqual(after, before, "nothing switched")
+            let releases = await guests.releases
+            for vm in [vms[0], vms[2]] {
+                XCTAssertTrue(
+                    releases[vm.ip]?.staged.contains { $0.hasPrefix(String(started.revision.prefix(12))) } == true,
+                    "\(vm.hostName) staged although \(vms[1].hostName) failed")
+            }
+            let rows = try await UpgradeRolloutVM.query(on: world.app.db).filter(\.$rolloutID == started.rolloutID).all()
+            let failed = try XCTUnwrap(rows.first { $0.vmID == vms[1].id })
+            XCTAssertEqual(failed.state, .stageFailed)
+            XCTAssertTrue(failed.detail?.contains("no space left on device") == true, failed.detail ?? "")
+            XCTAssertEqual(rows.filter { $0.state == .staged }.count, 2)
+            let job = try await world.job(started.jobID)
+            XCTAssertEqual(job.steps?.filter { $0.kind == ReleaseSwitchStep.name && $0.status == "succeeded" }.count, 0)
+            let entries = try await LogEntry.query(on: world.app.db).filter(\.$action == "upgrade.stage").all()
+            XCTAssertEqual(entries.map(\.vmName), [vms[1].hostName])
+        }
+    }
+
+    /// The upgrade page (issue 12 §5): every VM with its current, previous and target revision
+    /// and drift, a drift filter, and actions on a selection and per row; a row's button acts on
+    /// that VM alone, whatever else is selected.
+    func testTheUpgradePageActsOnARowOrASelection() async throws {
+        try await withFleet(3) { world, guests, applicationID, vms in
+            let admin = world.admin
+            func jobID(of answer: TestingHTTPResponse) throws -> UUID {
+                let location = try XCTUnwrap(answer.headers.first(name: .location), answer.body.string)
+                return try XCTUnwrap(UUID(uuidString: String(location.split(separator: "/").last ?? "")), location)
+            }
+            func revisions() async -> [String?] { await currents(guests, vms).map { $0.map { String($0.prefix(12)) } } }
+            let first = await revisions()
+            let v1 = try XCTUnwrap(first[0])
+            let started = try await rollOut("v2", applicationID, world)
+            try await world.app.flotilla.jobs.waitUntilFinished(started.jobID)
+            let v2 = String(started.revision.prefix(12))
+            let upgraded = await revisions()
+            XCTAssertEqual(upgraded, [v2, v2, v2])
+            let page = try await admin.request(.GET, "/upgrades").body.string
+            for vm in vms {
+                XCTAssertTrue(page.contains(#"name="vm" value="\#(vm.id)""#), "\(vm.hostName) can be selected")
+                XCTAssertTrue(page.contains(#"name="row" value="\#(vm.id)""#), "\(vm.hostName) has its own buttons")
+                XCTAssertTrue(page.contains("<td>\(vm.ip)</td>"), vm.ip)
+            }
+            XCTAssertTrue(page.contains(">\(v2)</td>") && page.contains("<td>\(v1)</td>"), "current, previous and target revisions")
+
+            // A row's "Roll back" with the two other VMs selected: that VM alone goes back to v1.
+            let rollback = try await admin.submit(
+                "/upgrades/rollback",
+                [
+                    ("application", applicationID.uuidString), ("vm", vms[1].id.uuidString), ("vm", vms[2].id.uuidString),
+                    ("row", vms[0].id.uuidString),
+                ])
+            let rollbackJob = try jobID(of: rollback)
+            try await world.app.flotilla.jobs.waitUntilFinished(rollbackJob)
+            let rolledBack = await revisions()
+            XCTAssertEqual(rolledBack, [v1, v2, v2])
+
+            // v2 is marked bad now, so the target is v1 again: the two VMs still on v2 drift.
+            let drifting = try await admin.request(.GET, "/upgrades?drift=1").body.string
+            XCTAssertFalse(drifting.contains("<td>\(vms[0].ip)</td>"), drifting)
+            XCTAssertTrue(drifting.contains("<td>\(vms[1].ip)</td>") && drifting.contains("<td>\(vms[2].ip)</td>"), drifting)
+
+            // A row's "Upgrade": that VM alone, with its role's application and the revision typed above.
+            let upgrade = try await admin.submit(
+                "/upgrades/start",
+                [
+                    ("application", UUID().uuidString), ("revision", "v2"), ("allowBad", "1"), ("canary", "1"), ("batchSize", "1"),
+                    ("pauseSeconds", "0"), ("vm", vms[1].id.uuidString), ("row", vms[0].id.uuidString),
+                ])
+            let upgradeJob = try jobID(of: upgrade)
+            try await world.app.flotilla.jobs.waitUntilFinished(upgradeJob)
+            let rollout = try await UpgradeRollout.query(on: world.app.db).filter(\.$jobID == upgradeJob).first()
+            XCTAssertEqual(rollout?.state, .succeeded, rollout?.reason ?? "")
+            let rolloutID = try XCTUnwrap(rollout?.id)
+            let rows = try await UpgradeRolloutVM.query(on: world.app.db).filter(\.$rolloutID == rolloutID).all()
+            XCTAssertEqual(rows.map(\.vmID), [vms[0].id])
+            let final = await revisions()
+            XCTAssertEqual(final, [v2, v2, v2])
+        }
+    }
+
+    /// Batches wait the plan's pause after their gate, the last one does not (issue 12 §4).
+    func testBatchesPauseBetweenThemselves() async throws {
+        try await withFleet(3) { world, _, applicationID, _ in
+            let started = try await world.app.upgradeRollouts.start(
+                RolloutRequest(
+                    applicationID: applicationID, environmentID: world.environmentID, revision: "v2", trigger: .user(Self.admin),
+                    plan: RolloutPlan(canary: "1", batchSize: "1", pauseSeconds: 1)))
+            try await world.app.flotilla.jobs.waitUntilFinished(started.jobID)
+            try await assertRollout(started, is: .succeeded, world.app)
+            let steps = try await world.job(started.jobID).steps ?? []
+            let gates = steps.filter { $0.kind == ReleaseGateStep.name }.sorted { $0.position < $1.position }
+            XCTAssertEqual(gates.count, 3)
+            XCTAssertEqual(gates.map { $0.log.contains("pausing 1 s before the next batch") }, [true, true, false])
+            for (gate, nextSwitch) in zip(
+                gates.dropLast(),
+                [1, 2].map { batch in steps.first { $0.kind == ReleaseSwitchStep.name && $0.title.hasPrefix("batch \(batch):") } })
+            {
+                let finished = try XCTUnwrap(gate.finishedAt)
+                let next = try XCTUnwrap(nextSwitch?.startedAt, "no switch of the next batch")
+                XCTAssertGreaterThanOrEqual(next, finished, "the next batch waits for the pause")
+            }
+        }
+    }
+
     /// The "services" gate (issue 12 §1: every watched service healthy for 30 s) judges the new
     /// release: the monitor agent's heartbeat from before the switch, however healthy, passes no
     /// gate. It once did, and the canary switched and passed at once.

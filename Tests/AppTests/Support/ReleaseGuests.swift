@@ -33,6 +33,8 @@ actor ReleaseGuests: GuestShell {
     private(set) var calls: [Call] = []
     /// Hosts whose health checks fail.
     private(set) var unhealthy: Set<String> = []
+    /// Hosts where staging fails (a full disk, a failing build).
+    private(set) var failingToStage: Set<String> = []
     /// How long a switch's restart command runs (after `current` moved).
     private(set) var restartDuration: Duration = .zero
 
@@ -42,6 +44,10 @@ actor ReleaseGuests: GuestShell {
 
     func setUnhealthy(_ hosts: Set<String>) {
         unhealthy = hosts
+    }
+
+    func setFailingToStage(_ hosts: Set<String>) {
+        failingToStage = hosts
     }
 
     func setRestartDuration(_ duration: Duration) {
@@ -62,6 +68,7 @@ actor ReleaseGuests: GuestShell {
         var guest = releases[host, default: Releases()]
         switch script {
         case .stage:
+            if failingToStage.contains(host) { return Self.failure(4, "build failed:\nno space left on device") }
             if !guest.staged.contains(arguments[1]) { guest.staged.append(arguments[1]) }
             releases[host] = guest
             return Self.answer("staged\n")

@@ -95,16 +95,20 @@ enum UpgradesController {
                 }))
     }
 
-    /// "Upgrade": the selected VMs, or (none selected) the whole environment chosen in the form.
+    /// "Upgrade": the selected VMs, or (none selected) the whole environment chosen in the form;
+    /// a row's button: that VM alone, with its role's application.
     @Sendable static func start(request: Request) async throws -> Response {
         let form = QueryParameters(request.body.string)
         do {
-            guard let applicationID = form.first("application").flatMap(UUID.init(uuidString:)) else {
-                throw FlotillaError.validation("choose an application")
-            }
-            let selected = form.all("vm").compactMap(UUID.init(uuidString:))
+            let row = try await rowVM(form, on: request.db)
+            var applicationID = form.first("application").flatMap(UUID.init(uuidString:))
+            if let row { applicationID = try await request.upgradeApplications.application(ofRole: row.$role.id)?.requireID() }
+            guard let applicationID else { throw FlotillaError.validation("choose an application") }
+            let selected = try row.map { [try $0.requireID()] } ?? form.all("vm").compactMap(UUID.init(uuidString:))
             let environmentID: UUID
-            if let chosen = form.first("environment").flatMap(UUID.init(uuidString:)) {
+            if let row {
+                environmentID = row.$environment.id
+            } else if let chosen = form.first("environment").flatMap(UUID.init(uuidString:)) {
                 environmentID = chosen
             } else if let first = selected.first, let vm = try await VM.find(first, on: request.db) {
                 environmentID = vm.$environment.id
@@ -130,13 +134,15 @@ enum UpgradesController {
         }
     }
 
-    /// "Roll back": the selected VMs (or the environment chosen) to their previous or a kept release.
+    /// "Roll back": the selected VMs (or the environment chosen) to their previous or a kept
+    /// release; a row's button: that VM alone, with its role's application.
     @Sendable static func rollback(request: Request) async throws -> Response {
         let form = QueryParameters(request.body.string)
         do {
-            let selected = form.all("vm").compactMap(UUID.init(uuidString:))
-            let environmentID = form.first("environment").flatMap(UUID.init(uuidString:))
-            var applicationID = form.first("application").flatMap(UUID.init(uuidString:))
+            let row = try await rowVM(form, on: request.db)
+            let selected = try row.map { [try $0.requireID()] } ?? form.all("vm").compactMap(UUID.init(uuidString:))
+            let environmentID = row == nil ? form.first("environment").flatMap(UUID.init(uuidString:)) : nil
+            var applicationID = row == nil ? form.first("application").flatMap(UUID.init(uuidString:)) : nil
             if applicationID == nil, let first = selected.first, let vm = try await VM.find(first, on: request.db) {
                 applicationID = try await request.upgradeApplications.application(ofRole: vm.$role.id)?.requireID()
             }
@@ -151,6 +157,15 @@ enum UpgradesController {
             request.notice(error.message)
             return request.redirect(to: SiteURL.upgrades.relative)
         }
+    }
+
+    /// The VM whose row's button was pressed: the action is for it alone, whatever else is selected.
+    private static func rowVM(_ form: QueryParameters, on database: any Database) async throws -> VM? {
+        guard let text = form.first("row") else { return nil }
+        guard let id = UUID(uuidString: text), let vm = try await VM.find(id, on: database) else {
+            throw FlotillaError.validation("no such VM")
+        }
+        return vm
     }
 
     @Sendable static func applicationForm(request: Request) async throws -> View {
