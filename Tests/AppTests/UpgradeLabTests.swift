@@ -189,7 +189,8 @@ final class UpgradeLabTests: XCTestCase {
     /// vcsim killed and the platform stopped while the canary's switch runs on a real guest (its
     /// restart command still going): the job is left running — not failed, nothing switched back
     /// or marked bad — and the next platform start, with vSphere still gone (the inventory sync
-    /// failing every second), resumes the rollout to the end; then every VM rolls back.
+    /// failing every second), resumes the rollout to the end. Then a third release removes the
+    /// oldest one beyond the two kept, and every VM rolls back to a named kept release.
     func testVcsimKilledAndPlatformRestartedMidRolloutResumesThenRollsBack() async throws {
         let repository = try SampleRepository()
         defer { repository.stop() }
@@ -209,7 +210,7 @@ final class UpgradeLabTests: XCTestCase {
                 .init(
                     repositoryKind: "git", repositoryURL: repository.url, branch: "main", deployDirectory: Self.deployDirectory,
                     buildCommand: nil, restartCommand: "cat REVISION >> ../../restarts.log", healthKind: "command",
-                    healthTarget: "test -f healthy", healthTimeoutSeconds: 5, releasesKept: 3),
+                    healthTarget: "test -f healthy", healthTimeoutSeconds: 5, releasesKept: 2),
                 roleID: roleID)
             let applicationID = try application.requireID()
             func rollOut(_ revision: String, on app: Application) async throws -> UpgradeRollouts.Started {
@@ -256,14 +257,25 @@ final class UpgradeLabTests: XCTestCase {
                     XCTAssertEqual(revision.trimmingCharacters(in: .whitespacesAndNewlines), v2, vm.hostName)
                 }
 
+                let again = try await rollOut("v1", on: restarted)
+                try await restarted.flotilla.jobs.waitUntilFinished(again.jobID, timeout: .seconds(120))
+                try await assertJob(again.jobID, is: .succeeded, restarted)
+                for vm in vms {
+                    // v1's first release went; its new one is current and is never removed.
+                    let kept = try await guest(restarted, vm, #"ls -1 "$1/releases" | grep -v '\.build\.log$'"#)
+                    let names = kept.split(separator: "\n").map(String.init)
+                    XCTAssertEqual(names.count, 2, "\(vm.hostName) keeps two releases: \(names)")
+                    XCTAssertEqual(Set(names.map { String($0.prefix(12)) }), [String(v1.prefix(12)), String(v2.prefix(12))])
+                }
+
                 let rollback = try await restarted.upgradeRollouts.rollback(
-                    applicationID: applicationID, vmIDs: try vms.map { try $0.requireID() }, revision: nil,
+                    applicationID: applicationID, vmIDs: try vms.map { try $0.requireID() }, revision: String(v2.prefix(12)),
                     by: .init(name: "admin", ip: nil))
                 try await restarted.flotilla.jobs.waitUntilFinished(rollback, timeout: .seconds(60))
                 try await assertJob(rollback, is: .succeeded, restarted)
                 for vm in vms {
                     let revision = try await guest(restarted, vm, #"cat "$1/current/REVISION""#)
-                    XCTAssertEqual(revision.trimmingCharacters(in: .whitespacesAndNewlines), v1, vm.hostName)
+                    XCTAssertEqual(revision.trimmingCharacters(in: .whitespacesAndNewlines), v2, vm.hostName)
                 }
             } catch {
                 try await restarted.asyncShutdown()
