@@ -96,6 +96,10 @@ final class OpenAPISchemaCheckerTests: XCTestCase {
             XCTAssertEqual(checker.template(.GET, for: "/api/v1/vms/\(UUID())?range=6h"), "/api/v1/vms/{id}")
             XCTAssertEqual(checker.template(.POST, for: "/api/v1/users/me/password"), "/api/v1/users/me/password")
             XCTAssertNil(checker.template(.PUT, for: "/api/v1/users"))
+            XCTAssertEqual(checker.pathParameterProblems(.GET, "/api/v1/users/{id}", "/api/v1/users/\(UUID())"), [])
+            XCTAssertEqual(
+                checker.pathParameterProblems(.GET, "/api/v1/users/{id}", "/api/v1/users/me"),
+                [#"path parameter id: "me" is not a UUID"#])
         }
     }
 }

@@ -92,7 +92,10 @@ struct OpenAPISchemaChecker {
         }
         guard let type = keywords["type"]?.string else { return [] }
         switch (type, value) {
-        case ("string", .string), ("boolean", .bool):
+        case ("string", .string(let text)):
+            if keywords["format"] == .string("uuid"), UUID(uuidString: text) == nil { return ["\(location): \(value) is not a UUID"] }
+            return []
+        case ("boolean", .bool):
             return []
         case ("integer", .integer(let number)):
             return bounds(Double(number), keywords, at: location)
@@ -157,6 +160,23 @@ struct OpenAPISchemaChecker {
             return (String(parts[1]), literal)
         }
         return candidates.max { $0.1 < $1.1 }?.0
+    }
+
+    /// How the values a concrete path puts in the template's `{parameters}` break their documented schemas.
+    func pathParameterProblems(_ method: HTTPMethod, _ template: String, _ path: String) -> [String] {
+        guard case .array(let parameters) = operation(method, template)?["parameters"] ?? .null else { return [] }
+        let segments = path.split(separator: "?", maxSplits: 1)[0].split(separator: "/")
+        return zip(template.split(separator: "/"), segments).flatMap { expected, actual -> [String] in
+            guard expected.hasPrefix("{") else { return [] }
+            let name = String(expected.dropFirst().dropLast())
+            guard let schema = parameters.first(where: { $0["in"] == .string("path") && $0["name"] == .string(name) })?["schema"] else {
+                return ["path parameter \(name) is not documented"]
+            }
+            let value: JSONValue =
+                schema["type"] == .string("integer")
+                ? Int64(actual).map(JSONValue.integer) ?? .string(String(actual)) : .string(String(actual))
+            return problems(value, schema, at: "path parameter \(name)")
+        }
     }
 
     private func resolve(_ reference: String) -> JSONValue? {
@@ -265,6 +285,12 @@ final class APIContract: @unchecked Sendable {
         }
         let operation = "\(method.rawValue) \(template)"
         let status = answer.status.code
+        // A path the server took must be one the document allows (refused ones may be deliberately wrong).
+        if (200..<300).contains(status) {
+            for problem in checker.pathParameterProblems(method, template, path) {
+                XCTFail("\(operation): \(problem)", file: file, line: line)
+            }
+        }
         answers[operation, default: []].insert(status)
         if (200..<300).contains(status) { succeeded.insert(operation) }
         let contentType = answer.headers.contentType.map { "\($0.type)/\($0.subType)" } ?? "application/json"

@@ -327,6 +327,16 @@ enum OpenAPIDocument {
         .init(method: .GET, path: "/api/v1/openapi.json", summary: "This document", action: .readAPIDocument, response: "APIDocument"),
     ]
 
+    /// Path parameters that are not IDs (every other one is a UUID).
+    private static var pathParameters: [String: [String: Any]] {
+        [
+            "format": ["type": "string", "enum": UpgradeHookFormat.allCases.map(\.rawValue)],
+            "service": ["type": "string", "description": "a watched service's name"],
+            "action": ["type": "string", "enum": ServiceAction.allCases.map(\.rawValue)],
+            "version": ["type": "integer", "minimum": 1],
+        ]
+    }
+
     private static var queryParameters: [String: [String: Any]] {
         [
             "page": ["schema": ["type": "integer", "minimum": 1], "description": "page number, from 1"],
@@ -914,9 +924,8 @@ enum OpenAPIDocument {
                 queryParameters[name].map { ["name": name, "in": "query", "required": false].merging($0) { _, specific in specific } }
             }
             for match in operation.path.matches(of: /\{(\w+)\}/) {
-                parameters.append([
-                    "name": String(match.1), "in": "path", "required": true, "schema": ["type": "string", "format": "uuid"],
-                ])
+                let schema = pathParameters[String(match.1)] ?? ["type": "string", "format": "uuid"]
+                parameters.append(["name": String(match.1), "in": "path", "required": true, "schema": schema])
             }
             if !parameters.isEmpty { entry["parameters"] = parameters }
             if let request = operation.request {
