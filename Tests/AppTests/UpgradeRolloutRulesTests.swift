@@ -250,6 +250,18 @@ final class UpgradeRolloutRulesTests: XCTestCase {
             let v2 = String(started.revision.prefix(12))
             let upgraded = await revisions()
             XCTAssertEqual(upgraded, [v2, v2, v2])
+            // The upgrade log (issue 12 §7): who, to which revision, and each VM from and to which release.
+            let entries = try await LogEntry.query(on: world.app.db).filter(\.$kind == LogKind.upgrade.rawValue).all()
+            let start = try XCTUnwrap(entries.last { $0.action == "upgrade.start" })
+            XCTAssertEqual(start.operatorName, "admin")
+            XCTAssertTrue(start.details.contains("3 VMs to v2 (\(started.revision))"), start.details)
+            let switches = entries.filter { $0.action == "upgrade.switch" && $0.details.contains("→ \(v2)-") }
+            XCTAssertEqual(Set(switches.compactMap(\.vmName)), Set(vms.map(\.hostName)))
+            XCTAssertTrue(
+                switches.allSatisfy { $0.result == LogResult.success.rawValue && $0.details.hasPrefix("\(v1)-") },
+                "\(switches.map(\.details))")
+            XCTAssertTrue(
+                entries.contains { $0.action == "upgrade.rollout" && $0.details.hasPrefix("\(started.revision) is live on 3 VMs") })
             let page = try await admin.request(.GET, "/upgrades").body.string
             for vm in vms {
                 XCTAssertTrue(page.contains(#"name="vm" value="\#(vm.id)""#), "\(vm.hostName) can be selected")
