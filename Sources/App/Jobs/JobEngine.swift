@@ -1,5 +1,6 @@
 import Fluent
 import NIOConcurrencyHelpers
+import NIOCore
 import Vapor
 
 /// Runs jobs (SPEC BEY-1, BEY-8). A job and its steps are rows: a step names its `StepKind`
@@ -9,11 +10,14 @@ import Vapor
 /// row, and gives its leases back at shutdown. A step whose lease expired is taken over by
 /// whichever instance sees it first, as its kind's rerun rule says.
 ///
-/// Claiming is on the path of every step, so it stays short: the loop's statements go over
-/// `claims` (on PostgreSQL a connection that running steps never hold), a claim is one
-/// statement, the loop claims again as soon as a step's end is written (before its audit
-/// entry), and other instances' changes arrive by LISTEN/NOTIFY (`JobWakeups`) rather than at
-/// the next poll.
+/// Claiming is on the path of every step, so it stays short: the loop's statements and the
+/// steps' ends go over `claims` (on PostgreSQL a connection that running steps' work never
+/// holds), a claim is one round trip, the loop claims again as soon as a step's end is written
+/// (before its audit entry), and other instances' changes arrive by LISTEN/NOTIFY
+/// (`JobWakeups`) rather than at the next poll. The engine runs on an event loop (the one of
+/// its `claims` connection), not on the cooperative pool: the steps' own work keeps that pool's
+/// few threads busy, and a round of the loop waiting for a free thread between each end, wake
+/// and claim was where most of the time from a step's end to the next claim went.
 actor JobEngine {
     /// How leases and polling are paced.
     struct Timing: Sendable {
@@ -45,8 +49,12 @@ actor JobEngine {
     }
 
     private let database: any Database
-    /// Where the loop claims, renews and watches.
+    /// Where the loop claims, renews and watches, and steps' ends are written.
     private let claims: any Database
+    /// Where the engine's code runs (`unownedExecutor`), and its poll's timer.
+    private let eventLoop: any EventLoop
+    /// The event loop as an executor, held so that it lives as long as the engine.
+    private let executor: any SerialExecutor
     private let wakeups: JobWakeups?
     private let logger: Logger
     private let operations: VMOperations
@@ -67,7 +75,8 @@ actor JobEngine {
     private var markedRunning: Set<UUID> = []
     private var loop: Task<Void, Never>?
     private var listening: Task<Void, Never>?
-    private var nap: Task<Void, Never>?
+    /// The loop waiting for a wake-up or its next poll.
+    private var nap: CheckedContinuation<Void, Never>?
     private var wakeRequested = false
     /// Cancel flags, lost and released leases are to be looked for at the next round.
     private var lookRequested = false
@@ -76,14 +85,17 @@ actor JobEngine {
     private var lastLook = ContinuousClock.now - .seconds(60)
 
     /// `claims` defaults to `database`; `wakeups` is nil where no other instance can share the
-    /// database (SQLite).
+    /// database (SQLite). The engine runs on `eventLoop`, best the one of `claims`.
     init(
-        database: any Database, claims: (any Database)? = nil, wakeups: JobWakeups? = nil, logger: Logger,
+        database: any Database, claims: (any Database)? = nil, eventLoop: any EventLoop, wakeups: JobWakeups? = nil,
+        logger: Logger,
         operations: VMOperations, concurrency: Int, perConnection: Int, registry: StepRegistry = .standard,
         timing: Timing = Timing(), afterStepWork: @escaping @Sendable () -> Void = {}
     ) {
         self.database = database
         self.claims = claims ?? database
+        executor = eventLoop.executor
+        self.eventLoop = eventLoop
         self.wakeups = wakeups
         self.logger = logger
         self.operations = operations
@@ -92,6 +104,10 @@ actor JobEngine {
         self.registry = NIOLockedValueBox(registry)
         self.timing = timing
         self.afterStepWork = afterStepWork
+    }
+
+    nonisolated var unownedExecutor: UnownedSerialExecutor {
+        executor.asUnownedSerialExecutor()
     }
 
     /// Adds a kind (modules with their own kinds, tests) before steps of it are submitted.
@@ -105,9 +121,7 @@ actor JobEngine {
         guard loop == nil else { return }
         self.owner = owner
         self.onlyJob = onlyJob
-        loop = Task { [weak self] in
-            while let self, await self.tick() {}
-        }
+        loop = Task { await self.run() }
         if let wakeups, onlyJob == nil {
             listening = Task { [weak self] in
                 await wakeups.run { [weak self] signal in await self?.notice(signal) }
@@ -122,7 +136,7 @@ actor JobEngine {
         await listening?.value
         listening = nil
         loop?.cancel()
-        nap?.cancel()
+        wake()
         await loop?.value
         loop = nil
         for id in running.keys { running[id]?.stop = .shutdown }
@@ -131,8 +145,9 @@ actor JobEngine {
         for task in tasks { await task.value }
     }
 
-    /// Records a job with its steps; an instance runs them as soon as it claims them.
-    func submit(kind: String, title: String, by actor: AuditLog.Actor, steps plans: [StepPlan]) async throws -> UUID {
+    /// Records a job with its steps; an instance runs them as soon as it claims them. Off the
+    /// engine's event loop: encoding hundreds of steps is no work for it.
+    nonisolated func submit(kind: String, title: String, by actor: AuditLog.Actor, steps plans: [StepPlan]) async throws -> UUID {
         try registry.withLockedValue { try $0.validate(plans) }
         let job = Job()
         job.kind = kind
@@ -165,7 +180,7 @@ actor JobEngine {
         }
         let jobID = try job.requireID()
         if plans.isEmpty { try await JobStepRows(database).finishJobIfDone(jobID) }
-        wake()
+        await wake()
         return jobID
     }
 
@@ -186,7 +201,7 @@ actor JobEngine {
     }
 
     /// Waits until a job has finished, whichever instance runs it (tests and commands).
-    func waitUntilFinished(_ jobID: UUID, timeout: Duration = .seconds(120)) async throws {
+    nonisolated func waitUntilFinished(_ jobID: UUID, timeout: Duration = .seconds(120)) async throws {
         let deadline = ContinuousClock.now + timeout
         while try await Job.find(jobID, on: database)?.status.isFinished == false {
             guard ContinuousClock.now < deadline else { throw FlotillaError(.unavailable, "job \(jobID) did not finish in \(timeout)") }
@@ -198,7 +213,14 @@ actor JobEngine {
 
     private func wake() {
         wakeRequested = true
-        nap?.cancel()
+        nap?.resume()
+        nap = nil
+    }
+
+    /// Rounds one after the other, on this actor: no round waits for a thread of the
+    /// cooperative pool.
+    private func run() async {
+        while await tick() {}
     }
 
     /// Another instance changed the queue (`nil`: listening began, anything may have changed).
@@ -248,11 +270,11 @@ actor JobEngine {
             guard !Task.isCancelled else { return false }
             logger.warning("job engine: \(String(reflecting: error))")
         }
-        if claimedFully || wakeRequested { return true }
-        let pause = Task<Void, Never> { [poll = timing.poll] in _ = try? await Task.sleep(for: poll) }
-        nap = pause
-        await pause.value
-        nap = nil
+        if claimedFully || wakeRequested || Task.isCancelled { return !Task.isCancelled }
+        // The poll's timer wakes the loop through a task: only the poll, never a claim, waits on it.
+        let poll = eventLoop.scheduleTask(in: TimeAmount(timing.poll)) { Task { await self.wake() } }
+        await withCheckedContinuation { nap = $0 }
+        poll.cancel()
         return !Task.isCancelled
     }
 
@@ -317,10 +339,17 @@ actor JobEngine {
         running[id]?.stop
     }
 
-    /// The step's end is written: its slot is free for the next claim at once.
-    private func settled(_ id: UUID) {
-        running[id]?.settled = true
-        wake()
+    /// Writes how a step ended if this instance still holds it (false when it no longer
+    /// does), over the loop's connection and on this actor: its slot is free for the next
+    /// claim at once, with no wait for a thread of the cooperative pool in between.
+    private func end(_ id: UUID, as status: JobStatus, line: String, attentionReason: String? = nil) async throws -> Bool {
+        guard let owner else { return false }
+        let kept = try await JobStepRows(claims).end(id, as: status, line: line, attentionReason: attentionReason, owner: owner)
+        if kept {
+            running[id]?.settled = true
+            wake()
+        }
+        return kept
     }
 
     private func ended(_ id: UUID) {
@@ -412,23 +441,21 @@ actor JobEngine {
             case .succeeded:
                 status = .succeeded
                 details = "\(step.title): done"
-                kept = try await rows.end(step.id, as: status, line: "done", owner: owner)
+                kept = try await end(step.id, as: status, line: "done")
             case .failed(let reason):
                 status = .failed
                 details = "\(step.title) failed: \(reason)"
-                kept = try await rows.end(step.id, as: status, line: "failed: \(reason)", owner: owner)
+                kept = try await end(step.id, as: status, line: "failed: \(reason)")
             case .cancelled(let line):
                 status = .cancelled
                 details = "\(step.title): cancelled"
-                kept = try await rows.end(step.id, as: status, line: line, owner: owner)
+                kept = try await end(step.id, as: status, line: line)
             case .needsAttention(let reason):
                 status = .needsAttention
                 details = "\(step.title) needs attention: \(reason)"
-                kept = try await rows.end(
-                    step.id, as: status, line: "needs attention: \(reason)", attentionReason: reason, owner: owner)
+                kept = try await end(step.id, as: status, line: "needs attention: \(reason)", attentionReason: reason)
             }
             guard kept else { return }
-            await settled(step.id)
             let job = try await Job.find(step.jobID, on: database)
             await AuditLog.record(
                 status == .succeeded ? .operation : status == .cancelled ? .operation : .error, action: action,

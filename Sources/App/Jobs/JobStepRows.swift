@@ -43,51 +43,57 @@ struct JobStepRows: Sendable {
     /// earlier phases of the job succeeded, oldest job first, and no vSphere connection above
     /// `perConnection` running steps counted over every instance.
     ///
-    /// One statement picks, limits and takes the steps (`FOR UPDATE SKIP LOCKED` on
-    /// PostgreSQL). Claimers of all instances take turns (a transaction-level advisory lock
-    /// taken first), so the statement's snapshot holds every step claimed before it and the
-    /// per-connection count is exact; steps that end meanwhile only make it too cautious until
-    /// the next round. SQLite has one writer and serves one instance.
+    /// One statement picks, limits and takes the steps. On PostgreSQL it is one round trip to
+    /// `flotilla_claim_job_steps` (migration 018), which takes a transaction-level advisory
+    /// lock first, so claimers of all instances take turns, the statement's snapshot holds
+    /// every step claimed before it and the per-connection count is exact (steps that end
+    /// meanwhile only make it too cautious until the next round), then claims with
+    /// `FOR UPDATE SKIP LOCKED`. SQLite runs the same statement here: one writer, one instance.
     func claim(limit: Int, perConnection: Int, owner: UUID, lease: TimeInterval, onlyJob: UUID?) async throws -> [Claimed] {
         guard limit > 0 else { return [] }
-        let postgres = isPostgres
-        return try await transaction { sql in
-            if postgres { try await sql.raw("SELECT pg_advisory_xact_lock(\(bind: Self.claimLock))").run() }
-            var candidates = SQLQueryString(
-                """
-                SELECT s.id, s.connection_id, j.created_at, s.position FROM job_steps s JOIN jobs j ON j.id = s.job_id
-                WHERE s.status = \(bind: JobStatus.queued.rawValue) AND j.cancel_requested = \(bind: false)
-                AND CASE WHEN s.phase = 0 THEN \(bind: true) ELSE NOT EXISTS (
-                    SELECT 1 FROM job_steps e WHERE e.job_id = s.job_id AND e.phase < s.phase
-                    AND e.status <> \(bind: JobStatus.succeeded.rawValue)) END
-                AND (s.connection_id IS NULL OR s.connection_id NOT IN (SELECT connection_id FROM running WHERE n >= \(bind: perConnection)))
-                """)
-            if let onlyJob { candidates.appendInterpolation(" AND s.job_id = \(bind: onlyJob)" as SQLQueryString) }
-            candidates.appendInterpolation(" ORDER BY j.created_at, s.position LIMIT \(bind: limit)" as SQLQueryString)
-            if postgres { candidates.appendInterpolation(" FOR UPDATE OF s SKIP LOCKED" as SQLQueryString) }
+        if isPostgres {
             return try await sql.raw(
                 """
-                UPDATE job_steps SET status = \(bind: JobStatus.running.rawValue), lease_owner = \(bind: owner),
-                lease_expires_at = \(DatabaseClock.expression(plus: Int(lease), on: sql)), attempts = attempts + 1,
-                started_at = COALESCE(started_at, \(bind: Date()))
-                WHERE id IN (
-                    WITH running AS (
-                        SELECT connection_id, COUNT(*) AS n FROM job_steps
-                        WHERE status = \(bind: JobStatus.running.rawValue) AND connection_id IS NOT NULL GROUP BY connection_id
-                    ), candidates AS (\(candidates)), ranked AS (
-                        SELECT c.id, c.connection_id, COALESCE(r.n, 0) + ROW_NUMBER() OVER (
-                            PARTITION BY c.connection_id ORDER BY c.created_at, c.position) AS taken
-                        FROM candidates c LEFT JOIN running r ON r.connection_id = c.connection_id
-                    )
-                    SELECT id FROM ranked WHERE connection_id IS NULL OR taken <= \(bind: perConnection)
-                )
-                RETURNING id, job_id, kind, parameters, title, vm_name, vm_role, phase, attempts
+                SELECT id, job_id, kind, parameters, title, vm_name, vm_role, phase, attempts FROM flotilla_claim_job_steps(
+                \(bind: limit), \(bind: perConnection), \(bind: owner), \(bind: Int(lease)), CAST(\(bind: onlyJob) AS uuid),
+                \(bind: Date()))
                 """
             ).all(decoding: Claimed.self)
         }
+        var candidates = SQLQueryString(
+            """
+            SELECT s.id, s.connection_id, j.created_at, s.position FROM job_steps s JOIN jobs j ON j.id = s.job_id
+            WHERE s.status = \(bind: JobStatus.queued.rawValue) AND j.cancel_requested = \(bind: false)
+            AND CASE WHEN s.phase = 0 THEN \(bind: true) ELSE NOT EXISTS (
+                SELECT 1 FROM job_steps e WHERE e.job_id = s.job_id AND e.phase < s.phase
+                AND e.status <> \(bind: JobStatus.succeeded.rawValue)) END
+            AND (s.connection_id IS NULL OR s.connection_id NOT IN (SELECT connection_id FROM running WHERE n >= \(bind: perConnection)))
+            """)
+        if let onlyJob { candidates.appendInterpolation(" AND s.job_id = \(bind: onlyJob)" as SQLQueryString) }
+        candidates.appendInterpolation(" ORDER BY j.created_at, s.position LIMIT \(bind: limit)" as SQLQueryString)
+        return try await sql.raw(
+            """
+            UPDATE job_steps SET status = \(bind: JobStatus.running.rawValue), lease_owner = \(bind: owner),
+            lease_expires_at = \(DatabaseClock.expression(plus: Int(lease), on: sql)), attempts = attempts + 1,
+            started_at = COALESCE(started_at, \(bind: Date()))
+            WHERE id IN (
+                WITH running AS (
+                    SELECT connection_id, COUNT(*) AS n FROM job_steps
+                    WHERE status = \(bind: JobStatus.running.rawValue) AND connection_id IS NOT NULL GROUP BY connection_id
+                ), candidates AS (\(candidates)), ranked AS (
+                    SELECT c.id, c.connection_id, COALESCE(r.n, 0) + ROW_NUMBER() OVER (
+                        PARTITION BY c.connection_id ORDER BY c.created_at, c.position) AS taken
+                    FROM candidates c LEFT JOIN running r ON r.connection_id = c.connection_id
+                )
+                SELECT id FROM ranked WHERE connection_id IS NULL OR taken <= \(bind: perConnection)
+            )
+            RETURNING id, job_id, kind, parameters, title, vm_name, vm_role, phase, attempts
+            """
+        ).all(decoding: Claimed.self)
     }
 
-    /// Claimers of every instance take turns on this PostgreSQL advisory lock (`claim`).
+    /// Claimers of every instance take turns on this PostgreSQL advisory lock (taken by
+    /// `flotilla_claim_job_steps`, migration 018; never change it).
     static let claimLock: Int64 = 0x666C_6F74_696C_6C61
 
     /// Marks the jobs of newly claimed steps running (those still queued).

@@ -74,4 +74,6 @@ func registerMigrations(_ app: Application) {
     app.migrations.add(CreateVMHealthStates())
     // 020: which agent process sent a VM's last heartbeat.
     app.migrations.add(AddAgentStatusInstance())
+    // 018: a job step claim in one round trip on PostgreSQL (advisory lock, then the claim).
+    app.migrations.add(CreateJobStepClaimFunction())
 }
