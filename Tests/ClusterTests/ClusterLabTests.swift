@@ -85,7 +85,15 @@ final class ClusterLabTests: XCTestCase {
         XCTAssertEqual(status, "succeeded", "steps not succeeded: \(unfinished.prefix(3))")
         // Only the killed instance's steps ran again (after their check); no other step twice.
         let again = try cluster.sql("SELECT id FROM job_steps WHERE job_id = '\(jobID)' AND attempts > 1").map { $0[0] }
-        XCTAssertTrue(Set(again).isSubset(of: orphaned), "steps run twice that the killed instance did not hold: \(again)")
+        let extra = again.filter { !orphaned.contains($0) }.map { "'\($0)'" }.joined(separator: ", ")
+        let extraLogs =
+            extra.isEmpty
+            ? []
+            : try cluster.sql(
+                "SELECT title, attempts, lease_owner, translate(log, E'\\n\\t', '  ') FROM job_steps WHERE id IN (\(extra))")
+        XCTAssertTrue(
+            Set(again).isSubset(of: orphaned),
+            "steps run twice that the killed instance (\(victimID)) did not hold: \(extraLogs)")
 
         // vSphere, as pyvmomi sees it: every VM of the blueprint exactly once, nothing else made.
         let machines = try Vcsim.machines(url: vcsim.url, username: vcsim.username, password: vcsim.password)
