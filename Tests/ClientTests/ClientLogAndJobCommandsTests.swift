@@ -66,4 +66,33 @@ final class ClientLogAndJobCommandsTests: XCTestCase {
         XCTAssertEqual(try client.run(["jobs", "cancel", UUID().uuidString]).status, 4)
         XCTAssertEqual(try client.run(["jobs", "watch", "not-a-job"]).status, 2)
     }
+
+    /// On a terminal `--follow` draws a bar, redrawn in place, up to 100 % (the README's walk);
+    /// `script` (util-linux) gives flotctl a pseudo-terminal.
+    func testFollowOnATerminalDrawsABarUpToOneHundredPercent() throws {
+        let server = try Self.shared.server()
+        let client = try ClientRunner()
+        addTeardownBlock { client.remove() }
+        try client.loginAsAdmin(server)
+        XCTAssertEqual(try client.run(["env", "add", "bar-env"]).status, 0)
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        process.arguments = ["-qec", "'\(try BuiltProgram.path("flotctl"))' env delete bar-env --yes --follow", "/dev/null"]
+        process.environment = ProcessInfo.processInfo.environment.merging(["XDG_CONFIG_HOME": client.configHome]) { $1 }
+        let outputPath = client.configHome + "/terminal-output"
+        FileManager.default.createFile(atPath: outputPath, contents: nil)
+        process.standardOutput = FileHandle(forWritingAtPath: outputPath)
+        process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
+        try process.run()
+        let deadline = Date().addingTimeInterval(60)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        let output = try String(contentsOfFile: outputPath, encoding: .utf8)
+        XCTAssertEqual(process.terminationStatus, 0, output)
+        XCTAssertTrue(output.contains("[" + String(repeating: "#", count: 30) + "] 100 %"), "the full bar: \(output)")
+        XCTAssertTrue(output.contains("\u{1B}["), "redrawn in place with terminal control codes: \(output)")
+        XCTAssertFalse(output.contains("progress: 100 %"), "no plain progress lines on a terminal: \(output)")
+    }
 }
