@@ -70,6 +70,35 @@ final class RequestCostTests: XCTestCase {
         }
     }
 
+    /// Requests that arrive together for an answer no longer kept (its second is over, or a
+    /// change forgot it) wait for one of them to build it rather than each building it.
+    func testSimultaneousReadsBuildAnAnswerOnce() async throws {
+        try await InMemoryWorld.run { world in
+            let log = StatementLog()
+            world.app.logger = Logger(label: "statements") { _ in log.handler }
+            try await world.addReadyVM("web-01", "10.77.5.9")
+            let path = "/api/v1/vms?per=100"
+            _ = try await log.statements(of: world.admin, path)  // the session's verdict is kept
+            let before = log.count
+            world.app.keptAnswers.forgetAll()
+            let app = world.app
+            let headers: HTTPHeaders = ["Cookie": "\(SessionCookie.name)=\(try XCTUnwrap(world.admin.cookies[SessionCookie.name]))"]
+            let statuses = try await withThrowingTaskGroup(of: HTTPStatus.self) { group in
+                for _ in 1...20 {
+                    group.addTask {
+                        try await app.testable().performTest(
+                            request: TestingHTTPRequest(method: .GET, url: URI(string: path), headers: headers, body: ByteBuffer())
+                        ).status
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            XCTAssertEqual(statuses, Array(repeating: .ok, count: 20))
+            // One build; a second only if a background change forgot the first one meanwhile.
+            XCTAssertLessThanOrEqual(log.count - before, 2, "20 reads built the list \(log.count - before) times")
+        }
+    }
+
     func testTheUserAndVMListsPageFilterAndTotal() async throws {
         try await InMemoryWorld.run { world in
             for name in ["carol", "bob", "dave_x"] {
@@ -289,6 +318,8 @@ private final class StatementLog: @unchecked Sendable {
             log.lock.withLock { log.recorded.append(sql) }
         }
     }
+
+    var count: Int { lock.withLock { recorded.count } }
 
     /// The statements one successful GET runs to build its answer (kept answers are forgotten
     /// first), or, `replayed`, to answer again what it answered a moment ago.

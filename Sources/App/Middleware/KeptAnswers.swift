@@ -49,39 +49,70 @@ final class KeptAnswers: Sendable {
     struct Answer: Sendable {
         var headers: HTTPHeaders
         var body: ByteBuffer
-        var etag: String
         var validUntil: Date
         /// The sign-in verdicts' generation the answer was built under.
         var verdictGeneration: UInt64
+    }
+
+    /// A request answering its key for those that arrive meanwhile (`Lookup.build`).
+    struct Build: Sendable {
+        fileprivate let id: UInt64
+        fileprivate let generation: UInt64
+        fileprivate let verdictGeneration: UInt64
+        fileprivate let promise: EventLoopPromise<Answer?>
+    }
+
+    /// What a request finds for its key.
+    enum Lookup {
+        /// A kept answer to replay.
+        case kept(Answer)
+        /// The same request is being answered under the same generations: its answer once it
+        /// is kept, nil when it is not (then the request is answered afresh).
+        case building(EventLoopFuture<Answer?>)
+        /// Nothing: this request answers its key, and `finish` hands the answer on.
+        case build(Build)
     }
 
     private struct State: Sendable {
         var generation: UInt64 = 0
         var answers: [Key: Answer] = [:]
         var bytes = 0
+        /// One answer under way per key, so that when an answer ends its lifetime the requests
+        /// for it wait for one rebuild instead of each running it (the p99 at 50 connections).
+        var building: [Key: Build] = [:]
+        var nextBuild: UInt64 = 0
     }
 
     private let state = NIOLockedValueBox(State())
 
-    /// Taken before an answer is built and handed back with it: an answer built while something
-    /// was forgotten is not kept.
-    var generation: UInt64 { state.withLockedValue { $0.generation } }
-
     /// How many answers are kept (tests).
     var count: Int { state.withLockedValue { $0.answers.count } }
 
-    func answer(for key: Key, at now: Date, verdictGeneration: UInt64) -> Answer? {
+    func lookUp(_ key: Key, at now: Date, verdictGeneration: UInt64, on eventLoop: any EventLoop) -> Lookup {
         state.withLockedValue { state in
-            guard let answer = state.answers[key], answer.validUntil > now, answer.verdictGeneration == verdictGeneration else {
-                return nil
+            if let answer = state.answers[key], answer.validUntil > now, answer.verdictGeneration == verdictGeneration {
+                return .kept(answer)
             }
-            return answer
+            if let build = state.building[key], build.generation == state.generation, build.verdictGeneration == verdictGeneration {
+                return .building(build.promise.futureResult)
+            }
+            state.nextBuild &+= 1
+            let build = Build(
+                id: state.nextBuild, generation: state.generation, verdictGeneration: verdictGeneration,
+                promise: eventLoop.makePromise())
+            state.building[key] = build
+            return .build(build)
         }
     }
 
-    func keep(_ answer: Answer, for key: Key, generation: UInt64, at now: Date) {
-        state.withLockedValue { state in
-            guard state.generation == generation, answer.body.readableBytes <= Self.byteCapacity / 4 else { return }
+    /// Ends a build: keeps its answer unless something was forgotten (or the sign-in verdicts
+    /// changed) meanwhile, and hands what was kept to the requests waiting for it.
+    func finish(_ build: Build, for key: Key, with answer: Answer?, verdictGeneration: UInt64, at now: Date) {
+        let kept = state.withLockedValue { state -> Answer? in
+            if state.building[key]?.id == build.id { state.building[key] = nil }
+            guard let answer, state.generation == build.generation, verdictGeneration == build.verdictGeneration,
+                answer.body.readableBytes <= Self.byteCapacity / 4
+            else { return nil }
             if let replaced = state.answers.removeValue(forKey: key) { state.bytes -= replaced.body.readableBytes }
             if state.answers.count >= Self.capacity || state.bytes + answer.body.readableBytes > Self.byteCapacity {
                 state.answers = state.answers.filter { $0.value.validUntil > now }
@@ -93,15 +124,19 @@ final class KeptAnswers: Sendable {
             }
             state.answers[key] = answer
             state.bytes += answer.body.readableBytes
+            return answer
         }
+        build.promise.succeed(kept)
     }
 
-    /// Forgets every answer; answers being built when this runs are not kept either.
+    /// Forgets every answer; answers being built when this runs are not kept, and requests
+    /// arriving after it do not wait for them.
     func forgetAll() {
         state.withLockedValue { state in
             state.generation &+= 1
             state.answers = [:]
             state.bytes = 0
+            state.building = [:]
         }
     }
 
@@ -131,26 +166,43 @@ struct KeptAnswersMiddleware: Middleware {
         let verdicts = application.authenticationVerdicts
         let key = KeptAnswers.Key(request)
         let now = Date()
-        if let answer = kept.answer(for: key, at: now, verdictGeneration: verdicts.generation) {
-            return request.eventLoop.makeSucceededFuture(Self.response(answer.headers, answer.body, etag: answer.etag, to: request))
-        }
-        let generation = kept.generation
-        let verdictGeneration = verdicts.generation
-        return next.respond(to: request).map { response in
-            guard response.status == .ok, let body = response.body.buffer else { return response }
-            let etag = KeptAnswers.etag(of: body)
-            response.headers.replaceOrAdd(name: .eTag, value: etag)
-            // Per reader: no shared cache may keep it, and a browser asks again each time.
-            response.headers.replaceOrAdd(name: .cacheControl, value: "private, no-cache")
-            if let validUntil = Self.credentialsValidUntil(request, verdicts: verdicts, at: Date()) {
-                kept.keep(
-                    KeptAnswers.Answer(
-                        headers: response.headers, body: body, etag: etag,
-                        validUntil: min(validUntil, now.addingTimeInterval(KeptAnswers.lifetime)), verdictGeneration: verdictGeneration),
-                    for: key, generation: generation, at: now)
+        switch kept.lookUp(key, at: now, verdictGeneration: verdicts.generation, on: request.eventLoop) {
+        case .kept(let answer):
+            return request.eventLoop.makeSucceededFuture(Self.response(answer, to: request))
+        case .building(let waited):
+            return waited.hop(to: request.eventLoop).flatMap { answer in
+                guard let answer else { return next.respond(to: request).map { Self.answered($0, to: request, at: now).response } }
+                return request.eventLoop.makeSucceededFuture(Self.response(answer, to: request))
             }
-            return Self.response(response.headers, body, etag: etag, to: request)
+        case .build(let build):
+            return next.respond(to: request).map { response in
+                let answered = Self.answered(response, to: request, at: now)
+                kept.finish(build, for: key, with: answered.answer, verdictGeneration: verdicts.generation, at: Date())
+                return answered.response
+            }.flatMapErrorThrowing { error in
+                kept.finish(build, for: key, with: nil, verdictGeneration: verdicts.generation, at: Date())
+                throw error
+            }
         }
+    }
+
+    /// A fresh answer with its ETag (or `304 Not Modified`), and what to keep of it: nil for
+    /// anything but a `200 OK` with its body at hand, or when a credential the request carries
+    /// has no kept sign-in verdict to say when it expires.
+    private static func answered(
+        _ response: Response, to request: Request, at now: Date
+    ) -> (response: Response, answer: KeptAnswers.Answer?) {
+        guard response.status == .ok, let body = response.body.buffer else { return (response, nil) }
+        response.headers.replaceOrAdd(name: .eTag, value: KeptAnswers.etag(of: body))
+        // Per reader: no shared cache may keep it, and a browser asks again each time.
+        response.headers.replaceOrAdd(name: .cacheControl, value: "private, no-cache")
+        let verdicts = request.application.authenticationVerdicts
+        let answer = credentialsValidUntil(request, verdicts: verdicts, at: Date()).map { validUntil in
+            KeptAnswers.Answer(
+                headers: response.headers, body: body,
+                validUntil: min(validUntil, now.addingTimeInterval(KeptAnswers.lifetime)), verdictGeneration: verdicts.generation)
+        }
+        return (notModified(response.headers, to: request) ?? response, answer)
     }
 
     /// When the request's session and token expire, as their kept sign-in verdicts say; nil
@@ -168,15 +220,18 @@ struct KeptAnswersMiddleware: Middleware {
         return validUntil
     }
 
-    /// The answer, or `304 Not Modified` with its headers when the request names its ETag.
-    private static func response(_ headers: HTTPHeaders, _ body: ByteBuffer, etag: String, to request: Request) -> Response {
+    private static func response(_ answer: KeptAnswers.Answer, to request: Request) -> Response {
+        notModified(answer.headers, to: request) ?? Response(status: .ok, headers: answer.headers, body: .init(buffer: answer.body))
+    }
+
+    /// `304 Not Modified` with the answer's headers when the request names its ETag.
+    private static func notModified(_ headers: HTTPHeaders, to request: Request) -> Response? {
+        guard let etag = headers.first(name: .eTag), request.headers.contains(name: .ifNoneMatch) else { return nil }
         let named = request.headers[.ifNoneMatch].flatMap { $0.split(separator: ",") }.map { tag in
             let trimmed = tag.trimmingCharacters(in: .whitespaces)
             return trimmed.hasPrefix("W/") ? String(trimmed.dropFirst(2)) : trimmed
         }
-        guard named.contains(etag) || named.contains("*") else {
-            return Response(status: .ok, headers: headers, body: .init(buffer: body))
-        }
+        guard named.contains(etag) || named.contains("*") else { return nil }
         var unchanged = headers
         unchanged.remove(name: .contentLength)
         unchanged.remove(name: .contentType)
