@@ -284,10 +284,30 @@ final class APIContractTests: XCTestCase {
             let forged = try await Self.signedAgentPost(world.app, path, body, vm: redis, secret: "not-the-secret")
             contract.check(.POST, path, forged)
         }
+        let roles = try JSONValue.parse(Data(buffer: try await admin.request(.GET, "/api/v1/roles").body))
+        guard case .array(let rows) = roles, let redisRole = rows.first(where: { $0["name"]?.string == "redis" })?["id"]?.string else {
+            return XCTFail("no redis role")
+        }
+        try await contract.call(
+            admin, .PATCH, "/api/v1/roles/\(redisRole)",
+            [
+                "name": "redis", "connectionID": .init(world.connectionID), "template": "tpl-redis",
+                "monitor": [
+                    [
+                        "name": "redis", "process": "redis-server", "start": "redis-server --daemonize yes", "attempts": 3,
+                        "graceSeconds": 5, "owners": [],
+                    ]
+                ],
+            ], expect: .ok)
         try await contract.call(admin, .GET, "/api/v1/vms/\(redis)/services", expect: .ok)
         try await contract.call(admin, .POST, "/api/v1/vms/\(redis)/services/redis/reload", expect: .badRequest)
         let control = try await admin.request(.POST, "/api/v1/vms/\(redis)/services/redis/restart")
         contract.check(.POST, "/api/v1/vms/\(redis)/services/redis/restart", control)
+        // The guest refuses the platform's key: the guest is unavailable (503).
+        let address = try JSONValue.parse(Data(buffer: try await admin.request(.GET, "/api/v1/vms/\(redis)").body))["ip"]?.string
+        await world.shell.update(try XCTUnwrap(address)) { $0.acceptsKeyLogin = false }
+        try await contract.call(admin, .POST, "/api/v1/vms/\(redis)/services/redis/restart", expect: .serviceUnavailable)
+        await world.shell.update(try XCTUnwrap(address)) { $0.acceptsKeyLogin = true }
 
         try await contract.call(admin, .GET, "/api/v1/notifications/settings", expect: .ok)
         try await contract.call(admin, .PATCH, "/api/v1/notifications/settings", ["rateLimitSeconds": 600], expect: .ok)

@@ -15,6 +15,8 @@ enum OpenAPIDocument {
         var list = false
         /// Also answers `text/event-stream` (server-sent events) when the client asks for it.
         var eventStream = false
+        /// The shape of a 503 answer (a system it needs is unavailable), when it is not an Error.
+        var unavailableResponse = "Error"
     }
 
     static let operations: [Operation] = [
@@ -253,7 +255,7 @@ enum OpenAPIDocument {
         .init(
             method: .GET, path: "/api/v1/health",
             summary: "For load balancers: 200 when this instance reaches the database, else 503 with status \"database unavailable\"",
-            action: .checkHealth, response: "Health"),
+            action: .checkHealth, response: "Health", unavailableResponse: "Health"),
         .init(
             method: .GET, path: "/api/v1/notifications/settings", summary: "Notification settings and delivery health",
             action: .viewNotifications, response: "NotificationSettings"),
@@ -961,7 +963,13 @@ enum OpenAPIDocument {
             let error: [String: Any] = [
                 "description": "error", "content": ["application/json": ["schema": ["$ref": "#/components/schemas/Error"]]],
             ]
-            entry["responses"] = [String(operation.status): success, "400": error, "401": error, "403": error, "404": error, "409": error]
+            let unavailable: [String: Any] = [
+                "description": "a system it needs (the database, vSphere, a guest) is unavailable",
+                "content": ["application/json": ["schema": ["$ref": "#/components/schemas/\(operation.unavailableResponse)"]]],
+            ]
+            entry["responses"] = [
+                String(operation.status): success, "400": error, "401": error, "403": error, "404": error, "409": error, "503": unavailable,
+            ]
             if case .roles(let roles) = operation.action.rule {
                 entry["security"] = [["bearer": [String]()], ["session": [String]()]]
                 // Who may call it (USR-6); scripts/check-api-fuzz checks everyone else is refused.
