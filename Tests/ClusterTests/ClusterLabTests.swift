@@ -56,11 +56,14 @@ final class ClusterLabTests: XCTestCase {
             return try (1...3).first { try cluster.instanceID($0) == busiest.key }
         }
         let victimID = try XCTUnwrap(try cluster.instanceID(victim))
+        try cluster.kill(victim)
+        let killed = Date()
+        // Listed after the kill: a living instance claims the next steps within milliseconds of
+        // its last ones ending, so a list made before could miss steps it held when it died.
+        // Nothing changes them before their leases expire.
         let orphaned = try cluster.sql(
             "SELECT id FROM job_steps WHERE job_id = '\(jobID)' AND status = 'running' AND lease_owner = '\(victimID)'"
         ).map { $0[0] }
-        try cluster.kill(victim)
-        let killed = Date()
         let list = orphaned.map { "'\($0)'" }.joined(separator: ", ")
         // Taken over: another instance found the expired leases and queued the steps again (or
         // ended them); running them again waits for a free slot, which the end of the job checks.
