@@ -30,7 +30,7 @@ final class AgentMonitoringTests: XCTestCase {
     func testAHeartbeatRunsOneStatement() async throws {
         try await Self.run { app in
             let fixture = try await AgentFixture.make(app)
-            let log = RequestStatementLog()
+            let log = StatementLog()
             app.logger = Logger(label: "statements") { _ in log.handler }
             let heartbeat = AgentFixture.heartbeat(vm: fixture.vm1, services: [("redis", "running", 0), ("worker", "down", 1)])
             let first = try await log.statements { try await fixture.post("/api/v1/agent/heartbeat", heartbeat, as: fixture.vm1) }
@@ -448,43 +448,11 @@ private struct AgentFixture {
     static func make(_ app: Application) async throws -> AgentFixture {
         let admin = try TestClient(app)
         try await admin.signIn("admin", TestApp.adminPassword)
-        let connection = VSphereConnection()
-        connection.name = "lab"
-        connection.url = "https://vcenter.example/sdk"
-        connection.username = "user"
-        connection.passwordSealed = try app.flotilla.secrets.seal("password")
-        try await connection.create(on: app.db)
-        let role = Role()
-        role.name = "web"
-        role.$connection.id = try connection.requireID()
-        role.template = "tpl-web"
-        role.sshUser = "root"
-        role.networkStyle = "ifupdown"
-        role.services = "redis-server"
-        try await role.create(on: app.db)
-        let environment = Environment()
-        environment.name = "agents"
-        environment.description = ""
-        try await environment.create(on: app.db)
-        let owner = User()
-        owner.username = "owner"
-        owner.passwordHash = try Bcrypt.hash("owner-password-1", cost: 4)
-        owner.role = .ordinary
-        owner.email = "owner@example.com"
-        try await owner.create(on: app.db)
+        let rows = try await MonitoredRows.create(on: app, role: "web", environment: "agents", owner: "owner")
+        let (connection, role, owner) = (rows.connection, rows.role, rows.owner)
         var vms: [UUID] = []
         for (index, name) in ["web-01", "web-02"].enumerated() {
-            let vm = VM()
-            vm.$environment.id = try environment.requireID()
-            vm.$role.id = try role.requireID()
-            vm.hostName = name
-            vm.ip = "10.77.9.\(11 + index)"
-            vm.prefixLength = 16
-            vm.gateway = "10.77.0.1"
-            vm.passwordSealed = try app.flotilla.secrets.seal("Guest-pass-1")
-            vm.status = .ready
-            vm.notes = ""
-            try await vm.create(on: app.db)
+            let vm = try await rows.addVM(on: app, hostName: name, ip: "10.77.9.\(11 + index)")
             let id = try vm.requireID()
             _ = try await AgentCredentials(database: app.db, secrets: app.flotilla.secrets, identities: app.agentIdentities).issue(
                 for: id, platformURL: "http://10.77.0.1:8080")
@@ -542,41 +510,5 @@ private struct AgentFixture {
                 + "\"sequence\":\($0.0),\"epoch\":\"0a1b2c\"}"
         }
         return "{\"vm\":\"\(vm.uuidString)\",\"events\":[\(entries.joined(separator: ","))]}"
-    }
-}
-
-/// The SQL statements requests run, from the query log (every driver logs each statement as
-/// "Executing query"); only statements logged with a request's ID count, so background work
-/// beside the test does not.
-private final class RequestStatementLog: @unchecked Sendable {
-    private let lock = NSLock()
-    private var recorded: [String] = []
-
-    var handler: Handler { Handler(log: self) }
-
-    struct Handler: LogHandler {
-        let log: RequestStatementLog
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            guard metadata["request-id"] != nil, event.message.description == "Executing query",
-                case .string(let sql) = event.metadata?["sql"]
-            else { return }
-            log.lock.withLock { log.recorded.append(sql) }
-        }
-    }
-
-    /// The statements run while `body` sends a request that must succeed.
-    func statements(_ body: () async throws -> TestingHTTPResponse) async throws -> [String] {
-        let start = lock.withLock { recorded.count }
-        let response = try await body()
-        XCTAssertEqual(response.status, .ok, response.body.string)
-        return lock.withLock { Array(recorded[start...]) }
     }
 }

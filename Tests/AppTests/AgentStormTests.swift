@@ -102,45 +102,12 @@ final class AgentStormTests: XCTestCase {
 
     /// A VM of role "redis" whose watched redis (found by pidfile, TCP probe) is owned by olga.
     private static func vmWatchingRedis(_ app: Application, guest: StormGuest) async throws -> VM {
-        let connection = VSphereConnection()
-        connection.name = "lab"
-        connection.url = "https://vcenter.example/sdk"
-        connection.username = "user"
-        connection.passwordSealed = try app.flotilla.secrets.seal("password")
-        try await connection.create(on: app.db)
-        let role = Role()
-        role.name = "redis"
-        role.$connection.id = try connection.requireID()
-        role.template = "tpl-redis"
-        role.sshUser = "root"
-        role.networkStyle = "ifupdown"
-        role.services = "redis-server"
-        try await role.create(on: app.db)
-        let environment = Environment()
-        environment.name = "storm"
-        environment.description = ""
-        try await environment.create(on: app.db)
-        let owner = User()
-        owner.username = "olga"
-        owner.passwordHash = try Bcrypt.hash("owner-password-1", cost: 4)
-        owner.role = .ordinary
-        owner.email = "olga@example.com"
-        try await owner.create(on: app.db)
-        let vm = VM()
-        vm.$environment.id = try environment.requireID()
-        vm.$role.id = try role.requireID()
-        vm.hostName = "storm-01"
-        vm.ip = guest.ip
-        vm.prefixLength = 16
-        vm.gateway = "10.77.0.1"
-        vm.passwordSealed = try app.flotilla.secrets.seal("Guest-pass-1")
-        vm.status = .ready
-        vm.notes = ""
-        try await vm.create(on: app.db)
+        let rows = try await MonitoredRows.create(on: app, role: "redis", environment: "storm", owner: "olga")
+        let vm = try await rows.addVM(on: app, hostName: "storm-01", ip: guest.ip)
         let redis = MonitoredService(
             pidfile: guest.pidfile, name: "redis", start: guest.startCommand, probe: .init(tcp: "127.0.0.1:\(guest.redisPort)"),
-            attempts: 5, graceSeconds: 5, owners: [try owner.requireID()])
-        try await RoleMonitors(database: app.db).save([redis], for: try role.requireID())
+            attempts: 5, graceSeconds: 5, owners: [try rows.owner.requireID()])
+        try await RoleMonitors(database: app.db).save([redis], for: try rows.role.requireID())
         return vm
     }
 

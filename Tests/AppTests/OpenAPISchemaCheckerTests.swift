@@ -30,7 +30,10 @@ final class OpenAPISchemaCheckerTests: XCTestCase {
             func brokenUser(_ change: (inout [String: JSONValue]) -> Void) throws -> [String] {
                 guard case .object(var root) = document, case .object(var components) = root["components"],
                     case .object(var schemas) = components["schemas"], case .object(var user) = schemas["User"]
-                else { throw XCTSkip("the document has no User schema") }
+                else {
+                    XCTFail("the document has no User schema")
+                    return []
+                }
                 change(&user)
                 schemas["User"] = .object(user)
                 components["schemas"] = .object(schemas)
