@@ -24,6 +24,8 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
     app.directory.publicDirectory = resources.publicDirectory
     app.http.server.configuration.hostname = config.listenHost
     app.http.server.configuration.port = config.listenPort
+    // `RequestMetrics` counts requests; Vapor's own per-request metrics would go nowhere.
+    app.http.server.configuration.reportMetrics = false
     app.routes.defaultMaxBodySize = "1mb"
 
     // 0700: sessions, password hashes and the audit log are no other local account's business.
@@ -67,7 +69,7 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
     // run before the permission guard, which runs before the CSRF check so that a denial is
     // reported as a denial. Kept answers are replayed in front of all of it (`KeptAnswers`).
     app.middleware = Middlewares()
-    app.middleware.use(RequestMetrics())
+    app.middleware.use(RequestMetrics(metrics: app.platformMetrics))
     app.middleware.use(app.useKeptAnswers())
     app.middleware.use(SecurityHeaders())
     app.middleware.use(ErrorRendering())

@@ -1,4 +1,5 @@
 import Fluent
+import NIOConcurrencyHelpers
 import Reachability
 import VSphere
 import XCTVapor
@@ -109,6 +110,27 @@ final class DashboardTests: XCTestCase {
         XCTAssertEqual(replay?.map(\.health), [.up, .up, .poweredOff])
         let none = await fleet.changes(after: summary.sequence)
         XCTAssertEqual(none?.count, 0)
+    }
+
+    /// The VMs are read again every few seconds; the same records forget no kept answer (they
+    /// change nothing a page shows), a changed one or a new sweep's readings do.
+    func testOnlyWhatChangesAPageForgetsItsKeptAnswers() async {
+        let told = NIOLockedValueBox(0)
+        let fleet = FleetStatus(whenChanged: { told.withLockedValue { $0 += 1 } })
+        var record = FleetStatus.Record(
+            id: UUID(), hostName: "web1", ip: "10.77.0.10", role: "web", connectionID: UUID(), reference: "vm-1", powerState: "poweredOn")
+        await fleet.setRecords([record])
+        _ = await fleet.applyProbes([("10.77.0.10", ProbeReading(state: .up, roundTripSeconds: 0.001))])
+        let afterSweep = told.withLockedValue { $0 }
+        XCTAssertGreaterThan(afterSweep, 0)
+
+        await fleet.setRecords([record])
+        XCTAssertEqual(told.withLockedValue { $0 }, afterSweep, "the same records again change nothing shown")
+        _ = await fleet.applyProbes([("10.77.0.10", ProbeReading(state: .up, roundTripSeconds: 0.002))])
+        XCTAssertEqual(told.withLockedValue { $0 }, afterSweep + 1, "a new round trip shows in the reason")
+        record.powerState = "poweredOff"
+        await fleet.setRecords([record])
+        XCTAssertGreaterThan(told.withLockedValue { $0 }, afterSweep + 1, "a changed record shows")
     }
 
     func testASilentMonitorAgentIsTheReasonAnAnsweringVMIsDegraded() async {

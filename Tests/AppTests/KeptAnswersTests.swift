@@ -167,6 +167,42 @@ final class KeptAnswersTests: XCTestCase {
         }
     }
 
+    /// A change during a build forgets the answer under way. The requests already waiting for
+    /// it asked before the change and get it (not each a build of their own: with 50
+    /// connections that was up to 50 page builds at once); a request after the change waits for
+    /// a new build, and only that one is kept and replayed.
+    func testWaitersGetAnAnswerForgottenWhileBuiltAndOnlyANewBuildIsKept() async throws {
+        let kept = KeptAnswers()
+        let loop = MultiThreadedEventLoopGroup.singleton.any()
+        let key = KeptAnswers.Key(url: "/?per=100", authorization: nil, cookie: "flotilla_session=one", overHTTPS: false)
+        let now = Date()
+        func answer(_ text: String) -> KeptAnswers.Answer {
+            KeptAnswers.Answer(headers: [:], body: ByteBuffer(string: text), validUntil: now + KeptAnswers.lifetime, verdictGeneration: 0)
+        }
+        func lookUp() -> KeptAnswers.Lookup { kept.lookUp(key, at: now, verdictGeneration: 0, on: loop) }
+
+        guard case .build(let first) = lookUp() else { return XCTFail("the first request builds") }
+        guard case .building(let waiting) = lookUp() else { return XCTFail("the second waits for that build") }
+        kept.forgetAll(because: .liveHealth)
+        guard case .build(let second) = lookUp() else { return XCTFail("a request after the change does not wait for the old build") }
+        guard case .building(let waitingForSecond) = lookUp() else { return XCTFail("the next one waits for the new build") }
+
+        kept.finish(first, for: key, with: answer("before"), verdictGeneration: 0, at: now)
+        let handed = try await waiting.get()
+        XCTAssertEqual(handed?.body.getString(at: 0, length: 6), "before", "the request that waited before the change gets the answer")
+        XCTAssertEqual(kept.count, 0, "an answer forgotten while built is not kept")
+        guard case .building = lookUp() else { return XCTFail("still waiting for the new build, never the old answer") }
+
+        kept.finish(second, for: key, with: answer("after"), verdictGeneration: 0, at: now)
+        let handedSecond = try await waitingForSecond.get()
+        XCTAssertEqual(handedSecond?.body.getString(at: 0, length: 5), "after")
+        guard case .kept(let replayed) = lookUp() else { return XCTFail("the new build is kept") }
+        XCTAssertEqual(replayed.body.getString(at: 0, length: 5), "after")
+        let statistics = kept.statistics
+        XCTAssertEqual([statistics.built, statistics.waited, statistics.replayed, statistics.forgottenWhileBuilt], [2, 3, 1, 1])
+        XCTAssertEqual(statistics.forgotten, [.liveHealth: 1])
+    }
+
     private static func csrfToken(in page: String) -> String? {
         guard let range = page.range(of: #"name="csrf-token" content="[^"]+""#, options: .regularExpression) else { return nil }
         return page[range].split(separator: "\"").last.map(String.init)

@@ -53,7 +53,7 @@ final class MetricsTests: XCTestCase {
             try await collector.pass()
             let after = try await fixture.sampleCount()
             XCTAssertLessThanOrEqual(after - before, 2 * 2, "at most one new tick per VM and second")
-            let exposition = try await app.platformMetrics.exposition(database: app.db)
+            let exposition = try await app.platformMetrics.exposition(database: app.db, keptAnswers: app.keptAnswers.statistics)
             XCTAssertTrue(exposition.contains("flotilla_metrics_collected_vms 2.0"), exposition)
         }
     }
@@ -207,6 +207,10 @@ final class MetricsTests: XCTestCase {
             try await admin.signIn("admin", TestApp.adminPassword)
             let withSession = try await admin.request(.GET, "/metrics")
             XCTAssertEqual(withSession.status, .unauthorized, "a session is not the token")
+            for _ in 1...2 {
+                let summary = try await admin.request(.GET, "/api/v1/dashboard")
+                XCTAssertEqual(summary.status, .ok)
+            }
             let scraper = try TestClient(app)
             scraper.bearer = "metrics-token-wrong-456789"
             let wrongToken = try await scraper.request(.GET, "/metrics")
@@ -224,6 +228,8 @@ final class MetricsTests: XCTestCase {
             XCTAssertTrue(text.contains(#"flotilla_vms{state="up"} 4.0"#), text)
             XCTAssertTrue(text.contains(#"flotilla_vms{state="poweredOff"} 0.0"#), text)
             XCTAssertTrue(text.contains("flotilla_reachability_sweep_duration_seconds_count 2"), text)
+            XCTAssertTrue(text.contains(#"flotilla_kept_answers{outcome="replayed"} 1.0"#), "the second summary was replayed: \(text)")
+            XCTAssertTrue(text.contains(#"flotilla_kept_answers_forgotten{cause="request"} 1.0"#), "the sign-in forgot them: \(text)")
             XCTAssertFalse(text.contains(token))
         }
         XCTAssertThrowsError(try FlotillaConfig(values: ["FLOTILLA_METRICS_TOKEN": "short"]))

@@ -207,7 +207,7 @@ extension Application {
     /// `DashboardLifecycle.willBoot`), so requests only read it.
     var fleetStatus: FleetStatus {
         if let fleet = storage[FleetStatusKey.self] { return fleet }
-        let fleet = FleetStatus(whenChanged: { [keptAnswers] in keptAnswers.forgetAll() })
+        let fleet = FleetStatus(whenChanged: { [keptAnswers] in keptAnswers.forgetAll(because: .liveHealth) })
         storage[FleetStatusKey.self] = fleet
         return fleet
     }

@@ -129,7 +129,9 @@ actor FleetStatus {
             whenChanged()
             for continuation in subscribers.values { continuation.yield() }
         }
-        return publish(reevaluate(Array(next.keys)))
+        // The same records again (the reload every few seconds) change nothing shown unless a
+        // health changes with them.
+        return publish(reevaluate(Array(next.keys), showsNewReadings: false))
     }
 
     /// Takes one sweep's statuses (by address).
@@ -261,8 +263,10 @@ actor FleetStatus {
         subscribers = [:]
     }
 
-    private func reevaluate(_ ids: [UUID]) -> [Change] {
-        if !ids.isEmpty { whenChanged() }
+    /// Works out the health of the given VMs again. `showsNewReadings`: their entries took new
+    /// readings, whose round trip or evidence the reasons show even when no health changes.
+    private func reevaluate(_ ids: [UUID], showsNewReadings: Bool = true) -> [Change] {
+        if showsNewReadings, !ids.isEmpty { whenChanged() }
         let now = Date()
         var changes: [Change] = []
         for id in ids {
@@ -286,6 +290,7 @@ actor FleetStatus {
                     label: health.label, reason: entry.reason, reachable: health.isReachable, at: now))
             entries[id] = entry
         }
+        if !showsNewReadings, !changes.isEmpty { whenChanged() }
         return changes
     }
 

@@ -17,7 +17,8 @@ import Vapor
 ///   ends (its writes have committed by then), when a job step's work ends, when the live
 ///   health of a VM changes or is read again (`FleetStatus`), and when the sign-in verdicts are
 ///   forgotten (a session's values written, a sign-out). A raw SQL write outside a request
-///   calls `forgetAll()` itself. An answer built while any of this happened is not kept.
+///   calls `forgetAll()` itself. An answer built while any of this happened is not kept (the
+///   requests that waited for it still get it: they arrived before the change).
 /// - A change made by another instance or by the command line on the same database counts
 ///   within `lifetime`, the promise `AuthenticationVerdicts` makes for sign-ins; an answer is
 ///   never used past its session's or token's expiry either.
@@ -36,13 +37,6 @@ final class KeptAnswers: Sendable {
         var authorization: String?
         var cookie: String?
         var overHTTPS: Bool
-
-        init(_ request: Request) {
-            url = request.url.string
-            authorization = request.headers.first(name: .authorization)
-            cookie = request.headers.first(name: .cookie)
-            overHTTPS = request.arrivedOverHTTPS
-        }
     }
 
     /// One finished answer, as the middleware in front of this one saw it.
@@ -62,12 +56,41 @@ final class KeptAnswers: Sendable {
         fileprivate let promise: EventLoopPromise<Answer?>
     }
 
+    /// Why every answer was forgotten (`/metrics` counts each cause: the page benchmark shows
+    /// how often its answers are forgotten, and by what).
+    enum ForgetCause: String, Sendable, CaseIterable {
+        /// A Fluent model was written (`ForgetKeptAnswersOnWrite`).
+        case modelWrite = "model_write"
+        /// A state-changing request ended.
+        case request
+        /// What the live health shows changed (`FleetStatus`).
+        case liveHealth = "live_health"
+        /// Work outside a request said so: a job step's end, a raw SQL write.
+        case backgroundWork = "background_work"
+    }
+
+    /// What happened to requests for kept answers, and to the answers, since the start.
+    struct Statistics: Sendable, Equatable {
+        /// Answered from a kept answer.
+        var replayed = 0
+        /// Built their answer (nothing kept, nobody building it).
+        var built = 0
+        /// Waited for another request's build.
+        var waited = 0
+        /// Of those, answered afresh after all (the build had nothing to hand on: an error,
+        /// not `200 OK`, or a credential without a kept sign-in verdict).
+        var waitedThenBuilt = 0
+        /// Builds that ended after a change forgot them: not kept, handed to their waiters.
+        var forgottenWhileBuilt = 0
+        var forgotten: [ForgetCause: Int] = [:]
+    }
+
     /// What a request finds for its key.
     enum Lookup {
         /// A kept answer to replay.
         case kept(Answer)
-        /// The same request is being answered under the same generations: its answer once it
-        /// is kept, nil when it is not (then the request is answered afresh).
+        /// The same request is being answered under the same generations: its answer once
+        /// built, nil when there is none to hand on (then the request is answered afresh).
         case building(EventLoopFuture<Answer?>)
         /// Nothing: this request answers its key, and `finish` hands the answer on.
         case build(Build)
@@ -81,6 +104,7 @@ final class KeptAnswers: Sendable {
         /// for it wait for one rebuild instead of each running it (the p99 at 50 connections).
         var building: [Key: Build] = [:]
         var nextBuild: UInt64 = 0
+        var statistics = Statistics()
     }
 
     private let state = NIOLockedValueBox(State())
@@ -88,14 +112,19 @@ final class KeptAnswers: Sendable {
     /// How many answers are kept (tests).
     var count: Int { state.withLockedValue { $0.answers.count } }
 
+    var statistics: Statistics { state.withLockedValue { $0.statistics } }
+
     func lookUp(_ key: Key, at now: Date, verdictGeneration: UInt64, on eventLoop: any EventLoop) -> Lookup {
         state.withLockedValue { state in
             if let answer = state.answers[key], answer.validUntil > now, answer.verdictGeneration == verdictGeneration {
+                state.statistics.replayed += 1
                 return .kept(answer)
             }
             if let build = state.building[key], build.generation == state.generation, build.verdictGeneration == verdictGeneration {
+                state.statistics.waited += 1
                 return .building(build.promise.futureResult)
             }
+            state.statistics.built += 1
             state.nextBuild &+= 1
             let build = Build(
                 id: state.nextBuild, generation: state.generation, verdictGeneration: verdictGeneration,
@@ -106,13 +135,19 @@ final class KeptAnswers: Sendable {
     }
 
     /// Ends a build: keeps its answer unless something was forgotten (or the sign-in verdicts
-    /// changed) meanwhile, and hands what was kept to the requests waiting for it.
+    /// changed) meanwhile, and hands it to the requests waiting for it either way. They asked
+    /// before any such change (a request arriving after one builds anew), so the answer is
+    /// theirs as much as the builder's; had they each built their own instead, a change during
+    /// a build would cost up to one build per connection at once (the pages' p99).
     func finish(_ build: Build, for key: Key, with answer: Answer?, verdictGeneration: UInt64, at now: Date) {
-        let kept = state.withLockedValue { state -> Answer? in
+        state.withLockedValue { state in
             if state.building[key]?.id == build.id { state.building[key] = nil }
-            guard let answer, state.generation == build.generation, verdictGeneration == build.verdictGeneration,
-                answer.body.readableBytes <= Self.byteCapacity / 4
-            else { return nil }
+            guard let answer else { return }
+            guard state.generation == build.generation, verdictGeneration == build.verdictGeneration else {
+                state.statistics.forgottenWhileBuilt += 1
+                return
+            }
+            guard answer.body.readableBytes <= Self.byteCapacity / 4 else { return }
             if let replaced = state.answers.removeValue(forKey: key) { state.bytes -= replaced.body.readableBytes }
             if state.answers.count >= Self.capacity || state.bytes + answer.body.readableBytes > Self.byteCapacity {
                 state.answers = state.answers.filter { $0.value.validUntil > now }
@@ -124,15 +159,20 @@ final class KeptAnswers: Sendable {
             }
             state.answers[key] = answer
             state.bytes += answer.body.readableBytes
-            return answer
         }
-        build.promise.succeed(kept)
+        build.promise.succeed(answer)
+    }
+
+    /// Counts a request that waited for a build with nothing to hand on, and answers afresh.
+    func noteWaiterBuilds() {
+        state.withLockedValue { $0.statistics.waitedThenBuilt += 1 }
     }
 
     /// Forgets every answer; answers being built when this runs are not kept, and requests
     /// arriving after it do not wait for them.
-    func forgetAll() {
+    func forgetAll(because cause: ForgetCause = .backgroundWork) {
         state.withLockedValue { state in
+            state.statistics.forgotten[cause, default: 0] += 1
             state.generation &+= 1
             state.answers = [:]
             state.bytes = 0
@@ -143,6 +183,14 @@ final class KeptAnswers: Sendable {
     /// A strong validator of a body (its SHA-256, shortened).
     static func etag(of body: ByteBuffer) -> String {
         "\"" + SHA256.hash(data: body.readableBytesView).prefix(16).hex + "\""
+    }
+}
+
+extension KeptAnswers.Key {
+    init(_ request: Request) {
+        self.init(
+            url: request.url.string, authorization: request.headers.first(name: .authorization),
+            cookie: request.headers.first(name: .cookie), overHTTPS: request.arrivedOverHTTPS)
     }
 }
 
@@ -158,7 +206,7 @@ struct KeptAnswersMiddleware: Middleware {
             guard ![.GET, .HEAD, .OPTIONS].contains(request.method) else { return next.respond(to: request) }
             // Answered or failed, whatever the request wrote has committed by now.
             return next.respond(to: request).always { _ in
-                application.keptAnswers.forgetAll()
+                application.keptAnswers.forgetAll(because: .request)
                 application.authenticationVerdicts.forgetAll()
             }
         }
@@ -171,7 +219,10 @@ struct KeptAnswersMiddleware: Middleware {
             return request.eventLoop.makeSucceededFuture(Self.response(answer, to: request))
         case .building(let waited):
             return waited.hop(to: request.eventLoop).flatMap { answer in
-                guard let answer else { return next.respond(to: request).map { Self.answered($0, to: request, at: now).response } }
+                guard let answer else {
+                    kept.noteWaiterBuilds()
+                    return next.respond(to: request).map { Self.answered($0, to: request, at: now).response }
+                }
                 return request.eventLoop.makeSucceededFuture(Self.response(answer, to: request))
             }
         case .build(let build):
@@ -250,7 +301,7 @@ struct ForgetKeptAnswersOnWrite: AnyModelMiddleware {
     )
         -> EventLoopFuture<Void>
     {
-        next.handle(event, model, on: db).always { _ in kept.forgetAll() }
+        next.handle(event, model, on: db).always { _ in kept.forgetAll(because: .modelWrite) }
     }
 }
 

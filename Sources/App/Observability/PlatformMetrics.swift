@@ -40,6 +40,8 @@ final class PlatformMetrics: Sendable {
         static let collectionDuration = "flotilla_metrics_collection_duration_seconds"
         static let collectedVMs = "flotilla_metrics_collected_vms"
         static let collectorLag = "flotilla_metrics_collector_lag_seconds"
+        static let keptAnswers = "flotilla_kept_answers"
+        static let keptAnswersForgotten = "flotilla_kept_answers_forgotten"
     }
 
     /// One answered HTTP request; `route` is the route's pattern (`api/v1/vms/:id`), never the
@@ -73,8 +75,20 @@ final class PlatformMetrics: Sendable {
         CoreMetrics.Gauge(label: Name.collectedVMs, factory: factory).record(Double(vms))
     }
 
-    /// The text exposition, after reading the database-backed gauges.
-    func exposition(database: any Database, now: Date = Date()) async throws -> String {
+    /// The text exposition, after reading the database-backed gauges and this instance's kept
+    /// answers' counts since its start (by outcome, and how often all were forgotten, by cause).
+    func exposition(database: any Database, keptAnswers: KeptAnswers.Statistics, now: Date = Date()) async throws -> String {
+        let outcomes = [
+            ("replayed", keptAnswers.replayed), ("built", keptAnswers.built), ("waited", keptAnswers.waited),
+            ("waited_then_built", keptAnswers.waitedThenBuilt), ("forgotten_while_built", keptAnswers.forgottenWhileBuilt),
+        ]
+        for (outcome, count) in outcomes {
+            CoreMetrics.Gauge(label: Name.keptAnswers, dimensions: [("outcome", outcome)], factory: factory).record(Double(count))
+        }
+        for cause in KeptAnswers.ForgetCause.allCases {
+            CoreMetrics.Gauge(label: Name.keptAnswersForgotten, dimensions: [("cause", cause.rawValue)], factory: factory)
+                .record(Double(keptAnswers.forgotten[cause] ?? 0))
+        }
         if let sql = database as? any SQLDatabase {
             var counts = Dictionary(uniqueKeysWithValues: JobStatus.allCases.map { ($0.rawValue, 0) })
             for row in try await sql.raw("SELECT status, COUNT(*) AS n FROM \(ident: Job.schema) GROUP BY status").all() {

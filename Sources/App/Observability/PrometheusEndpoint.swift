@@ -17,7 +17,8 @@ enum PrometheusEndpoint {
             response.headers.replaceOrAdd(name: .wwwAuthenticate, value: "Bearer realm=\"flotilla metrics\"")
             return response
         }
-        let text = try await request.application.platformMetrics.exposition(database: request.db)
+        let application = request.application
+        let text = try await application.platformMetrics.exposition(database: request.db, keptAnswers: application.keptAnswers.statistics)
         let response = Response(status: .ok, body: .init(string: text))
         response.headers.contentType = HTTPMediaType(type: "text", subType: "plain", parameters: ["version": "0.0.4", "charset": "utf-8"])
         return response

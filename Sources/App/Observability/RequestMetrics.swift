@@ -1,23 +1,22 @@
 import Vapor
 
 /// Counts every request and times it, by method, route pattern and status, for `/metrics`.
-/// Runs outermost, so it sees the status the client got (errors already rendered).
-struct RequestMetrics: AsyncMiddleware {
-    func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
+/// Runs outermost, so it sees the status the client got (errors already rendered). Written
+/// against futures rather than `async`, so that a replayed kept answer starts no task here.
+struct RequestMetrics: Middleware {
+    let metrics: PlatformMetrics
+
+    func respond(to request: Request, chainingTo next: any Responder) -> EventLoopFuture<Response> {
         let started = ContinuousClock.now
-        let metrics = request.application.platformMetrics
-        do {
-            let response = try await next.respond(to: request)
-            metrics.recordRequest(
-                method: request.method.rawValue, route: Self.route(of: request), status: response.status.code,
-                duration: ContinuousClock.now - started)
-            return response
-        } catch {
-            let status = (error as? any AbortError)?.status ?? .internalServerError
+        return next.respond(to: request).always { [metrics] result in
+            let status: HTTPResponseStatus
+            switch result {
+            case .success(let response): status = response.status
+            case .failure(let error): status = (error as? any AbortError)?.status ?? .internalServerError
+            }
             metrics.recordRequest(
                 method: request.method.rawValue, route: Self.route(of: request), status: status.code,
                 duration: ContinuousClock.now - started)
-            throw error
         }
     }
 
