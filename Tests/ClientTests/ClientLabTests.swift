@@ -1,7 +1,5 @@
-import AsyncHTTPClient
 import Foundation
 import Lab
-import NIOCore
 import XCTest
 
 /// The README's walk with a real vSphere (vcsim) and real guests: log in, deploy a blueprint of
@@ -20,7 +18,7 @@ final class ClientLabTests: XCTestCase {
             let client = try ClientRunner()
             defer { client.remove() }
             try client.loginAsAdmin(server)
-            try await addLabRole(server, token: try client.storedToken(), vcsim: vcsim)
+            try await server.addLabWebRole(token: try client.storedToken(), vcsim: vcsim)
             let blueprint = try writeBlueprint(named: "cli-lab", range: "10.77.31.10-10.77.31.20", in: client.configHome)
             let deploy = try client.run(["deploy", blueprint, "--follow", "--password-stdin"], input: "Guest-pass-2026\n", timeout: 240)
             XCTAssertEqual(deploy.status, 0, "\(deploy)\n\(server.log.suffix(3000))")
@@ -63,29 +61,5 @@ final class ClientLabTests: XCTestCase {
         password: shared
         """.write(toFile: path, atomically: true, encoding: .utf8)
         return path
-    }
-
-    /// The `lab` connection and a `web` role, set up through the API as an administrator would.
-    private func addLabRole(_ server: RunningServer, token: String, vcsim: VcsimProcess) async throws {
-        var connection: [String: Any] = ["name": "lab", "url": vcsim.url, "username": vcsim.username, "password": vcsim.password]
-        connection["thumbprint"] = vcsim.thumbprint
-        let created = try await post(server.url + "/api/v1/connections", connection, token: token)
-        let connectionID = try XCTUnwrap(created["id"] as? String, "\(created)")
-        _ = try await post(
-            server.url + "/api/v1/roles",
-            ["name": "web", "connectionID": connectionID, "template": "tpl-web", "sshUser": "root", "services": "sshd"], token: token)
-    }
-
-    private func post(_ url: String, _ body: [String: Any], token: String) async throws -> [String: Any] {
-        var request = HTTPClientRequest(url: url)
-        request.method = .POST
-        request.headers.add(name: "Authorization", value: "Bearer \(token)")
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
-        let bytes = try await response.body.collect(upTo: 1 << 20)
-        let text = String(buffer: bytes)
-        guard response.status.code == 201 else { throw HarnessError("POST \(url) answered \(response.status.code): \(text)") }
-        return try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] ?? [:]
     }
 }

@@ -1,7 +1,5 @@
-import AsyncHTTPClient
 import Foundation
 import Lab
-import NIOCore
 import XCTest
 
 /// `flotctl vm add|show|power|password|network|delete` against `flotilla serve` with a real
@@ -18,7 +16,7 @@ final class ClientVMCommandsLabTests: XCTestCase {
             let client = try ClientRunner()
             defer { client.remove() }
             try client.loginAsAdmin(server)
-            try await addLabRole(server, token: try client.storedToken(), vcsim: vcsim)
+            try await server.addLabWebRole(token: try client.storedToken(), vcsim: vcsim)
             XCTAssertEqual(try client.run(["env", "add", "cli-vms"]).status, 0)
 
             let added = try client.run(
@@ -52,28 +50,5 @@ final class ClientVMCommandsLabTests: XCTestCase {
             XCTAssertEqual(try client.run(["vm", "show", "cli-web-1"]).status, 4)
             XCTAssertEqual(try client.run(["env", "delete", "cli-vms", "--follow"], timeout: 120).status, 0)
         }
-    }
-
-    /// The `lab` connection and a `web` role, set up through the API as an administrator would.
-    private func addLabRole(_ server: RunningServer, token: String, vcsim: VcsimProcess) async throws {
-        var connection: [String: Any] = ["name": "lab", "url": vcsim.url, "username": vcsim.username, "password": vcsim.password]
-        connection["thumbprint"] = vcsim.thumbprint
-        let created = try await post(server.url + "/api/v1/connections", connection, token: token)
-        let connectionID = try XCTUnwrap(created["id"] as? String, "\(created)")
-        _ = try await post(
-            server.url + "/api/v1/roles",
-            ["name": "web", "connectionID": connectionID, "template": "tpl-web", "sshUser": "root", "services": "sshd"], token: token)
-    }
-
-    private func post(_ url: String, _ body: [String: Any], token: String) async throws -> [String: Any] {
-        var request = HTTPClientRequest(url: url)
-        request.method = .POST
-        request.headers.add(name: "Authorization", value: "Bearer \(token)")
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
-        let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
-        guard response.status.code == 201 else { throw HarnessError("POST \(url) answered \(response.status.code): \(text)") }
-        return try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] ?? [:]
     }
 }

@@ -1,6 +1,4 @@
-import AsyncHTTPClient
 import Foundation
-import NIOCore
 import XCTest
 
 /// `flotctl config …` run as a program against `flotilla serve` (issue 13): profiles listed and
@@ -74,14 +72,7 @@ final class ConfigurationClientTests: XCTestCase {
     }
 
     private func addProfile(_ server: RunningServer, token: String, document: String = profile) async throws {
-        var request = HTTPClientRequest(url: server.url + "/api/v1/service-profiles")
-        request.method = .POST
-        request.headers.add(name: "Authorization", value: "Bearer \(token)")
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(
-            ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: ["document": document, "secrets": ["api_key": "key-value-1"]])))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
-        let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
-        guard response.status.code == 201 else { throw HarnessError("adding the profile answered \(response.status.code): \(text)") }
+        try await server.sendJSON(
+            "/api/v1/service-profiles", ["document": document, "secrets": ["api_key": "key-value-1"]], token: token)
     }
 }

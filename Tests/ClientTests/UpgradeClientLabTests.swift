@@ -1,7 +1,5 @@
-import AsyncHTTPClient
 import Foundation
 import Lab
-import NIOCore
 import XCTest
 
 /// `flotctl upgrades` on real guests (issue 12): two lab `web` VMs get the sample application
@@ -71,37 +69,14 @@ final class UpgradeClientLabTests: XCTestCase {
 
     /// The `lab` connection, a `web` role and its application on the lab's Git server, through the API.
     private func addWebApplication(_ server: RunningServer, token: String, vcsim: VcsimProcess, repository: String) async throws {
-        var connection: [String: Any] = ["name": "lab", "url": vcsim.url, "username": vcsim.username, "password": vcsim.password]
-        connection["thumbprint"] = vcsim.thumbprint
-        let created = try await send(server.url + "/api/v1/connections", connection, token: token, expect: 201)
-        let connectionID = try XCTUnwrap(created["id"] as? String, "\(created)")
-        let role = try await send(
-            server.url + "/api/v1/roles",
-            ["name": "web", "connectionID": connectionID, "template": "tpl-web", "sshUser": "root", "services": "sshd"], token: token,
-            expect: 201)
-        let roleID = try XCTUnwrap(role["id"] as? String, "\(role)")
-        _ = try await send(
-            server.url + "/api/v1/roles/\(roleID)/application", put: true,
+        let roleID = try await server.addLabWebRole(token: token, vcsim: vcsim)
+        try await server.sendJSON(
+            "/api/v1/roles/\(roleID)/application", put: true,
             [
                 "repositoryKind": "git", "repositoryURL": repository, "branch": "main", "deployDirectory": "/srv/web",
                 "restartCommand": "sh restart.sh", "healthKind": "http", "healthTarget": "http://127.0.0.1:8000/health",
                 "healthTimeoutSeconds": 15,
             ], token: token, expect: 200)
-    }
-
-    /// POSTs (or with `put` PUTs) JSON with the token; the JSON answer.
-    private func send(_ url: String, put: Bool = false, _ body: [String: Any], token: String, expect: UInt) async throws -> [String: Any] {
-        var request = HTTPClientRequest(url: url)
-        request.method = put ? .PUT : .POST
-        request.headers.add(name: "Authorization", value: "Bearer \(token)")
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
-        let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
-        guard response.status.code == expect else {
-            throw HarnessError("\(request.method) \(url) answered \(response.status.code): \(text)")
-        }
-        return try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] ?? [:]
     }
 
     /// Runs the stock `git` client; its standard output.

@@ -203,12 +203,22 @@ struct DependencyChecks: Sendable {
     }
 
     private func runOnPlatform(_ input: [UInt8], timeout: Duration) async -> OriginOutcome {
+        guard let python = LocalProgram.locate("python3") else {
+            return .unavailable("cannot run the check on the platform: python3 is not installed on the platform's machine")
+        }
         do {
-            let answer = try await LocalChecker.run(["python3", "-c", Self.bootstrap], standardInput: input, timeout: timeout)
+            // The input holds the checks' passwords: it travels on standard input.
+            let answer = try await LocalProgram.run(
+                python, ["-c", Self.bootstrap],
+                environment: ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "LC_ALL": "C.UTF-8"],
+                input: Data(input),
+                timeout: timeout)
             guard answer.status == 0 else {
                 return .unavailable("the checker failed on the platform: \(Self.lastLine(answer.errorOutput))")
             }
             return try Self.decode(answer.output)
+        } catch is LocalProgram.TimedOut {
+            return .unavailable("cannot run the check on the platform: the checker did not finish within \(timeout)")
         } catch {
             return .unavailable("cannot run the check on the platform: \(FlotillaError.describe(error))")
         }
