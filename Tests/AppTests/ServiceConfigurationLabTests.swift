@@ -7,8 +7,9 @@ import XCTVapor
 @testable import App
 
 /// The spider profile end to end in the lab (issue 13 §4, root, vcsim and guest namespaces; run
-/// under the lab lock): checked, previewed and configured through the API; the web and daemon
-/// VMs' files hold the chosen dependency addresses and their services were restarted and run.
+/// under the lab lock): an environment deployed from a blueprint, then checked, previewed and
+/// configured through the API; the web and daemon VMs' files hold the chosen dependency
+/// addresses and their services were restarted and run.
 /// A profile version whose settings.py does not compile replaces nothing on any VM; one that
 /// compiles but stops its service gets the previous file back within 30 s with the service
 /// running again. The drift check then notices a file edited on a guest.
@@ -16,9 +17,15 @@ final class ServiceConfigurationLabTests: XCTestCase {
     static let dependencyRoles = ["mysql", "redis", "rabbitmq", "mongo"]
     static let targetRoles = ["web", "daemon"]
     static let lab = LabConfiguration(
-        stateDirectory: "/var/lib/flotilla-lab-configtest", roles: dependencyRoles + targetRoles, preCreatedVMs: 6,
-        pollInterval: .milliseconds(250))
+        stateDirectory: "/var/lib/flotilla-lab-configtest", roles: dependencyRoles + targetRoles, pollInterval: .milliseconds(250))
     static let secrets = ["mysql_password": "flotilla", "rabbitmq_password": "flotilla"]
+    /// The environment the profile wires: one VM of each role, created from this blueprint.
+    static let blueprint = """
+        name: spider-lab
+        roles: { mysql: 1, redis: 1, rabbitmq: 1, mongo: 1, web: 1, daemon: 1 }
+        network: { range: 10.77.60.10-10.77.60.20, netmask: 255.255.0.0, gateway: 10.77.0.1, dns: [10.77.0.1] }
+        password: shared
+        """
 
     func testSpiderProfileIsCheckedAppliedAndRevertedInTheLab() async throws {
         try await Self.lab.withApp { app, vcsim in try await exercise(app, vcsim: vcsim) }
@@ -27,13 +34,25 @@ final class ServiceConfigurationLabTests: XCTestCase {
     private func exercise(_ app: Application, vcsim: VcsimProcess) async throws {
         let admin = try TestClient(app)
         try await admin.signIn("admin", TestApp.adminPassword)
+        // The lab's connection and a role per template (the lab pre-creates no VM to adopt).
         let adopted = try await admin.adoptLab(Self.lab, vcsim: vcsim, roles: Self.dependencyRoles + Self.targetRoles)
-        XCTAssertEqual(adopted, 6)
+        XCTAssertEqual(adopted, 0)
+        let deployed = try await admin.request(
+            .POST, "/api/v1/blueprints/deploy",
+            json: Deployments.Input(blueprint: Self.blueprint, password: "Spider-pass-1", passwordConfirmation: "Spider-pass-1"))
+        XCTAssertEqual(deployed.status, .accepted, deployed.body.string)
+        let deployment = try admin.decode(Deployments.Deployment.self, deployed)
+        try await app.flotilla.jobs.waitUntilFinished(deployment.jobID)
+        let deployJob = try admin.decode(API.JobBody.self, try await admin.request(.GET, "/api/v1/jobs/\(deployment.jobID)"))
+        XCTAssertEqual(deployJob.status, "succeeded", deployJob.steps?.map(\.log).joined(separator: "\n") ?? "")
+        let environmentID = deployment.environmentID
         var byRole: [String: VM] = [:]
-        for vm in try await VM.query(on: app.db).with(\.$role).all() { byRole[vm.role.name] = vm }
+        for vm in try await VM.query(on: app.db).filter(\.$environment.$id == environmentID).with(\.$role).all() {
+            byRole[vm.role.name] = vm
+        }
+        XCTAssertEqual(byRole.count, 6, "one VM of each role from the blueprint")
         let web = try XCTUnwrap(byRole["web"])
         let daemon = try XCTUnwrap(byRole["daemon"])
-        let environmentID = web.$environment.id
         let guests = Guests(app: app)
         for (vm, service, directory) in [(web, "spider-web", "/opt/spider/web"), (daemon, "spider-daemon", "/opt/spider/daemon")] {
             try await guests.installSpiderService(

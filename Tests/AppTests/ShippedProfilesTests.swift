@@ -1,11 +1,13 @@
 import Foundation
+import Lab
 import XCTest
 
 @testable import App
 
 /// The six thesis profiles shipped in `Resources/Profiles` (SPEC CFG-1): each parses and passes
 /// validation, every file renders for the guest and for a preview (secrets masked), and every
-/// rendered Python file passes its own validate command (`python3 -m py_compile`).
+/// rendered Python file passes its own validate command (`python3 -m py_compile`), and every
+/// dependency and target is a role the lab runs.
 final class ShippedProfilesTests: XCTestCase {
     static let thesisProfiles = ["dns", "stability", "web-tampering", "spider", "web-speed-test", "third-party-notice"]
 
@@ -29,6 +31,9 @@ final class ShippedProfilesTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: work) }
         for profile in parsed.values {
             XCTAssertFalse(profile.dependencies.isEmpty, profile.name)
+            XCTAssertTrue(
+                Set(profile.dependencies.keys).isSubset(of: LabConfiguration.defaultRoles),
+                "\(profile.name): every dependency is a role the lab runs: \(profile.dependencies.keys)")
             XCTAssertTrue(Set(profile.targets.keys).isSubset(of: ["web", "daemon", "celery"]), "\(profile.name): \(profile.targets.keys)")
             var addresses: [String: String] = [:]
             for (index, role) in profile.dependencies.keys.sorted().enumerated() { addresses[role] = "10.77.9.\(index + 1)" }

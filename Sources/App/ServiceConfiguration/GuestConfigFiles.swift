@@ -113,7 +113,7 @@ struct GuestConfigFiles: Sendable {
             Command.script(
                 #"""
                 set -e
-                stamp=$1; shift
+                stamp=$1; depth=$2; shift 2
                 for p; do
                   d=${p%/*}; b=${p##*/}; n="$d/.flotilla-staged/$b"; h="$d/.flotilla-history"
                   [ -f "$n" ] || { echo "no staged version of $p" >&2; exit 21; }
@@ -122,13 +122,13 @@ struct GuestConfigFiles: Sendable {
                   if [ -f "$p" ]; then cp -p -- "$p" "$h/$b.$stamp"; else : > "$h/$b.$stamp.absent"; fi
                   i=0
                   for f in $(ls -1 -- "$h" | sort -r); do
-                    case $f in "$b".[0-9]*) i=$((i+1)); if [ $i -gt 5 ]; then rm -f -- "$h/$f"; fi;; esac
+                    case $f in "$b".[0-9]*) i=$((i+1)); if [ $i -gt "$depth" ]; then rm -f -- "$h/$f"; fi;; esac
                   done
                   mv -f -- "$n" "$p"
                   echo "$p"
                 done
                 for p; do s="${p%/*}/.flotilla-staged"; if [ ! -L "$s" ]; then rm -rf -- "$s"; fi; done
-                """#, arguments: [stamp] + paths), what: "replace the files")
+                """#, arguments: [stamp, String(Self.historyDepth)] + paths), what: "replace the files")
         return result.output.split(separator: "\n").map(String.init)
     }
 
