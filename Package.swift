@@ -67,11 +67,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Programs on the platform's own machine, run as argv with a deadline (no web framework).
+        .target(name: "ProgramRunner"),
         // Simulated guests for vcsim VMs: network/PID/UTS namespaces with sshd, driven by vSphere state.
         .target(
             name: "Lab",
             dependencies: [
                 "VSphere",
+                "ProgramRunner",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -84,6 +87,7 @@ let package = Package(
                 "Lab",
                 "Mail",
                 "Reachability",
+                "ProgramRunner",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Vapor", package: "vapor"),
                 .product(name: "Fluent", package: "fluent"),

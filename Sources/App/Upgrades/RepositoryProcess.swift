@@ -1,4 +1,5 @@
 import Foundation
+import ProgramRunner
 
 /// Runs the repository clients (`git`, `svn`, `tar`) as argv through Foundation `Process`, never
 /// through a shell, with a clean environment and a time limit, so that neither a repository URL

@@ -1,5 +1,6 @@
 import Foundation
 import NIOConcurrencyHelpers
+import ProgramRunner
 import RemoteShell
 import Vapor
 

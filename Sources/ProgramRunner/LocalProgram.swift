@@ -1,31 +1,32 @@
 import Foundation
 
-/// Runs a program on the platform's own machine (a repository client, the dependency checker):
-/// argv only, never through a shell; on a thread of its own, so the Swift concurrency pool never
+/// Runs a program on the platform's own machine (a repository client, the dependency checker,
+/// the lab's scripts): argv only, never through a shell; on a thread of its own, so the Swift concurrency pool never
 /// waits on it; both output pipes read to the end, so a chatty program cannot block on a full
 /// pipe; killed when its time is up, so a hung program cannot hold a job forever.
-enum LocalProgram {
-    struct Result: Sendable {
-        var status: Int32
-        var output: String
-        var errorOutput: String
+public enum LocalProgram {
+    public struct Result: Sendable {
+        public var status: Int32
+        public var output: String
+        public var errorOutput: String
     }
 
     /// The program did not finish within its time and was killed.
-    struct TimedOut: Error {}
+    public struct TimedOut: Error {}
 
     /// The executable `name` on the server's `PATH`, if there is one.
-    static func locate(_ name: String) -> URL? {
+    public static func locate(_ name: String) -> URL? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         return path.split(separator: ":").map { URL(fileURLWithPath: String($0)).appendingPathComponent(name) }
             .first { FileManager.default.isExecutableFile(atPath: $0.path) }
     }
 
-    /// Runs `executable` with exactly `environment`; `input`, if any, is written to its standard
-    /// input (secrets travel there, never in a command line).
-    static func run(
-        _ executable: URL, _ arguments: [String], in directory: URL? = nil, environment: [String: String], input: Data? = nil,
-        timeout: Duration
+    /// Runs `executable` with exactly `environment` (nil: the server's own); `input`, if any, is
+    /// written to its standard input (secrets travel there, never in a command line); with no
+    /// `timeout` it may run as long as it needs (the lab's own scripts).
+    public static func run(
+        _ executable: URL, _ arguments: [String], in directory: URL? = nil, environment: [String: String]? = nil,
+        input: Data? = nil, timeout: Duration? = nil
     ) async throws -> Result {
         try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
@@ -38,14 +39,14 @@ enum LocalProgram {
     }
 
     private static func runBlocking(
-        _ executable: URL, _ arguments: [String], in directory: URL?, environment: [String: String], input: Data?,
-        timeout: Duration
+        _ executable: URL, _ arguments: [String], in directory: URL?, environment: [String: String]?, input: Data?,
+        timeout: Duration?
     ) throws -> Result {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
         process.currentDirectoryURL = directory
-        process.environment = environment
+        if let environment { process.environment = environment }
         let inputPipe = input.map { _ in Pipe() }
         process.standardInput = inputPipe ?? FileHandle.nullDevice
         let output = Pipe()
@@ -57,8 +58,10 @@ enum LocalProgram {
         let deadline = DispatchWorkItem { [process] in
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         }
-        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
-        DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: deadline)
+        if let timeout {
+            let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+            DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: deadline)
+        }
         if let inputPipe, let input {
             try? inputPipe.fileHandleForWriting.write(contentsOf: input)
             try? inputPipe.fileHandleForWriting.close()
@@ -67,7 +70,7 @@ enum LocalProgram {
         let outputData = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         deadline.cancel()
-        if process.terminationReason == .uncaughtSignal { throw TimedOut() }
+        if timeout != nil, process.terminationReason == .uncaughtSignal { throw TimedOut() }
         return Result(
             status: process.terminationStatus,
             output: String(decoding: outputData, as: UTF8.self),
