@@ -35,7 +35,7 @@ func configure(_ app: Application, config: FlotillaConfig, outside: OutsideSyste
     switch config.database {
     case .sqlite(let path):
         try SQLiteSetup.prepareFiles(dataDirectory: config.dataDirectory, databasePath: path)
-        app.databases.use(.sqlite(.file(path), sqlLogLevel: .trace), as: .sqlite)
+        SQLiteSetup.use(app, path: path, config: config)
     case .postgres(let url):
         app.databases.use(try .postgres(url: url, maxConnectionsPerEventLoop: 4, sqlLogLevel: .trace), as: .psql)
     }

@@ -75,6 +75,12 @@ public struct FlotillaConfig: Sendable {
     public var resourcesDirectory: String?
     /// bcrypt work factor. Not a setting: only tests lower it, to keep the suite fast.
     public var passwordHashCost = 12
+    /// How long an SQLite connection waits for another's write lock before its statement fails.
+    /// Not a setting: only tests lower it, to see a busy database in seconds.
+    public var sqliteBusyTimeoutMilliseconds = 5000
+    /// How long a statement waits for its event loop's SQLite connection before it fails (a
+    /// 503). Not a setting: only tests lower it.
+    public var databaseConnectionWaitMilliseconds = 10_000
 
     /// Every setting the configuration understands, with its meaning (used for errors and docs).
     public static let settings: [(name: String, meaning: String)] = [

@@ -95,7 +95,7 @@ struct BearerTokenAuthenticator: AsyncMiddleware {
     private static func verdict(digest: String, for request: Request, at now: Date) async throws -> AuthenticationVerdicts.TokenVerdict {
         let verdicts = request.application.authenticationVerdicts
         if let kept = verdicts.token(digest, at: now) { return kept }
-        guard let sql = request.db as? any SQLDatabase else { throw FlotillaError(.unavailable, "tokens need an SQL database") }
+        guard let sql = request.signInDatabase as? any SQLDatabase else { throw FlotillaError(.unavailable, "tokens need an SQL database") }
         let generation = verdicts.generation
         guard
             let row = try await sql.raw(

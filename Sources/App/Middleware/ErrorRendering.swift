@@ -1,3 +1,4 @@
+import FluentSQLiteDriver
 import Vapor
 
 /// Turns every error into the answer its caller expects: `{"error":{"code","message"}}` for
@@ -77,10 +78,18 @@ struct ErrorRendering: AsyncMiddleware {
                 }
             let status = error.status == .unprocessableEntity ? .badRequest : error.status
             return (status, code, error.status == .notFound ? "not found" : error.reason)
+        case is ConnectionPoolTimeoutError:
+            // Every connection of the request's event loop was busy past the wait (SQLite under
+            // long writes): the server is fine and the request can be made again.
+            return (.serviceUnavailable, FlotillaError.Kind.unavailable.code, Self.databaseBusy)
+        case let error as SQLiteError where [.busy, .busyTimeout, .busyInRecovery, .busyInSnapshot].contains(error.reason):
+            return (.serviceUnavailable, FlotillaError.Kind.unavailable.code, Self.databaseBusy)
         default:
             return (.internalServerError, "internal", "something went wrong on the server; the error was logged")
         }
     }
+
+    private static let databaseBusy = "the database is busy; try again in a few seconds"
 
     private static func explain(_ error: DecodingError) -> String {
         func path(_ context: DecodingError.Context) -> String {

@@ -35,7 +35,9 @@ struct SessionLoader: AsyncMiddleware {
             guard kept.expiresAt > now else { return nil }
             return LoadedSession(keyDigest: digest, values: kept.values, user: try User(row: kept.userRow))
         }
-        guard let sql = request.db as? any SQLDatabase else { throw FlotillaError(.unavailable, "sessions need an SQL database") }
+        guard let sql = request.signInDatabase as? any SQLDatabase else {
+            throw FlotillaError(.unavailable, "sessions need an SQL database")
+        }
         let generation = verdicts.generation
         guard
             let row = try await sql.raw(

@@ -17,9 +17,10 @@ enum TestApp {
 
     /// - Parameter freshDatabase: false keeps what an earlier app left (a server restart).
     /// - Parameter outside: in-memory vSphere and guests for rule tests (live ones by default).
+    /// - Parameter adjust: changes what is no setting (e.g. the database's waits, shortened).
     static func make(
         _ extra: [String: String] = [:], freshDatabase: Bool = true, outside: OutsideSystems = .live,
-        beforeBoot: (Application) -> Void = { _ in }
+        beforeBoot: (Application) -> Void = { _ in }, adjust: (inout FlotillaConfig) -> Void = { _ in }
     ) async throws -> Application {
         let dataDirectory = FileManager.default.temporaryDirectory
             .appendingPathComponent("flotilla-test-\(UUID().uuidString)").path
@@ -31,6 +32,7 @@ enum TestApp {
         values.merge(extra) { _, new in new }
         var config = try FlotillaConfig(values: values)
         config.passwordHashCost = 4
+        adjust(&config)
         let app = try await Application.make(.testing)
         // The application a test gets is the server (`flotilla serve`), not the test runner's arguments.
         app.environment.arguments = ["flotilla", "serve"]
@@ -44,9 +46,9 @@ enum TestApp {
     /// Runs a test body against a fresh application and always shuts it down.
     static func run(
         _ extra: [String: String] = [:], outside: OutsideSystems = .live, beforeBoot: (Application) -> Void = { _ in },
-        _ body: (Application) async throws -> Void
+        adjust: (inout FlotillaConfig) -> Void = { _ in }, _ body: (Application) async throws -> Void
     ) async throws {
-        let app = try await make(extra, outside: outside, beforeBoot: beforeBoot)
+        let app = try await make(extra, outside: outside, beforeBoot: beforeBoot, adjust: adjust)
         do {
             try await body(app)
         } catch {
