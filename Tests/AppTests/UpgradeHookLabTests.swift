@@ -117,6 +117,10 @@ final class UpgradeHookLabTests: XCTestCase {
         print("hook lab: svn commit r\(revision) → every web VM in \(svnRollout)")
         let received = try await LogEntry.query(on: app.db).filter(\.$action == "upgrade.hook.received").count()
         XCTAssertEqual(received, 7)
+        // The upgrade log names the hook that started each rollout (issue 12 §7).
+        let started = try await LogEntry.query(on: app.db).filter(\.$kind == LogKind.upgrade.rawValue)
+            .filter(\.$action == "upgrade.start").all()
+        XCTAssertEqual(started.map { $0.operatorName?.hasPrefix("hook:") }, [true, true, true], "\(started.map(\.operatorName))")
     }
 
     private func addHook(

@@ -16,12 +16,12 @@ final class UpgradeLabTests: XCTestCase {
     static let deployDirectory = "/srv/app"
 
     func testStageSwitchCanaryGateRollbackAndHostileRevisions() async throws {
-        let repository = try SampleRepository()
+        let repository = try Self.sampleRepository()
         defer { repository.stop() }
         try await Self.lab.withApp { app, vcsim in try await exercise(app, vcsim: vcsim, repository: repository) }
     }
 
-    private func exercise(_ app: Application, vcsim: VcsimProcess, repository: SampleRepository) async throws {
+    private func exercise(_ app: Application, vcsim: VcsimProcess, repository: ServedGitRepository) async throws {
         let admin = try TestClient(app)
         try await admin.signIn("admin", TestApp.adminPassword)
         let adopted = try await admin.adoptLab(Self.lab, vcsim: vcsim, roles: ["web"], patience: .seconds(120))
@@ -192,7 +192,7 @@ final class UpgradeLabTests: XCTestCase {
     /// failing every second), resumes the rollout to the end. Then a third release removes the
     /// oldest one beyond the two kept, and every VM rolls back to a named kept release.
     func testVcsimKilledAndPlatformRestartedMidRolloutResumesThenRollsBack() async throws {
-        let repository = try SampleRepository()
+        let repository = try Self.sampleRepository()
         defer { repository.stop() }
         try await Self.restartLab.withApp(["FLOTILLA_SYNC_SECONDS": "1"]) { app, vcsim in
             let admin = try TestClient(app)
@@ -309,53 +309,15 @@ final class UpgradeLabTests: XCTestCase {
     }
 
     /// Runs a fixed script on a guest as root with the deploy directory as `$1`; its output.
+    /// The sample application: v1 and v2 healthy, v3 without its `healthy` file.
+    private static func sampleRepository() throws -> ServedGitRepository {
+        try ServedGitRepository.sampleApplication(versions: 3, isHealthy: { $0 < 3 })
+    }
+
     private func guest(_ app: Application, _ vm: VM, _ script: StaticString) async throws -> String {
         let target = try await app.flotilla.vmOperations.login.target(for: vm, user: "root")
         let result = try await app.flotilla.shell.run(
             RemoteShell.Command.script(script, arguments: [Self.deployDirectory]), on: target, timeout: .seconds(10))
         return String(decoding: result.standardOutput, as: UTF8.self)
-    }
-}
-
-/// The sample application in a bare Git repository served by `git daemon` on loopback: v1 and
-/// v2 healthy, v3 without its `healthy` file.
-private final class SampleRepository: @unchecked Sendable {
-    let root = FileManager.default.temporaryDirectory.appendingPathComponent("upgrade-lab-\(UUID().uuidString)")
-    private(set) var url = ""
-    private(set) var commits: [String: String] = [:]
-    private var daemon: Process?
-
-    init() throws {
-        let work = root.appendingPathComponent("work")
-        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-        let identity = ["-c", "user.name=Test", "-c", "user.email=test@example.invalid"]
-        try runTool("git", ["init", "-q", "-b", "main"], in: work)
-        for version in 1...3 {
-            try Data("print('version \(version)')\n".utf8).write(to: work.appendingPathComponent("app.py"))
-            let healthy = work.appendingPathComponent("healthy")
-            if version < 3 {
-                try Data("ok\n".utf8).write(to: healthy)
-            } else {
-                try FileManager.default.removeItem(at: healthy)
-            }
-            try runTool("git", ["add", "-A"], in: work)
-            try runTool("git", identity + ["commit", "-q", "-m", "version \(version)"], in: work)
-            try runTool("git", identity + ["tag", "v\(version)"], in: work)
-            commits["v\(version)"] = try runTool("git", ["rev-parse", "HEAD"], in: work).trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        let served = root.appendingPathComponent("git")
-        try FileManager.default.createDirectory(at: served, withIntermediateDirectories: true)
-        try runTool("git", ["clone", "-q", "--bare", work.path, served.appendingPathComponent("app.git").path], in: root)
-        let port = try freeLoopbackPort()
-        daemon = try launchLoopbackDaemon(
-            "git",
-            ["daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1", "--port=\(port)", "--base-path=\(served.path)", served.path],
-            port: port)
-        url = "git://127.0.0.1:\(port)/app.git"
-    }
-
-    func stop() {
-        if let daemon, daemon.isRunning { kill(daemon.processIdentifier, SIGKILL) }
-        try? FileManager.default.removeItem(at: root)
     }
 }

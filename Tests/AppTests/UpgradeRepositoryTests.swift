@@ -298,6 +298,7 @@ private final class RepositoryServers: @unchecked Sendable {
     private let lock = NSLock()
     private var started = false
     private var processes: [Process] = []
+    private var git: ServedGitRepository?
     private let root = FileManager.default.temporaryDirectory.appendingPathComponent("upgrade-repos-\(UUID().uuidString)")
     private(set) var gitURL = ""
     private(set) var svnURL = ""
@@ -324,42 +325,30 @@ private final class RepositoryServers: @unchecked Sendable {
             kill(process.processIdentifier, SIGKILL)
         }
         processes = []
+        git?.stop()
         try? FileManager.default.removeItem(at: root)
     }
 
     private func buildGitRepository() throws {
-        let work = root.appendingPathComponent("work")
-        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-        let identity = ["-c", "user.name=Test", "-c", "user.email=test@example.invalid"]
-        try runTool("git", ["init", "-q", "-b", "main"], in: work)
-        try write("print('version 1')\n", to: work.appendingPathComponent("app.py"))
-        try write("static\n", to: work.appendingPathComponent("README"))
-        try runTool("git", ["add", "."], in: work)
-        try runTool("git", identity + ["commit", "-q", "-m", "first"], in: work)
-        gitCommits["first"] = try head(work)
-        try runTool("git", identity + ["tag", "-a", "v1.0", "-m", "release 1.0"], in: work)
-        try runTool("git", ["checkout", "-q", "-b", "feature/login"], in: work)
-        try write("print('login')\n", to: work.appendingPathComponent("app.py"))
-        try runTool("git", identity + ["commit", "-q", "-am", "login"], in: work)
-        gitCommits["feature/login"] = try head(work)
-        try runTool("git", ["checkout", "-q", "-b", "evil", "main"], in: work)
-        try FileManager.default.createSymbolicLink(
-            atPath: work.appendingPathComponent("passwd").path, withDestinationPath: "../../etc/passwd")
-        try runTool("git", ["add", "passwd"], in: work)
-        try runTool("git", identity + ["commit", "-q", "-m", "escape"], in: work)
-        try runTool("git", ["checkout", "-q", "main"], in: work)
-        try write("print('version 2')\n", to: work.appendingPathComponent("app.py"))
-        try runTool("git", identity + ["commit", "-q", "-am", "second"], in: work)
-        gitCommits["main"] = try head(work)
-        let served = root.appendingPathComponent("git")
-        try FileManager.default.createDirectory(at: served, withIntermediateDirectories: true)
-        try runTool("git", ["clone", "-q", "--bare", work.path, served.appendingPathComponent("app.git").path], in: root)
-        let port = try freeLoopbackPort()
-        try launch(
-            "git",
-            ["daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1", "--port=\(port)", "--base-path=\(served.path)", served.path],
-            port: port)
-        gitURL = "git://127.0.0.1:\(port)/app.git"
+        let repository = try ServedGitRepository { work in
+            try work.write("print('version 1')\n", to: "app.py")
+            try work.write("static\n", to: "README")
+            try work.commitAll("first", name: "first")
+            try work.git("tag", "-a", "v1.0", "-m", "release 1.0")
+            try work.git("checkout", "-q", "-b", "feature/login")
+            try work.write("print('login')\n", to: "app.py")
+            try work.commitAll("login", name: "feature/login")
+            try work.git("checkout", "-q", "-b", "evil", "main")
+            try FileManager.default.createSymbolicLink(
+                atPath: work.directory.appendingPathComponent("passwd").path, withDestinationPath: "../../etc/passwd")
+            try work.commitAll("escape")
+            try work.git("checkout", "-q", "main")
+            try work.write("print('version 2')\n", to: "app.py")
+            try work.commitAll("second", name: "main")
+        }
+        git = repository
+        gitURL = repository.url
+        gitCommits = repository.commits
     }
 
     private func buildSVNRepository() throws {
@@ -398,10 +387,6 @@ private final class RepositoryServers: @unchecked Sendable {
 
     private func launch(_ name: String, _ arguments: [String], port: Int) throws {
         processes.append(try launchLoopbackDaemon(name, arguments, port: port))
-    }
-
-    private func head(_ work: URL) throws -> String {
-        try runTool("git", ["rev-parse", "HEAD"], in: work).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     private func write(_ text: String, to file: URL) throws {

@@ -9,16 +9,17 @@ import XCTVapor
 /// rollout's notification, a platform restarted mid-switch, and vSphere gone during a rollout.
 /// The same paths on real guests are in UpgradeLabTests.
 final class UpgradeRolloutRulesTests: XCTestCase {
-    private static let repository = RolloutRepository()
+    /// Tags v1 and v2, served once for the class (a static is made on first use, once).
+    private static let repository = Result { try ServedGitRepository.sampleApplication(versions: 2) }
     private static let admin = AuditLog.Actor(name: "admin", ip: nil)
     private static let plan = RolloutPlan(canary: "1", batchSize: "50%", pauseSeconds: 0)
 
     override func setUp() async throws {
-        try Self.repository.startOnce()
+        _ = try Self.repository.get()
     }
 
     override class func tearDown() {
-        repository.stop()
+        try? repository.get().stop()
     }
 
     /// The world with `count` VMs of `role` (SSH user `user`), the application on the loopback
@@ -63,7 +64,7 @@ final class UpgradeRolloutRulesTests: XCTestCase {
             let application = UpgradeApplication()
             application.roleID = try XCTUnwrap(roleID)
             application.repositoryKind = "git"
-            application.repositoryURL = Self.repository.url
+            application.repositoryURL = try Self.repository.get().url
             application.branch = "main"
             application.deployDirectory = "/srv/app"
             application.restartCommand = "sh restart.sh"
@@ -122,7 +123,8 @@ final class UpgradeRolloutRulesTests: XCTestCase {
                 kinds.isSuperset(of: [.stage, .switchRelease, .rollbackTarget, .healthCommand]), "\(kinds)")
             for call in calls {
                 XCTAssertEqual(call.user, "deploy")
-                XCTAssertTrue(call.throughSudo, "\(call.script) on \(call.host) ran without sudo -n")
+                // The health command runs the repository's code: as the role's user (UpgradeGuestUserTests).
+                XCTAssertEqual(call.throughSudo, call.script != .healthCommand, "\(call.script) on \(call.host)")
             }
         }
     }
@@ -387,43 +389,5 @@ final class UpgradeRolloutRulesTests: XCTestCase {
             try await Task.sleep(for: .milliseconds(50))
         }
         return try await condition()
-    }
-}
-
-/// A bare Git repository with tags v1 and v2 served by `git daemon` on loopback.
-private final class RolloutRepository: @unchecked Sendable {
-    private let lock = NSLock()
-    private let root = FileManager.default.temporaryDirectory.appendingPathComponent("upgrade-rollout-\(UUID().uuidString)")
-    private var daemon: Process?
-    private(set) var url = ""
-
-    func startOnce() throws {
-        lock.lock()
-        defer { lock.unlock() }
-        guard daemon == nil else { return }
-        let work = root.appendingPathComponent("work")
-        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-        let identity = ["-c", "user.name=Test", "-c", "user.email=test@example.invalid"]
-        _ = try runTool("git", ["init", "-q", "-b", "main"], in: work)
-        for version in 1...2 {
-            try Data("print('version \(version)')\n".utf8).write(to: work.appendingPathComponent("app.py"))
-            _ = try runTool("git", ["add", "-A"], in: work)
-            _ = try runTool("git", identity + ["commit", "-q", "-m", "version \(version)"], in: work)
-            _ = try runTool("git", identity + ["tag", "v\(version)"], in: work)
-        }
-        let served = root.appendingPathComponent("git")
-        try FileManager.default.createDirectory(at: served, withIntermediateDirectories: true)
-        _ = try runTool("git", ["clone", "-q", "--bare", work.path, served.appendingPathComponent("app.git").path], in: root)
-        let port = try freeLoopbackPort()
-        daemon = try launchLoopbackDaemon(
-            "git",
-            ["daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1", "--port=\(port)", "--base-path=\(served.path)", served.path],
-            port: port)
-        url = "git://127.0.0.1:\(port)/app.git"
-    }
-
-    func stop() {
-        if let daemon, daemon.isRunning { kill(daemon.processIdentifier, SIGKILL) }
-        try? FileManager.default.removeItem(at: root)
     }
 }

@@ -9,8 +9,14 @@ import RemoteShell
 ///     releases.log                  "time staged|switch ..." lines: what went where, and when
 ///
 /// The tarball travels on standard input; every script is fixed text and every value an
-/// argument, so neither revision names nor paths become shell code. Build and restart commands
-/// are the application's own (set by a system administrator) and run with `sh -c`.
+/// argument, so neither revision names nor paths become shell code. Build, restart and health
+/// commands are the application's own (set by a system administrator) and run with `sh -c`.
+///
+/// Whose rights: unpacking, the `current` link, pruning and the restart command (a service
+/// manager's) are root's work (`sudo -n` for a role user other than root). The build and the
+/// health command run the repository's code — which a push changes, and auto-upgrade deploys
+/// every push — so they run as the role's user, as Capistrano's and Deployer's deploy user
+/// does: a release with a build command is that user's, so the build can write in it.
 struct GuestReleases {
     let shell: any GuestShell
     let target: SSHTarget
@@ -37,14 +43,17 @@ struct GuestReleases {
                 if [ -f "$r/REVISION" ]; then cat >/dev/null; echo "already staged"; exit 0; fi
                 rm -rf "$r"; mkdir "$r"
                 tar -x -o -f - -C "$r"
-                if [ -n "$4" ]; then (cd "$r" && sh -c "$4") >"$r.build.log" 2>&1 || { echo "build failed:" >&2; tail -n 5 "$r.build.log" >&2; exit 4; }; fi
+                if [ -n "$4" ]; then
+                  if [ "$6" = root ]; then (cd "$r" && sh -c "$4"); else chown -R "$6" "$r" && (cd "$r" && sudo -n -u "$6" -- sh -c "$4"); fi \
+                    >"$r.build.log" 2>&1 || { echo "build failed:" >&2; tail -n 5 "$r.build.log" >&2; exit 4; }
+                fi
                 printf '%s\n' "$3" > "$r/REVISION"
                 echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) staged $n" >> "$d/releases.log"
                 cur=$(readlink "$d/current" 2>/dev/null || true); cur=${cur#releases/}
                 ls -1 "$d/releases" | grep -v '\.build\.log$' | awk -F- '{print $NF" "$0}' | sort -r | tail -n +$(($5 + 1)) |
                   while read -r t x; do if [ "$x" != "$cur" ] && [ "$x" != "$n" ]; then rm -rf "$d/releases/$x" "$d/releases/$x.build.log"; echo "removed $x"; fi; done
                 echo "staged"
-                """#, arguments: [deployDirectory, name, revision, buildCommand ?? "", String(kept)]
+                """#, arguments: [deployDirectory, name, revision, buildCommand ?? "", String(kept), user]
             ).asRoot(loggedInAs: user), input: tarball, what: "stage the release", timeout: .seconds(600))
         return result
     }
@@ -117,11 +126,11 @@ struct GuestReleases {
         return (current, kept)
     }
 
-    /// Runs the health command in the current release; true when it exits 0.
+    /// Runs the health command in the current release, as the role's user; true when it exits 0.
     func commandIsHealthy(_ command: String, deployDirectory: String) async throws -> Bool {
         let result = try await shell.run(
-            Command.script(#"cd "$1/current" && sh -c "$2" </dev/null >/dev/null 2>&1"#, arguments: [deployDirectory, command])
-                .asRoot(loggedInAs: user), on: target, standardInput: [], timeout: .seconds(15))
+            Command.script(#"cd "$1/current" && sh -c "$2" </dev/null >/dev/null 2>&1"#, arguments: [deployDirectory, command]),
+            on: target, standardInput: [], timeout: .seconds(15))
         return result.exitStatus == 0
     }
 
