@@ -203,6 +203,44 @@ final class KeptAnswersTests: XCTestCase {
         XCTAssertEqual(statistics.forgotten, [.liveHealth: 1])
     }
 
+    /// An answer read steadily is built again shortly before its end by one request, which is
+    /// itself answered from it; the others are still replayed the kept answer meanwhile, and the
+    /// successor replaces it. A change during that build keeps nothing (the next request builds).
+    func testAnAnswerEndingSoonIsBuiltAgainByOneRequestWhileItIsStillReplayed() async throws {
+        let kept = KeptAnswers()
+        let loop = MultiThreadedEventLoopGroup.singleton.any()
+        let key = KeptAnswers.Key(url: "/api/v1/dashboard", authorization: "Bearer t", cookie: nil, overHTTPS: false)
+        let start = Date()
+        let nearTheEnd = start + KeptAnswers.lifetime - KeptAnswers.refreshAhead / 2
+        func answer(_ text: String, at time: Date) -> KeptAnswers.Answer {
+            KeptAnswers.Answer(headers: [:], body: ByteBuffer(string: text), validUntil: time + KeptAnswers.lifetime, verdictGeneration: 0)
+        }
+        func lookUp(at time: Date) -> KeptAnswers.Lookup { kept.lookUp(key, at: time, verdictGeneration: 0, on: loop) }
+
+        guard case .build(let first) = lookUp(at: start) else { return XCTFail("the first request builds") }
+        kept.finish(first, for: key, with: answer("one", at: start), verdictGeneration: 0, at: start)
+        guard case .kept = lookUp(at: start + 0.1) else { return XCTFail("replayed while far from its end") }
+        guard case .keptBuildingNext(let replayed, let next) = lookUp(at: nearTheEnd) else {
+            return XCTFail("near its end, one request is replayed the answer and builds the next")
+        }
+        XCTAssertEqual(replayed.body.getString(at: 0, length: 3), "one")
+        guard case .kept = lookUp(at: nearTheEnd) else { return XCTFail("the others are replayed the kept answer meanwhile") }
+        kept.finish(next, for: key, with: answer("two", at: nearTheEnd), verdictGeneration: 0, at: nearTheEnd)
+        guard case .kept(let successor) = lookUp(at: start + KeptAnswers.lifetime + 0.1) else {
+            return XCTFail("the successor is kept past the first answer's end")
+        }
+        XCTAssertEqual(successor.body.getString(at: 0, length: 3), "two")
+
+        let later = nearTheEnd + KeptAnswers.lifetime - KeptAnswers.refreshAhead / 2
+        guard case .keptBuildingNext(_, let forgotten) = lookUp(at: later) else { return XCTFail("the successor is built again too") }
+        kept.forgetAll(because: .modelWrite)
+        kept.finish(forgotten, for: key, with: answer("stale", at: later), verdictGeneration: 0, at: later)
+        XCTAssertEqual(kept.count, 0, "a build a change forgot is not kept")
+        guard case .build(let rebuild) = lookUp(at: later) else { return XCTFail("the next request builds") }
+        kept.finish(rebuild, for: key, with: nil, verdictGeneration: 0, at: later)
+        XCTAssertEqual(kept.statistics.refreshed, 2)
+    }
+
     private static func csrfToken(in page: String) -> String? {
         guard let range = page.range(of: #"name="csrf-token" content="[^"]+""#, options: .regularExpression) else { return nil }
         return page[range].split(separator: "\"").last.map(String.init)

@@ -30,6 +30,10 @@ final class KeptAnswers: Sendable {
     static let lifetime: TimeInterval = 1
     static let capacity = 2_000
     static let byteCapacity = 64 << 20
+    /// How long before its end a kept answer is built again, by a request that is itself
+    /// answered from it: an answer read steadily is then never missing, and the requests for it
+    /// do not all wait for its rebuild once a second.
+    static let refreshAhead: TimeInterval = 0.2
 
     /// What an answer depends on besides the data: the request it was built for.
     struct Key: Hashable, Sendable {
@@ -75,6 +79,8 @@ final class KeptAnswers: Sendable {
         var replayed = 0
         /// Built their answer (nothing kept, nobody building it).
         var built = 0
+        /// Of the replayed, built the answer's successor as well (`refreshAhead`).
+        var refreshed = 0
         /// Waited for another request's build.
         var waited = 0
         /// Of those, answered afresh after all (the build had nothing to hand on: an error,
@@ -89,6 +95,9 @@ final class KeptAnswers: Sendable {
     enum Lookup {
         /// A kept answer to replay.
         case kept(Answer)
+        /// A kept answer to replay that ends within `refreshAhead`: this request also builds its
+        /// successor, and `finish` keeps it.
+        case keptBuildingNext(Answer, Build)
         /// The same request is being answered under the same generations: its answer once
         /// built, nil when there is none to hand on (then the request is answered afresh).
         case building(EventLoopFuture<Answer?>)
@@ -105,6 +114,13 @@ final class KeptAnswers: Sendable {
         var building: [Key: Build] = [:]
         var nextBuild: UInt64 = 0
         var statistics = Statistics()
+
+        mutating func startBuild(_ key: Key, verdictGeneration: UInt64, on eventLoop: any EventLoop) -> Build {
+            nextBuild &+= 1
+            let build = Build(id: nextBuild, generation: generation, verdictGeneration: verdictGeneration, promise: eventLoop.makePromise())
+            building[key] = build
+            return build
+        }
     }
 
     private let state = NIOLockedValueBox(State())
@@ -118,19 +134,19 @@ final class KeptAnswers: Sendable {
         state.withLockedValue { state in
             if let answer = state.answers[key], answer.validUntil > now, answer.verdictGeneration == verdictGeneration {
                 state.statistics.replayed += 1
-                return .kept(answer)
+                let underWay = state.building[key].map {
+                    $0.generation == state.generation && $0.verdictGeneration == verdictGeneration
+                }
+                guard answer.validUntil.timeIntervalSince(now) < Self.refreshAhead, underWay != true else { return .kept(answer) }
+                state.statistics.refreshed += 1
+                return .keptBuildingNext(answer, state.startBuild(key, verdictGeneration: verdictGeneration, on: eventLoop))
             }
             if let build = state.building[key], build.generation == state.generation, build.verdictGeneration == verdictGeneration {
                 state.statistics.waited += 1
                 return .building(build.promise.futureResult)
             }
             state.statistics.built += 1
-            state.nextBuild &+= 1
-            let build = Build(
-                id: state.nextBuild, generation: state.generation, verdictGeneration: verdictGeneration,
-                promise: eventLoop.makePromise())
-            state.building[key] = build
-            return .build(build)
+            return .build(state.startBuild(key, verdictGeneration: verdictGeneration, on: eventLoop))
         }
     }
 
@@ -216,6 +232,12 @@ struct KeptAnswersMiddleware: Middleware {
         let now = Date()
         switch kept.lookUp(key, at: now, verdictGeneration: verdicts.generation, on: request.eventLoop) {
         case .kept(let answer):
+            return request.eventLoop.makeSucceededFuture(Self.response(answer, to: request))
+        case .keptBuildingNext(let answer, let build):
+            next.respond(to: request).whenComplete { result in
+                let successor = try? result.map { Self.answered($0, to: request, at: now).answer }.get()
+                kept.finish(build, for: key, with: successor, verdictGeneration: verdicts.generation, at: Date())
+            }
             return request.eventLoop.makeSucceededFuture(Self.response(answer, to: request))
         case .building(let waited):
             return waited.hop(to: request.eventLoop).flatMap { answer in

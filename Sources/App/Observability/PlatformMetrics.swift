@@ -79,8 +79,9 @@ final class PlatformMetrics: Sendable {
     /// answers' counts since its start (by outcome, and how often all were forgotten, by cause).
     func exposition(database: any Database, keptAnswers: KeptAnswers.Statistics, now: Date = Date()) async throws -> String {
         let outcomes = [
-            ("replayed", keptAnswers.replayed), ("built", keptAnswers.built), ("waited", keptAnswers.waited),
-            ("waited_then_built", keptAnswers.waitedThenBuilt), ("forgotten_while_built", keptAnswers.forgottenWhileBuilt),
+            ("replayed", keptAnswers.replayed), ("refreshed", keptAnswers.refreshed), ("built", keptAnswers.built),
+            ("waited", keptAnswers.waited), ("waited_then_built", keptAnswers.waitedThenBuilt),
+            ("forgotten_while_built", keptAnswers.forgottenWhileBuilt),
         ]
         for (outcome, count) in outcomes {
             CoreMetrics.Gauge(label: Name.keptAnswers, dimensions: [("outcome", outcome)], factory: factory).record(Double(count))
