@@ -13,8 +13,9 @@ import Vapor
 /// Claiming is on the path of every step, so it stays short: the loop's statements and the
 /// steps' ends go over `claims` (on PostgreSQL a connection that running steps' work never
 /// holds), a claim is one round trip, the loop claims again as soon as a step's end is written
-/// (before its audit entry), and other instances' changes arrive by LISTEN/NOTIFY
-/// (`JobWakeups`) rather than at the next poll. The engine runs on an event loop (the one of
+/// (before its audit entry, and before any other statement of the round), and other
+/// instances' changes arrive by LISTEN/NOTIFY (`JobWakeups`) rather than at the next poll: only
+/// those that leave work for others (the instance that ends a step fills its slot itself). The engine runs on an event loop (the one of
 /// its `claims` connection), not on the cooperative pool: the steps' own work keeps that pool's
 /// few threads busy, and a round of the loop waiting for a free thread between each end, wake
 /// and claim was where most of the time from a step's end to the next claim went.
@@ -232,27 +233,17 @@ actor JobEngine {
         wake()
     }
 
-    /// One round: react to cancel requests and lost leases, renew leases, take over expired
-    /// ones, claim what fits. False ends the loop.
+    /// One round: claim what fits, react to cancel requests and lost leases, take over expired
+    /// leases, renew this instance's. False ends the loop.
     private func tick() async -> Bool {
         guard !Task.isCancelled, let owner else { return false }
         wakeRequested = false
         var claimedFully = false
         do {
             let rows = try JobStepRows(claims)
-            // Once a poll at most (a second while other instances' changes are heard), however
-            // often finished steps wake the loop, unless a notification asks for it.
-            let lookEvery = listening == nil ? timing.poll : timing.lookWhileListening
-            if lookRequested || ContinuousClock.now - lastLook >= lookEvery {
-                lookRequested = false
-                lastLook = .now
-                try await watchRunning(rows)
-                if onlyJob == nil { try await takeOver(rows) }
-            }
-            if ContinuousClock.now - lastRenewal >= timing.renewEvery {
-                lastRenewal = .now
-                try await rows.renew(leased, owner: owner, lease: timing.lease)
-            }
+            // The claim first: the round that a step's end started fills its slot without
+            // waiting for the looks and renewals below (they came first and made the slowest
+            // claims, one round a second).
             let capacity = perInstance - leased.count
             let started = ContinuousClock.now
             let claimed = try await rows.claim(
@@ -266,6 +257,20 @@ actor JobEngine {
             try await rows.markJobsRunning(unmarked)
             markedRunning.formUnion(unmarked)
             claimedFully = capacity > 0 && claimed.count == capacity
+            // Once a poll at most (a second while other instances' changes are heard), however
+            // often finished steps wake the loop, unless a notification asks for it. Steps it
+            // queued again are claimed by the next round, at once.
+            let lookEvery = listening == nil ? timing.poll : timing.lookWhileListening
+            if lookRequested || ContinuousClock.now - lastLook >= lookEvery {
+                lookRequested = false
+                lastLook = .now
+                try await watchRunning(rows)
+                if onlyJob == nil, try await takeOver(rows) { wakeRequested = true }
+            }
+            if ContinuousClock.now - lastRenewal >= timing.renewEvery {
+                lastRenewal = .now
+                try await rows.renew(leased, owner: owner, lease: timing.lease)
+            }
         } catch {
             guard !Task.isCancelled else { return false }
             logger.warning("job engine: \(String(reflecting: error))")
@@ -299,9 +304,10 @@ actor JobEngine {
         }
     }
 
-    private func takeOver(_ rows: JobStepRows) async throws {
+    /// Takes over steps whose lease expired; true when it queued some again.
+    private func takeOver(_ rows: JobStepRows) async throws -> Bool {
         let registry = registry.withLockedValue { $0 }
-        let ended = try await rows.takeOverExpired(except: Array(running.keys)) { orphan in
+        let takenOver = try await rows.takeOverExpired(except: Array(running.keys)) { orphan in
             if orphan.cancel_requested { return .end(.cancelled, "cancelled: the job was asked to stop") }
             switch (try? registry.entry(orphan.kind))?.rerunRule {
             case .idempotent: return .requeue("queued again: running it again is safe")
@@ -310,7 +316,7 @@ actor JobEngine {
             case nil: return .end(.needsAttention, "no step kind '\(orphan.kind ?? "")' is registered")
             }
         }
-        for orphan in ended {
+        for orphan in takenOver.ended {
             try await rows.endQueued(
                 of: orphan.job_id, afterPhase: orphan.phase, as: .cancelled, line: "skipped: an earlier step did not succeed")
             try await rows.finishJobIfDone(orphan.job_id)
@@ -319,6 +325,7 @@ actor JobEngine {
             try await rows.endQueued(of: job, as: .cancelled, line: "cancelled before it started")
             try await rows.finishJobIfDone(job)
         }
+        return takenOver.requeued > 0
     }
 
     private func stopLocally(_ id: UUID, _ reason: StopReason) {
@@ -352,11 +359,12 @@ actor JobEngine {
         return kept
     }
 
+    /// A step's task is over. Its slot is free for a claim now unless its end was written
+    /// (`end` woke the loop then already; waking it again made one empty claim per step).
     private func ended(_ id: UUID) {
-        if let jobID = running.removeValue(forKey: id)?.jobID, !running.values.contains(where: { $0.jobID == jobID }) {
-            markedRunning.remove(jobID)
-        }
-        wake()
+        guard let step = running.removeValue(forKey: id) else { return }
+        if !running.values.contains(where: { $0.jobID == step.jobID }) { markedRunning.remove(step.jobID) }
+        if !step.settled { wake() }
     }
 
     // MARK: - Running one step

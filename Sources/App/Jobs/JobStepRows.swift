@@ -44,17 +44,19 @@ struct JobStepRows: Sendable {
     /// `perConnection` running steps counted over every instance.
     ///
     /// One statement picks, limits and takes the steps. On PostgreSQL it is one round trip to
-    /// `flotilla_claim_job_steps` (migration 018), which takes a transaction-level advisory
-    /// lock first, so claimers of all instances take turns, the statement's snapshot holds
-    /// every step claimed before it and the per-connection count is exact (steps that end
-    /// meanwhile only make it too cautious until the next round), then claims with
-    /// `FOR UPDATE SKIP LOCKED`. SQLite runs the same statement here: one writer, one instance.
+    /// `claimFunction` (migration 024) around `flotilla_claim_job_steps` (migration 018), which
+    /// takes a transaction-level advisory lock first, so claimers of all instances take turns,
+    /// the statement's snapshot holds every step claimed before it and the per-connection count
+    /// is exact (steps that end meanwhile only make it too cautious until the next round), then
+    /// claims with `FOR UPDATE SKIP LOCKED`; a claim that got all `limit` steps wakes the other
+    /// instances, as more may be runnable. SQLite runs the same statement here: one writer, one
+    /// instance.
     func claim(limit: Int, perConnection: Int, owner: UUID, lease: TimeInterval, onlyJob: UUID?) async throws -> [Claimed] {
         guard limit > 0 else { return [] }
         if isPostgres {
             return try await sql.raw(
                 """
-                SELECT id, job_id, kind, parameters, title, vm_name, vm_role, phase, attempts FROM flotilla_claim_job_steps(
+                SELECT id, job_id, kind, parameters, title, vm_name, vm_role, phase, attempts FROM \(unsafeRaw: Self.claimFunction)(
                 \(bind: limit), \(bind: perConnection), \(bind: owner), \(bind: Int(lease)), CAST(\(bind: onlyJob) AS uuid),
                 \(bind: Date()))
                 """
@@ -91,6 +93,10 @@ struct JobStepRows: Sendable {
             """
         ).all(decoding: Claimed.self)
     }
+
+    /// The PostgreSQL function that claims (migration 024): `flotilla_claim_job_steps`, then a
+    /// `queued` notification when it took all it was asked for.
+    static let claimFunction = "flotilla_claim_job_steps_telling_others"
 
     /// Claimers of every instance take turns on this PostgreSQL advisory lock (taken by
     /// `flotilla_claim_job_steps`, migration 018; never change it).
@@ -154,9 +160,16 @@ struct JobStepRows: Sendable {
         case end(JobStatus, String)
     }
 
+    /// What a takeover did: steps queued again (to be claimed), and steps ended, whose jobs may
+    /// now be finished.
+    struct TakenOver: Sendable {
+        var requeued = 0
+        var ended: [Orphan] = []
+    }
+
     /// Takes over running steps whose lease expired, each as `decide` says (from its kind's
-    /// rerun rule); returns the steps that ended, whose jobs may now be finished.
-    func takeOverExpired(except ours: [UUID], decide: @escaping @Sendable (Orphan) -> Takeover) async throws -> [Orphan] {
+    /// rerun rule).
+    func takeOverExpired(except ours: [UUID], decide: @escaping @Sendable (Orphan) -> Takeover) async throws -> TakenOver {
         let now = Date()
         let probe = try await sql.raw(
             """
@@ -164,7 +177,7 @@ struct JobStepRows: Sendable {
             AND (lease_expires_at IS NULL OR lease_expires_at < \(DatabaseClock.expression(on: sql))) LIMIT 1
             """
         ).all()
-        guard !probe.isEmpty else { return [] }
+        guard !probe.isEmpty else { return TakenOver() }
         let postgres = isPostgres
         return try await transaction { sql in
             var query = SQLQueryString(
@@ -174,7 +187,7 @@ struct JobStepRows: Sendable {
                 AND (s.lease_expires_at IS NULL OR s.lease_expires_at < \(DatabaseClock.expression(on: sql))) LIMIT 200
                 """)
             if postgres { query.appendInterpolation(" FOR UPDATE OF s SKIP LOCKED" as SQLQueryString) }
-            var ended: [Orphan] = []
+            var takenOver = TakenOver()
             for orphan in try await sql.raw(query).all(decoding: Orphan.self) where !ours.contains(orphan.id) {
                 let line = Self.logLine(
                     "its instance \(orphan.lease_owner.map { String($0.uuidString.prefix(8)) } ?? "(unknown)") stopped running it")
@@ -186,6 +199,7 @@ struct JobStepRows: Sendable {
                         log = log || \(bind: line + Self.logLine(how)) WHERE id = \(bind: orphan.id)
                         """
                     ).run()
+                    takenOver.requeued += 1
                 case .end(let status, let reason):
                     let ending = status == .needsAttention ? "needs attention: \(reason)" : reason
                     try await sql.raw(
@@ -195,10 +209,10 @@ struct JobStepRows: Sendable {
                         log = log || \(bind: line + Self.logLine(ending)) WHERE id = \(bind: orphan.id)
                         """
                     ).run()
-                    ended.append(orphan)
+                    takenOver.ended.append(orphan)
                 }
             }
-            return ended
+            return takenOver
         }
     }
 

@@ -3,16 +3,19 @@ import Vapor
 
 /// Tells this instance's job engine at once when another instance changed the queue (SPEC
 /// BEY-8): PostgreSQL's LISTEN on a connection of its own, fed by the triggers of migration
-/// 016 (`CreateJobQueueNotifications`). The engine still polls, so a lost connection only
-/// makes it slower until this one is back.
+/// 016 (`CreateJobQueueNotifications`) and the claim function of migration 024
+/// (`NotifyOnlyWorkLeftForOthers`). Only work that the instance making a change does not take
+/// itself is announced: each step's end woke every instance before, several claims per end.
+/// The engine still polls, so a lost connection only makes it slower until this one is back.
 struct JobWakeups: Sendable {
     static let channel = "flotilla_jobs"
 
     /// What changed; the payload of each notification.
     enum Signal: String, CaseIterable, Sendable {
-        /// Steps were submitted.
+        /// Steps were submitted, or an instance claimed all it could take: more may be runnable.
         case queued
-        /// A running step ended or was queued again: a slot is free, or a phase may start.
+        /// A running step was queued again, or ended by another than its lease's live holder
+        /// (which claims again itself after its own ends): a slot is free, or a phase may start.
         case ended
         /// An instance gave a running step back at shutdown: it is to be taken over.
         case released

@@ -76,4 +76,6 @@ func registerMigrations(_ app: Application) {
     app.migrations.add(AddAgentStatusInstance())
     // 018: a job step claim in one round trip on PostgreSQL (advisory lock, then the claim).
     app.migrations.add(CreateJobStepClaimFunction())
+    // 024: only work left for others wakes other instances (no notification per step's end).
+    app.migrations.add(NotifyOnlyWorkLeftForOthers())
 }
