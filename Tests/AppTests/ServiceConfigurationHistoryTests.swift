@@ -15,7 +15,7 @@ final class ServiceConfigurationHistoryTests: XCTestCase {
         let path = folder + "/app/settings.py"
         let user = NSUserName()
         let guest = GuestConfigFiles(
-            shell: LocalGuestShell(), target: SSHTarget(host: "localhost", user: user, authentication: .password("unused")))
+            shell: ThisMachineAsGuest(), target: SSHTarget(host: "localhost", user: user, authentication: .password("unused")))
         let first = Date(timeIntervalSince1970: 1_790_000_000)
         let versions = GuestConfigFiles.historyDepth + 3
         for version in 1...versions {
@@ -45,36 +45,4 @@ final class ServiceConfigurationHistoryTests: XCTestCase {
         try await guest.revert([path], stamp: ConfigApplyStep.stamp(first.addingTimeInterval(Double(versions))))
         XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "VERSION = \(versions - 1)\n")
     }
-}
-
-/// Runs a guest's commands with this machine's `sh` as the current user (the scripts of
-/// `GuestConfigFiles` are plain POSIX sh over quoted arguments, so they run here as on a guest).
-private struct LocalGuestShell: GuestShell {
-    func run(_ command: Command, on target: SSHTarget, standardInput: [UInt8], timeout: Duration?) async throws -> CommandResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", command.commandLine]
-        let input = Pipe()
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        input.fileHandleForWriting.write(Data(standardInput))
-        try input.fileHandleForWriting.close()
-        let standardOutput = output.fileHandleForReading.readDataToEndOfFile()
-        let standardError = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return CommandResult(
-            exitStatus: Int(process.terminationStatus), standardOutput: Array(standardOutput), standardError: Array(standardError))
-    }
-
-    func hostKey(of target: SSHTarget) async throws -> SSHHostKey {
-        throw GuestConfigFiles.Failure(description: "a local shell has no host key")
-    }
-
-    func closeConnections(toHost host: String) async {}
-
-    func shutdown() async {}
 }
