@@ -229,6 +229,9 @@ final class MetricsTests: XCTestCase {
             XCTAssertTrue(text.contains(#"flotilla_vms{state="poweredOff"} 0.0"#), text)
             XCTAssertTrue(text.contains("flotilla_reachability_sweep_duration_seconds_count 2"), text)
             XCTAssertTrue(text.contains(#"flotilla_kept_answers{outcome="replayed"} 1.0"#), "the second summary was replayed: \(text)")
+            XCTAssertTrue(
+                text.contains(#"flotilla_http_requests_total{method="GET",route="/api/v1/dashboard",status="200"} 2"#),
+                "the replayed summary is counted under its route like the built one: \(text)")
             XCTAssertTrue(text.contains(#"flotilla_kept_answers_forgotten{cause="request"} 1.0"#), "the sign-in forgot them: \(text)")
             XCTAssertFalse(text.contains(token))
         }

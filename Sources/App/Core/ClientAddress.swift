@@ -25,11 +25,13 @@ extension Request {
     }
 
     /// Whether the browser reached Flotilla over HTTPS (directly or through a trusted proxy).
+    /// The header is looked at before the peer (every replayed kept answer asks this; most
+    /// requests carry no such header, and parsing the peer's address costs more).
     var arrivedOverHTTPS: Bool {
         if url.scheme == "https" { return true }
-        guard let peerText = remoteAddress?.ipAddress, let peer = IPAddress(peerText),
-            application.flotilla.config.trustedProxies.contains(where: { $0.contains(peer) })
+        guard headers.first(name: "X-Forwarded-Proto")?.lowercased() == "https",
+            let peerText = remoteAddress?.ipAddress, let peer = IPAddress(peerText)
         else { return false }
-        return headers.first(name: "X-Forwarded-Proto")?.lowercased() == "https"
+        return application.flotilla.config.trustedProxies.contains(where: { $0.contains(peer) })
     }
 }

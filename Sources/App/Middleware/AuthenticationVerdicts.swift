@@ -53,15 +53,18 @@ final class AuthenticationVerdicts: Sendable {
     /// write was under way is not kept.
     var generation: UInt64 { state.withLockedValue { $0.generation } }
 
-    func session(_ digest: String, at now: Date) -> SessionVerdict? {
+    /// The kept verdict of a session, fresh at `now`, or at any moment since `start` (a
+    /// request that began then and was signed in by it).
+    func session(_ digest: String, at now: Date, since start: Date? = nil) -> SessionVerdict? {
         state.withLockedValue { state in
-            state.sessions[digest].flatMap { Self.isFresh($0.readAt, at: now) ? $0.verdict : nil }
+            state.sessions[digest].flatMap { Self.isFresh($0.readAt, since: start ?? now, until: now) ? $0.verdict : nil }
         }
     }
 
-    func token(_ digest: String, at now: Date) -> TokenVerdict? {
+    /// The kept verdict of a token, fresh at `now`, or at any moment since `start`.
+    func token(_ digest: String, at now: Date, since start: Date? = nil) -> TokenVerdict? {
         state.withLockedValue { state in
-            state.tokens[digest].flatMap { Self.isFresh($0.readAt, at: now) ? $0.verdict : nil }
+            state.tokens[digest].flatMap { Self.isFresh($0.readAt, since: start ?? now, until: now) ? $0.verdict : nil }
         }
     }
 
@@ -103,9 +106,9 @@ final class AuthenticationVerdicts: Sendable {
         }
     }
 
-    private static func isFresh(_ readAt: Date, at now: Date) -> Bool {
-        let age = now.timeIntervalSince(readAt)
-        return age >= 0 && age < lifetime
+    /// Whether a verdict read at `readAt` was fresh at some moment from `start` to `now`.
+    private static func isFresh(_ readAt: Date, since start: Date, until now: Date) -> Bool {
+        readAt <= now && start.timeIntervalSince(readAt) < lifetime
     }
 }
 

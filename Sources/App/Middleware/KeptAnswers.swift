@@ -37,7 +37,9 @@ final class KeptAnswers: Sendable {
 
     /// What an answer depends on besides the data: the request it was built for.
     struct Key: Hashable, Sendable {
-        var url: String
+        /// The path and query as parsed (Vapor's `URI.string` rebuilds the text through
+        /// Foundation on every call, which costs more than the rest of a replay's lookup).
+        var url: URI
         var authorization: String?
         var cookie: String?
         var overHTTPS: Bool
@@ -50,6 +52,8 @@ final class KeptAnswers: Sendable {
         var validUntil: Date
         /// The sign-in verdicts' generation the answer was built under.
         var verdictGeneration: UInt64
+        /// The pattern of the route that built it, which `/metrics` counts a replay under.
+        var route: String
     }
 
     /// A request answering its key for those that arrive meanwhile (`Lookup.build`).
@@ -115,6 +119,15 @@ final class KeptAnswers: Sendable {
         var nextBuild: UInt64 = 0
         var statistics = Statistics()
 
+        /// The valid answer kept for `key`, and whether it ends within `refreshAhead` with
+        /// nobody building its successor.
+        func kept(_ key: Key, at now: Date, verdictGeneration: UInt64) -> (Answer, dueForRebuild: Bool)? {
+            guard let answer = answers[key], answer.validUntil > now, answer.verdictGeneration == verdictGeneration else { return nil }
+            guard answer.validUntil.timeIntervalSince(now) < KeptAnswers.refreshAhead else { return (answer, false) }
+            let successorUnderWay = building[key].map { $0.generation == generation && $0.verdictGeneration == verdictGeneration } ?? false
+            return (answer, !successorUnderWay)
+        }
+
         mutating func startBuild(_ key: Key, verdictGeneration: UInt64, on eventLoop: any EventLoop) -> Build {
             nextBuild &+= 1
             let build = Build(id: nextBuild, generation: generation, verdictGeneration: verdictGeneration, promise: eventLoop.makePromise())
@@ -130,14 +143,24 @@ final class KeptAnswers: Sendable {
 
     var statistics: Statistics { state.withLockedValue { $0.statistics } }
 
+    /// The kept answer for `key` when it is replayed as it is; nil when there is none, or when
+    /// it is due for its rebuild and nobody builds it yet (then `lookUp` starts that build).
+    /// `KeptAnswersResponder` asks this before routing.
+    func replay(_ key: Key, at now: Date, verdictGeneration: UInt64) -> Answer? {
+        state.withLockedValue { state in
+            guard case let (answer, dueForRebuild)? = state.kept(key, at: now, verdictGeneration: verdictGeneration), !dueForRebuild else {
+                return nil
+            }
+            state.statistics.replayed += 1
+            return answer
+        }
+    }
+
     func lookUp(_ key: Key, at now: Date, verdictGeneration: UInt64, on eventLoop: any EventLoop) -> Lookup {
         state.withLockedValue { state in
-            if let answer = state.answers[key], answer.validUntil > now, answer.verdictGeneration == verdictGeneration {
+            if case let (answer, dueForRebuild)? = state.kept(key, at: now, verdictGeneration: verdictGeneration) {
                 state.statistics.replayed += 1
-                let underWay = state.building[key].map {
-                    $0.generation == state.generation && $0.verdictGeneration == verdictGeneration
-                }
-                guard answer.validUntil.timeIntervalSince(now) < Self.refreshAhead, underWay != true else { return .kept(answer) }
+                guard dueForRebuild else { return .kept(answer) }
                 state.statistics.refreshed += 1
                 return .keptBuildingNext(answer, state.startBuild(key, verdictGeneration: verdictGeneration, on: eventLoop))
             }
@@ -205,7 +228,7 @@ final class KeptAnswers: Sendable {
 extension KeptAnswers.Key {
     init(_ request: Request) {
         self.init(
-            url: request.url.string, authorization: request.headers.first(name: .authorization),
+            url: request.url, authorization: request.headers.first(name: .authorization),
             cookie: request.headers.first(name: .cookie), overHTTPS: request.arrivedOverHTTPS)
     }
 }
@@ -270,30 +293,34 @@ struct KeptAnswersMiddleware: Middleware {
         // Per reader: no shared cache may keep it, and a browser asks again each time.
         response.headers.replaceOrAdd(name: .cacheControl, value: "private, no-cache")
         let verdicts = request.application.authenticationVerdicts
-        let answer = credentialsValidUntil(request, verdicts: verdicts, at: Date()).map { validUntil in
+        // A verdict that ended while the answer was built still signed the request in: it
+        // must not drop the answer (the requests waiting for this build would each build their own).
+        let answer = credentialsValidUntil(request, verdicts: verdicts, since: now).map { validUntil in
             KeptAnswers.Answer(
                 headers: response.headers, body: body,
-                validUntil: min(validUntil, now.addingTimeInterval(KeptAnswers.lifetime)), verdictGeneration: verdicts.generation)
+                validUntil: min(validUntil, now.addingTimeInterval(KeptAnswers.lifetime)), verdictGeneration: verdicts.generation,
+                route: RequestMetrics.route(of: request))
         }
         return (notModified(response.headers, to: request) ?? response, answer)
     }
 
-    /// When the request's session and token expire, as their kept sign-in verdicts say; nil
-    /// (keep nothing) when a credential it carries has no kept verdict.
-    private static func credentialsValidUntil(_ request: Request, verdicts: AuthenticationVerdicts, at now: Date) -> Date? {
+    /// When the request's session and token expire, as their sign-in verdicts kept since the
+    /// request began say; nil (keep nothing) when a credential it carries has none.
+    private static func credentialsValidUntil(_ request: Request, verdicts: AuthenticationVerdicts, since start: Date) -> Date? {
+        let now = Date()
         var validUntil = Date.distantFuture
         if request.headers.first(name: .cookie) != nil, let session = request.loadedSession {
-            guard let verdict = verdicts.session(session.keyDigest, at: now) else { return nil }
+            guard let verdict = verdicts.session(session.keyDigest, at: now, since: start) else { return nil }
             validUntil = min(validUntil, verdict.expiresAt)
         }
         if let bearer = request.headers.bearerAuthorization {
-            guard let verdict = verdicts.token(APIToken.digest(of: bearer.token), at: now) else { return nil }
+            guard let verdict = verdicts.token(APIToken.digest(of: bearer.token), at: now, since: start) else { return nil }
             validUntil = min(validUntil, verdict.expiresAt ?? .distantFuture)
         }
         return validUntil
     }
 
-    private static func response(_ answer: KeptAnswers.Answer, to request: Request) -> Response {
+    fileprivate static func response(_ answer: KeptAnswers.Answer, to request: Request) -> Response {
         notModified(answer.headers, to: request) ?? Response(status: .ok, headers: answer.headers, body: .init(buffer: answer.body))
     }
 
@@ -309,6 +336,30 @@ struct KeptAnswersMiddleware: Middleware {
         unchanged.remove(name: .contentLength)
         unchanged.remove(name: .contentType)
         return Response(status: .notModified, headers: unchanged)
+    }
+}
+
+/// Replays a kept answer before Vapor routes the request and runs the middleware: the
+/// replay is the one `KeptAnswersMiddleware` would give, without the cost of routing and of
+/// the middleware chain, which for a small answer such as the dashboard summary is most of
+/// the request's time in Flotilla (issue 10's page benchmark). Anything else, and a kept
+/// answer due for its rebuild, goes on to `next` (the routes behind the middleware).
+struct KeptAnswersResponder: Responder {
+    let kept: KeptAnswers
+    let verdicts: AuthenticationVerdicts
+    let metrics: PlatformMetrics
+    let next: any Responder
+
+    func respond(to request: Request) -> EventLoopFuture<Response> {
+        let started = ContinuousClock.now
+        guard request.method == .GET,
+            let answer = kept.replay(KeptAnswers.Key(request), at: Date(), verdictGeneration: verdicts.generation)
+        else { return next.respond(to: request) }
+        let response = KeptAnswersMiddleware.response(answer, to: request)
+        metrics.recordRequest(
+            method: HTTPMethod.GET.rawValue, route: answer.route, status: response.status.code,
+            duration: ContinuousClock.now - started)
+        return request.eventLoop.makeSucceededFuture(response)
     }
 }
 
@@ -359,9 +410,14 @@ extension Application {
     }
 
     /// Keeps answers of the routes marked `keepingAnswers()`, forgotten whenever a model is
-    /// written; returns the middleware to install in front of the rest.
+    /// written, and replays them in front of the routes; returns the middleware to install in
+    /// front of the rest.
     func useKeptAnswers() -> KeptAnswersMiddleware {
         databases.middleware.use(ForgetKeptAnswersOnWrite(kept: keptAnswers))
+        responder.use { app in
+            KeptAnswersResponder(
+                kept: app.keptAnswers, verdicts: app.authenticationVerdicts, metrics: app.platformMetrics, next: app.responder.default)
+        }
         return KeptAnswersMiddleware()
     }
 }

@@ -19,6 +19,7 @@ final class PlatformMetrics: Sendable {
     private let factory: PrometheusMetricsFactory
     /// VM states reported by an earlier sweep, set to 0 when a sweep no longer sees them.
     private let sweepStates = NIOLockedValueBox<Set<String>>([])
+    private let requestRecorders = NIOLockedValueBox<[RequestLabels: RequestRecorder]>([:])
 
     init() {
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -47,12 +48,38 @@ final class PlatformMetrics: Sendable {
     /// One answered HTTP request; `route` is the route's pattern (`api/v1/vms/:id`), never the
     /// concrete path, so the number of series stays bounded.
     func recordRequest(method: String, route: String, status: UInt, duration: Duration) {
-        CoreMetrics.Counter(
-            label: Name.requests, dimensions: [("method", method), ("route", route), ("status", String(status))],
-            factory: factory
-        ).increment()
-        CoreMetrics.Timer(label: Name.requestDuration, dimensions: [("method", method), ("route", route)], factory: factory)
-            .record(duration: duration)
+        requestRecorder(method: method, route: route, status: status).record(duration)
+    }
+
+    /// The counter and timer of one method, route and status, made once per combination: the
+    /// registry finds a metric by its name and labels, which costs more than replaying a kept
+    /// answer (`KeptAnswersResponder` keeps the recorder with the answer).
+    func requestRecorder(method: String, route: String, status: UInt) -> RequestRecorder {
+        let labels = RequestLabels(method: method, route: route, status: status)
+        if let known = requestRecorders.withLockedValue({ $0[labels] }) { return known }
+        let recorder = RequestRecorder(
+            counter: CoreMetrics.Counter(
+                label: Name.requests, dimensions: [("method", method), ("route", route), ("status", String(status))],
+                factory: factory),
+            timer: CoreMetrics.Timer(label: Name.requestDuration, dimensions: [("method", method), ("route", route)], factory: factory))
+        requestRecorders.withLockedValue { $0[labels] = recorder }
+        return recorder
+    }
+
+    struct RequestRecorder: Sendable {
+        let counter: CoreMetrics.Counter
+        let timer: CoreMetrics.Timer
+
+        func record(_ duration: Duration) {
+            counter.increment()
+            timer.record(duration: duration)
+        }
+    }
+
+    private struct RequestLabels: Hashable, Sendable {
+        var method: String
+        var route: String
+        var status: UInt
     }
 
     /// One reachability sweep: how long it took and how many VMs it found in each state
