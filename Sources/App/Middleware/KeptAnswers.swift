@@ -295,9 +295,13 @@ struct KeptAnswersMiddleware: Middleware {
         let verdicts = request.application.authenticationVerdicts
         // A verdict that ended while the answer was built still signed the request in: it
         // must not drop the answer (the requests waiting for this build would each build their own).
+        // Its length stated once here, so that a replay sends the headers as they are.
+        var headers = response.headers
+        headers.remove(name: .transferEncoding)
+        headers.replaceOrAdd(name: .contentLength, value: String(body.readableBytes))
         let answer = credentialsValidUntil(request, verdicts: verdicts, since: now).map { validUntil in
             KeptAnswers.Answer(
-                headers: response.headers, body: body,
+                headers: headers, body: body,
                 validUntil: min(validUntil, now.addingTimeInterval(KeptAnswers.lifetime)), verdictGeneration: verdicts.generation,
                 route: RequestMetrics.route(of: request))
         }
@@ -320,8 +324,11 @@ struct KeptAnswersMiddleware: Middleware {
         return validUntil
     }
 
+    /// The kept answer as it was sent (`headersNoUpdate`: its length is in its headers already,
+    /// and stating it again copied every header of every replay).
     fileprivate static func response(_ answer: KeptAnswers.Answer, to request: Request) -> Response {
-        notModified(answer.headers, to: request) ?? Response(status: .ok, headers: answer.headers, body: .init(buffer: answer.body))
+        notModified(answer.headers, to: request)
+            ?? Response(status: .ok, version: .http1_1, headersNoUpdate: answer.headers, body: .init(buffer: answer.body))
     }
 
     /// `304 Not Modified` with the answer's headers when the request names its ETag.
