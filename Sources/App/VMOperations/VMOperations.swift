@@ -189,7 +189,9 @@ struct VMOperations: Sendable {
             let outcome = try await machine.rebootGuest()
             await context.log(outcome == .guest ? "rebooted through the guest" : "reset (the guest could not reboot itself)")
         }
-        placement.vm.powerState = try await machine.powerState().rawValue
+        // Where the VM is now, as the action's success says: asking vSphere again cost one
+        // more call per step (the inventory feed records whatever changes later).
+        placement.vm.powerState = (action == .off ? PowerState.poweredOff : .poweredOn).rawValue
         try await placement.vm.save(on: database)
     }
 
