@@ -293,12 +293,12 @@ struct KeptAnswersMiddleware: Middleware {
         // Per reader: no shared cache may keep it, and a browser asks again each time.
         response.headers.replaceOrAdd(name: .cacheControl, value: "private, no-cache")
         let verdicts = request.application.authenticationVerdicts
-        // A verdict that ended while the answer was built still signed the request in: it
-        // must not drop the answer (the requests waiting for this build would each build their own).
         // Its length stated once here, so that a replay sends the headers as they are.
         var headers = response.headers
         headers.remove(name: .transferEncoding)
         headers.replaceOrAdd(name: .contentLength, value: String(body.readableBytes))
+        // A verdict that ended while the answer was built still signed the request in: it
+        // must not drop the answer (the requests waiting for this build would each build their own).
         let answer = credentialsValidUntil(request, verdicts: verdicts, since: now).map { validUntil in
             KeptAnswers.Answer(
                 headers: headers, body: body,

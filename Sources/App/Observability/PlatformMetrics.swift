@@ -52,9 +52,9 @@ final class PlatformMetrics: Sendable {
     }
 
     /// The counter and timer of one method, route and status, made once per combination: the
-    /// registry finds a metric by its name and labels, which costs more than replaying a kept
-    /// answer (`KeptAnswersResponder` keeps the recorder with the answer).
-    func requestRecorder(method: String, route: String, status: UInt) -> RequestRecorder {
+    /// registry finds a metric by its name and labels, which cost more than replaying a kept
+    /// answer (`KeptAnswersResponder`).
+    private func requestRecorder(method: String, route: String, status: UInt) -> RequestRecorder {
         let labels = RequestLabels(method: method, route: route, status: status)
         if let known = requestRecorders.withLockedValue({ $0[labels] }) { return known }
         let recorder = RequestRecorder(
@@ -66,7 +66,7 @@ final class PlatformMetrics: Sendable {
         return recorder
     }
 
-    struct RequestRecorder: Sendable {
+    private struct RequestRecorder: Sendable {
         let counter: CoreMetrics.Counter
         let timer: CoreMetrics.Timer
 
