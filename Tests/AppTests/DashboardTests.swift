@@ -343,6 +343,7 @@ final class DashboardTests: XCTestCase {
                 let reference = try XCTUnwrap(record.vsphereReference)
                 let answer8 = try await world.vsphere.machine(reference)
                 XCTAssertEqual(answer8.powerState, .poweredOff)
+                XCTAssertEqual(record.powerState, "poweredOff", "the record says where the action left the VM")
             }
             let unknown = try await world.admin.request(.POST, "/api/v1/vms/power", json: API.BatchPowerInput(vms: [UUID()], action: "off"))
             XCTAssertEqual(unknown.status, .notFound)

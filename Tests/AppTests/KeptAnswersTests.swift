@@ -1,4 +1,5 @@
 import Fluent
+import NIOConcurrencyHelpers
 import SQLKit
 import XCTVapor
 
@@ -100,6 +101,41 @@ final class KeptAnswersTests: XCTestCase {
             let again = try await reader.request(.GET, "/test-slow-list")
             XCTAssertEqual(again.body.string, "slow list")
             XCTAssertEqual(app.keptAnswers.statistics.replayed, replayedBefore + 1, "the answer built across the verdict's end was kept")
+        }
+    }
+
+    /// A GET that a kept answer fits is answered in front of the routes and the middleware,
+    /// which are not asked, and counted in `/metrics` under the route that built the answer;
+    /// any other request goes on to them.
+    func testTheResponderReplaysAKeptAnswerWithoutAskingTheRoutes() async throws {
+        try await TestApp.run { app in
+            let routes = CountingResponder()
+            let kept = app.keptAnswers
+            let verdicts = app.authenticationVerdicts
+            let responder = KeptAnswersResponder(kept: kept, verdicts: verdicts, metrics: app.platformMetrics, next: routes)
+            let loop = app.eventLoopGroup.any()
+            func request(_ method: HTTPMethod) -> Request {
+                Request(
+                    application: app, method: method, url: "/api/v1/dashboard", headersNoUpdate: ["Authorization": "Bearer t"], on: loop)
+            }
+            let key = KeptAnswers.Key(request(.GET))
+            guard case .build(let build) = kept.lookUp(key, at: Date(), verdictGeneration: verdicts.generation, on: loop) else {
+                return XCTFail("nothing is kept yet")
+            }
+            let answer = KeptAnswers.Answer(
+                headers: ["Content-Length": "4"], body: ByteBuffer(string: "kept"), validUntil: Date() + KeptAnswers.lifetime,
+                verdictGeneration: verdicts.generation, route: "/api/v1/dashboard")
+            kept.finish(build, for: key, with: answer, verdictGeneration: verdicts.generation, at: Date())
+
+            let replayed = try await responder.respond(to: request(.GET)).get()
+            XCTAssertEqual(replayed.body.buffer.map { String(buffer: $0) }, "kept")
+            XCTAssertEqual(routes.count, 0, "the routes were not asked")
+            let posted = try await responder.respond(to: request(.POST)).get()
+            XCTAssertEqual(posted.status, .noContent)
+            XCTAssertEqual(routes.count, 1, "anything but a GET goes on to the routes")
+            let exposition = app.platformMetrics.registry.emitToString()
+            XCTAssertTrue(
+                exposition.contains(#"flotilla_http_requests_total{method="GET",route="/api/v1/dashboard",status="200"} 1"#), exposition)
         }
     }
 
@@ -300,5 +336,18 @@ private struct DescribeEnvironmentsStep: StepKind {
     func execute(_ description: String, context: StepContext) async throws {
         guard let sql = context.database as? any SQLDatabase else { throw FlotillaError(.unavailable, "needs SQL") }
         try await sql.raw("UPDATE environments SET description = \(bind: description)").run()
+    }
+}
+
+/// Answers `204 No Content` and counts the requests it was asked (the routes behind the
+/// kept answers' responder).
+private final class CountingResponder: Responder, Sendable {
+    private let asked = NIOLockedValueBox(0)
+
+    var count: Int { asked.withLockedValue { $0 } }
+
+    func respond(to request: Request) -> EventLoopFuture<Response> {
+        asked.withLockedValue { $0 += 1 }
+        return request.eventLoop.makeSucceededFuture(Response(status: .noContent))
     }
 }
